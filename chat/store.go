@@ -1,0 +1,88 @@
+package chat
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned by a Store when a record does not exist.
+var ErrNotFound = errors.New("chat: not found")
+
+// Store is what the core needs from durable storage. storage.Bolt implements
+// it on bbolt; chat/memstore implements it in memory for core tests; both pass
+// chat/storetest.
+//
+// Reads never wait for writes. Every write goes through Apply, which the core
+// calls from its single journal goroutine (group commit): one transaction and
+// one fsync for everything in the batch.
+//
+// Returned values are the caller's: a Store copies out of its transaction.
+type Store interface {
+	// Apply commits every change in b in one durable transaction, in this
+	// order: Apps, Users, Tokens, DelTokens, DelUserTokens, Sessions,
+	// Members, DelMembers, Messages, Summaries, Reads. All or nothing.
+	//
+	//  - Apps, Users, Sessions, Members: put (create or replace).
+	//    Putting a Session of KindPrivate indexes its Pair so that
+	//    PrivateSession finds it. Putting a Member indexes the session under
+	//    the user (UserSessions); deleting it removes that entry.
+	//  - Tokens: put, indexed under the user; DelTokens deletes by hash;
+	//    DelUserTokens deletes every token of a user.
+	//  - Messages: put under (Session, Seq). A message with a CID also
+	//    records (App, From, CID) → (Session, Seq) for CID.
+	//  - Summaries: set the session's Last* fields when Seq > LastSeq.
+	//  - Reads: raise the member's ReadSeq (never lower it; a missing member
+	//    is ignored).
+	Apply(ctx context.Context, b *Batch) error
+
+	App(ctx context.Context, id string) (App, error)
+	Apps(ctx context.Context) ([]App, error)
+	User(ctx context.Context, app, uid string) (User, error)
+	Token(ctx context.Context, hash [32]byte) (Token, error)
+	Session(ctx context.Context, id SessionID) (Session, error)
+	// PrivateSession finds the private session of a pair, in either order.
+	PrivateSession(ctx context.Context, app, a, b string) (SessionID, error)
+	Members(ctx context.Context, id SessionID) ([]Member, error)
+	Member(ctx context.Context, id SessionID, uid string) (Member, error)
+	// UserSessions lists the sessions a user is a member of, ascending.
+	UserSessions(ctx context.Context, app, uid string) ([]SessionID, error)
+	// Messages returns up to limit messages of a session with lo <= seq <= hi,
+	// ascending by seq; when newest is true it takes the newest of that range
+	// (still returned ascending). limit <= 0 means no limit.
+	Messages(ctx context.Context, id SessionID, lo, hi uint64, limit int, newest bool) ([]Message, error)
+	// CID finds the message a sender's client message id produced.
+	CID(ctx context.Context, app, from, cid string) (SessionID, uint64, error)
+	// MaxSessionID is the largest session id stored, 0 when none.
+	MaxSessionID(ctx context.Context) (SessionID, error)
+	Close() error
+}
+
+// Batch is one group commit. The zero Batch is empty.
+type Batch struct {
+	Apps          []App
+	Users         []User
+	Tokens        []Token
+	DelTokens     [][32]byte
+	DelUserTokens []UserKey
+	Sessions      []Session
+	Members       []Member
+	DelMembers    []MemberKey
+	Messages      []Message
+	Summaries     []Summary
+	Reads         []ReadMark
+}
+
+// Empty reports whether the batch changes nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads) == 0
+}
+
+// Reset empties the batch, keeping its slices' memory.
+func (b *Batch) Reset() {
+	*b = Batch{
+		Apps: b.Apps[:0], Users: b.Users[:0], Tokens: b.Tokens[:0], DelTokens: b.DelTokens[:0],
+		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
+		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
+	}
+}
