@@ -3,7 +3,10 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file is the core's Go API as the HTTP side uses it. Every method is
@@ -62,5 +65,269 @@ type Identity struct {
 	UID string
 }
 
-var _ = time.Second
-var _ = context.Background
+// ---- apps
+
+// CreateApp registers a host site. id may be empty (one is generated); it is
+// 1–64 of [a-z0-9_-]. The returned App carries its secret.
+func (c *Core) CreateApp(ctx context.Context, id, name string) (App, error) {
+	if id == "" {
+		id = "app_" + newSecret()[:12]
+	}
+	if !validName(id, 64) {
+		return App{}, Errf(CodeBadRequest, "app id must be 1-64 characters of a-z, 0-9, _ and -")
+	}
+	if name == "" {
+		name = id
+	}
+	if len(name) > 128 {
+		return App{}, Errf(CodeBadRequest, "app name longer than 128 bytes")
+	}
+	c.appMu.Lock()
+	defer c.appMu.Unlock()
+	if _, err := c.store.App(ctx, id); err == nil {
+		return App{}, Errf(CodeConflict, "app "+id+" already exists")
+	} else if !errors.Is(err, ErrNotFound) {
+		return App{}, err
+	}
+	a := App{ID: id, Name: name, Secret: newSecret(), CreatedAt: c.nowMS()}
+	if err := c.write(ctx, &Batch{Apps: []App{a}}); err != nil {
+		return App{}, err
+	}
+	return a, nil
+}
+
+// App returns one app, with its secret (the HTTP side needs it to check
+// signatures).
+func (c *Core) App(ctx context.Context, id string) (App, error) {
+	a, err := c.store.App(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return App{}, Errf(CodeNotFound, "no app "+clip(id, 64))
+	}
+	return a, err
+}
+
+// Apps lists every app.
+func (c *Core) Apps(ctx context.Context) ([]App, error) { return c.store.Apps(ctx) }
+
+// ---- users and tokens
+
+// PushUser creates or updates a user of app.
+func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, error) {
+	if _, err := c.App(ctx, app); err != nil {
+		return User{}, err
+	}
+	if in.UID == "" || len(in.UID) > 64 || strings.ContainsAny(in.UID, "\x00") || !utf8.ValidString(in.UID) {
+		return User{}, Errf(CodeBadRequest, "uid must be 1-64 bytes of UTF-8 without NUL")
+	}
+	if len(in.Nickname) > 128 || len(in.Avatar) > 1024 || len(in.Extra) > 8192 {
+		return User{}, Errf(CodeTooLarge, "nickname ≤ 128, avatar ≤ 1024 and extra ≤ 8192 bytes")
+	}
+	if len(in.Extra) > 0 && !json.Valid(in.Extra) {
+		return User{}, Errf(CodeBadRequest, "extra must be valid JSON")
+	}
+	now := c.nowMS()
+	u := User{App: app, UID: in.UID, Nickname: in.Nickname, Avatar: in.Avatar, Extra: in.Extra, CreatedAt: now, UpdatedAt: now}
+	if u.Nickname == "" {
+		u.Nickname = in.UID
+	}
+	if old, err := c.store.User(ctx, app, in.UID); err == nil {
+		u.CreatedAt = old.CreatedAt
+	}
+	if err := c.write(ctx, &Batch{Users: []User{u}}); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+// User returns one user.
+func (c *Core) User(ctx context.Context, app, uid string) (User, error) {
+	u, err := c.store.User(ctx, app, uid)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, Errf(CodeNotFound, "no user \""+clip(uid, 64)+"\" in app "+clip(app, 64))
+	}
+	return u, err
+}
+
+// IssueToken creates a chat token for an existing user. ttl <= 0 means the
+// configured default.
+func (c *Core) IssueToken(ctx context.Context, app, uid string, ttl time.Duration) (TokenGrant, error) {
+	if _, err := c.User(ctx, app, uid); err != nil {
+		return TokenGrant{}, err
+	}
+	if ttl <= 0 {
+		ttl = c.cfg.TokenTTL
+	}
+	now := c.nowMS()
+	tok := newToken()
+	t := Token{Hash: HashToken(tok), App: app, UID: uid, CreatedAt: now, ExpiresAt: now + ttl.Milliseconds()}
+	if err := c.write(ctx, &Batch{Tokens: []Token{t}}); err != nil {
+		return TokenGrant{}, err
+	}
+	return TokenGrant{Token: tok, ExpiresAt: t.ExpiresAt}, nil
+}
+
+// RevokeToken deletes one token and closes the connections logged in with it.
+func (c *Core) RevokeToken(ctx context.Context, app, token string) (kicked int, err error) {
+	h := HashToken(token)
+	t, err := c.store.Token(ctx, h)
+	if errors.Is(err, ErrNotFound) || (err == nil && t.App != app) {
+		return 0, Errf(CodeNotFound, "no such token")
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := c.write(ctx, &Batch{DelTokens: [][32]byte{h}}); err != nil {
+		return 0, err
+	}
+	return c.kick(t.App, t.UID, &h), nil
+}
+
+// RevokeUserTokens deletes every token of a user and closes all of the user's
+// connections. It returns how many were closed.
+func (c *Core) RevokeUserTokens(ctx context.Context, app, uid string) (kicked int, err error) {
+	if _, err := c.User(ctx, app, uid); err != nil {
+		return 0, err
+	}
+	if err := c.write(ctx, &Batch{DelUserTokens: []UserKey{{App: app, UID: uid}}}); err != nil {
+		return 0, err
+	}
+	return c.kick(app, uid, nil), nil
+}
+
+// kick closes the user's connections (those logged in with token h, or all).
+func (c *Core) kick(app, uid string, h *[32]byte) int {
+	n := 0
+	for _, cl := range c.userRef(app, uid).online() {
+		if h != nil && cl.tokenHash != *h {
+			continue
+		}
+		c.logout(cl, "token revoked")
+		cl.peer.Close(CloseKicked, "token revoked")
+		n++
+	}
+	return n
+}
+
+// Login checks a chat token (the HTTP user API's authentication).
+func (c *Core) Login(ctx context.Context, app, token string) (Identity, error) {
+	id, _, err := c.authenticate(ctx, app, token)
+	return id, err
+}
+
+// ---- messages and groups
+
+// Send stores a message as a user (or, with empty From, a system notice) and
+// returns once it is durable; online members receive it after that.
+func (c *Core) Send(ctx context.Context, app string, in SendInput) (SendResult, error) {
+	if in.From != "" {
+		if _, err := c.User(ctx, app, in.From); err != nil {
+			return SendResult{}, err
+		}
+	}
+	o, err := c.prepareSend(ctx, app, &in)
+	if err != nil {
+		return SendResult{}, err
+	}
+	o.res = make(chan opResult, 1)
+	if err := c.submit(ctx, o); err != nil {
+		return SendResult{}, err
+	}
+	r := <-o.res
+	return r.send, r.err
+}
+
+// CreateGroup creates a group owned by in.Owner with the given members.
+func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Session, error) {
+	if in.Owner == "" {
+		return Session{}, Errf(CodeBadRequest, "missing owner")
+	}
+	if len(in.Name) > 128 {
+		return Session{}, Errf(CodeBadRequest, "group name longer than 128 bytes")
+	}
+	if len(in.Members) > 100000 {
+		return Session{}, Errf(CodeTooLarge, "at most 100000 members at creation")
+	}
+	now := c.nowMS()
+	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindGroup, Name: in.Name, Avatar: in.Avatar,
+		Owner: in.Owner, CreatedAt: now}
+	ms := []Member{{Session: rec.ID, UID: in.Owner, Role: RoleOwner, JoinedAt: now}}
+	seen := map[string]bool{in.Owner: true}
+	for _, uid := range append([]string{in.Owner}, in.Members...) {
+		if _, err := c.User(ctx, app, uid); err != nil {
+			return Session{}, err
+		}
+		if !seen[uid] {
+			seen[uid] = true
+			ms = append(ms, Member{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now})
+		}
+	}
+	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+		return Session{}, err
+	}
+	s := c.cacheSession(&rec, ms)
+	c.groupEvent(s, s.members(), "create", in.Owner, s.members().uids())
+	c.publish(Event{Topic: TopicSession, App: app, UID: in.Owner, Session: rec.ID, Type: "group", Members: s.members().uids()})
+	return rec, nil
+}
+
+// History returns a page of a session's messages older than before (0: the
+// newest), oldest first, for the server API.
+func (c *Core) History(ctx context.Context, app string, id SessionID, before uint64, limit int) ([]Message, error) {
+	if _, err := c.session(ctx, app, id); err != nil {
+		return nil, err
+	}
+	p, err := c.historyPage(ctx, id, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	return p.Messages, nil
+}
+
+// Do runs one client action (the WebSocket request JSON) for a logged-in
+// identity and returns the reply JSON. It serves the HTTP user API; the
+// caller's connection receives no events.
+func (c *Core) Do(ctx context.Context, id Identity, req []byte) []byte {
+	p := &capturePeer{ch: make(chan []byte, 1)}
+	cl := &Client{core: c, peer: p, id: id, u: c.userRef(id.App, id.UID)}
+	cl.loggedIn.Store(true) // not registered: it receives no events
+	var r request
+	if e := decodeRequest(req, &r); e == nil && r.Action == "login" {
+		return appendError(nil, r.ID, CodeBadRequest, "already authenticated by the Authorization header")
+	} else if e == nil && r.Action == "logout" {
+		return appendError(nil, r.ID, CodeBadRequest, "logout is for connections; revoke the token instead")
+	}
+	c.handle(ctx, cl, req)
+	select {
+	case b := <-p.ch:
+		return b
+	case <-ctx.Done():
+		return appendError(nil, r.ID, CodeUnavailable, "request cancelled")
+	}
+}
+
+// capturePeer collects the one reply of a Do call.
+type capturePeer struct{ ch chan []byte }
+
+func (p *capturePeer) Send(b []byte) bool {
+	select {
+	case p.ch <- b:
+		return true
+	default:
+		return false
+	}
+}
+func (p *capturePeer) Close(int, string)  {}
+func (p *capturePeer) RemoteAddr() string { return "http" }
+
+func validName(s string, n int) bool {
+	if len(s) == 0 || len(s) > n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}

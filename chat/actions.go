@@ -1,0 +1,779 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Actions lists every client action, for docs and the unknown-action error.
+var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
+	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user"}
+
+// handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
+// caller's goroutine for Do); b is the client's own copy.
+func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
+	var r request
+	if e := decodeRequest(b, &r); e != nil {
+		c.countError(e.Code)
+		cl.reply(appendError(nil, r.ID, e.Code, e.Message))
+		return
+	}
+	if r.Action == "login" {
+		c.login(ctx, cl, &r)
+		return
+	}
+	if !cl.loggedIn.Load() {
+		c.countError(CodeUnauthorized)
+		cl.reply(appendError(nil, r.ID, CodeUnauthorized, "log in first: the first action on a connection must be login"))
+		return
+	}
+	if r.Action == "send" {
+		// Replied to after the commit, by the deliverer.
+		if err := c.sendFrom(ctx, cl, &r); err != nil {
+			cl.replyErr(r.ID, err)
+		}
+		return
+	}
+	data, err := c.dispatch(ctx, cl, &r)
+	if err != nil {
+		cl.replyErr(r.ID, err)
+		return
+	}
+	cl.reply(appendOK(nil, r.ID, data))
+}
+
+func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error) {
+	id := cl.id
+	switch r.Action {
+	case "ping":
+		return map[string]int64{"server_time": c.nowMS()}, nil
+	case "logout":
+		c.logout(cl, "logout")
+		cl.peer.Close(CloseNormal, "logged out")
+		return nil, nil
+	case "history":
+		return c.history(ctx, id, r.SessionID, r.Before, r.Limit)
+	case "sync":
+		return c.sync(ctx, id, r.SessionID, r.After, r.Limit)
+	case "sessions":
+		return c.userSessions(ctx, id)
+	case "session":
+		return c.sessionInfo(ctx, id, r.SessionID)
+	case "read":
+		return c.markRead(ctx, cl, r.SessionID, r.Seq)
+	case "private":
+		if r.UID == "" {
+			return nil, Errf(CodeBadRequest, "missing uid: whom to open a private session with")
+		}
+		s, err := c.openPrivate(ctx, id.App, id.UID, r.UID)
+		if err != nil {
+			return nil, err
+		}
+		return c.sessionView(ctx, id, s.id)
+	case "group_create":
+		s, err := c.CreateGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs})
+		if err != nil {
+			return nil, err
+		}
+		return c.sessionView(ctx, id, s.ID)
+	case "group_add":
+		return nil, c.groupAdd(ctx, id, r.SessionID, r.UIDs)
+	case "group_remove":
+		return nil, c.groupRemove(ctx, id, r.SessionID, r.UIDs)
+	case "group_leave":
+		return nil, c.groupRemove(ctx, id, r.SessionID, []string{id.UID})
+	case "user":
+		uid := r.UID
+		if uid == "" {
+			uid = id.UID
+		}
+		return c.User(ctx, id.App, uid)
+	}
+	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
+}
+
+// clientError turns any error into what a client may see.
+func (c *Core) clientError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, ErrNotFound) {
+		return Errf(CodeNotFound, "not found")
+	}
+	return Errf(CodeInternal, "internal error; the server log has details")
+}
+
+// ---- login
+
+type loginData struct {
+	UID        string `json:"uid"`
+	Nickname   string `json:"nickname"`
+	Avatar     string `json:"avatar,omitempty"`
+	ServerTime int64  `json:"server_time"`
+	ExpiresAt  int64  `json:"expires_at"`
+}
+
+func (c *Core) login(ctx context.Context, cl *Client, r *request) {
+	if cl.loggedIn.Load() {
+		cl.replyErr(r.ID, Errf(CodeConflict, "already logged in on this connection"))
+		return
+	}
+	id, tok, err := c.authenticate(ctx, r.App, r.Token)
+	if err != nil {
+		c.stats.loginFails.Add(1)
+		c.publish(Event{Topic: TopicError, App: r.App, Error: c.clientError(err), Detail: "login from " + cl.peer.RemoteAddr()})
+		cl.replyErr(r.ID, err)
+		return
+	}
+	u, err := c.User(ctx, id.App, id.UID)
+	if err != nil {
+		cl.replyErr(r.ID, err)
+		return
+	}
+	c.unauthMu.Lock()
+	delete(c.unauth, cl)
+	c.unauthMu.Unlock()
+	cl.id = id
+	cl.u = c.userRef(id.App, id.UID)
+	cl.tokenHash = tok.Hash
+	cl.since = c.nowMS()
+	cl.mu.Lock()
+	closed := cl.closed
+	if !closed {
+		cl.loggedIn.Store(true)
+	}
+	cl.mu.Unlock()
+	if closed {
+		return
+	}
+	c.stats.logins.Add(1)
+	c.stats.online.Add(1)
+	first := cl.u.add(cl)
+	if first {
+		c.stats.usersOnline.Add(1)
+	}
+	c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
+	if first {
+		c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
+	}
+	cl.reply(appendOK(nil, r.ID, loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}))
+}
+
+// authenticate checks a chat token.
+func (c *Core) authenticate(ctx context.Context, app, token string) (Identity, Token, error) {
+	if app == "" || token == "" {
+		return Identity{}, Token{}, Errf(CodeBadRequest, "login needs app and token")
+	}
+	tok, err := c.store.Token(ctx, HashToken(token))
+	if errors.Is(err, ErrNotFound) {
+		return Identity{}, Token{}, Errf(CodeUnauthorized, "invalid or revoked token")
+	}
+	if err != nil {
+		return Identity{}, Token{}, err
+	}
+	if tok.App != app {
+		return Identity{}, Token{}, Errf(CodeUnauthorized, "invalid or revoked token")
+	}
+	if tok.ExpiresAt <= c.nowMS() {
+		return Identity{}, Token{}, Errf(CodeUnauthorized, "token expired")
+	}
+	return Identity{App: tok.App, UID: tok.UID}, tok, nil
+}
+
+// logout unregisters a logged-in client. Idempotent.
+func (c *Core) logout(cl *Client, why string) {
+	if !cl.loggedIn.CompareAndSwap(true, false) {
+		return
+	}
+	c.stats.online.Add(-1)
+	last := cl.u.remove(cl)
+	c.publish(Event{Topic: TopicLogout, App: cl.id.App, UID: cl.id.UID, Detail: why})
+	if last {
+		c.stats.usersOnline.Add(-1)
+		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
+	}
+}
+
+// ---- send
+
+func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	o, err := c.prepareSend(ctx, cl.id.App, &in)
+	if err != nil {
+		return err
+	}
+	o.origin = cl
+	o.reqID = r.ID
+	return c.submit(ctx, o)
+}
+
+// prepareSend validates a send and builds its journal op.
+func (c *Core) prepareSend(ctx context.Context, app string, in *SendInput) (*op, error) {
+	if in.Type == "" {
+		return nil, Errf(CodeBadRequest, "missing type")
+	}
+	preview, e := validateContent(in.Type, in.Content, c.cfg.MaxContent)
+	if e != nil {
+		return nil, e
+	}
+	if len(in.CID) > 64 {
+		return nil, Errf(CodeBadRequest, "cid longer than 64 bytes")
+	}
+	var s *sess
+	var err error
+	switch {
+	case in.Session != 0 && in.To != "":
+		return nil, Errf(CodeBadRequest, "give session_id or to, not both")
+	case in.Session != 0:
+		s, err = c.session(ctx, app, in.Session)
+		if err != nil {
+			return nil, err
+		}
+		if in.From != "" && !s.members().has(in.From) {
+			return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(in.Session)))
+		}
+	case in.To != "" && in.From == "":
+		s, err = c.openSystem(ctx, app, in.To)
+	case in.To != "":
+		s, err = c.openPrivate(ctx, app, in.From, in.To)
+	default:
+		return nil, Errf(CodeBadRequest, "missing session_id or to: where to send")
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := &op{hasMsg: true, sess: s, preview: preview}
+	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
+		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
+	return o, nil
+}
+
+// fanout delivers a committed message to every online device of every member
+// except the connection that sent it. The event is encoded once and shared.
+func (c *Core) fanout(o *op) {
+	ev := appendMessageEvent(make([]byte, 0, 160+len(o.msg.Content)), &o.msg)
+	r := o.sess.members()
+	var n uint64
+	for _, u := range r.users {
+		for _, cl := range u.online() {
+			if cl == o.origin {
+				continue
+			}
+			n++
+			if !cl.peer.Send(ev) {
+				c.stats.dropped.Add(1)
+			}
+		}
+	}
+	c.stats.deliveries.Add(n)
+	if c.bus.active() {
+		c.publish(Event{Topic: TopicMessage, App: o.msg.App, UID: o.msg.From, Session: o.msg.Session,
+			Type: o.msg.Type, Message: &o.msg, Members: r.uids()})
+	}
+}
+
+// ---- reading
+
+type messagesPage struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+func (c *Core) pageLimit(limit int) int {
+	if limit <= 0 {
+		return c.cfg.HistoryLimit
+	}
+	return min(limit, MaxPage)
+}
+
+func (c *Core) memberSession(ctx context.Context, id Identity, sid SessionID) (*sess, error) {
+	if sid == 0 {
+		return nil, Errf(CodeBadRequest, "missing session_id")
+	}
+	s, err := c.session(ctx, id.App, sid)
+	if err != nil {
+		return nil, err
+	}
+	if !s.members().has(id.UID) {
+		return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(sid)))
+	}
+	return s, nil
+}
+
+// history returns up to limit messages before seq `before` (0: the newest).
+func (c *Core) history(ctx context.Context, id Identity, sid SessionID, before uint64, limit int) (*messagesPage, error) {
+	if _, err := c.memberSession(ctx, id, sid); err != nil {
+		return nil, err
+	}
+	return c.historyPage(ctx, sid, before, limit)
+}
+
+func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, limit int) (*messagesPage, error) {
+	limit = c.pageLimit(limit)
+	hi := ^uint64(0)
+	if before > 0 {
+		if before == 1 {
+			return &messagesPage{Messages: []Message{}}, nil
+		}
+		hi = before - 1
+	}
+	ms, err := c.store.Messages(ctx, sid, 1, hi, limit+1, true)
+	if err != nil {
+		return nil, err
+	}
+	p := &messagesPage{Messages: ms}
+	if len(ms) > limit {
+		p.Messages = ms[1:]
+		p.HasMore = true
+	}
+	if p.Messages == nil {
+		p.Messages = []Message{}
+	}
+	return p, nil
+}
+
+// sync returns up to limit messages after seq `after`, oldest first: what a
+// reconnecting client calls per session.
+func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint64, limit int) (*messagesPage, error) {
+	if _, err := c.memberSession(ctx, id, sid); err != nil {
+		return nil, err
+	}
+	limit = c.pageLimit(limit)
+	ms, err := c.store.Messages(ctx, sid, after+1, ^uint64(0), limit+1, false)
+	if err != nil {
+		return nil, err
+	}
+	p := &messagesPage{Messages: ms}
+	if len(ms) > limit {
+		p.Messages = ms[:limit]
+		p.HasMore = true
+	}
+	if p.Messages == nil {
+		p.Messages = []Message{}
+	}
+	return p, nil
+}
+
+// SessionView is a session as one member sees it.
+type SessionView struct {
+	ID          SessionID `json:"session_id"`
+	Kind        string    `json:"kind"`
+	Name        string    `json:"name,omitempty"`
+	Avatar      string    `json:"avatar,omitempty"`
+	Owner       string    `json:"owner,omitempty"`
+	Peer        string    `json:"peer,omitempty"` // private: the other uid
+	Members     []string  `json:"members,omitempty"`
+	Role        string    `json:"role"`
+	LastSeq     uint64    `json:"last_seq"`
+	ReadSeq     uint64    `json:"read_seq"`
+	Unread      uint64    `json:"unread"`
+	LastAt      int64     `json:"last_at,omitempty"`
+	LastFrom    string    `json:"last_from,omitempty"`
+	LastType    string    `json:"last_type,omitempty"`
+	LastPreview string    `json:"last_preview,omitempty"`
+	CreatedAt   int64     `json:"created_at"`
+}
+
+func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
+	rec, err := c.store.Session(ctx, sid)
+	if errors.Is(err, ErrNotFound) || (err == nil && rec.App != id.App) {
+		return nil, errNoSession(sid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.store.Member(ctx, sid, id.UID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(sid)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &SessionView{ID: rec.ID, Kind: rec.Kind.String(), Name: rec.Name, Avatar: rec.Avatar, Owner: rec.Owner,
+		Role: m.Role.String(), LastSeq: rec.LastSeq, ReadSeq: m.ReadSeq, LastAt: rec.LastAt, LastFrom: rec.LastFrom,
+		LastType: rec.LastType, LastPreview: rec.LastPreview, CreatedAt: rec.CreatedAt}
+	if rec.LastSeq > m.ReadSeq {
+		v.Unread = rec.LastSeq - m.ReadSeq
+	}
+	if rec.Kind == KindPrivate {
+		v.Peer = rec.Pair[0]
+		if v.Peer == id.UID {
+			v.Peer = rec.Pair[1]
+		}
+	}
+	return v, nil
+}
+
+func (c *Core) sessionInfo(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
+	s, err := c.memberSession(ctx, id, sid)
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.sessionView(ctx, id, sid)
+	if err != nil {
+		return nil, err
+	}
+	v.Members = s.members().uids()
+	return v, nil
+}
+
+type sessionsList struct {
+	Sessions []*SessionView `json:"sessions"`
+	Unread   uint64         `json:"unread"`
+}
+
+// userSessions lists a user's sessions, most recently active first.
+func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsList, error) {
+	ids, err := c.store.UserSessions(ctx, id.App, id.UID)
+	if err != nil {
+		return nil, err
+	}
+	out := &sessionsList{Sessions: make([]*SessionView, 0, len(ids))}
+	for _, sid := range ids {
+		v, err := c.sessionView(ctx, id, sid)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				continue // left between the index read and now
+			}
+			return nil, err
+		}
+		out.Unread += v.Unread
+		out.Sessions = append(out.Sessions, v)
+	}
+	sort.SliceStable(out.Sessions, func(i, j int) bool {
+		a, b := out.Sessions[i], out.Sessions[j]
+		ta, tb := max(a.LastAt, a.CreatedAt), max(b.LastAt, b.CreatedAt)
+		if ta != tb {
+			return ta > tb
+		}
+		return a.ID > b.ID
+	})
+	return out, nil
+}
+
+type readData struct {
+	SessionID SessionID `json:"session_id"`
+	ReadSeq   uint64    `json:"read_seq"`
+}
+
+// markRead raises the caller's read seq and tells the user's other devices
+// (and, in a private session, the peer) with a `read` event.
+func (c *Core) markRead(ctx context.Context, cl *Client, sid SessionID, seq uint64) (any, error) {
+	id := cl.id
+	s, err := c.memberSession(ctx, id, sid)
+	if err != nil {
+		return nil, err
+	}
+	if seq == 0 {
+		return nil, Errf(CodeBadRequest, "missing seq: read up to which message")
+	}
+	rec, err := c.store.Session(ctx, sid)
+	if err != nil {
+		return nil, err
+	}
+	seq = min(seq, rec.LastSeq)
+	if err := c.write(ctx, &Batch{Reads: []ReadMark{{Session: sid, UID: id.UID, Seq: seq}}}); err != nil {
+		return nil, err
+	}
+	m, err := c.store.Member(ctx, sid, id.UID)
+	if err != nil {
+		return nil, err
+	}
+	ev := appendEvent(nil, "read", struct {
+		SessionID SessionID `json:"session_id"`
+		UID       string    `json:"uid"`
+		ReadSeq   uint64    `json:"read_seq"`
+	}{sid, id.UID, m.ReadSeq})
+	for _, u := range s.members().users {
+		if u != cl.u && s.kind != KindPrivate {
+			continue
+		}
+		for _, o := range u.online() {
+			if o != cl {
+				o.reply(ev)
+			}
+		}
+	}
+	return readData{SessionID: sid, ReadSeq: m.ReadSeq}, nil
+}
+
+// ---- private and system sessions
+
+func (c *Core) lockFor(key string) *sync.Mutex {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return &c.createLocks[h%uint32(len(c.createLocks))]
+}
+
+// openPrivate finds or creates the private session of a and b.
+func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error) {
+	if a == b {
+		return nil, Errf(CodeBadRequest, "cannot open a private session with yourself")
+	}
+	key := pairKey(app, a, b)
+	c.mu.Lock()
+	sid, ok := c.pairs[key]
+	c.mu.Unlock()
+	if ok {
+		return c.session(ctx, app, sid)
+	}
+	l := c.lockFor(key)
+	l.Lock()
+	defer l.Unlock()
+	sid, err := c.store.PrivateSession(ctx, app, a, b)
+	if err == nil {
+		c.mu.Lock()
+		c.pairs[key] = sid
+		c.mu.Unlock()
+		return c.session(ctx, app, sid)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	for _, uid := range []string{a, b} {
+		if _, err := c.User(ctx, app, uid); err != nil {
+			return nil, err
+		}
+	}
+	now := c.nowMS()
+	p := [2]string{a, b}
+	if p[1] < p[0] {
+		p[0], p[1] = p[1], p[0]
+	}
+	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindPrivate, Pair: p, CreatedAt: now}
+	ms := []Member{
+		{Session: rec.ID, UID: p[0], Role: RoleMember, JoinedAt: now},
+		{Session: rec.ID, UID: p[1], Role: RoleMember, JoinedAt: now},
+	}
+	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+		return nil, err
+	}
+	s := c.cacheSession(&rec, ms)
+	c.mu.Lock()
+	c.pairs[key] = rec.ID
+	c.mu.Unlock()
+	c.publish(Event{Topic: TopicSession, App: app, UID: a, Session: rec.ID, Type: "private", Members: []string{p[0], p[1]}})
+	return s, nil
+}
+
+// openSystem finds or creates uid's system-notice session.
+func (c *Core) openSystem(ctx context.Context, app, uid string) (*sess, error) {
+	key := userKey(app, uid)
+	c.mu.Lock()
+	sid, ok := c.system[key]
+	c.mu.Unlock()
+	if ok {
+		return c.session(ctx, app, sid)
+	}
+	l := c.lockFor("\x01" + key)
+	l.Lock()
+	defer l.Unlock()
+	if _, err := c.User(ctx, app, uid); err != nil {
+		return nil, err
+	}
+	ids, err := c.store.UserSessions(ctx, app, uid)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		rec, err := c.store.Session(ctx, id)
+		if err == nil && rec.Kind == KindSystem {
+			c.mu.Lock()
+			c.system[key] = id
+			c.mu.Unlock()
+			return c.session(ctx, app, id)
+		}
+	}
+	now := c.nowMS()
+	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindSystem, Name: "system", CreatedAt: now}
+	ms := []Member{{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now}}
+	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+		return nil, err
+	}
+	s := c.cacheSession(&rec, ms)
+	c.mu.Lock()
+	c.system[key] = rec.ID
+	c.mu.Unlock()
+	return s, nil
+}
+
+// ---- groups
+
+// groupAdd adds members; owners and admins only.
+func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []string) error {
+	s, err := c.memberSession(ctx, id, sid)
+	if err != nil {
+		return err
+	}
+	if s.kind != KindGroup {
+		return Errf(CodeBadRequest, "session "+itoa(uint64(sid))+" is not a group")
+	}
+	if len(uids) == 0 {
+		return Errf(CodeBadRequest, "missing uids: whom to add")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.members()
+	if r.roles[id.UID] < RoleAdmin {
+		return Errf(CodeForbidden, "only the owner or an admin can add members")
+	}
+	now := c.nowMS()
+	var ms []Member
+	seen := map[string]bool{}
+	for _, uid := range uids {
+		if r.has(uid) || seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		if _, err := c.User(ctx, id.App, uid); err != nil {
+			return err
+		}
+		ms = append(ms, Member{Session: sid, UID: uid, Role: RoleMember, JoinedAt: now})
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	if err := c.write(ctx, &Batch{Members: ms}); err != nil {
+		return err
+	}
+	next := c.extendRoster(id.App, r, ms)
+	s.roster.Store(next)
+	added := make([]string, len(ms))
+	for i, m := range ms {
+		added[i] = m.UID
+	}
+	c.groupEvent(s, next, "add", id.UID, added)
+	return nil
+}
+
+func (c *Core) extendRoster(app string, r *roster, ms []Member) *roster {
+	all := make([]Member, 0, len(r.users)+len(ms))
+	for _, u := range r.users {
+		all = append(all, Member{UID: u.uid, Role: r.roles[u.uid]})
+	}
+	all = append(all, ms...)
+	return c.newRoster(app, all)
+}
+
+// groupRemove removes members (owner/admin), or the caller itself (leave).
+func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids []string) error {
+	s, err := c.memberSession(ctx, id, sid)
+	if err != nil {
+		return err
+	}
+	if s.kind != KindGroup {
+		return Errf(CodeBadRequest, "session "+itoa(uint64(sid))+" is not a group")
+	}
+	if len(uids) == 0 {
+		return Errf(CodeBadRequest, "missing uids: whom to remove")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.members()
+	leaving := len(uids) == 1 && uids[0] == id.UID
+	var del []MemberKey
+	gone := map[string]bool{}
+	for _, uid := range uids {
+		role, ok := r.roles[uid]
+		if !ok || gone[uid] {
+			continue
+		}
+		if !leaving {
+			if r.roles[id.UID] < RoleAdmin || role >= r.roles[id.UID] {
+				return Errf(CodeForbidden, "only the owner can remove admins, and owners or admins members")
+			}
+		}
+		gone[uid] = true
+		del = append(del, MemberKey{Session: sid, UID: uid})
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	b := &Batch{DelMembers: del}
+	// An owner who leaves hands the group to the longest-standing admin, or
+	// else member.
+	var rest []Member
+	for _, u := range r.users {
+		if !gone[u.uid] {
+			rest = append(rest, Member{UID: u.uid, Role: r.roles[u.uid]})
+		}
+	}
+	if leaving && r.roles[id.UID] == RoleOwner && len(rest) > 0 {
+		heir := 0
+		for i, m := range rest {
+			if m.Role == RoleAdmin {
+				heir = i
+				break
+			}
+		}
+		full, err := c.store.Member(ctx, sid, rest[heir].UID)
+		if err != nil {
+			return err
+		}
+		full.Role = RoleOwner
+		rest[heir].Role = RoleOwner
+		b.Members = append(b.Members, full)
+		rec, err := c.store.Session(ctx, sid)
+		if err != nil {
+			return err
+		}
+		rec.Owner = full.UID
+		b.Sessions = append(b.Sessions, rec)
+	}
+	if err := c.write(ctx, b); err != nil {
+		return err
+	}
+	next := c.newRoster(id.App, rest)
+	s.roster.Store(next)
+	removed := make([]string, 0, len(del))
+	for _, d := range del {
+		removed = append(removed, d.UID)
+	}
+	op := "remove"
+	if leaving {
+		op = "leave"
+	}
+	c.groupEvent(s, next, op, id.UID, removed)
+	// Removed users hear about it too.
+	ev := appendEvent(nil, "group", groupEventData{SessionID: s.id, Op: op, By: id.UID, UIDs: removed})
+	for _, uid := range removed {
+		for _, cl := range c.userRef(id.App, uid).online() {
+			cl.reply(ev)
+		}
+	}
+	return nil
+}
+
+type groupEventData struct {
+	SessionID SessionID `json:"session_id"`
+	Op        string    `json:"op"`
+	By        string    `json:"by"`
+	UIDs      []string  `json:"uids"`
+}
+
+func (c *Core) groupEvent(s *sess, r *roster, op, by string, uids []string) {
+	ev := appendEvent(nil, "group", groupEventData{SessionID: s.id, Op: op, By: by, UIDs: uids})
+	for _, u := range r.users {
+		for _, cl := range u.online() {
+			cl.reply(ev)
+		}
+	}
+	c.publish(Event{Topic: TopicGroup, App: s.app, UID: by, Session: s.id, Type: op, Members: uids})
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+var _ = time.Second

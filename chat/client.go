@@ -1,0 +1,143 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client is one connection as the core sees it. Created by Accept; the
+// transport calls HandleMessage for each text message and HandleClose once.
+type Client struct {
+	core *Core
+	peer Peer
+
+	mu      sync.Mutex // guards queue, running, closed
+	queue   [][]byte   // requests waiting, each a private copy
+	running bool       // a drain goroutine is working the queue
+	closed  bool
+
+	// Set once by login on the client's drain goroutine, read afterwards by
+	// that goroutine and (via loggedIn) by others.
+	loggedIn  atomic.Bool
+	id        Identity
+	u         *user
+	tokenHash [32]byte
+	since     int64 // unix ms of login
+}
+
+var _ Acceptor = (*Core)(nil)
+var _ Handler = (*Client)(nil)
+
+// Accept attaches a new connection. It must log in within Config.LoginTimeout.
+func (c *Core) Accept(p Peer) Handler {
+	cl := &Client{core: c, peer: p}
+	c.stats.clients.Add(1)
+	c.unauthMu.Lock()
+	c.unauth[cl] = time.Now().UnixNano()
+	c.unauthMu.Unlock()
+	return cl
+}
+
+// HandleMessage queues one request. It copies payload and never blocks: the
+// request runs on the client's drain goroutine, in arrival order.
+func (cl *Client) HandleMessage(payload []byte) {
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return
+	}
+	if len(cl.queue) >= cl.core.cfg.MaxQueue {
+		cl.mu.Unlock()
+		id := peekID(payload)
+		cl.core.countError(CodeRateLimited)
+		cl.reply(appendError(nil, id, CodeRateLimited, "too many requests in flight on this connection; wait for replies"))
+		return
+	}
+	cl.queue = append(cl.queue, append([]byte(nil), payload...))
+	start := !cl.running
+	cl.running = true
+	cl.mu.Unlock()
+	if start {
+		go cl.drain()
+	}
+}
+
+func (cl *Client) drain() {
+	ctx := context.Background()
+	for {
+		cl.mu.Lock()
+		if len(cl.queue) == 0 || cl.closed {
+			cl.queue = nil
+			cl.running = false
+			cl.mu.Unlock()
+			return
+		}
+		req := cl.queue[0]
+		cl.queue[0] = nil
+		cl.queue = cl.queue[1:]
+		cl.mu.Unlock()
+		cl.core.handle(ctx, cl, req)
+	}
+}
+
+// HandleClose detaches the connection.
+func (cl *Client) HandleClose() {
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return
+	}
+	cl.closed = true
+	cl.mu.Unlock()
+	c := cl.core
+	c.stats.clients.Add(-1)
+	c.unauthMu.Lock()
+	delete(c.unauth, cl)
+	c.unauthMu.Unlock()
+	if cl.loggedIn.Load() {
+		c.logout(cl, "closed")
+	}
+}
+
+// reply sends one encoded reply or event to this connection.
+func (cl *Client) reply(b []byte) {
+	if !cl.peer.Send(b) {
+		cl.core.stats.dropped.Add(1)
+	}
+}
+
+func (cl *Client) replyErr(id []byte, err error) {
+	e := cl.core.clientError(err)
+	cl.core.countError(e.Code)
+	cl.reply(appendError(nil, id, e.Code, e.Message))
+}
+
+// runSweeper closes connections that did not log in within LoginTimeout.
+func (c *Core) runSweeper(ctx context.Context) {
+	every := c.cfg.LoginTimeout / 4
+	every = min(max(every, 50*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			limit := now.Add(-c.cfg.LoginTimeout).UnixNano()
+			var late []*Client
+			c.unauthMu.Lock()
+			for cl, at := range c.unauth {
+				if at <= limit {
+					late = append(late, cl)
+					delete(c.unauth, cl)
+				}
+			}
+			c.unauthMu.Unlock()
+			for _, cl := range late {
+				cl.peer.Close(CloseLoginTimeout, "login timeout")
+			}
+		}
+	}
+}

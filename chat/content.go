@@ -1,0 +1,110 @@
+package chat
+
+import (
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+)
+
+// MessageTypes lists the message types and what their content must hold.
+var MessageTypes = map[string]string{
+	"text":     `{"text": string, non-empty}`,
+	"image":    `{"url": string, "width"?: int, "height"?: int, "size"?: int}`,
+	"voice":    `{"url": string, "duration": seconds}`,
+	"video":    `{"url": string, "duration"?: seconds, "cover"?: url}`,
+	"file":     `{"url": string, "name": string, "size"?: int}`,
+	"rich":     `{"html": string} or {"blocks": array}`,
+	"card":     `{"title": string, "url"?: string, "image"?: string, "desc"?: string}`,
+	"location": `{"lat": number, "lng": number, "name"?: string}`,
+	"custom":   `any JSON object`,
+	"notice":   `{"text": string} (system notices)`,
+}
+
+// contentFields are the fields the validators look at.
+type contentFields struct {
+	Text     *string          `json:"text"`
+	URL      *string          `json:"url"`
+	Name     *string          `json:"name"`
+	Title    *string          `json:"title"`
+	HTML     *string          `json:"html"`
+	Blocks   *json.RawMessage `json:"blocks"`
+	Duration *float64         `json:"duration"`
+	Lat      *float64         `json:"lat"`
+	Lng      *float64         `json:"lng"`
+}
+
+// validateContent checks a message's content for its type and returns the
+// session-list preview.
+func validateContent(typ string, content json.RawMessage, limit int) (string, *Error) {
+	if len(content) > limit {
+		return "", Errf(CodeTooLarge, "content is "+itoa(uint64(len(content)))+" bytes; the limit is "+itoa(uint64(limit)))
+	}
+	if _, ok := MessageTypes[typ]; !ok {
+		return "", Errf(CodeBadRequest, "unknown message type \""+clip(typ, 32)+"\"; types are text, image, voice, video, file, rich, card, location, custom, notice")
+	}
+	if len(content) == 0 {
+		return "", Errf(CodeBadRequest, "missing content")
+	}
+	var f contentFields
+	if content[0] != '{' || json.Unmarshal(content, &f) != nil {
+		return "", Errf(CodeBadRequest, "content must be a JSON object")
+	}
+	need := func(p *string, field string) *Error {
+		if p == nil || *p == "" {
+			return Errf(CodeBadRequest, typ+" content needs a non-empty \""+field+"\"")
+		}
+		return nil
+	}
+	switch typ {
+	case "text", "notice":
+		if e := need(f.Text, "text"); e != nil {
+			return "", e
+		}
+		return previewText(*f.Text), nil
+	case "image", "voice", "video":
+		if e := need(f.URL, "url"); e != nil {
+			return "", e
+		}
+		if typ == "voice" && f.Duration == nil {
+			return "", Errf(CodeBadRequest, "voice content needs \"duration\"")
+		}
+	case "file":
+		if e := need(f.URL, "url"); e != nil {
+			return "", e
+		}
+		if e := need(f.Name, "name"); e != nil {
+			return "", e
+		}
+		return "[file] " + previewText(*f.Name), nil
+	case "rich":
+		if (f.HTML == nil || *f.HTML == "") && f.Blocks == nil {
+			return "", Errf(CodeBadRequest, "rich content needs \"html\" or \"blocks\"")
+		}
+	case "card":
+		if e := need(f.Title, "title"); e != nil {
+			return "", e
+		}
+		return "[card] " + previewText(*f.Title), nil
+	case "location":
+		if f.Lat == nil || f.Lng == nil || *f.Lat < -90 || *f.Lat > 90 || *f.Lng < -180 || *f.Lng > 180 {
+			return "", Errf(CodeBadRequest, "location content needs \"lat\" in [-90, 90] and \"lng\" in [-180, 180]")
+		}
+	}
+	return "[" + typ + "]", nil
+}
+
+// previewText is the first 60 characters of s on one line.
+func previewText(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= 60 {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == 60 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}

@@ -1,0 +1,274 @@
+// Package chat is chatd's core: everything a user can do, as one Go API that
+// both transports (the WebSocket reactor and the HTTP API) call.
+//
+// It knows nothing of sockets or disks: connections arrive as Peers, storage
+// is the Store interface. Standard library imports only.
+//
+// Who owns what:
+//   - Client.queue, Client.running, Client.closed: Client.mu, any goroutine.
+//     A Client's actions run one at a time, in arrival order, on a goroutine
+//     that exists only while the client has queued work.
+//   - user.clients: an immutable snapshot swapped under user.mu; fan-out
+//     reads it without locking.
+//   - sess.roster: an immutable snapshot swapped under sess.mu.
+//   - Core.users, Core.sessions, Core.pairs: Core.mu (cache maps; entries
+//     are never removed while the process runs).
+//   - the seq counters and the CID check: the journal goroutine alone.
+//   - Core.unauth (connections awaiting login): Core.unauthMu.
+//
+// Lock order: Core.mu → sess.mu → user.mu → Client.mu. No lock is held while
+// calling the Store or a Peer.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config tunes the core. Zero values mean the documented defaults.
+type Config struct {
+	// MaxContent caps one message's content JSON in bytes. Zero means 32 KiB.
+	MaxContent int
+	// TokenTTL is the default chat token lifetime. Zero means 30 days.
+	TokenTTL time.Duration
+	// HistoryLimit is the default page size of history and sync. Zero means
+	// 50. Callers may ask for up to MaxPage.
+	HistoryLimit int
+	// LoginTimeout closes a connection that has not logged in by then with
+	// close code 4001. Zero means 10 s.
+	LoginTimeout time.Duration
+	// JournalSize bounds writes waiting for the journal. Zero means 65536:
+	// over a second of backlog at the target rate, so a full journal means
+	// the disk cannot keep up; senders then get `unavailable` instead of
+	// unbounded memory growth.
+	JournalSize int
+	// MaxBatch caps the writes in one group commit. Zero means 4096: big
+	// enough that one fsync serves hundreds of thousands of messages a
+	// second, small enough that a commit stays well under a millisecond.
+	MaxBatch int
+	// MaxQueue caps the actions one connection may have waiting. Zero means
+	// 256; past it requests are answered `rate_limited`.
+	MaxQueue int
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// MaxPage is the largest history or sync page a client may ask for.
+const MaxPage = 500
+
+func (c *Config) fill() {
+	if c.MaxContent <= 0 {
+		c.MaxContent = 32 << 10
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 30 * 24 * time.Hour
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = 50
+	}
+	if c.HistoryLimit > MaxPage {
+		c.HistoryLimit = MaxPage
+	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = 10 * time.Second
+	}
+	if c.JournalSize <= 0 {
+		c.JournalSize = 65536
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 4096
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 256
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Core is the chat server's state and rules. Create it with New, start it
+// with Run.
+type Core struct {
+	cfg   Config
+	store Store
+
+	journal chan *op // see Config.JournalSize
+	deliver chan []*op
+	closing atomic.Bool
+	running atomic.Bool
+	done    chan struct{} // closed when Run has drained and returned
+
+	appMu sync.Mutex // serialises app creation (id uniqueness)
+
+	mu       sync.Mutex // guards users, sessions, pairs, system
+	users    map[string]*user
+	sessions map[SessionID]*sess
+	pairs    map[string]SessionID // app\x00a\x00b → private session
+	system   map[string]SessionID // app\x00uid → system session
+
+	nextSession atomic.Uint64
+	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions
+
+	unauthMu sync.Mutex
+	unauth   map[*Client]int64 // attached, not logged in → attach time (unix ns)
+
+	bus *Bus
+
+	stats counters
+}
+
+type counters struct {
+	clients     atomic.Int64
+	online      atomic.Int64
+	usersOnline atomic.Int64
+	messagesIn  atomic.Uint64
+	deliveries  atomic.Uint64
+	dropped     atomic.Uint64
+	commits     atomic.Uint64
+	commitNanos atomic.Int64
+	lastBatch   atomic.Int64
+	logins      atomic.Uint64
+	loginFails  atomic.Uint64
+	errors      [9]atomic.Uint64 // by Codes index
+}
+
+// Stats are the core's live figures.
+type Stats struct {
+	Clients       int           // attached connections
+	Online        int           // logged-in connections
+	UsersOnline   int           // distinct users with at least one device
+	MessagesIn    uint64        // messages accepted (durable)
+	Deliveries    uint64        // message events queued to peers
+	Dropped       uint64        // events a peer refused (slow consumer)
+	Logins        uint64        // successful logins
+	LoginFailures uint64        // failed logins
+	JournalDepth  int           // writes waiting for the journal
+	Commits       uint64        // group commits
+	LastCommit    time.Duration // duration of the newest commit
+	LastBatch     int           // writes in the newest commit
+	Errors        map[Code]uint64
+}
+
+// New builds a core on st. Call Run before serving.
+func New(cfg Config, st Store) (*Core, error) {
+	if st == nil {
+		return nil, errors.New("chat: nil store")
+	}
+	cfg.fill()
+	max, err := st.MaxSessionID(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("chat: read max session id: %w", err)
+	}
+	c := &Core{
+		cfg:      cfg,
+		store:    st,
+		journal:  make(chan *op, cfg.JournalSize),
+		deliver:  make(chan []*op, 64),
+		done:     make(chan struct{}),
+		users:    make(map[string]*user),
+		sessions: make(map[SessionID]*sess),
+		pairs:    make(map[string]SessionID),
+		system:   make(map[string]SessionID),
+		unauth:   make(map[*Client]int64),
+	}
+	c.bus = newBus()
+	c.nextSession.Store(uint64(max))
+	return c, nil
+}
+
+// Run runs the journal (group commit), the delivery goroutine and the login
+// sweeper. It returns after ctx is done and every queued write has been
+// committed and acknowledged.
+func (c *Core) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("chat: Run called twice")
+	}
+	delivered := make(chan struct{})
+	go func() {
+		c.runDeliver()
+		close(delivered)
+	}()
+	sweepDone := make(chan struct{})
+	go func() {
+		c.runSweeper(ctx)
+		close(sweepDone)
+	}()
+	err := c.runJournal(ctx)
+	close(c.deliver)
+	<-delivered
+	<-sweepDone
+	close(c.done)
+	return err
+}
+
+// Stats returns a snapshot of the core's counters.
+func (c *Core) Stats() Stats {
+	s := Stats{
+		Clients:       int(c.stats.clients.Load()),
+		Online:        int(c.stats.online.Load()),
+		UsersOnline:   int(c.stats.usersOnline.Load()),
+		MessagesIn:    c.stats.messagesIn.Load(),
+		Deliveries:    c.stats.deliveries.Load(),
+		Dropped:       c.stats.dropped.Load(),
+		Logins:        c.stats.logins.Load(),
+		LoginFailures: c.stats.loginFails.Load(),
+		JournalDepth:  len(c.journal),
+		Commits:       c.stats.commits.Load(),
+		LastCommit:    time.Duration(c.stats.commitNanos.Load()),
+		LastBatch:     int(c.stats.lastBatch.Load()),
+		Errors:        make(map[Code]uint64, len(Codes)),
+	}
+	for i, code := range Codes {
+		s.Errors[code] = c.stats.errors[i].Load()
+	}
+	return s
+}
+
+func (c *Core) countError(code Code) {
+	for i, k := range Codes {
+		if k == code {
+			c.stats.errors[i].Add(1)
+			return
+		}
+	}
+}
+
+func (c *Core) nowMS() int64 { return c.cfg.Now().UnixMilli() }
+
+// ---- tokens
+
+// HashToken is how a token is stored: SHA-256 of its string.
+func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+func newToken() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("chat: crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func newSecret() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("chat: crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func userKey(app, uid string) string { return app + "\x00" + uid }
+
+func pairKey(app, a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return app + "\x00" + a + "\x00" + b
+}

@@ -1,0 +1,670 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"chatd/chat"
+	"chatd/chat/memstore"
+)
+
+// fakePeer records what the core sends to one connection.
+type fakePeer struct {
+	mu     sync.Mutex
+	msgs   [][]byte
+	closed int
+	reason string
+	notify chan struct{}
+}
+
+func newPeer() *fakePeer { return &fakePeer{notify: make(chan struct{}, 1)} }
+
+func (p *fakePeer) Send(b []byte) bool {
+	p.mu.Lock()
+	p.msgs = append(p.msgs, append([]byte(nil), b...))
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (p *fakePeer) Close(code int, reason string) {
+	p.mu.Lock()
+	if p.closed == 0 {
+		p.closed, p.reason = code, reason
+	}
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (p *fakePeer) RemoteAddr() string { return "127.0.0.1:1" }
+
+// frame is any reply or event, decoded loosely for assertions.
+type frame struct {
+	ReplyTo json.RawMessage `json:"reply_to"`
+	OK      bool            `json:"ok"`
+	Event   string          `json:"event"`
+	Data    json.RawMessage `json:"data"`
+	Error   *chat.Error     `json:"error"`
+}
+
+// wait returns the first recorded frame (consuming it) that matches.
+func (p *fakePeer) wait(t *testing.T, match func(f frame) bool) frame {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		p.mu.Lock()
+		for i, b := range p.msgs {
+			var f frame
+			if err := json.Unmarshal(b, &f); err != nil {
+				p.mu.Unlock()
+				t.Fatalf("core sent invalid JSON %q: %v", b, err)
+			}
+			if match(f) {
+				p.msgs = append(p.msgs[:i], p.msgs[i+1:]...)
+				p.mu.Unlock()
+				return f
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.notify:
+		case <-deadline:
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			t.Fatalf("timed out; have %d frames: %s", len(p.msgs), dump(p.msgs))
+		}
+	}
+}
+
+func (p *fakePeer) count(event string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, b := range p.msgs {
+		var f frame
+		_ = json.Unmarshal(b, &f)
+		if f.Event == event {
+			n++
+		}
+	}
+	return n
+}
+
+func dump(ms [][]byte) string {
+	var sb strings.Builder
+	for _, m := range ms {
+		sb.Write(m)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func reply(id string) func(frame) bool {
+	return func(f frame) bool { return string(f.ReplyTo) == `"`+id+`"` }
+}
+
+func event(name string) func(frame) bool { return func(f frame) bool { return f.Event == name } }
+
+type env struct {
+	t     *testing.T
+	core  *chat.Core
+	app   chat.App
+	store chat.Store
+	stop  func()
+}
+
+func newEnv(t *testing.T, cfg chat.Config) *env {
+	t.Helper()
+	st := memstore.New()
+	core, err := chat.New(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	app, err := core.CreateApp(ctx, "shop", "Shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, core: core, app: app, store: st}
+	e.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			e.stop()
+		}
+	})
+	return e
+}
+
+// user pushes a user and returns a token.
+func (e *env) user(uid string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.core.PushUser(ctx, e.app.ID, chat.UserInput{UID: uid, Nickname: strings.ToUpper(uid)}); err != nil {
+		e.t.Fatal(err)
+	}
+	g, err := e.core.IssueToken(ctx, e.app.ID, uid, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return g.Token
+}
+
+// device connects and logs in.
+type device struct {
+	*fakePeer
+	h chat.Handler
+	e *env
+	n int
+}
+
+func (e *env) connect() *device {
+	p := newPeer()
+	return &device{fakePeer: p, h: e.core.Accept(p), e: e}
+}
+
+func (e *env) login(token string) *device {
+	e.t.Helper()
+	d := e.connect()
+	f := d.do(`"action":"login","app":"shop","token":"` + token + `"`)
+	if !f.OK {
+		e.t.Fatalf("login: %+v", f.Error)
+	}
+	return d
+}
+
+// do sends one request (fields without braces and id) and waits for its reply.
+func (d *device) do(fields string) frame {
+	d.e.t.Helper()
+	d.n++
+	id := fmt.Sprintf("r%d", d.n)
+	d.h.HandleMessage([]byte(`{"id":"` + id + `",` + fields + `}`))
+	return d.wait(d.e.t, reply(id))
+}
+
+func data[T any](t *testing.T, f frame) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(f.Data, &v); err != nil {
+		t.Fatalf("decode %s: %v", f.Data, err)
+	}
+	return v
+}
+
+type ack struct {
+	Session   uint64 `json:"session_id"`
+	Seq       uint64 `json:"seq"`
+	MsgID     string `json:"msg_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+type msgEvent struct {
+	Session uint64          `json:"session_id"`
+	Seq     uint64          `json:"seq"`
+	From    string          `json:"from"`
+	Type    string          `json:"type"`
+	Content json.RawMessage `json:"content"`
+	CID     string          `json:"cid"`
+}
+
+func TestPrivateMessageReachesPeerAndOtherDevices(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ta, tb := e.user("alice"), e.user("bob")
+	a1, a2, b := e.login(ta), e.login(ta), e.login(tb)
+
+	f := a1.do(`"action":"send","to":"bob","type":"text","content":{"text":"hi bob"},"cid":"c1"`)
+	if !f.OK {
+		t.Fatalf("send: %+v", f.Error)
+	}
+	got := data[ack](t, f)
+	if got.Seq != 1 || got.MsgID != fmt.Sprintf("%d-1", got.Session) {
+		t.Fatalf("ack = %+v, want seq 1", got)
+	}
+	for name, d := range map[string]*device{"bob": b, "alice's other device": a2} {
+		ev := data[msgEvent](t, d.wait(t, event("message")))
+		if ev.Seq != 1 || ev.From != "alice" || string(ev.Content) != `{"text":"hi bob"}` || ev.CID != "c1" {
+			t.Errorf("%s got %+v", name, ev)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := a1.count("message"); n != 0 {
+		t.Errorf("sending device got its own message back %d times", n)
+	}
+
+	r := b.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hi alice"}`, got.Session))
+	if s := data[ack](t, r).Seq; s != 2 {
+		t.Fatalf("reply seq = %d, want 2", s)
+	}
+	a1.wait(t, event("message"))
+}
+
+func TestCIDRetryReturnsOriginal(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ta := e.user("alice")
+	e.user("bob")
+	a := e.login(ta)
+	first := data[ack](t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"once"},"cid":"same"`))
+	again := data[ack](t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"once"},"cid":"same"`))
+	if again.Seq != first.Seq || !again.Duplicate || again.Session != first.Session {
+		t.Fatalf("retry = %+v, first = %+v", again, first)
+	}
+	// Concurrent retries in one batch also collapse to one message.
+	for i := 0; i < 20; i++ {
+		a.h.HandleMessage([]byte(`{"id":"x","action":"send","to":"bob","type":"text","content":{"text":"burst"},"cid":"burst"}`))
+	}
+	seqs := map[uint64]bool{}
+	for i := 0; i < 20; i++ {
+		seqs[data[ack](t, a.wait(t, reply("x"))).Seq] = true
+	}
+	if len(seqs) != 1 {
+		t.Fatalf("20 sends with one cid made %d messages: %v", len(seqs), seqs)
+	}
+	h := data[struct {
+		Messages []msgEvent `json:"messages"`
+	}](t, a.do(fmt.Sprintf(`"action":"history","session_id":%d`, first.Session)))
+	if len(h.Messages) != 2 {
+		t.Fatalf("history has %d messages, want 2 (one per cid)", len(h.Messages))
+	}
+}
+
+func TestGroupFanOutOncePerMember(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	uids := []string{"owner", "m1", "m2", "m3", "m4"}
+	devs := map[string]*device{}
+	for _, u := range uids {
+		devs[u] = e.login(e.user(u))
+	}
+	g := devs["owner"].do(`"action":"group_create","name":"team","uids":["m1","m2","m3"]`)
+	if !g.OK {
+		t.Fatalf("group_create: %+v", g.Error)
+	}
+	sid := data[struct {
+		ID uint64 `json:"session_id"`
+	}](t, g).ID
+	f := devs["m1"].do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hello team"}`, sid))
+	if !f.OK {
+		t.Fatalf("send: %+v", f.Error)
+	}
+	for _, u := range []string{"owner", "m2", "m3"} {
+		devs[u].wait(t, event("message"))
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, u := range uids {
+		want := map[string]int{"owner": 0, "m2": 0, "m3": 0, "m1": 0, "m4": 0}[u]
+		if n := devs[u].count("message"); n != want {
+			t.Errorf("%s has %d extra message events", u, n)
+		}
+	}
+	// m4 is not a member.
+	r := devs["m4"].do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"let me in"}`, sid))
+	if r.OK || r.Error.Code != chat.CodeForbidden {
+		t.Fatalf("non-member send = %+v", r)
+	}
+	// add m4, remove m3; only the owner may.
+	if r := devs["m2"].do(fmt.Sprintf(`"action":"group_add","session_id":%d,"uids":["m4"]`, sid)); r.OK || r.Error.Code != chat.CodeForbidden {
+		t.Fatalf("member adding = %+v", r)
+	}
+	if r := devs["owner"].do(fmt.Sprintf(`"action":"group_add","session_id":%d,"uids":["m4"]`, sid)); !r.OK {
+		t.Fatalf("group_add: %+v", r.Error)
+	}
+	if r := devs["owner"].do(fmt.Sprintf(`"action":"group_remove","session_id":%d,"uids":["m3"]`, sid)); !r.OK {
+		t.Fatalf("group_remove: %+v", r.Error)
+	}
+	devs["owner"].do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"after"}`, sid))
+	devs["m4"].wait(t, func(f frame) bool { return f.Event == "message" && strings.Contains(string(f.Data), "after") })
+	time.Sleep(50 * time.Millisecond)
+	devs["m3"].mu.Lock()
+	for _, b := range devs["m3"].msgs {
+		if strings.Contains(string(b), `"after"`) {
+			t.Errorf("removed member received %s", b)
+		}
+	}
+	devs["m3"].mu.Unlock()
+	// Owner leaves: ownership passes on, the group keeps working.
+	if r := devs["owner"].do(fmt.Sprintf(`"action":"group_leave","session_id":%d`, sid)); !r.OK {
+		t.Fatalf("leave: %+v", r.Error)
+	}
+	info := data[struct {
+		Owner   string   `json:"owner"`
+		Members []string `json:"members"`
+	}](t, devs["m1"].do(fmt.Sprintf(`"action":"session","session_id":%d`, sid)))
+	if info.Owner == "owner" || info.Owner == "" || len(info.Members) != 3 {
+		t.Fatalf("after leave: %+v", info)
+	}
+}
+
+func TestHistorySyncSessionsRead(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ta, tb := e.user("alice"), e.user("bob")
+	a, b := e.login(ta), e.login(tb)
+	var sid uint64
+	for i := 1; i <= 7; i++ {
+		f := a.do(fmt.Sprintf(`"action":"send","to":"bob","type":"text","content":{"text":"m%d"}`, i))
+		sid = data[ack](t, f).Session
+	}
+	type page struct {
+		Messages []msgEvent `json:"messages"`
+		HasMore  bool       `json:"has_more"`
+	}
+	h := data[page](t, b.do(fmt.Sprintf(`"action":"history","session_id":%d,"limit":3`, sid)))
+	if len(h.Messages) != 3 || h.Messages[0].Seq != 5 || h.Messages[2].Seq != 7 || !h.HasMore {
+		t.Fatalf("newest page = %+v", h)
+	}
+	h = data[page](t, b.do(fmt.Sprintf(`"action":"history","session_id":%d,"before":5,"limit":10`, sid)))
+	if len(h.Messages) != 4 || h.Messages[0].Seq != 1 || h.HasMore {
+		t.Fatalf("older page = %+v", h)
+	}
+	s := data[page](t, b.do(fmt.Sprintf(`"action":"sync","session_id":%d,"after":4,"limit":2`, sid)))
+	if len(s.Messages) != 2 || s.Messages[0].Seq != 5 || !s.HasMore {
+		t.Fatalf("sync = %+v", s)
+	}
+	type sessions struct {
+		Sessions []struct {
+			ID          uint64 `json:"session_id"`
+			Unread      uint64 `json:"unread"`
+			Peer        string `json:"peer"`
+			LastPreview string `json:"last_preview"`
+			LastSeq     uint64 `json:"last_seq"`
+		} `json:"sessions"`
+		Unread uint64 `json:"unread"`
+	}
+	ls := data[sessions](t, b.do(`"action":"sessions"`))
+	if len(ls.Sessions) != 1 || ls.Sessions[0].Unread != 7 || ls.Sessions[0].Peer != "alice" || ls.Sessions[0].LastPreview != "m7" {
+		t.Fatalf("bob's sessions = %+v", ls)
+	}
+	if as := data[sessions](t, a.do(`"action":"sessions"`)); as.Sessions[0].Unread != 0 {
+		t.Fatalf("sender has unread own messages: %+v", as)
+	}
+	if r := b.do(fmt.Sprintf(`"action":"read","session_id":%d,"seq":5`, sid)); !r.OK {
+		t.Fatalf("read: %+v", r.Error)
+	}
+	a.wait(t, event("read")) // the peer sees the receipt
+	ls = data[sessions](t, b.do(`"action":"sessions"`))
+	if ls.Sessions[0].Unread != 2 || ls.Unread != 2 {
+		t.Fatalf("after read: %+v", ls)
+	}
+	// Read marks never go backwards.
+	b.do(fmt.Sprintf(`"action":"read","session_id":%d,"seq":1`, sid))
+	if ls = data[sessions](t, b.do(`"action":"sessions"`)); ls.Sessions[0].Unread != 2 {
+		t.Fatalf("read went backwards: %+v", ls)
+	}
+}
+
+func TestBadInputGetsSpecificErrors(t *testing.T) {
+	e := newEnv(t, chat.Config{MaxContent: 100})
+	ta := e.user("alice")
+	e.user("bob")
+	anon := e.connect()
+	anon.h.HandleMessage([]byte(`{"id":"1","action":"sessions"}`))
+	if f := anon.wait(t, reply("1")); f.Error == nil || f.Error.Code != chat.CodeUnauthorized {
+		t.Fatalf("before login: %+v", f)
+	}
+	anon.h.HandleMessage([]byte(`{"id":"2","action":"login","app":"shop","token":"forged"}`))
+	if f := anon.wait(t, reply("2")); f.Error == nil || f.Error.Code != chat.CodeUnauthorized {
+		t.Fatalf("wrong token: %+v", f)
+	}
+	a := e.login(ta)
+	cases := []struct {
+		name, req string
+		code      chat.Code
+		msg       string
+	}{
+		{name: "bad JSON", req: `{"id":"b1","action":"send",`, code: chat.CodeBadRequest, msg: "bad JSON"},
+		{name: "wrong field type", req: `{"id":"b2","action":"send","session_id":"x"}`, code: chat.CodeBadRequest, msg: "session_id"},
+		{name: "unknown action", req: `{"id":"b3","action":"teleport"}`, code: chat.CodeBadRequest, msg: `unknown action "teleport"`},
+		{name: "missing action", req: `{"id":"b4"}`, code: chat.CodeBadRequest, msg: "missing action"},
+		{name: "not a member", req: `{"id":"b5","action":"send","session_id":999,"type":"text","content":{"text":"x"}}`, code: chat.CodeNotFound, msg: "no session 999"},
+		{name: "unknown type", req: `{"id":"b6","action":"send","to":"bob","type":"hologram","content":{}}`, code: chat.CodeBadRequest, msg: "unknown message type"},
+		{name: "empty text", req: `{"id":"b7","action":"send","to":"bob","type":"text","content":{"text":""}}`, code: chat.CodeBadRequest, msg: `non-empty "text"`},
+		{name: "too large", req: `{"id":"b8","action":"send","to":"bob","type":"text","content":{"text":"` + strings.Repeat("x", 200) + `"}}`, code: chat.CodeTooLarge, msg: "limit is 100"},
+		{name: "unknown user", req: `{"id":"b9","action":"send","to":"nobody","type":"text","content":{"text":"x"}}`, code: chat.CodeNotFound, msg: `no user "nobody"`},
+		{name: "login twice", req: `{"id":"b10","action":"login","app":"shop","token":"` + ta + `"}`, code: chat.CodeConflict, msg: "already logged in"},
+		{name: "history without session", req: `{"id":"b11","action":"history"}`, code: chat.CodeBadRequest, msg: "missing session_id"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a.h.HandleMessage([]byte(tc.req))
+			f := a.wait(t, reply(fmt.Sprintf("b%d", i+1)))
+			if f.OK || f.Error == nil || f.Error.Code != tc.code || !strings.Contains(f.Error.Message, tc.msg) {
+				t.Fatalf("got %+v %+v, want %s containing %q", f, f.Error, tc.code, tc.msg)
+			}
+		})
+	}
+	// A session bob and carol share is forbidden to alice.
+	e.user("carol")
+	tb := e.user("bob")
+	b := e.login(tb)
+	sid := data[ack](t, b.do(`"action":"send","to":"carol","type":"text","content":{"text":"private"}`)).Session
+	f := a.do(fmt.Sprintf(`"action":"history","session_id":%d`, sid))
+	if f.OK || f.Error.Code != chat.CodeForbidden {
+		t.Fatalf("outsider history = %+v", f)
+	}
+	// The connection still works after all that.
+	if f := a.do(`"action":"ping"`); !f.OK {
+		t.Fatalf("ping after errors: %+v", f.Error)
+	}
+}
+
+func TestLoginTimeoutAndRevocation(t *testing.T) {
+	e := newEnv(t, chat.Config{LoginTimeout: 100 * time.Millisecond})
+	idle := e.connect()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		idle.mu.Lock()
+		code := idle.closed
+		idle.mu.Unlock()
+		if code == chat.CloseLoginTimeout {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection without login not closed; code %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tok := e.user("alice")
+	d := e.login(tok)
+	time.Sleep(300 * time.Millisecond)
+	d.mu.Lock()
+	if d.closed != 0 {
+		t.Fatalf("logged-in connection closed with %d", d.closed)
+	}
+	d.mu.Unlock()
+	n, err := e.core.RevokeToken(context.Background(), "shop", tok)
+	if err != nil || n != 1 {
+		t.Fatalf("revoke: kicked %d, %v", n, err)
+	}
+	d.mu.Lock()
+	if d.closed != chat.CloseKicked {
+		t.Errorf("revoked device close code = %d", d.closed)
+	}
+	d.mu.Unlock()
+	again := e.connect()
+	again.h.HandleMessage([]byte(`{"id":"1","action":"login","app":"shop","token":"` + tok + `"}`))
+	if f := again.wait(t, reply("1")); f.Error == nil || f.Error.Code != chat.CodeUnauthorized {
+		t.Fatalf("login with revoked token: %+v", f)
+	}
+	if st := e.core.Stats(); st.UsersOnline != 0 || st.Online != 0 {
+		t.Fatalf("stats after revoke: %+v", st)
+	}
+}
+
+func TestSystemNoticeAndServerSend(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ta := e.user("alice")
+	e.user("bob")
+	a := e.login(ta)
+	ctx := context.Background()
+	r, err := e.core.Send(ctx, "shop", chat.SendInput{To: "alice", Type: "notice", Content: json.RawMessage(`{"text":"order shipped"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := data[msgEvent](t, a.wait(t, event("message")))
+	if ev.From != "" || ev.Type != "notice" || ev.Seq != r.Seq {
+		t.Fatalf("notice event %+v, result %+v", ev, r)
+	}
+	r2, err := e.core.Send(ctx, "shop", chat.SendInput{To: "alice", Type: "notice", Content: json.RawMessage(`{"text":"delivered"}`)})
+	if err != nil || r2.Session != r.Session || r2.Seq != 2 {
+		t.Fatalf("second notice %+v, %v; want same session, seq 2", r2, err)
+	}
+	// As a user, from the host backend.
+	r3, err := e.core.Send(ctx, "shop", chat.SendInput{From: "bob", To: "alice", Type: "text", Content: json.RawMessage(`{"text":"via API"}`)})
+	if err != nil || r3.Seq != 1 {
+		t.Fatalf("api send %+v %v", r3, err)
+	}
+	a.wait(t, func(f frame) bool { return f.Event == "message" && strings.Contains(string(f.Data), "via API") })
+	ms, err := e.core.History(ctx, "shop", r3.Session, 0, 10)
+	if err != nil || len(ms) != 1 || ms[0].From != "bob" {
+		t.Fatalf("history %+v %v", ms, err)
+	}
+	if _, err := e.core.History(ctx, "other-app", r3.Session, 0, 10); err == nil {
+		t.Fatal("another app read the session")
+	}
+}
+
+// Concurrent senders: every session's seqs are 1..N with no gap or repeat,
+// and each connection's messages keep their order.
+func TestConcurrentSendsKeepSeqsDense(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	const senders, each = 8, 50
+	recvTok := e.user("hub")
+	hub := e.login(recvTok)
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		tok := e.user(fmt.Sprintf("s%d", s))
+		d := e.login(tok)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				d.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send","to":"hub","type":"text","content":{"text":"%d"}}`, i, i)))
+			}
+			last := uint64(0)
+			for i := 0; i < each; i++ {
+				a := data[ack](t, d.wait(t, reply(fmt.Sprint(i))))
+				if a.Seq != uint64(i+1) || a.Seq <= last {
+					t.Errorf("sender ack %d has seq %d", i, a.Seq)
+				}
+				last = a.Seq
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for hub.count("message") < senders*each && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := hub.count("message"); n != senders*each {
+		t.Fatalf("hub got %d events, want %d", n, senders*each)
+	}
+	if st := e.core.Stats(); st.MessagesIn != senders*each || st.Commits == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestShutdownDrainsJournal(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ta := e.user("alice")
+	e.user("bob")
+	a := e.login(ta)
+	for i := 0; i < 200; i++ {
+		a.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send","to":"bob","type":"text","content":{"text":"%d"}}`, i, i)))
+	}
+	acked := 0
+	for i := 0; i < 200; i++ {
+		if f := a.wait(t, reply(fmt.Sprint(i))); f.OK {
+			acked++
+		}
+	}
+	e.stop()
+	sid, err := e.store.PrivateSession(context.Background(), "shop", "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := e.store.Messages(context.Background(), sid, 1, ^uint64(0), 0, false)
+	if err != nil || len(ms) != acked {
+		t.Fatalf("store has %d messages, %d were acknowledged (%v)", len(ms), acked, err)
+	}
+	if _, err := e.core.Send(context.Background(), "shop", chat.SendInput{From: "alice", To: "bob", Type: "text", Content: json.RawMessage(`{"text":"late"}`)}); err == nil {
+		t.Fatal("send after shutdown succeeded")
+	}
+}
+
+func TestEventBusFilters(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	mustFilter := func(s string) chat.Filter {
+		f, err := chat.ParseFilter(s)
+		if err != nil {
+			t.Fatalf("ParseFilter(%q): %v", s, err)
+		}
+		return f
+	}
+	u1 := e.core.Subscribe([]chat.Filter{mustFilter("all;uid=u1")}, 0)
+	u2 := e.core.Subscribe([]chat.Filter{mustFilter("all;uid=u2")}, 0)
+	msgs := e.core.Subscribe([]chat.Filter{mustFilter("message"), mustFilter("serverInfo")}, 0)
+	stuck := e.core.Subscribe([]chat.Filter{mustFilter("all")}, 1)
+	defer u1.Close()
+	defer u2.Close()
+	defer msgs.Close()
+	defer stuck.Close()
+
+	t1 := e.user("u1")
+	e.user("u3")
+	d := e.login(t1)
+	d.do(`"action":"send","to":"u3","type":"text","content":{"text":"x"}`)
+	e.core.Publish(chat.Event{Topic: chat.TopicServerInfo, Info: &chat.ServerInfo{Conns: 1}})
+
+	seen := map[string]int{}
+	timeout := time.After(2 * time.Second)
+	for seen["message"] == 0 || seen["login"] == 0 {
+		select {
+		case ev := <-u1.C:
+			seen[ev.Topic]++
+		case <-timeout:
+			t.Fatalf("uid=u1 saw only %v", seen)
+		}
+	}
+	select {
+	case ev := <-u2.C:
+		t.Fatalf("uid=u2 got an event about u1: %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	topics := map[string]bool{}
+	for len(topics) < 2 {
+		select {
+		case ev := <-msgs.C:
+			topics[ev.Topic] = true
+			if ev.Topic != "message" && ev.Topic != "serverInfo" {
+				t.Fatalf("message+serverInfo subscriber got %s", ev.Topic)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("got topics %v", topics)
+		}
+	}
+	if stuck.Dropped() == 0 {
+		t.Fatal("a subscriber that never reads had nothing dropped")
+	}
+	for _, bad := range []string{"nope", "all;uid", "all;colour=red", "message;session=x"} {
+		if _, err := chat.ParseFilter(bad); err == nil {
+			t.Errorf("ParseFilter(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// op is one write waiting for the journal. Exactly one of msg and batch is
+// set. Completion goes to cl (a WebSocket reply), res (a blocking caller) or
+// both may be nil (fire and forget, e.g. read marks from HTTP).
+type op struct {
+	// message write
+	msg     Message
+	hasMsg  bool
+	sess    *sess
+	preview string
+	origin  *Client // the connection that sent it: replied to, not echoed
+	reqID   []byte  // raw JSON id of the request, for reply_to
+
+	// generic write
+	batch *Batch
+
+	res chan opResult
+
+	// filled by the journal
+	result    opResult
+	dup       bool // CID matched an earlier send: nothing new stored
+	dupStored bool // …and that earlier send was already durable
+}
+
+type opResult struct {
+	send SendResult
+	err  error
+}
+
+// errJournalClosed answers writes submitted after shutdown began.
+var errJournalClosed = Errf(CodeUnavailable, "server is shutting down")
+
+// submit queues o. It blocks at most 2 s when the journal is full (the disk
+// is behind), then answers unavailable.
+func (c *Core) submit(ctx context.Context, o *op) error {
+	if c.closing.Load() {
+		return errJournalClosed
+	}
+	select {
+	case c.journal <- o:
+		return nil
+	default:
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case c.journal <- o:
+		return nil
+	case <-t.C:
+		return Errf(CodeUnavailable, "write queue full: the store is not keeping up; retry")
+	case <-ctx.Done():
+		return Errf(CodeUnavailable, "request cancelled")
+	}
+}
+
+// write commits b through the journal and waits for it to be durable.
+func (c *Core) write(ctx context.Context, b *Batch) error {
+	o := &op{batch: b, res: make(chan opResult, 1)}
+	if err := c.submit(ctx, o); err != nil {
+		return err
+	}
+	r := <-o.res // always answered, even at shutdown
+	return r.err
+}
+
+// runJournal is the single writer: it drains up to MaxBatch queued writes
+// into one Batch, assigns seqs, resolves CIDs, commits with one Apply (one
+// fsync) and hands the finished ops to the delivery goroutine. It returns
+// once ctx is done and the queue is empty.
+func (c *Core) runJournal(ctx context.Context) error {
+	j := journalState{
+		lastSeq: make(map[SessionID]uint64),
+		cids:    make(map[string]*op),
+	}
+	var batch Batch
+	ops := make([]*op, 0, c.cfg.MaxBatch)
+	for {
+		var first *op
+		select {
+		case first = <-c.journal:
+		case <-ctx.Done():
+			// Refuse new writes, then commit what is already queued.
+			c.closing.Store(true)
+			for {
+				ops = ops[:0]
+			drain:
+				for len(ops) < c.cfg.MaxBatch {
+					select {
+					case o := <-c.journal:
+						ops = append(ops, o)
+					default:
+						break drain
+					}
+				}
+				if len(ops) == 0 {
+					return nil
+				}
+				c.commit(&j, &batch, ops)
+			}
+		}
+		ops = append(ops[:0], first)
+	more:
+		for len(ops) < c.cfg.MaxBatch {
+			select {
+			case o := <-c.journal:
+				ops = append(ops, o)
+			default:
+				break more
+			}
+		}
+		c.commit(&j, &batch, ops)
+		ops = make([]*op, 0, c.cfg.MaxBatch) // the old slice now belongs to the deliverer
+	}
+}
+
+// journalState is owned by the journal goroutine.
+type journalState struct {
+	lastSeq map[SessionID]uint64 // authoritative: only the journal appends messages
+	cids    map[string]*op       // CIDs in the batch being built
+}
+
+func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
+	ctx := context.Background()
+	b.Reset()
+	clear(j.cids)
+	var touched []SessionID
+	for _, o := range ops {
+		if o.batch != nil {
+			appendBatch(b, o.batch)
+			continue
+		}
+		m := &o.msg
+		if m.CID != "" {
+			key := m.App + "\x00" + m.From + "\x00" + m.CID
+			if prev, ok := j.cids[key]; ok {
+				o.dup = true
+				o.result.send = prev.result.send
+				o.result.send.Duplicate = true
+				continue
+			}
+			if sid, seq, err := c.store.CID(ctx, m.App, m.From, m.CID); err == nil {
+				o.dup, o.dupStored = true, true
+				o.result.send = SendResult{Session: sid, Seq: seq, MsgID: MsgID(sid, seq), Duplicate: true}
+				if old, err := c.store.Messages(ctx, sid, seq, seq, 1, false); err == nil && len(old) == 1 {
+					o.result.send.CreatedAt = old[0].CreatedAt
+				}
+				continue
+			} else if !errors.Is(err, ErrNotFound) {
+				o.result.err = err
+				continue
+			}
+			j.cids[key] = o
+		}
+		last, ok := j.lastSeq[m.Session]
+		if !ok {
+			s, err := c.store.Session(ctx, m.Session)
+			if err != nil {
+				o.result.err = err
+				continue
+			}
+			last = s.LastSeq
+		}
+		m.Seq = last + 1
+		j.lastSeq[m.Session] = m.Seq
+		touched = append(touched, m.Session)
+		b.Messages = append(b.Messages, *m)
+		b.Summaries = append(b.Summaries, Summary{Session: m.Session, Seq: m.Seq, At: m.CreatedAt, From: m.From, Type: m.Type, Preview: o.preview})
+		if m.From != "" {
+			b.Reads = append(b.Reads, ReadMark{Session: m.Session, UID: m.From, Seq: m.Seq})
+		}
+		o.result.send = SendResult{Session: m.Session, Seq: m.Seq, MsgID: MsgID(m.Session, m.Seq), CreatedAt: m.CreatedAt}
+	}
+	var err error
+	if !b.Empty() {
+		start := time.Now()
+		err = c.store.Apply(ctx, b)
+		c.stats.commitNanos.Store(int64(time.Since(start)))
+		c.stats.commits.Add(1)
+		c.stats.lastBatch.Store(int64(len(ops)))
+	}
+	if err != nil {
+		// Nothing in this batch is durable: forget the seqs handed out so the
+		// next batch re-reads them from the store.
+		for _, sid := range touched {
+			delete(j.lastSeq, sid)
+		}
+		for _, o := range ops {
+			if o.result.err == nil && !o.dupStored {
+				o.result.err = err
+			}
+		}
+	}
+	c.deliver <- ops
+}
+
+func appendBatch(dst, src *Batch) {
+	dst.Apps = append(dst.Apps, src.Apps...)
+	dst.Users = append(dst.Users, src.Users...)
+	dst.Tokens = append(dst.Tokens, src.Tokens...)
+	dst.DelTokens = append(dst.DelTokens, src.DelTokens...)
+	dst.DelUserTokens = append(dst.DelUserTokens, src.DelUserTokens...)
+	dst.Sessions = append(dst.Sessions, src.Sessions...)
+	dst.Members = append(dst.Members, src.Members...)
+	dst.DelMembers = append(dst.DelMembers, src.DelMembers...)
+	dst.Messages = append(dst.Messages, src.Messages...)
+	dst.Summaries = append(dst.Summaries, src.Summaries...)
+	dst.Reads = append(dst.Reads, src.Reads...)
+}
+
+// runDeliver answers every committed op and fans messages out, in commit
+// order. It runs beside the journal so the next commit overlaps delivery.
+func (c *Core) runDeliver() {
+	for ops := range c.deliver {
+		for _, o := range ops {
+			c.finish(o)
+		}
+	}
+}
+
+func (c *Core) finish(o *op) {
+	if o.batch != nil {
+		if o.res != nil {
+			o.res <- o.result
+		}
+		return
+	}
+	if o.result.err == nil && !o.dup {
+		c.stats.messagesIn.Add(1)
+		c.fanout(o)
+	}
+	if o.origin != nil {
+		if o.result.err != nil {
+			o.origin.replyErr(o.reqID, o.result.err)
+		} else {
+			o.origin.reply(appendSendAck(nil, o.reqID, &o.result.send))
+		}
+	}
+	if o.res != nil {
+		o.res <- o.result
+	}
+}
+
+// MsgID is a message's global id: "<session>-<seq>".
+func MsgID(s SessionID, seq uint64) string {
+	b := make([]byte, 0, 24)
+	b = strconv.AppendUint(b, uint64(s), 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, seq, 10)
+	return string(b)
+}
