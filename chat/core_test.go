@@ -668,3 +668,38 @@ func TestEventBusFilters(t *testing.T) {
 		}
 	}
 }
+
+// A session whose stored summary lags its messages (e.g. written by an older
+// version) must not get a seq that is already taken.
+func TestSeqsContinueFromStoredMessagesNotJustSummary(t *testing.T) {
+	st := memstore.New()
+	ctx := context.Background()
+	if err := st.Apply(ctx, &chat.Batch{
+		Apps:     []chat.App{{ID: "shop", Secret: "s"}},
+		Users:    []chat.User{{App: "shop", UID: "a"}, {App: "shop", UID: "b"}},
+		Sessions: []chat.Session{{ID: 1, App: "shop", Kind: chat.KindPrivate, Pair: [2]string{"a", "b"}, LastSeq: 1}},
+		Members:  []chat.Member{{Session: 1, UID: "a", Role: chat.RoleMember}, {Session: 1, UID: "b", Role: chat.RoleMember}},
+		Messages: []chat.Message{
+			{Session: 1, Seq: 1, App: "shop", From: "a", Type: "text", Content: json.RawMessage(`{"text":"1"}`)},
+			{Session: 1, Seq: 2, App: "shop", From: "a", Type: "text", Content: json.RawMessage(`{"text":"2"}`)},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	core, err := chat.New(chat.Config{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- core.Run(cctx) }()
+	defer func() { cancel(); <-done }()
+	r, err := core.Send(ctx, "shop", chat.SendInput{From: "b", Session: 1, Type: "text", Content: json.RawMessage(`{"text":"3"}`)})
+	if err != nil || r.Seq != 3 {
+		t.Fatalf("send = %+v, %v; want seq 3", r, err)
+	}
+	ms, _ := st.Messages(ctx, 1, 1, 10, 0, false)
+	if len(ms) != 3 || string(ms[1].Content) != `{"text":"2"}` {
+		t.Fatalf("stored messages %+v", ms)
+	}
+}

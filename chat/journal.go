@@ -167,6 +167,11 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 				continue
 			}
 			last = s.LastSeq
+			// The messages are the ground truth: never hand out a seq that
+			// is already stored, whatever the summary says.
+			if ms, err := c.store.Messages(ctx, m.Session, last+1, ^uint64(0), 1, true); err == nil && len(ms) == 1 {
+				last = ms[0].Seq
+			}
 		}
 		m.Seq = last + 1
 		j.lastSeq[m.Session] = m.Seq

@@ -86,7 +86,7 @@ type Session struct {
 	Name      string    `json:"name,omitempty"`
 	Avatar    string    `json:"avatar,omitempty"`
 	Owner     string    `json:"owner,omitempty"`
-	Pair      [2]string `json:"pair,omitempty"` // private: the two uids, sorted
+	Pair      [2]string `json:"pair,omitzero"` // private: the two uids, sorted
 	CreatedAt int64     `json:"created_at"`
 
 	LastSeq     uint64 `json:"last_seq"`
@@ -110,7 +110,7 @@ type Member struct {
 type Message struct {
 	Session   SessionID       `json:"session_id"`
 	Seq       uint64          `json:"seq"`
-	App       string          `json:"app"`
+	App       string          `json:"-"` // implied by the session
 	From      string          `json:"from"`
 	Type      string          `json:"type"`
 	Content   json.RawMessage `json:"content"`

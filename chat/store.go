@@ -22,7 +22,9 @@ type Store interface {
 	// order: Apps, Users, Tokens, DelTokens, DelUserTokens, Sessions,
 	// Members, DelMembers, Messages, Summaries, Reads. All or nothing.
 	//
-	//  - Apps, Users, Sessions, Members: put (create or replace).
+	//  - Apps, Users, Sessions, Members: put (create or replace). Putting a
+	//    Session keeps the stored Last* fields when the stored LastSeq is
+	//    higher, so a put made from an older read never rolls them back.
 	//    Putting a Session of KindPrivate indexes its Pair so that
 	//    PrivateSession finds it. Putting a Member indexes the session under
 	//    the user (UserSessions); deleting it removes that entry.
