@@ -1,0 +1,122 @@
+package storage
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"chatd/chat"
+)
+
+// benchContent is a typical short text message.
+var benchContent = []byte(`{"text":"hello there, how is it going today?"}`)
+
+// benchCIDs is a ring of client message ids, made once so the loop does
+// not allocate them.
+var benchCIDs = func() []string {
+	out := make([]string, 1<<16)
+	for i := range out {
+		out[i] = "c-" + strconv.Itoa(i)
+	}
+	return out
+}()
+
+// setupSessions stores sessions 1..n, private pairs with two members each.
+func setupSessions(tb testing.TB, s *Bolt, n int) {
+	tb.Helper()
+	var b chat.Batch
+	for i := range n {
+		id := chat.SessionID(i + 1)
+		a, c := "u"+strconv.Itoa(2*i), "u"+strconv.Itoa(2*i+1)
+		b.Sessions = append(b.Sessions, chat.Session{ID: id, App: "app", Kind: chat.KindPrivate, Pair: [2]string{a, c}})
+		b.Members = append(b.Members, chat.Member{Session: id, UID: a, Role: chat.RoleMember}, chat.Member{Session: id, UID: c, Role: chat.RoleMember})
+	}
+	if err := s.Apply(context.Background(), &b); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// fillBatch puts n messages round-robin over sessions 1..len(seqs) into b,
+// each with a cid, plus one summary per session touched, as the core's
+// journal does.
+func fillBatch(b *chat.Batch, n int, seqs []uint64, next *int) {
+	b.Reset()
+	for i := range n {
+		k := i % len(seqs)
+		seqs[k]++
+		*next++
+		b.Messages = append(b.Messages, chat.Message{
+			Session: chat.SessionID(k + 1), Seq: seqs[k], App: "app", From: "u" + "0", Type: "text",
+			Content: benchContent, CID: benchCIDs[*next%len(benchCIDs)], CreatedAt: 1766000000000 + int64(*next),
+		})
+	}
+	for k := range min(n, len(seqs)) {
+		b.Summaries = append(b.Summaries, chat.Summary{Session: chat.SessionID(k + 1), Seq: seqs[k], At: 1, From: "u0", Type: "text", Preview: "hello"})
+	}
+}
+
+// BenchmarkApply commits batches of messages with fsync, as the journal
+// does. sessions is how many sessions a batch spreads over: bbolt's cost
+// grows with the distinct pages a commit dirties, so many sessions per
+// commit is the expensive case.
+func BenchmarkApply(b *testing.B) {
+	tests := []struct {
+		name     string
+		msgs     int
+		sessions int
+	}{
+		{name: "msgs=1", msgs: 1, sessions: 1},
+		{name: "msgs=100", msgs: 100, sessions: 10},
+		{name: "msgs=1000", msgs: 1000, sessions: 10},
+		{name: "msgs=1000/sessions=1000", msgs: 1000, sessions: 1000},
+	}
+	for _, tc := range tests {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openTemp(b)
+			defer s.Close()
+			setupSessions(b, s, tc.sessions)
+			seqs := make([]uint64, tc.sessions)
+			next := 0
+			var batch chat.Batch
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				fillBatch(&batch, tc.msgs, seqs, &next)
+				if err := s.Apply(ctx, &batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*tc.msgs)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkMessagesRange reads a history page of 50, newest first, from a
+// session of 10,000 messages among 100 sessions.
+func BenchmarkMessagesRange(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	const sessions, perSession = 100, 10_000
+	setupSessions(b, s, sessions)
+	seqs := make([]uint64, sessions)
+	next := 0
+	var batch chat.Batch
+	for range perSession / 10 {
+		fillBatch(&batch, 10*sessions, seqs, &next)
+		if err := s.Apply(context.Background(), &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	hi := uint64(perSession)
+	b.ReportAllocs()
+	for b.Loop() {
+		ms, err := s.Messages(ctx, 42, 0, hi, 50, true)
+		if err != nil || len(ms) != 50 {
+			b.Fatalf("Messages = %d, %v", len(ms), err)
+		}
+		if hi -= 50; hi < 50 {
+			hi = perSession
+		}
+	}
+}

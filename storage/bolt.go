@@ -1,0 +1,409 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"chatd/chat"
+)
+
+var _ chat.Store = (*Bolt)(nil)
+
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// data file.
+var ErrLocked = errors.New("storage: data file is in use by another process")
+
+// ErrNewerSchema is returned (wrapped) by Open when the data file was
+// written by a newer chatd with a schema this build does not know.
+var ErrNewerSchema = errors.New("storage: data file has a newer schema than this chatd supports")
+
+// SchemaVersion is the layout version this build writes into meta/schema.
+// See doc.go for the layout.
+const SchemaVersion = 1
+
+// Bucket names.
+var (
+	bMeta         = []byte("meta")
+	bApps         = []byte("apps")
+	bUsers        = []byte("users")
+	bTokens       = []byte("tokens")
+	bTokensByUser = []byte("tokens_by_user")
+	bSessions     = []byte("sessions")
+	bPairs        = []byte("pairs")
+	bMembers      = []byte("members")
+	bUserSessions = []byte("user_sessions")
+	bMsgs         = []byte("msgs")
+	bCIDs         = []byte("cids")
+
+	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
+		bMembers, bUserSessions, bMsgs, bCIDs}
+
+	keySchema = []byte("schema")
+)
+
+// Options tunes Open. The zero value is right for production.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release
+	// the data file before failing with ErrLocked. Zero means 500ms.
+	LockTimeout time.Duration
+	// NoSync skips fsync on commit. UNSAFE: a crash or power loss can
+	// lose acknowledged writes or corrupt the file. Only for throwaway
+	// benchmarks.
+	NoSync bool
+}
+
+// Bolt is a chat.Store on one bbolt file. It is safe for concurrent use:
+// reads run in their own read transactions and never wait for Apply.
+type Bolt struct {
+	db   *bolt.DB
+	path string
+
+	applyMu sync.Mutex // serialises Apply; guards w
+	w       writer     // Apply's reusable scratch
+}
+
+// Open opens or creates the data file at path, creating its folder (0700)
+// if missing; a new file gets mode 0600. A file held by another process
+// fails with an error wrapping ErrLocked after opt.LockTimeout; a file
+// with a newer schema fails with an error wrapping ErrNewerSchema and is
+// left untouched.
+func Open(path string, opt Options) (*Bolt, error) {
+	if opt.LockTimeout <= 0 {
+		opt.LockTimeout = 500 * time.Millisecond
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("storage: create data folder: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opt.LockTimeout,
+		NoSync:  opt.NoSync,
+		// As etcd does: a hashmap freelist stays fast when the file is
+		// fragmented, and not writing the freelist on every commit saves
+		// pages per commit; Open rebuilds it by scanning the file.
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, opt.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if err := initSchema(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	return &Bolt{db: db, path: path}, nil
+}
+
+// initSchema checks the file's schema, read-only first so that a file this
+// build must refuse is never written to, then creates what is missing.
+func initSchema(db *bolt.DB) error {
+	fresh := false
+	err := db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				return fmt.Errorf("not a chatd data file (bucket %q but no meta)", name)
+			}); err != nil {
+				return err
+			}
+			fresh = true
+			return nil
+		}
+		v := meta.Get(keySchema)
+		if len(v) != 4 {
+			return fmt.Errorf("meta/schema: %w", ErrCorrupt)
+		}
+		switch ver := binary.BigEndian.Uint32(v); {
+		case ver > SchemaVersion:
+			return fmt.Errorf("%w: the file has schema %d, this build knows up to %d; run a newer chatd",
+				ErrNewerSchema, ver, SchemaVersion)
+		case ver < 1:
+			return fmt.Errorf("meta/schema %d: %w", ver, ErrCorrupt)
+		}
+		// Migrations from older schemas go here.
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if fresh {
+			return tx.Bucket(bMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+		}
+		return nil
+	})
+}
+
+// Path is the data file's path as given to Open.
+func (s *Bolt) Path() string { return s.path }
+
+// Close closes the file. Calling it again returns nil.
+func (s *Bolt) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole file to w while the store
+// stays in use (a read transaction's snapshot) and returns the bytes
+// written. The copy opens with Open.
+func (s *Bolt) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("storage: backup: %w", err)
+	}
+	return n, nil
+}
+
+func notFound(what string) error { return fmt.Errorf("storage: %s: %w", what, chat.ErrNotFound) }
+
+func corrupt(what string) error { return fmt.Errorf("storage: %s: %w", what, ErrCorrupt) }
+
+func named(kind, name string) string {
+	if name == "" {
+		return kind
+	}
+	return kind + " " + name
+}
+
+// get runs fn on the value of key in bucket inside a read transaction; fn
+// must copy what it keeps. A missing key returns an error wrapping
+// chat.ErrNotFound naming kind and name (joined only on failure).
+func (s *Bolt) get(bucket, key []byte, kind, name string, fn func(v []byte) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucket).Get(key)
+		if v == nil {
+			return notFound(named(kind, name))
+		}
+		if !fn(v) {
+			return corrupt(named(kind, name))
+		}
+		return nil
+	})
+}
+
+// App returns an app.
+func (s *Bolt) App(_ context.Context, id string) (chat.App, error) {
+	var a chat.App
+	err := s.get(bApps, []byte(id), "app", id, func(v []byte) bool { return decodeApp(v, &a) })
+	return a, err
+}
+
+// Apps returns every app, by ID.
+func (s *Bolt) Apps(_ context.Context) ([]chat.App, error) {
+	var out []chat.App
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bApps).ForEach(func(k, v []byte) error {
+			var a chat.App
+			if !decodeApp(v, &a) {
+				return corrupt("app " + string(k))
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// User returns a user.
+func (s *Bolt) User(_ context.Context, app, uid string) (chat.User, error) {
+	var u chat.User
+	var kb [64]byte
+	err := s.get(bUsers, appendUserKey(kb[:0], app, uid), "user", uid, func(v []byte) bool { return decodeUser(v, &u) })
+	return u, err
+}
+
+// Token returns a token by hash.
+func (s *Bolt) Token(_ context.Context, hash [32]byte) (chat.Token, error) {
+	t := chat.Token{Hash: hash}
+	err := s.get(bTokens, hash[:], "token", "", func(v []byte) bool { return decodeToken(v, &t) })
+	return t, err
+}
+
+// Session returns a session.
+func (s *Bolt) Session(_ context.Context, id chat.SessionID) (chat.Session, error) {
+	sess := chat.Session{ID: id}
+	var kb [8]byte
+	err := s.get(bSessions, appendU64(kb[:0], uint64(id)), "session", "", func(v []byte) bool { return decodeSession(v, &sess) })
+	return sess, err
+}
+
+// PrivateSession finds the private session of a pair, in either order.
+func (s *Bolt) PrivateSession(_ context.Context, app, a, b string) (chat.SessionID, error) {
+	var id chat.SessionID
+	var kb [96]byte
+	err := s.get(bPairs, appendPairKey(kb[:0], app, [2]string{a, b}), "private session", "", func(v []byte) bool {
+		if len(v) != 8 {
+			return false
+		}
+		id = chat.SessionID(binary.BigEndian.Uint64(v))
+		return true
+	})
+	return id, err
+}
+
+// Members returns a session's members, by UID.
+func (s *Bolt) Members(_ context.Context, id chat.SessionID) ([]chat.Member, error) {
+	var out []chat.Member
+	prefix := appendU64(nil, uint64(id))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bMembers).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			m := chat.Member{Session: id, UID: string(k[8:])}
+			if !decodeMember(v, &m) {
+				return corrupt("member " + m.UID)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Member returns one membership.
+func (s *Bolt) Member(_ context.Context, id chat.SessionID, uid string) (chat.Member, error) {
+	m := chat.Member{Session: id, UID: uid}
+	var kb [64]byte
+	err := s.get(bMembers, appendMemberKey(kb[:0], id, uid), "member", uid, func(v []byte) bool { return decodeMember(v, &m) })
+	return m, err
+}
+
+// UserSessions lists the sessions a user is a member of, ascending.
+func (s *Bolt) UserSessions(_ context.Context, app, uid string) ([]chat.SessionID, error) {
+	var out []chat.SessionID
+	var kb [64]byte
+	prefix := appendUserKey(kb[:0], app, uid)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bUserSessions).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) != len(prefix)+8 {
+				return corrupt("user_sessions key")
+			}
+			out = append(out, chat.SessionID(binary.BigEndian.Uint64(k[len(prefix):])))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Messages returns up to limit messages with lo <= seq <= hi, ascending; see
+// chat.Store. A page is copied out with a handful of allocations whatever
+// its length (see decodePage).
+func (s *Bolt) Messages(_ context.Context, id chat.SessionID, lo, hi uint64, limit int, newest bool) ([]chat.Message, error) {
+	if lo > hi {
+		return nil, nil
+	}
+	want := hi - lo + 1 // 0 when the range is all of uint64
+	if limit > 0 && (want == 0 || uint64(limit) < want) {
+		want = uint64(limit)
+	}
+	capHint := 64
+	if want != 0 && want < uint64(capHint) {
+		capHint = int(want)
+	}
+	var out []chat.Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		views := make([]msgView, 0, capHint)
+		keys := make([]msgKeyVal, 0, capHint)
+		c := tx.Bucket(bMsgs).Cursor()
+		var kb [16]byte
+		var k, v []byte
+		if newest {
+			seek := appendMsgKey(kb[:0], id, hi)
+			k, v = c.Seek(seek)
+			if k == nil {
+				k, v = c.Last()
+			} else if !bytes.Equal(k, seek) {
+				k, v = c.Prev()
+			}
+		} else {
+			k, v = c.Seek(appendMsgKey(kb[:0], id, lo))
+		}
+		for ; k != nil; k, v = step(c, newest) {
+			sid, seq, ok := parseMsgKey(k)
+			if !ok {
+				return corrupt("msgs key")
+			}
+			if sid != id || seq < lo || seq > hi {
+				break
+			}
+			views = append(views, msgView{})
+			if !parseMessage(v, &views[len(views)-1]) {
+				return corrupt("message")
+			}
+			keys = append(keys, msgKeyVal{session: sid, seq: seq})
+			if limit > 0 && len(views) == limit {
+				break
+			}
+		}
+		if newest {
+			for i, j := 0, len(views)-1; i < j; i, j = i+1, j-1 {
+				views[i], views[j] = views[j], views[i]
+				keys[i], keys[j] = keys[j], keys[i]
+			}
+		}
+		out = decodePage(views, keys)
+		return nil
+	})
+	return out, err
+}
+
+func step(c *bolt.Cursor, back bool) ([]byte, []byte) {
+	if back {
+		return c.Prev()
+	}
+	return c.Next()
+}
+
+// CID finds the message a sender's client message id produced.
+func (s *Bolt) CID(_ context.Context, app, from, cid string) (chat.SessionID, uint64, error) {
+	var id chat.SessionID
+	var seq uint64
+	var kb [96]byte
+	err := s.get(bCIDs, appendCIDKey(kb[:0], app, from, cid), "cid", cid, func(v []byte) bool {
+		var ok bool
+		id, seq, ok = parseMsgKey(v)
+		return ok
+	})
+	return id, seq, err
+}
+
+// MaxSessionID is the largest session id stored, 0 when none.
+func (s *Bolt) MaxSessionID(_ context.Context) (chat.SessionID, error) {
+	var id chat.SessionID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bSessions).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		if len(k) != 8 {
+			return corrupt("sessions key")
+		}
+		id = chat.SessionID(binary.BigEndian.Uint64(k))
+		return nil
+	})
+	return id, err
+}
