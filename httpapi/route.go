@@ -1,0 +1,215 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"net/url"
+	"runtime/debug"
+
+	"github.com/valyala/fasthttp"
+
+	"chatd/chat"
+)
+
+// authKind is how an endpoint authenticates its caller.
+type authKind uint8
+
+const (
+	authNone  authKind = iota + 1 // public (health)
+	authAdmin                     // signed with the server admin key, loopback only
+	authApp                       // signed with an app's secret
+	authToken                     // Bearer chat token + X-Chatd-App
+)
+
+// reqInfo is what routing and authentication learned about one request.
+// It lives on the handler's stack.
+type reqInfo struct {
+	app   string        // authApp: the app id
+	ident chat.Identity // authToken: the logged-in user
+	param string        // the path parameter ({uid} or {id}), unescaped
+}
+
+// handlerFunc serves one authenticated request. It writes the success
+// answer itself; a returned error is answered by Server.fail.
+type handlerFunc func(s *Server, ctx *fasthttp.RequestCtx, r *reqInfo) error
+
+// endpoint is one route.
+type endpoint struct {
+	pattern string // as documented, e.g. "/api/v1/users/{uid}"
+	auth    authKind
+	get     handlerFunc
+	post    handlerFunc
+	allow   string // the Allow header of a 405
+}
+
+// Endpoint ids, indexes into endpoints.
+const (
+	epNone = iota
+	epHealth
+	epAdminApps
+	epAdminStatus
+	epAdminShutdown
+	epUsers
+	epUser
+	epUserTokens
+	epTokensRevoke
+	epMessages
+	epGroups
+	epHistory
+	epClient
+	epCount
+)
+
+// endpoints is the routing table, indexed by endpoint id. Handlers are
+// method expressions: no per-request closures.
+var endpoints = [epCount]endpoint{
+	epHealth:        {pattern: "/healthz", auth: authNone, get: (*Server).health, allow: "GET"},
+	epAdminApps:     {pattern: "/admin/v1/apps", auth: authAdmin, get: (*Server).adminApps, post: (*Server).adminCreateApp, allow: "GET, POST"},
+	epAdminStatus:   {pattern: "/admin/v1/status", auth: authAdmin, get: (*Server).adminStatus, allow: "GET"},
+	epAdminShutdown: {pattern: "/admin/v1/shutdown", auth: authAdmin, post: (*Server).adminShutdown, allow: "POST"},
+	epUsers:         {pattern: "/api/v1/users", auth: authApp, post: (*Server).appPushUser, allow: "POST"},
+	epUser:          {pattern: "/api/v1/users/{uid}", auth: authApp, get: (*Server).appUser, allow: "GET"},
+	epUserTokens:    {pattern: "/api/v1/users/{uid}/tokens", auth: authApp, post: (*Server).appIssueToken, allow: "POST"},
+	epTokensRevoke:  {pattern: "/api/v1/tokens/revoke", auth: authApp, post: (*Server).appRevoke, allow: "POST"},
+	epMessages:      {pattern: "/api/v1/messages", auth: authApp, post: (*Server).appSend, allow: "POST"},
+	epGroups:        {pattern: "/api/v1/groups", auth: authApp, post: (*Server).appCreateGroup, allow: "POST"},
+	epHistory:       {pattern: "/api/v1/sessions/{id}/messages", auth: authApp, get: (*Server).appHistory, allow: "GET"},
+	epClient:        {pattern: "/v1/client", auth: authToken, post: (*Server).userClient, allow: "POST"},
+}
+
+// resolve maps a raw (still percent-encoded) request path to an endpoint
+// and its path parameter, borrowed from p. Unknown paths give epNone.
+func resolve(p []byte) (int, []byte) {
+	switch string(p) { // a switch on string(b) does not allocate
+	case "/healthz":
+		return epHealth, nil
+	case "/v1/client":
+		return epClient, nil
+	case "/admin/v1/apps":
+		return epAdminApps, nil
+	case "/admin/v1/status":
+		return epAdminStatus, nil
+	case "/admin/v1/shutdown":
+		return epAdminShutdown, nil
+	case "/api/v1/users":
+		return epUsers, nil
+	case "/api/v1/tokens/revoke":
+		return epTokensRevoke, nil
+	case "/api/v1/messages":
+		return epMessages, nil
+	case "/api/v1/groups":
+		return epGroups, nil
+	}
+	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
+		uid, tail, more := bytes.Cut(rest, slash)
+		switch {
+		case len(uid) == 0:
+		case !more:
+			return epUser, uid
+		case string(tail) == "tokens":
+			return epUserTokens, uid
+		}
+		return epNone, nil
+	}
+	if rest, ok := bytes.CutPrefix(p, prefixSessions); ok {
+		id, tail, more := bytes.Cut(rest, slash)
+		if len(id) > 0 && more && string(tail) == "messages" {
+			return epHistory, id
+		}
+	}
+	return epNone, nil
+}
+
+var (
+	prefixUsers    = []byte("/api/v1/users/")
+	prefixSessions = []byte("/api/v1/sessions/")
+	slash          = []byte("/")
+	methodGet      = []byte(fasthttp.MethodGet)
+	methodPost     = []byte(fasthttp.MethodPost)
+)
+
+// serveHTTP is the request handler: size check, route, method, auth, then
+// the endpoint's handler.
+func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	defer s.recoverPanic(ctx)
+	if len(ctx.PostBody()) > s.cfg.MaxBody {
+		writeError(ctx, s.tooLarge())
+		return
+	}
+	path := ctx.URI().PathOriginal()
+	id, param := resolve(path)
+	if id == epNone {
+		writeError(ctx, chat.Errf(chat.CodeNotFound,
+			"no such endpoint: "+string(ctx.Method())+" "+string(path)))
+		return
+	}
+	ep := &endpoints[id]
+	var h handlerFunc
+	switch m := ctx.Method(); {
+	case bytes.Equal(m, methodGet):
+		h = ep.get
+	case bytes.Equal(m, methodPost):
+		h = ep.post
+	}
+	if h == nil {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, ep.allow)
+		writeErrorStatus(ctx, fasthttp.StatusMethodNotAllowed, chat.Errf(chat.CodeBadRequest,
+			"method "+string(ctx.Method())+" not allowed on "+ep.pattern+"; use "+ep.allow))
+		return
+	}
+
+	var r reqInfo
+	if param != nil {
+		p, err := url.PathUnescape(string(param))
+		if err != nil {
+			writeError(ctx, chat.Errf(chat.CodeBadRequest, "bad escape in path segment \""+string(param)+"\""))
+			return
+		}
+		r.param = p
+	}
+	switch ep.auth {
+	case authAdmin:
+		if e := s.authAdmin(ctx); e != nil {
+			s.denied(ctx, e)
+			return
+		}
+	case authApp:
+		app, err := s.authApp(ctx)
+		if err != nil {
+			s.deny(ctx, err)
+			return
+		}
+		r.app = app
+	case authToken:
+		ident, err := s.authToken(ctx)
+		if err != nil {
+			s.deny(ctx, err)
+			return
+		}
+		r.ident = ident
+	}
+	if err := h(s, ctx, &r); err != nil {
+		s.fail(ctx, err)
+	}
+}
+
+// deny answers an authentication error: a *chat.Error is a denial (logged
+// at debug), anything else an internal failure.
+func (s *Server) deny(ctx *fasthttp.RequestCtx, err error) {
+	var ce *chat.Error
+	if errors.As(err, &ce) && ce.Code.HTTPStatus() < 500 {
+		s.denied(ctx, ce)
+		return
+	}
+	s.fail(ctx, err)
+}
+
+// recoverPanic turns a panic in a handler or in the core into a 500 and an
+// error log line instead of a dead process.
+func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx) {
+	if v := recover(); v != nil {
+		s.log.Error().Str("method", string(ctx.Method())).Bytes("path", ctx.Path()).
+			Interface("panic", v).Bytes("stack", debug.Stack()).Msg("http api: handler panicked")
+		writeError(ctx, chat.Errf(chat.CodeInternal, "internal error"))
+	}
+}

@@ -1,0 +1,335 @@
+// Package httpapi is chatd's HTTP side listener (fasthttp): the signed server
+// admin API, the signed app API that host backends call, the token user API
+// for clients that cannot hold a WebSocket, and the health check. It
+// translates HTTP to calls on *chat.Core and back; it knows nothing about
+// gnet or bbolt.
+//
+// The wire format, the routes and the request-signing algorithm are
+// documented in docs/http-api.md.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"chatd/chat"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultAddr            = ":22887"
+	DefaultMaxBody         = 1 << 20
+	DefaultSignatureWindow = 5 * time.Minute
+	DefaultMaxConns        = 256
+	// DefaultMaxNonces caps the replay cache (all keys together). About 40
+	// bytes per entry: 1,000,000 entries is ~40 MiB in the worst case.
+	DefaultMaxNonces = 1_000_000
+)
+
+// shutdownGrace bounds how long Run waits for in-flight requests after its
+// context ends.
+const shutdownGrace = 5 * time.Second
+
+// shutdownFallback is how long POST /admin/v1/shutdown waits for its reply's
+// connection to close before calling Config.Shutdown anyway.
+const shutdownFallback = 2 * time.Second
+
+// Config configures the listener. Zero values mean the documented defaults.
+type Config struct {
+	// Addr is the TCP listen address. Zero means ":22887". "127.0.0.1:0"
+	// picks a free port; Addr() reports it after Ready.
+	Addr string
+	// AdminKey is the server admin key that signs /admin/v1/* requests.
+	// Required: New fails without it.
+	AdminKey string
+	// AdminFromAnywhere lets /admin/v1/* answer clients that are not on a
+	// loopback address. By default the admin API is loopback-only (403).
+	AdminFromAnywhere bool
+	// MaxBody caps a request body in bytes. Zero means 1 MiB. Larger bodies
+	// are answered 413 too_large.
+	MaxBody int
+	// SignatureWindow is how far a signed request's timestamp may be from
+	// the server clock, either way. Zero means 5 minutes.
+	SignatureWindow time.Duration
+	// MaxNonces caps the replay cache. Zero means 1,000,000. When it is full
+	// of unexpired nonces signed requests are answered 429 rate_limited.
+	MaxNonces int
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP headers
+	// are believed. Requests from any other peer are judged by the peer
+	// address alone.
+	TrustedProxies []netip.Prefix
+	// MaxConns caps concurrently served connections (fasthttp Concurrency).
+	// Zero means 256. Connections over the cap get a 503 and are closed at
+	// once, so they never pile up file descriptors (the process shares a
+	// 20,000-fd limit with the WebSocket listener).
+	MaxConns int
+	// Version is reported by /healthz and the status endpoint.
+	Version string
+	// Status fills GET /admin/v1/status. Nil means a status built from the
+	// process and the core's counters. Blank Version and HTTPAddr fields are
+	// filled in by the server either way.
+	Status func() Status
+	// Shutdown is called by POST /admin/v1/shutdown after the 202 reply has
+	// been written (chatd stop uses this on every OS). Nil answers 503.
+	Shutdown func()
+}
+
+// Status is the answer of GET /admin/v1/status.
+type Status struct {
+	Version       string `json:"version"`
+	PID           int    `json:"pid"`
+	StartedAt     int64  `json:"started_at"` // unix seconds
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	WSAddr        string `json:"ws_addr"`
+	HTTPAddr      string `json:"http_addr"`
+	DataDir       string `json:"data_dir"`
+	Conns         int    `json:"conns"`
+	UsersOnline   int    `json:"users_online"`
+	Goroutines    int    `json:"goroutines"`
+	HeapBytes     uint64 `json:"heap_bytes"`
+}
+
+// Server is the HTTP listener. Create it with New and start it with Run.
+type Server struct {
+	cfg       Config
+	core      *chat.Core
+	log       zerolog.Logger
+	adminKey  []byte
+	window    int64 // SignatureWindow in whole seconds, >= 1
+	windowMsg string
+	nonces    *nonceCache
+	startedAt time.Time
+	srv       *fasthttp.Server
+	handler   fasthttp.RequestHandler
+
+	// reqCtx is the context core calls run under: it outlives the Run
+	// context by the shutdown grace so that in-flight requests finish, and
+	// is cancelled when Serve returns. Set once by New.
+	reqCtx    context.Context
+	reqCancel context.CancelFunc
+
+	ready    chan struct{} // closed by Serve once the listener is bound
+	running  atomic.Bool   // set by Serve; a Server serves once
+	addrMu   sync.Mutex    // guards addr
+	addr     string
+	shutOnce sync.Once // guards the single call of cfg.Shutdown
+	// shutConn is the connection that carried POST /admin/v1/shutdown; its
+	// close (reply written) triggers cfg.Shutdown. Set from a handler,
+	// read from fasthttp's ConnState callback.
+	shutConn atomic.Pointer[net.Conn]
+}
+
+// New builds a Server; it does not listen until Run.
+func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
+	if cfg.AdminKey == "" {
+		return nil, errors.New("httpapi: Config.AdminKey is required")
+	}
+	if core == nil {
+		return nil, errors.New("httpapi: nil core")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.SignatureWindow <= 0 {
+		cfg.SignatureWindow = DefaultSignatureWindow
+	}
+	if cfg.MaxNonces <= 0 {
+		cfg.MaxNonces = DefaultMaxNonces
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	window := int64(cfg.SignatureWindow / time.Second)
+	if window < 1 {
+		window = 1
+	}
+	s := &Server{
+		cfg:       cfg,
+		core:      core,
+		log:       log,
+		adminKey:  []byte(cfg.AdminKey),
+		window:    window,
+		windowMsg: "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
+		nonces:    newNonceCache(window, cfg.MaxNonces),
+		startedAt: time.Now(),
+		ready:     make(chan struct{}),
+	}
+	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
+	s.handler = s.serveHTTP
+	s.srv = &fasthttp.Server{
+		Handler:              s.handler,
+		ErrorHandler:         s.serveError,
+		ConnState:            s.connState,
+		Name:                 "chatd",
+		Concurrency:          cfg.MaxConns,
+		MaxRequestBodySize:   cfg.MaxBody,
+		ReadTimeout:          30 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          60 * time.Second,
+		CloseOnShutdown:      true,
+		NoDefaultContentType: true,
+		Logger:               fasthttpLogger{log: log},
+	}
+	return s, nil
+}
+
+// Handler returns the request handler, for tests that serve it themselves.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
+
+// Ready is closed once the listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the bound host:port, valid after Ready (Config.Addr before).
+func (s *Server) Addr() string {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	if s.addr == "" {
+		return s.cfg.Addr
+	}
+	return s.addr
+}
+
+// Run listens on Config.Addr and serves until ctx ends, then shuts down
+// gracefully: the listener closes at once and in-flight requests get up to
+// 5 seconds to finish.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("httpapi: listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends (see Run). It takes ownership of ln. A
+// Server serves once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.running.CompareAndSwap(false, true) {
+		ln.Close()
+		return errors.New("httpapi: server already started")
+	}
+	s.addrMu.Lock()
+	s.addr = ln.Addr().String()
+	s.addrMu.Unlock()
+	close(s.ready)
+	s.log.Info().Str("addr", s.Addr()).Msg("http api listening")
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		errc = nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	err := s.srv.ShutdownWithContext(sctx)
+	cancel()
+	// If ctx ended before fasthttp's Serve registered ln, the shutdown above
+	// did not see it: closing it here makes that Serve return at once.
+	ln.Close()
+	s.reqCancel()
+	if errc != nil {
+		serveErr = <-errc
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("http api: shutdown did not finish in time")
+	}
+	if serveErr != nil {
+		return fmt.Errorf("httpapi: serve: %w", serveErr)
+	}
+	return nil
+}
+
+// connState watches for the close of the connection that asked for a
+// shutdown: by then its 202 reply is written.
+func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
+	if st != fasthttp.StateClosed && st != fasthttp.StateHijacked {
+		return
+	}
+	if p := s.shutConn.Load(); p != nil && *p == c {
+		s.triggerShutdown()
+	}
+}
+
+// triggerShutdown calls cfg.Shutdown once, on its own goroutine (it may
+// wait for this server to stop).
+func (s *Server) triggerShutdown() {
+	s.shutOnce.Do(func() {
+		s.log.Info().Msg("http api: shutdown requested by the admin API")
+		go s.cfg.Shutdown()
+	})
+}
+
+// status builds the status answer.
+func (s *Server) status() Status {
+	var st Status
+	if s.cfg.Status != nil {
+		st = s.cfg.Status()
+	} else {
+		cs := s.core.Stats()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st = Status{
+			PID:           os.Getpid(),
+			StartedAt:     s.startedAt.Unix(),
+			UptimeSeconds: int64(time.Since(s.startedAt) / time.Second),
+			Conns:         cs.Clients,
+			UsersOnline:   cs.UsersOnline,
+			Goroutines:    runtime.NumGoroutine(),
+			HeapBytes:     ms.HeapAlloc,
+		}
+	}
+	if st.Version == "" {
+		st.Version = s.cfg.Version
+	}
+	if st.HTTPAddr == "" {
+		st.HTTPAddr = s.Addr()
+	}
+	return st
+}
+
+// windowText renders a duration the way error messages say it: "5 minute",
+// "90 second", "1 hour".
+func windowText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return itoa(int64(d/time.Hour)) + " hour"
+	case d%time.Minute == 0:
+		return itoa(int64(d/time.Minute)) + " minute"
+	}
+	return itoa(int64(d/time.Second)) + " second"
+}
+
+// fasthttpLogger routes fasthttp's own messages to zerolog: per-connection
+// serving errors (malformed or oversized requests, already answered to the
+// client) at debug, so clients cannot flood the log; the rest (accept
+// failures, the connection cap reached, at most once a minute) at warn.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	var ev *zerolog.Event
+	if strings.HasPrefix(format, "error when serving connection") {
+		ev = l.log.Debug()
+	} else {
+		ev = l.log.Warn()
+	}
+	if ev.Enabled() {
+		ev.Msgf("fasthttp: "+format, args...)
+	}
+}
