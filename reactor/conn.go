@@ -1,0 +1,655 @@
+package reactor
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"chatd/chat"
+	"chatd/wsproto"
+)
+
+// Connection states; owned by the loop.
+const (
+	stateHandshake uint8 = iota // waiting for a complete upgrade request
+	stateOpen                   // WebSocket open: messages go to the core
+	stateClosing                // our close frame is sent; waiting for the client's
+	stateClosed                 // OnClose has run
+)
+
+// why records the first reason the server decided to close a connection;
+// OnClose counts it. whyNone at close means the client went away.
+type why uint8
+
+const (
+	whyNone why = iota
+	whyHandshakeTimeout
+	whyHandshakeFailed
+	whyIdle
+	whySlow
+	whyProtocol
+	whyPeer
+	whyServer
+	whyCount
+)
+
+func (w why) String() string {
+	switch w {
+	case whyHandshakeTimeout:
+		return "handshake timeout"
+	case whyHandshakeFailed:
+		return "handshake failed"
+	case whyIdle:
+		return "idle"
+	case whySlow:
+		return "slow consumer"
+	case whyProtocol:
+		return "protocol error"
+	case whyPeer:
+		return "peer"
+	case whyServer:
+		return "server"
+	}
+	return "none"
+}
+
+// Close codes the reactor sends itself.
+const (
+	closeNormal         = wsproto.CloseCode(1000)
+	closeGoingAway      = wsproto.CloseCode(1001)
+	closeUnsupported    = wsproto.CloseCode(1003)
+	closeNoStatus       = wsproto.CloseCode(1005)
+	closeInvalidPayload = wsproto.CloseCode(1007)
+	closePolicy         = wsproto.CloseCode(1008)
+	closeInternal       = wsproto.CloseCode(1011)
+)
+
+// maxWritevFrames bounds the frames in one Writev: two iovecs per frame and
+// at most 1024 (IOV_MAX) per writev(2), which x/sys/unix does not split.
+const maxWritevFrames = 512
+
+// maxCloseReason is the longest close reason that fits a control frame (125
+// bytes minus the 2-byte code).
+const maxCloseReason = 123
+
+// conn is one client connection and the core's chat.Peer for it.
+//
+// Fields above mu are owned by the connection's event loop (gnet callbacks
+// for this connection and tasks run on its loop), except gc, loop and remote,
+// which are read-only once the core has the Peer. Fields below mu are shared
+// with the core's goroutines.
+type conn struct {
+	gc     gnet.Conn
+	loop   *loop
+	remote netip.AddrPort // TCP peer, or the forwarded client when the peer is a trusted proxy
+
+	h        chat.Handler
+	rd       wsproto.Reader
+	stamp    int64 // unix nanos of the sweep that last saw fresh set (see loop.Run)
+	pinged   int64 // unix nanos of the sweep that last sent a ping
+	slot     int32 // index in loop.conns; -1 once removed
+	leftover int32 // inbound bytes left buffered after the last OnTraffic
+	state    uint8
+	why      why
+	// fresh means the state's clock restarts: set at open, at handshake
+	// completion, on every inbound read while open, and when closing
+	// starts. The next sweep stamps the time and clears it, so reads cost
+	// a bool store and no clock.
+	fresh bool
+
+	// closing is set once a close is requested or begun; the loop stops
+	// handing messages to the core. Written by any goroutine.
+	closing atomic.Bool
+	// inHandler is set by the loop while HandleMessage runs; the loop
+	// flushes right after, so Send and Close need not wake it (saving a
+	// wake-up and an allocation per synchronous reply). Read under mu.
+	inHandler atomic.Bool
+
+	// mu guards the fields below. Send and Close also call gc.Wake while
+	// holding it: retire marks the conn dead under mu, so no Wake can run
+	// after OnClose. That matters at shutdown, when gnet closes each
+	// loop's poller and eventfd right after closing its connections; a
+	// late Wake would write to a closed (maybe reused) fd number. Wake
+	// never blocks (a lock-free queue push plus an eventfd write).
+	mu           sync.Mutex
+	pending      *frameList // payloads queued by Send, in order; nil when empty
+	pendingBytes int        // sum of len over pending
+	closeReq     bool       // a close frame is due after pending (or now, if slow)
+	slow         bool       // Send found the queue over MaxOutbound
+	dead         bool       // OnClose has run: Send and Close are no-ops
+	closeCode    wsproto.CloseCode
+	closeReason  string
+}
+
+// frameList is a pooled pending list. Send takes one when a connection's
+// queue goes from empty to non-empty and the loop returns it after writing,
+// so an idle connection holds none.
+type frameList struct{ b [][]byte }
+
+var framePool = sync.Pool{New: func() any { return &frameList{b: make([][]byte, 0, 8)} }}
+
+// putFrames clears fl (dropping the references to shared payloads) and pools it.
+func putFrames(fl *frameList) {
+	if cap(fl.b) > 4096 {
+		return
+	}
+	clear(fl.b)
+	fl.b = fl.b[:0]
+	framePool.Put(fl)
+}
+
+var _ chat.Peer = (*conn)(nil)
+
+// Send queues one text message. It never blocks and is safe from any
+// goroutine; b is shared and never modified. It returns false when the
+// connection is closing or closed, or when the bytes queued but not yet
+// handed to the socket would exceed MaxOutbound; in that case the connection
+// is closed as a slow consumer. (The loop re-checks the limit including
+// gnet's own backlog before every write.)
+func (c *conn) Send(b []byte) bool {
+	c.mu.Lock()
+	if c.closeReq || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	wake := c.pending == nil
+	if c.pendingBytes+len(b) > c.loop.srv.cfg.MaxOutbound {
+		c.slow = true
+		c.closeReq = true
+		c.closeCode, c.closeReason = closePolicy, "slow consumer"
+		c.closing.Store(true)
+		if wake && !c.inHandler.Load() {
+			_ = c.gc.Wake(nil)
+		}
+		c.mu.Unlock()
+		return false
+	}
+	if wake {
+		c.pending = framePool.Get().(*frameList)
+	}
+	c.pending.b = append(c.pending.b, b)
+	c.pendingBytes += len(b)
+	if wake && !c.inHandler.Load() {
+		_ = c.gc.Wake(nil)
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// Close sends a close frame with code and reason after what is already
+// queued, then closes the connection once the client answers (or after
+// CloseTimeout). Safe from any goroutine; idempotent.
+func (c *conn) Close(code int, reason string) {
+	c.mu.Lock()
+	if c.closeReq || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.closeReq = true
+	c.closeCode, c.closeReason = validCode(code), reason
+	c.closing.Store(true)
+	if c.pending == nil && !c.inHandler.Load() {
+		_ = c.gc.Wake(nil)
+	}
+	c.mu.Unlock()
+}
+
+// RemoteAddr is the client's address: the TCP peer as ip:port, or the
+// forwarded client IP when the peer is a trusted proxy.
+func (c *conn) RemoteAddr() string {
+	if !c.remote.IsValid() {
+		return ""
+	}
+	if c.remote.Port() == 0 {
+		return c.remote.Addr().String()
+	}
+	return c.remote.String()
+}
+
+// validCode maps a close code the core passes to one that may be sent.
+func validCode(code int) wsproto.CloseCode {
+	if code < 1000 || code > 4999 || !wsproto.ValidCloseCode(wsproto.CloseCode(code)) {
+		return closeNormal
+	}
+	return wsproto.CloseCode(code)
+}
+
+// setWhy records the close reason unless one is recorded already.
+func (c *conn) setWhy(w why) {
+	if c.why == whyNone {
+		c.why = w
+	}
+}
+
+// retire is OnClose's part: unregister, drop the queue, refuse further
+// Sends. Called on the loop.
+func (c *conn) retire() {
+	c.state = stateClosed
+	c.loop.remove(c)
+	c.mu.Lock()
+	c.dead = true
+	fl := c.pending
+	c.pending, c.pendingBytes = nil, 0
+	c.mu.Unlock()
+	c.closing.Store(true)
+	if fl != nil {
+		putFrames(fl)
+	}
+}
+
+// onTraffic is OnTraffic for c: flush what the core queued, then parse new
+// inbound bytes according to the state.
+func (c *conn) onTraffic() gnet.Action {
+	if act := c.flush(); act != gnet.None {
+		return act
+	}
+	in := c.gc.InboundBuffered()
+	if in == int(c.leftover) {
+		return gnet.None // woken by Send/Close: nothing new arrived
+	}
+	l := c.loop
+	l.stats.bytesIn.Add(uint64(in - int(c.leftover)))
+	if c.state == stateOpen {
+		c.fresh = true // activity: pongs and partial frames count
+	}
+	buf, _ := c.gc.Peek(-1) // loop-owned memory: must not escape this call
+	switch c.state {
+	case stateHandshake:
+		return c.readHandshake(buf)
+	case stateOpen:
+		return c.readFrames(buf, 0)
+	default:
+		return c.readClosing(buf, 0)
+	}
+}
+
+// errBadRequest answers a handshake error that is not a *HandshakeError.
+var errBadRequest = &wsproto.HandshakeError{Status: 400, Reason: "bad request"}
+
+// readHandshake waits for a complete upgrade request, answers it, hands the
+// connection to the core and parses any frames sent right behind it.
+func (c *conn) readHandshake(buf []byte) gnet.Action {
+	l := c.loop
+	s := l.srv
+	req, n, err := wsproto.ParseHandshake(buf, &s.cfg.Handshake)
+	if err == wsproto.ErrShortHandshake {
+		c.leftover = int32(len(buf)) // gnet keeps it buffered; nothing consumed
+		return gnet.None
+	}
+	if err != nil {
+		var he *wsproto.HandshakeError
+		if !errors.As(err, &he) {
+			he = errBadRequest
+		}
+		c.setWhy(whyHandshakeFailed)
+		l.out = wsproto.AppendHandshakeError(l.out[:0], he)
+		_, _ = c.gc.Write(l.out)
+		return gnet.Close // gnet flushes the response before closing
+	}
+	if len(s.trusted) > 0 && s.trustedPeer(c.remote.Addr()) {
+		if ip, ok := forwardedFor(req.XForwardedFor, req.XRealIP); ok {
+			c.remote = netip.AddrPortFrom(ip, 0)
+		}
+	}
+	l.out = wsproto.AppendHandshakeResponse(l.out[:0], &req)
+	if _, err := c.gc.Write(l.out); err != nil || c.state == stateClosed {
+		return gnet.Close
+	}
+	l.stats.handshakes.Add(1)
+	c.state = stateOpen
+	c.fresh = true
+	c.rd = newReader(s, &req)
+	h := s.acc.Accept(c)
+	if h == nil {
+		c.leftover = 0
+		return c.startCloseDiscard(closeInternal, "no handler", whyServer)
+	}
+	c.h = h
+	return c.readFrames(buf, n)
+}
+
+// readFrames parses the frames in buf[used:], hands text messages to the
+// core, answers control frames, and discards exactly the bytes consumed.
+func (c *conn) readFrames(buf []byte, used int) gnet.Action {
+	l := c.loop
+	l.out = l.out[:0] // pongs, written once after the loop
+	frames, pongs := 0, 0
+	handled := false
+	for used < len(buf) && c.state == stateOpen {
+		m, n, ok, err := c.rd.Next(buf[used:])
+		if err == wsproto.ErrShortFrame {
+			break
+		}
+		if err != nil {
+			l.stats.framesIn.Add(uint64(frames))
+			return c.protocolError(err, pongs)
+		}
+		used += n
+		frames++
+		if !ok {
+			continue // a fragment, buffered by the Reader
+		}
+		switch m.Kind {
+		case wsproto.KindText:
+			if c.closing.Load() {
+				break // the core asked to close: it wants no more
+			}
+			if m.Compressed {
+				out, err := c.rd.Decompress(l.inflate[:0], &m)
+				l.inflate = out
+				if err != nil {
+					l.stats.framesIn.Add(uint64(frames))
+					return c.protocolError(err, pongs)
+				}
+			}
+			// A Send or Close from inside HandleMessage skips the
+			// wake-up: the flush after the loop picks it up. (If one
+			// from another goroutine sees inHandler, the same flush
+			// takes mu after inHandler is cleared and sees its work.)
+			c.inHandler.Store(true)
+			c.h.HandleMessage(m.Payload)
+			c.inHandler.Store(false)
+			handled = true
+		case wsproto.KindBinary:
+			if act := c.writeOut(pongs); act != gnet.None {
+				return act
+			}
+			pongs = 0
+			if act := c.startClose(closeUnsupported, "binary messages are not supported", whyProtocol); act != gnet.None {
+				return act
+			}
+		case wsproto.KindPing:
+			l.out = wsproto.AppendFrame(l.out, wsproto.OpPong, m.Payload)
+			pongs++
+		case wsproto.KindPong:
+			// Activity is already recorded.
+		case wsproto.KindClose:
+			// The client closes: answer with its code and close the TCP
+			// connection (the server closes first, RFC 6455 §7.1.1).
+			l.stats.framesIn.Add(uint64(frames))
+			c.setWhy(whyPeer)
+			code := m.Code
+			if code == 0 || code == closeNoStatus {
+				code = closeNormal
+			}
+			l.out = wsproto.AppendClose(l.out, code, "")
+			c.writeOut(pongs + 1)
+			return gnet.Close
+		}
+	}
+	l.stats.framesIn.Add(uint64(frames))
+	if cap(l.inflate) > inflateKeep {
+		l.inflate = nil
+	}
+	if act := c.writeOut(pongs); act != gnet.None {
+		return act
+	}
+	if handled {
+		// What the core queued during HandleMessage goes out now; it
+		// did not wake the loop (see inHandler).
+		if act := c.flush(); act != gnet.None {
+			return act
+		}
+	}
+	if c.state == stateClosing {
+		return c.readClosing(buf, used)
+	}
+	c.leftover = int32(len(buf) - used)
+	if used > 0 { // Discard(0) would drop everything
+		_, _ = c.gc.Discard(used)
+	}
+	return gnet.None
+}
+
+// inflateKeep is the largest decompression scratch a loop keeps.
+const inflateKeep = 256 << 10
+
+// protocolError answers a violation in the client's bytes (err from
+// wsproto) with its close code, after the pongs gathered so far, and
+// discards the rest of the stream.
+func (c *conn) protocolError(err error, pongs int) gnet.Action {
+	code, reason := closeInvalidPayload, "invalid compressed message"
+	var ce *wsproto.CloseError
+	if errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Reason
+	}
+	if act := c.writeOut(pongs); act != gnet.None {
+		return act
+	}
+	return c.startCloseDiscard(code, reason, whyProtocol)
+}
+
+// readClosing handles bytes that arrive after our close frame, from
+// buf[used:]: it closes the connection at the client's close frame and
+// ignores everything else. Bytes that do not parse (what follows a protocol
+// error, say) are dropped, resynchronising on the next read, so a client
+// that answers the close still gets a prompt TCP close.
+func (c *conn) readClosing(buf []byte, used int) gnet.Action {
+	for used < len(buf) {
+		m, n, ok, err := c.rd.Next(buf[used:])
+		if err == wsproto.ErrShortFrame {
+			break
+		}
+		if err != nil {
+			c.rd.Reset()
+			c.leftover = 0
+			_, _ = c.gc.Discard(-1) // everything buffered
+			return gnet.None
+		}
+		if ok && m.Kind == wsproto.KindClose {
+			return gnet.Close
+		}
+		used += n
+	}
+	c.leftover = int32(len(buf) - used)
+	if used > 0 { // Discard(0) would drop everything
+		_, _ = c.gc.Discard(used)
+	}
+	return gnet.None
+}
+
+// writeOut writes loop.out, which holds the control frames (pongs, a
+// ping, a close) gathered for c, and empties it. Called on the loop.
+func (c *conn) writeOut(frames int) gnet.Action {
+	l := c.loop
+	if len(l.out) == 0 {
+		return gnet.None
+	}
+	l.stats.bytesOut.Add(uint64(len(l.out)))
+	l.stats.framesOut.Add(uint64(frames))
+	_, err := c.gc.Write(l.out)
+	l.out = l.out[:0]
+	if err != nil || c.state == stateClosed {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// startClose requests a close with code and reason (unless one is already
+// requested) and flushes: queued messages, then the close frame; the
+// connection moves to stateClosing. Called on the loop.
+func (c *conn) startClose(code wsproto.CloseCode, reason string, w why) gnet.Action {
+	c.setWhy(w)
+	c.mu.Lock()
+	if !c.closeReq {
+		c.closeReq = true
+		c.closeCode, c.closeReason = code, reason
+	}
+	c.mu.Unlock()
+	c.closing.Store(true)
+	return c.flush()
+}
+
+// startCloseDiscard is startClose after a protocol error: the offending
+// frame cannot be consumed, so everything buffered is dropped and the
+// reader starts afresh (see readClosing).
+func (c *conn) startCloseDiscard(code wsproto.CloseCode, reason string, w why) gnet.Action {
+	c.rd.Reset()
+	if act := c.startClose(code, reason, w); act != gnet.None {
+		return act
+	}
+	c.leftover = 0
+	_, _ = c.gc.Discard(-1) // everything
+	return gnet.None
+}
+
+// flush writes the messages the core queued, each as one text frame, in as
+// few writev calls as possible, then the close frame if one is due. A
+// connection whose backlog (queued plus gnet's) would pass MaxOutbound is
+// closed as a slow consumer instead. Called on the loop.
+func (c *conn) flush() gnet.Action {
+	if c.state != stateOpen {
+		if c.state == stateClosed {
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	c.mu.Lock()
+	fl, n := c.pending, c.pendingBytes
+	closeReq, slow, code, reason := c.closeReq, c.slow, c.closeCode, c.closeReason
+	c.pending, c.pendingBytes = nil, 0
+	c.mu.Unlock()
+
+	l := c.loop
+	s := l.srv
+	if fl != nil {
+		if slow || c.gc.OutboundBuffered()+n > s.cfg.MaxOutbound {
+			putFrames(fl)
+			c.setWhy(whySlow)
+			c.mu.Lock()
+			c.slow, c.closeReq = true, true
+			c.mu.Unlock()
+			c.closing.Store(true)
+			l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
+			_ = c.writeOut(1)
+			return gnet.Close
+		}
+		err := c.writeFrames(fl.b)
+		putFrames(fl)
+		if err != nil || c.state == stateClosed {
+			return gnet.Close
+		}
+		s.notePeak(uint64(c.gc.OutboundBuffered()))
+	}
+	if !closeReq {
+		return gnet.None
+	}
+	if slow {
+		c.setWhy(whySlow)
+		l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
+		_ = c.writeOut(1)
+		return gnet.Close
+	}
+	c.setWhy(whyServer)
+	l.out = wsproto.AppendClose(l.out[:0], code, truncateReason(reason))
+	if act := c.writeOut(1); act != gnet.None {
+		return act
+	}
+	c.state = stateClosing
+	c.fresh = true
+	return gnet.None
+}
+
+// writeFrames writes payloads as text frames with Writev: header1,
+// payload1, header2, payload2, … The payloads are shared and only read.
+func (c *conn) writeFrames(payloads [][]byte) error {
+	l := c.loop
+	total, frames := 0, len(payloads)
+	for len(payloads) > 0 {
+		batch := payloads[:min(len(payloads), maxWritevFrames)]
+		payloads = payloads[len(batch):]
+		hdr := l.hdr[:0]
+		for _, p := range batch {
+			hdr = wsproto.AppendHeader(hdr, true, 0, wsproto.OpText, len(p))
+		}
+		l.hdr = hdr
+		iov := l.iov[:0]
+		off := 0
+		for _, p := range batch {
+			h := headerLen(len(p))
+			iov = append(iov, hdr[off:off+h:off+h])
+			off += h
+			if len(p) > 0 {
+				iov = append(iov, p)
+			}
+			total += h + len(p)
+		}
+		l.iov = iov
+		_, err := c.gc.Writev(iov)
+		clear(iov)
+		if err != nil {
+			return err
+		}
+		if c.state == stateClosed {
+			return nil
+		}
+	}
+	l.stats.framesOut.Add(uint64(frames))
+	l.stats.bytesOut.Add(uint64(total))
+	return nil
+}
+
+// headerLen is the size of an unmasked server frame header for an n-byte
+// payload.
+func headerLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n < 1<<16:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// ping queues a ping frame. Called on the loop.
+func (c *conn) ping() {
+	l := c.loop
+	l.out = wsproto.AppendFrame(l.out[:0], wsproto.OpPing, nil)
+	_ = c.writeOut(1)
+}
+
+// truncateReason shortens a close reason to fit a control frame, at a rune
+// boundary.
+func truncateReason(r string) string {
+	r = strings.ToValidUTF8(r, "") // no copy when already valid
+	if len(r) <= maxCloseReason {
+		return r
+	}
+	i := maxCloseReason
+	for i > 0 && !utf8.RuneStart(r[i]) {
+		i--
+	}
+	return r[:i]
+}
+
+// forwardedFor returns the client address a trusted proxy reports: the
+// first X-Forwarded-For entry, else X-Real-IP. An entry may carry a port.
+func forwardedFor(xff, xrip string) (netip.Addr, bool) {
+	if xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		if ip, ok := parseHostIP(strings.TrimSpace(first)); ok {
+			return ip, true
+		}
+	}
+	return parseHostIP(strings.TrimSpace(xrip))
+}
+
+// parseHostIP parses "ip", "ip:port" or "[ipv6]:port".
+func parseHostIP(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}

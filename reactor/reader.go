@@ -1,0 +1,9 @@
+package reactor
+
+import "chatd/wsproto"
+
+// newReader returns the frame reader for a connection that upgraded with
+// req: RSV1 (permessage-deflate) is allowed only if it was negotiated.
+func newReader(s *Server, req *wsproto.Request) wsproto.Reader {
+	return wsproto.Reader{MaxMessage: s.cfg.MaxMessage, Deflate: req.Deflate.Enabled}
+}
