@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"chatd/httpapi/apiclient"
+)
+
+func init() {
+	register(&command{
+		name: "app create", args: "--name NAME [--id ID]",
+		summary: "register a host site or app; prints its id and secret",
+		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			name := fs.String("name", "", "display name of the app (required)")
+			id := fs.String("id", "", "app id; empty lets the server pick one")
+			return func(ctx context.Context, e *env) error {
+				if *name == "" {
+					return usagef("app create: --name is required")
+				}
+				c, err := e.client(true, false)
+				if err != nil {
+					return err
+				}
+				a, err := c.CreateApp(ctx, *id, *name)
+				if err != nil {
+					return err
+				}
+				return e.print(a, func(w io.Writer) {
+					fmt.Fprintf(w, "app created\n  id      %s\n  name    %s\n  secret  %s\n", a.ID, a.Name, a.Secret)
+					fmt.Fprintf(w, "next: chatctl user push --app %s --secret %s --uid u1 --nickname Alice --token\n", a.ID, a.Secret)
+				})
+			}
+		},
+	})
+	register(&command{
+		name: "app list", summary: "list the apps with their secrets",
+		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			return func(ctx context.Context, e *env) error {
+				c, err := e.client(true, false)
+				if err != nil {
+					return err
+				}
+				apps, err := c.Apps(ctx)
+				if err != nil {
+					return err
+				}
+				if apps == nil {
+					apps = []apiclient.App{}
+				}
+				return e.print(apps, func(w io.Writer) {
+					if len(apps) == 0 {
+						fmt.Fprintln(w, "no apps yet (chatctl app create --name NAME)")
+					}
+					for _, a := range apps {
+						fmt.Fprintf(w, "%s\t%s\t%s\n", a.ID, a.Secret, a.Name)
+					}
+				})
+			}
+		},
+	})
+}

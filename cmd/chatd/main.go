@@ -1,0 +1,225 @@
+// Command chatd is the chat server.
+//
+//	chatd [flags]          run in the foreground (Ctrl-C stops it)
+//	chatd daemon [flags]   start detached, return once it is ready
+//	chatd stop [flags]     stop the server on the data folder
+//	chatd status [flags]   running or not, pid, addresses, connections
+//	chatd config [flags]   print the effective configuration
+//	chatd version          print the version
+//
+// Settings come from defaults < config file < CHATD_* environment < flags;
+// see `chatd help` and docs/operations.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"chatd/internal/config"
+	"chatd/internal/proc"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version string
+
+// Exit codes.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitUsage      = 2
+	exitNotRunning = 3 // status and stop: no server on the data folder (LSB)
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), proc.ShutdownSignals...)
+	defer stop()
+	go func() {
+		// After the first signal, restore the default handling: a second
+		// Ctrl-C kills at once instead of waiting for a graceful stop.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// codeError carries an exit code other than 1; its message (if any) is
+// printed like any error.
+type codeError struct {
+	code int
+	err  error // nil: print nothing
+}
+
+func (e *codeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *codeError) Unwrap() error { return e.err }
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ce *codeError
+	if errors.As(err, &ce) {
+		if ce.err != nil {
+			fmt.Fprintln(stderr, "chatd:", ce.err)
+		}
+		return ce.code
+	}
+	fmt.Fprintln(stderr, "chatd:", err)
+	return exitError
+}
+
+// command is one subcommand. flags adds the command's own flags (beyond
+// the settings) to fs and returns the function that runs it.
+type command struct {
+	name    string
+	args    string // usage after the name
+	summary string
+	// settings: the command accepts every setting flag and loads the
+	// config.
+	settings bool
+	// flagHelp documents the command's own flags for `chatd help`.
+	flagHelp []string
+	setup    func(fs *flag.FlagSet) func(ctx context.Context, env *cmdEnv) error
+}
+
+// cmdEnv is what a command runs with.
+type cmdEnv struct {
+	args   []string // the command's arguments, as given
+	cfg    *config.Loaded
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// commands lists every subcommand in help order; "" is the foreground
+// server.
+func commands() []*command {
+	return []*command{
+		{name: "", args: "[flags]", summary: "run the server in the foreground (Ctrl-C or SIGTERM stops it)",
+			settings: true, setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdServe }},
+		daemonCommand(),
+		stopCommand(),
+		statusCommand(),
+		{name: "config", args: "[flags]", summary: "print the effective configuration and where each value comes from (secrets as ***)",
+			settings: true, setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdConfig }},
+		{name: "version", summary: "print the version",
+			setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdVersion }},
+		{name: "help", summary: "print this help (also --help, -h)",
+			setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdHelp }},
+	}
+}
+
+// run dispatches args (without the program name) to a command.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	var cmd *command
+	for _, c := range commands() {
+		if c.name == name {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return &codeError{exitUsage, fmt.Errorf("unknown command %q (run `chatd help`)", name)}
+	}
+	fs := flag.NewFlagSet("chatd "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; help is ours
+	var loader *config.Loader
+	if cmd.settings {
+		loader = config.Register(fs)
+	}
+	runFn := cmd.setup(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout)
+			return nil
+		}
+		return &codeError{exitUsage, fmt.Errorf("%v (run `chatd help`)", err)}
+	}
+	env := &cmdEnv{args: args, stdout: stdout, stderr: stderr}
+	if fs.NArg() > 0 {
+		return &codeError{exitUsage, fmt.Errorf("unexpected argument %q (run `chatd help`)", fs.Arg(0))}
+	}
+	if loader != nil {
+		ld, err := loader.Load(os.Environ())
+		if err != nil {
+			return &codeError{exitUsage, err}
+		}
+		env.cfg = ld
+	}
+	return runFn(ctx, env)
+}
+
+// Version is the build's version: -ldflags main.version, else the module
+// version, else "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func cmdVersion(_ context.Context, env *cmdEnv) error {
+	fmt.Fprintf(env.stdout, "chatd %s (%s %s/%s)\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func cmdConfig(_ context.Context, env *cmdEnv) error {
+	for _, w := range env.cfg.Warnings {
+		fmt.Fprintln(env.stderr, "chatd: warning:", w)
+	}
+	return env.cfg.Write(env.stdout)
+}
+
+func cmdHelp(_ context.Context, env *cmdEnv) error {
+	printHelp(env.stdout)
+	return nil
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `chatd: self-hosted real-time chat server (WebSocket + HTTP API, one data folder)
+
+Usage:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-28s %s\n", strings.Join(strings.Fields("chatd "+c.name+" "+c.args), " "), c.summary)
+	}
+	fmt.Fprint(w, `
+Command flags:
+`)
+	for _, c := range commands() {
+		for _, h := range c.flagHelp {
+			fmt.Fprintf(w, "  chatd %s %s\n", c.name, h)
+		}
+	}
+	fmt.Fprintf(w, `
+Settings (accepted by the server, daemon, stop, status and config):
+Each setting is a flag --name-with-dashes, an environment variable CHATD_NAME
+and a config file line "name = value". Precedence: defaults < config file
+(--config, or <data_dir>/%s when present) < environment < flags.
+
+`, config.FileName)
+	config.PrintFlags(w)
+	fmt.Fprint(w, `
+Exit codes: 0 ok, 1 error, 2 bad usage or configuration, 3 not running (status, stop).
+Docs: docs/operations.md
+`)
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/natefinch/lumberjack.v2"
+
+	"chatd/chat"
+	"chatd/httpapi"
+	"chatd/internal/config"
+	"chatd/internal/proc"
+	"chatd/reactor"
+	"chatd/storage"
+	"chatd/wsproto"
+)
+
+// dbFile is the database inside the data folder.
+const dbFile = "chat.db"
+
+func cmdServe(ctx context.Context, env *cmdEnv) error {
+	return serve(ctx, env, false)
+}
+
+// serve runs the server until ctx ends or the admin API asks it to stop.
+// daemon selects JSON logs to the rotated log file instead of a console
+// on stderr.
+func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
+	cfg := &env.cfg.Config
+	log, closeLog, err := newLogger(cfg, daemon, env.stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if env.cfg.File != "" {
+		log.Info().Str("file", env.cfg.File).Msg("config file loaded")
+	}
+	for _, w := range env.cfg.Warnings {
+		log.Warn().Msg(w)
+	}
+	eff := zerolog.Dict()
+	for _, s := range config.Settings() {
+		eff.Str(s.Name, s.Display(cfg))
+	}
+	// The daemon log records what it ran with; in the foreground the
+	// operator just typed it (and `chatd config` shows it), so debug.
+	ev := log.Debug()
+	if daemon {
+		ev = log.Info()
+	}
+	ev.Dict("config", eff).Msg("effective config (secrets as ***)")
+
+	if err := proc.PrepareDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	lock, err := proc.Acquire(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lock.Release(); err != nil {
+			log.Error().Err(err).Msg("release data folder lock")
+		}
+	}()
+	// A chatd.run left by a crash would point chatctl at a dead server.
+	if err := proc.RemoveRunInfo(cfg.DataDir); err != nil {
+		return err
+	}
+
+	adminKey, err := loadAdminKey(cfg, env.stderr, !daemon)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminKey == "" && proc.AdminKeyTooOpen(cfg.DataDir) {
+		log.Warn().Str("file", filepath.Join(cfg.DataDir, proc.AdminKeyFile)).
+			Msg("admin key file is readable by other users; chmod 600 it")
+	}
+
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
+	srv, err := build(cfg, adminKey, log, shutdown)
+	if err != nil {
+		return err
+	}
+	srv.stack.OnReady = func() error {
+		ri := proc.RunInfo{
+			PID: os.Getpid(), WSAddr: srv.ws.Addr(), HTTPAddr: srv.http.Addr(), Version: Version(),
+			StartedAt: srv.started.UTC().Truncate(time.Millisecond), DataDir: cfg.DataDir,
+		}
+		if daemon {
+			ri.LogFile = cfg.LogPath()
+		}
+		if err := proc.WriteRunInfo(cfg.DataDir, ri); err != nil {
+			return fmt.Errorf("publish %s: %w", proc.RunFile, err)
+		}
+		log.Info().Int("pid", ri.PID).Str("version", ri.Version).Str("ws", ri.WSAddr).Str("http", ri.HTTPAddr).
+			Str("data", cfg.DataDir).Msg("chatd ready")
+		return nil
+	}
+	err = srv.stack.Run(ctx)
+	if rerr := proc.RemoveRunInfo(cfg.DataDir); rerr != nil {
+		log.Error().Err(rerr).Msg("remove run file")
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("chatd stopped with an error")
+		return err
+	}
+	log.Info().Msg("chatd stopped")
+	return nil
+}
+
+// server is the wired server: its parts and the stack that runs them.
+type server struct {
+	started time.Time
+	store   *storage.Bolt
+	core    *chat.Core
+	ws      *reactor.Server
+	http    *httpapi.Server
+	stack   *proc.Stack
+}
+
+// build opens the store and wires core, HTTP API and reactor from cfg. The
+// stack starts them in that order and stops them in reverse: the reactor
+// first (clients get close 1001), then the HTTP API, then the core (which
+// drains its journal: every acknowledged message is on disk), then the
+// store.
+func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
+	s := &server{started: time.Now()}
+	path := filepath.Join(cfg.DataDir, dbFile)
+	st, err := storage.Open(path, storage.Options{})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.store = st
+	fail := func(err error) (*server, error) {
+		st.Close()
+		return nil, err
+	}
+	s.core, err = chat.New(chat.Config{
+		MaxContent:   cfg.MaxContent,
+		TokenTTL:     cfg.TokenTTL,
+		HistoryLimit: cfg.HistoryLimit,
+		LoginTimeout: cfg.HandshakeTimeout,
+		JournalSize:  cfg.JournalSize,
+	}, st)
+	if err != nil {
+		return fail(fmt.Errorf("core: %w", err))
+	}
+	s.ws, err = reactor.New(reactor.Config{
+		Addr:             cfg.WSAddr,
+		Loops:            cfg.Loops,
+		MaxConns:         cfg.MaxConns,
+		FDReserve:        cfg.FDReserve,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		PingInterval:     cfg.PingInterval,
+		IdleTimeout:      cfg.IdleTimeout,
+		CloseTimeout:     cfg.CloseTimeout,
+		MaxMessage:       cfg.MaxMessage,
+		MaxOutbound:      cfg.MaxOutbound,
+		Handshake: wsproto.HandshakeConfig{
+			Origins:           cfg.Origins(),
+			Subprotocols:      cfg.Subprotocols,
+			EchoFirstProtocol: cfg.EchoFirstProtocol,
+			Compression:       cfg.Compression,
+		},
+		TrustedProxies: cfg.TrustedPrefixes(),
+	}, s.core, log.With().Str("component", "reactor").Logger())
+	if err != nil {
+		return fail(err)
+	}
+	s.http, err = httpapi.New(httpapi.Config{
+		Addr:              cfg.HTTPAddr,
+		AdminKey:          adminKey,
+		AdminFromAnywhere: cfg.AdminFromAnywhere,
+		MaxBody:           cfg.HTTPMaxBody,
+		SignatureWindow:   cfg.SignatureWindow,
+		TrustedProxies:    cfg.TrustedPrefixes(),
+		MaxConns:          cfg.HTTPMaxConns,
+		Version:           Version(),
+		Status:            func() httpapi.Status { return s.status(cfg) },
+		Shutdown:          shutdown,
+	}, s.core, log.With().Str("component", "httpapi").Logger())
+	if err != nil {
+		return fail(err)
+	}
+	s.stack = &proc.Stack{
+		Components: []proc.Component{
+			proc.Closer("store", st.Close),
+			{Name: "core", Run: s.core.Run},
+			{Name: "http api", Run: s.http.Run, Ready: s.http.Ready()},
+			{Name: "websocket", Run: s.ws.Run, Ready: s.ws.Ready()},
+		},
+		StopTimeout: cfg.ShutdownTimeout,
+		Log:         log,
+	}
+	return s, nil
+}
+
+// status answers GET /admin/v1/status.
+func (s *server) status(cfg *config.Config) httpapi.Status {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return httpapi.Status{
+		Version:       Version(),
+		PID:           os.Getpid(),
+		StartedAt:     s.started.Unix(),
+		UptimeSeconds: int64(time.Since(s.started) / time.Second),
+		WSAddr:        s.ws.Addr(),
+		HTTPAddr:      s.http.Addr(),
+		DataDir:       cfg.DataDir,
+		Conns:         int(s.ws.Stats().Conns),
+		UsersOnline:   s.core.Stats().UsersOnline,
+		Goroutines:    runtime.NumGoroutine(),
+		HeapBytes:     ms.HeapAlloc,
+	}
+}
+
+// loadAdminKey returns the configured admin key, or the data folder's
+// admin.key, creating it on first start (and telling the operator what to
+// do next when tell is set).
+func loadAdminKey(cfg *config.Config, w io.Writer, tell bool) (string, error) {
+	if cfg.AdminKey != "" {
+		return cfg.AdminKey, nil
+	}
+	key, created, err := proc.EnsureAdminKey(cfg.DataDir)
+	if err != nil {
+		return "", err
+	}
+	if created && tell {
+		printKeyCreated(w, cfg.DataDir)
+	}
+	return key, nil
+}
+
+func printKeyCreated(w io.Writer, dataDir string) {
+	fmt.Fprintf(w, "created admin key at %s (keep it secret: it controls the server)\n",
+		filepath.Join(dataDir, proc.AdminKeyFile))
+	fmt.Fprintf(w, "next: chatctl app create --data %s --name myshop   (see README.md)\n", dataDir)
+}
+
+// newLogger builds the process logger: a console on stderr in the
+// foreground, JSON lines to the rotated log file in daemon mode. The close
+// function flushes and closes the file.
+func newLogger(cfg *config.Config, daemon bool, stderr io.Writer) (zerolog.Logger, func(), error) {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log_level: %w", err)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if !daemon {
+		w := zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000", NoColor: !isTerminal(stderr)}
+		return zerolog.New(w).Level(level).With().Timestamp().Logger(), func() {}, nil
+	}
+	path := cfg.LogPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log file: %w", err)
+	}
+	lj := &lumberjack.Logger{
+		Filename:   path,
+		MaxSize:    cfg.LogMaxSizeMB,
+		MaxBackups: cfg.LogMaxBackups,
+		MaxAge:     cfg.LogMaxAgeDays,
+	}
+	log := zerolog.New(lj).Level(level).With().Timestamp().Int("pid", os.Getpid()).Logger()
+	return log, func() { lj.Close() }, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// colours help; files and pipes get plain text.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

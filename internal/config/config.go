@@ -1,0 +1,336 @@
+// Package config is chatd's effective configuration: one struct covering
+// every setting, and the loader that layers its sources.
+//
+// Precedence, lowest to highest:
+//
+//  1. built-in defaults;
+//  2. the config file: the path given by --config (or CHATD_CONFIG), else
+//     <data_dir>/chatd.conf when that file exists;
+//  3. environment variables CHATD_<SETTING> (upper snake case, e.g.
+//     CHATD_IDLE_TIMEOUT);
+//  4. command-line flags --<setting> (kebab case, e.g. --idle-timeout).
+//
+// The config file is `key = value` lines (see ParseFile). Every setting has
+// the same name in all three places: idle_timeout, CHATD_IDLE_TIMEOUT,
+// --idle-timeout. An invalid value stops startup with an error that names the
+// setting and where the value came from.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is every setting chatd runs with. Load returns it validated and
+// with derived paths resolved; the zero Config is not meaningful (use
+// Default).
+type Config struct {
+	// DataDir is the data folder: database, admin key, pid, lock, run and
+	// log files. Load makes it absolute.
+	DataDir string
+	// WSAddr is the WebSocket listen address (host:port; port 0 picks one).
+	WSAddr string
+	// HTTPAddr is the HTTP API listen address.
+	HTTPAddr string
+	// AdminKey, when set, is the server admin key, used instead of the
+	// data folder's admin.key file. Secret: printed as "***".
+	AdminKey string
+
+	// LogLevel is trace, debug, info, warn or error.
+	LogLevel string
+	// LogFile is where `chatd daemon` writes JSON log lines. Empty means
+	// <data_dir>/chatd.log. The foreground server logs to stderr.
+	LogFile string
+	// LogMaxSizeMB rotates the log file when it reaches this many MiB.
+	LogMaxSizeMB int
+	// LogMaxBackups is how many rotated log files are kept (0 keeps all).
+	LogMaxBackups int
+	// LogMaxAgeDays deletes rotated log files older than this (0 keeps all).
+	LogMaxAgeDays int
+
+	// Loops is the number of WebSocket event loops; 0 means one per CPU.
+	Loops int
+	// MaxConns caps concurrent WebSocket connections; 0 means the soft
+	// open-file limit minus FDReserve (10,000 on Windows). A larger value
+	// is lowered to that.
+	MaxConns int
+	// FDReserve is the number of file descriptors kept free for everything
+	// but WebSocket connections.
+	FDReserve int
+	// HandshakeTimeout closes a connection that has not completed the
+	// WebSocket handshake within it, and one that has not logged in within
+	// it after the handshake.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that sent nothing (not even a pong)
+	// for this long.
+	IdleTimeout time.Duration
+	// PingInterval is how often the server pings an idle connection.
+	PingInterval time.Duration
+	// MaxMessage caps one inbound WebSocket message in bytes.
+	MaxMessage int
+	// CloseTimeout is how long the server waits for a client's close frame
+	// after sending its own; also the grace clients get at shutdown.
+	CloseTimeout time.Duration
+	// MaxOutbound caps the bytes queued for one slow client before it is
+	// closed as a slow consumer.
+	MaxOutbound int
+	// AllowedOrigins lists the Origin values a browser may connect from
+	// (scheme://host[:port]); empty, or a list holding "*", allows every
+	// origin. Clients that send no Origin (not browsers) are always
+	// allowed.
+	AllowedOrigins []string
+	// Subprotocols lists the WebSocket subprotocols the server accepts, in
+	// order of preference.
+	Subprotocols []string
+	// EchoFirstProtocol answers with the client's first offered
+	// subprotocol when none of Subprotocols matches (WeChat H5 clients
+	// offer one and fail unless it comes back).
+	EchoFirstProtocol bool
+	// Compression negotiates permessage-deflate with clients that offer it.
+	Compression bool
+	// TrustedProxies lists the proxy addresses (IPs or CIDRs) whose
+	// X-Forwarded-For / X-Real-IP headers are believed.
+	TrustedProxies []string
+	// AdminFromAnywhere allows the admin API (including shutdown) from
+	// non-loopback addresses. Off: admin calls must come from loopback.
+	AdminFromAnywhere bool
+
+	// HTTPMaxConns caps concurrently served HTTP connections.
+	HTTPMaxConns int
+	// HTTPMaxBody caps one HTTP request body in bytes.
+	HTTPMaxBody int
+	// SignatureWindow is how far a signed request's timestamp may be from
+	// the server clock, either way.
+	SignatureWindow time.Duration
+
+	// TokenTTL is the default lifetime of an issued chat token.
+	TokenTTL time.Duration
+	// MaxContent caps one message's content JSON in bytes.
+	MaxContent int
+	// HistoryLimit is the default page size of history and sync.
+	HistoryLimit int
+	// JournalSize bounds writes waiting for the group-commit journal.
+	JournalSize int
+
+	// ShutdownTimeout bounds a graceful stop; past it the process exits
+	// with an error.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultWSAddr and DefaultHTTPAddr are the default listen addresses.
+const (
+	DefaultWSAddr   = ":22886"
+	DefaultHTTPAddr = ":22887"
+	DefaultDataDir  = "./data"
+)
+
+// FileName is the config file looked for in the data folder.
+const FileName = "chatd.conf"
+
+// Default returns the built-in defaults.
+func Default() Config {
+	var c Config
+	for _, s := range settings {
+		if err := s.set(&c, s.Default); err != nil {
+			panic("config: bad default for " + s.Name + ": " + err.Error())
+		}
+	}
+	return c
+}
+
+// LogPath is the daemon log file: LogFile, or <DataDir>/chatd.log.
+func (c *Config) LogPath() string {
+	if c.LogFile != "" {
+		return c.LogFile
+	}
+	return filepath.Join(c.DataDir, "chatd.log")
+}
+
+// validate checks relations between settings (each value alone was
+// checked when it was parsed).
+func (c *Config) validate() error {
+	if c.PingInterval >= c.IdleTimeout {
+		return fmt.Errorf("ping_interval (%s) must be shorter than idle_timeout (%s), or idle clients are dropped between pings", c.PingInterval, c.IdleTimeout)
+	}
+	if c.MaxContent > c.MaxMessage {
+		return fmt.Errorf("max_content (%d) must not exceed max_message (%d): a message's content travels inside one WebSocket message", c.MaxContent, c.MaxMessage)
+	}
+	if c.HistoryLimit > 500 {
+		return fmt.Errorf("history_limit (%d) must be at most 500, the largest page a client may ask for", c.HistoryLimit)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	return nil
+}
+
+// Value parsers. Each returns an error worded to follow "<source>: ".
+
+func parseAddr(v string) (string, error) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", fmt.Errorf("invalid address %q: want host:port, e.g. :22886 or 127.0.0.1:22886", v)
+	}
+	if strings.ContainsAny(host, " /") {
+		return "", fmt.Errorf("invalid address %q: bad host", v)
+	}
+	p, err := parseUint(port)
+	if err != nil || p > 65535 {
+		return "", fmt.Errorf("invalid address %q: port must be 0-65535", v)
+	}
+	return v, nil
+}
+
+func parseUint(s string) (int, error) {
+	if s == "" {
+		return 0, errors.New("empty")
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch < '0' || ch > '9' {
+			return 0, errors.New("not a number")
+		}
+		if n > (1<<53)/10 {
+			return 0, errors.New("too large")
+		}
+		n = n*10 + int(ch-'0')
+	}
+	return n, nil
+}
+
+// parseSize reads a byte size: a plain number of bytes or a number with a
+// binary suffix K/KB/KiB, M/MB/MiB, G/GB/GiB (all powers of 1024).
+func parseSize(v string) (int, error) {
+	s := strings.TrimSpace(v)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	n, err := parseUint(num)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: want bytes, e.g. 65536 or 64KiB", v)
+	}
+	mul := 1
+	switch unit {
+	case "", "b":
+	case "k", "kb", "kib":
+		mul = 1 << 10
+	case "m", "mb", "mib":
+		mul = 1 << 20
+	case "g", "gb", "gib":
+		mul = 1 << 30
+	default:
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q (use KiB, MiB or GiB)", v, unit)
+	}
+	if n > (1<<40)/mul {
+		return 0, fmt.Errorf("invalid size %q: too large", v)
+	}
+	return n * mul, nil
+}
+
+// formatSize prints n with the largest binary unit that divides it.
+func formatSize(n int) string {
+	switch {
+	case n != 0 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n != 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n != 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%d", n)
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "t", "true", "yes", "on":
+		return true, nil
+	case "0", "f", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("invalid boolean %q: want true or false", v)
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: want e.g. 30s, 5m, 720h", v)
+	}
+	return d, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("invalid origin %q: want scheme://host[:port] or *", o)
+	}
+	return nil
+}
+
+func checkProxy(p string) error {
+	if strings.Contains(p, "/") {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return fmt.Errorf("invalid proxy %q: want an IP or a CIDR such as 10.0.0.0/8", p)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(p); err != nil {
+		return fmt.Errorf("invalid proxy %q: want an IP or a CIDR such as 10.0.0.0/8", p)
+	}
+	return nil
+}
+
+func checkToken(p string) error {
+	// RFC 7230 token characters: what a Sec-WebSocket-Protocol value may hold.
+	for i := 0; i < len(p); i++ {
+		ch := p[i]
+		if ch <= ' ' || ch >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", ch) >= 0 {
+			return fmt.Errorf("invalid subprotocol %q: only token characters allowed", p)
+		}
+	}
+	return nil
+}
+
+// Origins is AllowedOrigins as the WebSocket handshake wants it: nil (any
+// origin) when the list is empty or holds "*".
+func (c *Config) Origins() []string {
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			return nil
+		}
+	}
+	return c.AllowedOrigins
+}
+
+// TrustedPrefixes is TrustedProxies as prefixes: a single address becomes a
+// /32 or /128. The values were checked when loaded.
+func (c *Config) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pfx.Masked())
+		} else if a, err := netip.ParseAddr(p); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting describes one configuration key. Settings is the complete list, in
+// the order help and `chatd config` print them.
+type Setting struct {
+	// Name is the file key (snake case). The env var is CHATD_ + upper
+	// case; the flag is -- + kebab case.
+	Name string
+	// Default is the built-in default as text.
+	Default string
+	// Usage is the one-line description for --help and the docs.
+	Usage string
+	// Kind is the value's syntax: string, address, duration, size, int,
+	// bool, list, level.
+	Kind string
+	// Secret values are printed as "***".
+	Secret bool
+	// Aliases are extra flag names (without dashes).
+	Aliases []string
+
+	set func(c *Config, v string) error
+	get func(c *Config) string
+}
+
+// Env is the setting's environment variable.
+func (s *Setting) Env() string { return EnvPrefix + strings.ToUpper(s.Name) }
+
+// Flag is the setting's flag name, without dashes.
+func (s *Setting) Flag() string { return strings.ReplaceAll(s.Name, "_", "-") }
+
+// Get formats the setting's value in c (secrets included; use Display to
+// print).
+func (s *Setting) Get(c *Config) string { return s.get(c) }
+
+// Display formats the value for printing: secrets that are set show as ***.
+func (s *Setting) Display(c *Config) string {
+	v := s.get(c)
+	if s.Secret && v != "" {
+		return "***"
+	}
+	return v
+}
+
+// EnvPrefix starts every setting's environment variable.
+const EnvPrefix = "CHATD_"
+
+// Settings lists every setting.
+func Settings() []*Setting { return settings }
+
+func lookup(name string) *Setting {
+	for _, s := range settings {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+var settings = []*Setting{
+	str("data_dir", DefaultDataDir, "data folder: chat.db, admin.key, chatd.pid, chatd.lock, chatd.run, chatd.log, chatd.conf",
+		func(c *Config) *string { return &c.DataDir }, nonEmpty, "data"),
+	addr("ws_addr", DefaultWSAddr, "WebSocket listen address (host:port; port 0 picks a free port)",
+		func(c *Config) *string { return &c.WSAddr }),
+	addr("http_addr", DefaultHTTPAddr, "HTTP API listen address (host:port; port 0 picks a free port)",
+		func(c *Config) *string { return &c.HTTPAddr }),
+	secret("admin_key", "", "server admin key; empty means <data_dir>/admin.key (created on first start)",
+		func(c *Config) *string { return &c.AdminKey }),
+
+	level("log_level", "info", "log level: trace, debug, info, warn, error",
+		func(c *Config) *string { return &c.LogLevel }),
+	str("log_file", "", "daemon log file (JSON lines); empty means <data_dir>/chatd.log",
+		func(c *Config) *string { return &c.LogFile }, nil),
+	intv("log_max_size_mb", "100", 1, "rotate the daemon log file at this many MiB",
+		func(c *Config) *int { return &c.LogMaxSizeMB }),
+	intv("log_max_backups", "10", 0, "rotated log files to keep (0 keeps all)",
+		func(c *Config) *int { return &c.LogMaxBackups }),
+	intv("log_max_age_days", "0", 0, "delete rotated log files older than this many days (0 keeps all)",
+		func(c *Config) *int { return &c.LogMaxAgeDays }),
+
+	intv("loops", "0", 0, "WebSocket event loops (0: one per CPU)",
+		func(c *Config) *int { return &c.Loops }),
+	intv("max_conns", "0", 0, "maximum concurrent WebSocket connections (0: the open-file limit minus fd_reserve; 10000 on Windows)",
+		func(c *Config) *int { return &c.MaxConns }),
+	intv("fd_reserve", "400", 1, "file descriptors kept free for the store, HTTP side, listeners and logs",
+		func(c *Config) *int { return &c.FDReserve }),
+	dur("handshake_timeout", "10s", "close a connection that has not completed the WebSocket handshake, or not logged in, within this",
+		func(c *Config) *time.Duration { return &c.HandshakeTimeout }),
+	dur("idle_timeout", "60s", "close a connection that sent nothing (not even a pong) for this long",
+		func(c *Config) *time.Duration { return &c.IdleTimeout }),
+	dur("ping_interval", "25s", "ping idle connections this often (keep it under proxies' read timeouts)",
+		func(c *Config) *time.Duration { return &c.PingInterval }),
+	size("max_message", "64KiB", "largest inbound WebSocket message",
+		func(c *Config) *int { return &c.MaxMessage }),
+	dur("close_timeout", "2s", "wait this long for a client's close reply (also the shutdown grace for clients)",
+		func(c *Config) *time.Duration { return &c.CloseTimeout }),
+	size("max_outbound", "1MiB", "bytes queued for one slow client before it is dropped",
+		func(c *Config) *int { return &c.MaxOutbound }),
+	list("allowed_origins", "", "browser Origins allowed to connect (scheme://host[:port] or *); empty allows all",
+		func(c *Config) *[]string { return &c.AllowedOrigins }, checkOrigin),
+	list("subprotocols", "", "WebSocket subprotocols accepted, in order of preference",
+		func(c *Config) *[]string { return &c.Subprotocols }, checkToken),
+	boolean("echo_first_protocol", "false", "answer with the client's first offered subprotocol when none matches",
+		func(c *Config) *bool { return &c.EchoFirstProtocol }),
+	list("trusted_proxies", "", "proxy IPs/CIDRs whose X-Forwarded-For and X-Real-IP are believed",
+		func(c *Config) *[]string { return &c.TrustedProxies }, checkProxy),
+	boolean("compression", "false", "negotiate permessage-deflate with clients that offer it",
+		func(c *Config) *bool { return &c.Compression }),
+	boolean("admin_from_anywhere", "false", "allow the admin API from non-loopback addresses",
+		func(c *Config) *bool { return &c.AdminFromAnywhere }),
+
+	intv("http_max_conns", "256", 1, "concurrent HTTP API connections; more are answered 503",
+		func(c *Config) *int { return &c.HTTPMaxConns }),
+	size("http_max_body", "1MiB", "largest HTTP request body",
+		func(c *Config) *int { return &c.HTTPMaxBody }),
+	dur("signature_window", "5m", "how far a signed request's timestamp may be from the server clock",
+		func(c *Config) *time.Duration { return &c.SignatureWindow }),
+
+	dur("token_ttl", "720h", "default lifetime of an issued chat token",
+		func(c *Config) *time.Duration { return &c.TokenTTL }),
+	size("max_content", "32KiB", "largest message content JSON",
+		func(c *Config) *int { return &c.MaxContent }),
+	intv("history_limit", "50", 1, "default page size of history and sync (at most 500)",
+		func(c *Config) *int { return &c.HistoryLimit }),
+	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
+		func(c *Config) *int { return &c.JournalSize }),
+
+	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
+		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+}
+
+func nonEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func str(name, def, usage string, f func(*Config) *string, check func(string) error, aliases ...string) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "string", Aliases: aliases,
+		set: func(c *Config, v string) error {
+			if check != nil {
+				if err := check(v); err != nil {
+					return err
+				}
+			}
+			*f(c) = v
+			return nil
+		},
+		get: func(c *Config) string { return *f(c) },
+	}
+}
+
+func secret(name, def, usage string, f func(*Config) *string) *Setting {
+	s := str(name, def, usage, f, func(v string) error {
+		if v != "" && len(v) < 32 {
+			return fmt.Errorf("too short: use at least 32 characters (64 hex digits from `openssl rand -hex 32`)")
+		}
+		return nil
+	})
+	s.Secret = true
+	return s
+}
+
+func addr(name, def, usage string, f func(*Config) *string) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "address",
+		set: func(c *Config, v string) error {
+			a, err := parseAddr(strings.TrimSpace(v))
+			if err != nil {
+				return err
+			}
+			*f(c) = a
+			return nil
+		},
+		get: func(c *Config) string { return *f(c) },
+	}
+}
+
+func level(name, def, usage string, f func(*Config) *string) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "level",
+		set: func(c *Config, v string) error {
+			l := strings.ToLower(strings.TrimSpace(v))
+			switch l {
+			case "trace", "debug", "info", "warn", "error":
+				*f(c) = l
+				return nil
+			}
+			return fmt.Errorf("invalid level %q: want trace, debug, info, warn or error", v)
+		},
+		get: func(c *Config) string { return *f(c) },
+	}
+}
+
+func intv(name, def string, min int, usage string, f func(*Config) *int) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "int",
+		set: func(c *Config, v string) error {
+			n, err := parseUint(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("invalid number %q: want a whole number >= %d", v, min)
+			}
+			if n < min {
+				return fmt.Errorf("invalid number %q: must be at least %d", v, min)
+			}
+			*f(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*f(c)) },
+	}
+}
+
+func size(name, def, usage string, f func(*Config) *int) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "size",
+		set: func(c *Config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n <= 0 {
+				return fmt.Errorf("invalid size %q: must be greater than 0", v)
+			}
+			*f(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return formatSize(*f(c)) },
+	}
+}
+
+func dur(name, def, usage string, f func(*Config) *time.Duration) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "duration",
+		set: func(c *Config, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return err
+			}
+			if d <= 0 {
+				return fmt.Errorf("invalid duration %q: must be greater than 0", v)
+			}
+			*f(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return formatDuration(*f(c)) },
+	}
+}
+
+func boolean(name, def, usage string, f func(*Config) *bool) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "bool",
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			if err != nil {
+				return err
+			}
+			*f(c) = b
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*f(c)) },
+	}
+}
+
+func list(name, def, usage string, f func(*Config) *[]string, check func(string) error) *Setting {
+	return &Setting{Name: name, Default: def, Usage: usage, Kind: "list",
+		set: func(c *Config, v string) error {
+			items := splitList(v)
+			for _, it := range items {
+				if err := check(it); err != nil {
+					return err
+				}
+			}
+			*f(c) = items
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(*f(c), ",") },
+	}
+}
+
+// formatDuration is time.Duration.String without zero trailing units:
+// 720h, 1h30m, 90s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
