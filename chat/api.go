@@ -271,16 +271,17 @@ func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Sess
 }
 
 // History returns a page of a session's messages older than before (0: the
-// newest), oldest first, for the server API.
-func (c *Core) History(ctx context.Context, app string, id SessionID, before uint64, limit int) ([]Message, error) {
+// newest), oldest first, for the server API. hasMore says whether older
+// messages remain.
+func (c *Core) History(ctx context.Context, app string, id SessionID, before uint64, limit int) (msgs []Message, hasMore bool, err error) {
 	if _, err := c.session(ctx, app, id); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p, err := c.historyPage(ctx, id, before, limit)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return p.Messages, nil
+	return p.Messages, p.HasMore, nil
 }
 
 // Do runs one client action (the WebSocket request JSON) for a logged-in

@@ -531,11 +531,15 @@ func TestSystemNoticeAndServerSend(t *testing.T) {
 		t.Fatalf("api send %+v %v", r3, err)
 	}
 	a.wait(t, func(f frame) bool { return f.Event == "message" && strings.Contains(string(f.Data), "via API") })
-	ms, err := e.core.History(ctx, "shop", r3.Session, 0, 10)
-	if err != nil || len(ms) != 1 || ms[0].From != "bob" {
-		t.Fatalf("history %+v %v", ms, err)
+	ms, more, err := e.core.History(ctx, "shop", r3.Session, 0, 10)
+	if err != nil || len(ms) != 1 || ms[0].From != "bob" || more {
+		t.Fatalf("history %+v %v %v", ms, more, err)
 	}
-	if _, err := e.core.History(ctx, "other-app", r3.Session, 0, 10); err == nil {
+	e.core.Send(ctx, "shop", chat.SendInput{From: "bob", To: "alice", Type: "text", Content: json.RawMessage(`{"text":"again"}`)})
+	if ms, more, err = e.core.History(ctx, "shop", r3.Session, 0, 1); err != nil || len(ms) != 1 || !more || ms[0].Seq != 2 {
+		t.Fatalf("history page of 1: %+v more=%v %v", ms, more, err)
+	}
+	if _, _, err := e.core.History(ctx, "other-app", r3.Session, 0, 10); err == nil {
 		t.Fatal("another app read the session")
 	}
 }

@@ -80,6 +80,7 @@ type RevokeReply struct {
 // ascending by seq.
 type HistoryReply struct {
 	Messages []chat.Message `json:"messages"`
+	HasMore  bool           `json:"has_more"`
 }
 
 func (s *Server) health(ctx *fasthttp.RequestCtx, _ *reqInfo) error {
@@ -278,14 +279,14 @@ func (s *Server) appHistory(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 			return chat.Errf(chat.CodeBadRequest, "bad query parameter \"limit\": want a non-negative integer")
 		}
 	}
-	msgs, err := s.core.History(s.reqCtx, r.app, chat.SessionID(id), before, limit)
+	msgs, more, err := s.core.History(s.reqCtx, r.app, chat.SessionID(id), before, limit)
 	if err != nil {
 		return err
 	}
 	if msgs == nil {
 		msgs = []chat.Message{}
 	}
-	s.writeData(ctx, fasthttp.StatusOK, HistoryReply{Messages: msgs})
+	s.writeData(ctx, fasthttp.StatusOK, HistoryReply{Messages: msgs, HasMore: more})
 	return nil
 }
 
