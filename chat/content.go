@@ -20,19 +20,6 @@ var MessageTypes = map[string]string{
 	"notice":   `{"text": string} (system notices)`,
 }
 
-// contentFields are the fields the validators look at.
-type contentFields struct {
-	Text     *string          `json:"text"`
-	URL      *string          `json:"url"`
-	Name     *string          `json:"name"`
-	Title    *string          `json:"title"`
-	HTML     *string          `json:"html"`
-	Blocks   *json.RawMessage `json:"blocks"`
-	Duration *float64         `json:"duration"`
-	Lat      *float64         `json:"lat"`
-	Lng      *float64         `json:"lng"`
-}
-
 // validateContent checks a message's content for its type and returns the
 // session-list preview.
 func validateContent(typ string, content json.RawMessage, limit int) (string, *Error) {
@@ -45,48 +32,51 @@ func validateContent(typ string, content json.RawMessage, limit int) (string, *E
 	if len(content) == 0 {
 		return "", Errf(CodeBadRequest, "missing content")
 	}
-	var f contentFields
-	if content[0] != '{' || json.Unmarshal(content, &f) != nil {
+	var f contentScan
+	if !scanContent(content, &f) {
 		return "", Errf(CodeBadRequest, "content must be a JSON object")
 	}
-	need := func(p *string, field string) *Error {
-		if p == nil || *p == "" {
+	if f.typeErr {
+		return "", Errf(CodeBadRequest, "content fields text, url, name, title and html must be strings; duration, lat and lng numbers")
+	}
+	need := func(has bool, v, field string) *Error {
+		if !has || v == "" {
 			return Errf(CodeBadRequest, typ+" content needs a non-empty \""+field+"\"")
 		}
 		return nil
 	}
 	switch typ {
 	case "text", "notice":
-		if e := need(f.Text, "text"); e != nil {
+		if e := need(f.hasText, f.text, "text"); e != nil {
 			return "", e
 		}
-		return previewText(*f.Text), nil
+		return previewText(f.text), nil
 	case "image", "voice", "video":
-		if e := need(f.URL, "url"); e != nil {
+		if e := need(f.hasURL, f.url, "url"); e != nil {
 			return "", e
 		}
-		if typ == "voice" && f.Duration == nil {
+		if typ == "voice" && !f.hasDuration {
 			return "", Errf(CodeBadRequest, "voice content needs \"duration\"")
 		}
 	case "file":
-		if e := need(f.URL, "url"); e != nil {
+		if e := need(f.hasURL, f.url, "url"); e != nil {
 			return "", e
 		}
-		if e := need(f.Name, "name"); e != nil {
+		if e := need(f.hasName, f.name, "name"); e != nil {
 			return "", e
 		}
-		return "[file] " + previewText(*f.Name), nil
+		return "[file] " + previewText(f.name), nil
 	case "rich":
-		if (f.HTML == nil || *f.HTML == "") && f.Blocks == nil {
+		if f.html == "" && !f.hasBlocks {
 			return "", Errf(CodeBadRequest, "rich content needs \"html\" or \"blocks\"")
 		}
 	case "card":
-		if e := need(f.Title, "title"); e != nil {
+		if e := need(f.hasTitle, f.title, "title"); e != nil {
 			return "", e
 		}
-		return "[card] " + previewText(*f.Title), nil
+		return "[card] " + previewText(f.title), nil
 	case "location":
-		if f.Lat == nil || f.Lng == nil || *f.Lat < -90 || *f.Lat > 90 || *f.Lng < -180 || *f.Lng > 180 {
+		if !f.lat || !f.lng || f.latV < -90 || f.latV > 90 || f.lngV < -180 || f.lngV > 180 {
 			return "", Errf(CodeBadRequest, "location content needs \"lat\" in [-90, 90] and \"lng\" in [-180, 180]")
 		}
 	}

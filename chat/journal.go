@@ -79,6 +79,7 @@ func (c *Core) runJournal(ctx context.Context) error {
 	j := journalState{
 		lastSeq: make(map[SessionID]uint64),
 		cids:    make(map[string]*op),
+		hists:   c.storeHists(),
 	}
 	var batch Batch
 	ops := make([]*op, 0, c.cfg.MaxBatch)
@@ -125,6 +126,7 @@ func (c *Core) runJournal(ctx context.Context) error {
 type journalState struct {
 	lastSeq map[SessionID]uint64 // authoritative: only the journal appends messages
 	cids    map[string]*op       // CIDs in the batch being built
+	hists   *storeHists          // commit metrics (metrics.go)
 }
 
 func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
@@ -190,6 +192,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		c.stats.commitNanos.Store(int64(time.Since(start)))
 		c.stats.commits.Add(1)
 		c.stats.lastBatch.Store(int64(len(ops)))
+		j.hists.observe(start, len(ops))
 	}
 	if err != nil {
 		// Nothing in this batch is durable: forget the seqs handed out so the
