@@ -212,8 +212,73 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	return c.submit(ctx, o)
 }
 
+// errCacheMiss: the fast path needs the store; take the queued path.
+var errCacheMiss = errors.New("chat: not cached")
+
+// sendFast runs a send on the calling event loop when it needs no disk: the
+// client is logged in and idle, the session is cached and the journal has
+// room. It reports false, having done nothing, when the request must take the
+// queued path (another action, a cache miss, a full journal). payload is
+// borrowed; the op keeps copies.
+func (c *Core) sendFast(cl *Client, payload []byte) bool {
+	var r request
+	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
+		return false
+	}
+	if c.closing.Load() {
+		return false
+	}
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	o, err := c.buildSend(nil, cl.id.App, &in, true)
+	if err == errCacheMiss {
+		return false
+	}
+	id := append([]byte(nil), r.ID...)
+	if err != nil {
+		cl.replyErr(id, err)
+		return true
+	}
+	o.origin, o.reqID = cl, id
+	select {
+	case c.journal <- o:
+		return true
+	default:
+		return false // full: the queued path waits for room
+	}
+}
+
+// cached returns a cached session of app without touching the store.
+func (c *Core) cached(app string, id SessionID) *sess {
+	c.mu.Lock()
+	s := c.sessions[id]
+	c.mu.Unlock()
+	if s == nil || s.app != app {
+		return nil
+	}
+	return s
+}
+
+// cachedPrivate returns the cached private session of a pair.
+func (c *Core) cachedPrivate(app, a, b string) *sess {
+	key := pairKey(app, a, b)
+	c.mu.Lock()
+	id, ok := c.pairs[key]
+	var s *sess
+	if ok {
+		s = c.sessions[id]
+	}
+	c.mu.Unlock()
+	return s
+}
+
 // prepareSend validates a send and builds its journal op.
 func (c *Core) prepareSend(ctx context.Context, app string, in *SendInput) (*op, error) {
+	return c.buildSend(ctx, app, in, false)
+}
+
+// buildSend validates a send and builds its op. With cacheOnly it never
+// touches the store and returns errCacheMiss when it would have to.
+func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOnly bool) (*op, error) {
 	if in.Type == "" {
 		return nil, Errf(CodeBadRequest, "missing type")
 	}
@@ -230,13 +295,22 @@ func (c *Core) prepareSend(ctx context.Context, app string, in *SendInput) (*op,
 	case in.Session != 0 && in.To != "":
 		return nil, Errf(CodeBadRequest, "give session_id or to, not both")
 	case in.Session != 0:
-		s, err = c.session(ctx, app, in.Session)
-		if err != nil {
+		if cacheOnly {
+			if s = c.cached(app, in.Session); s == nil {
+				return nil, errCacheMiss
+			}
+		} else if s, err = c.session(ctx, app, in.Session); err != nil {
 			return nil, err
 		}
 		if in.From != "" && !s.members().has(in.From) {
 			return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(in.Session)))
 		}
+	case cacheOnly && in.To != "" && in.From != "" && in.From != in.To:
+		if s = c.cachedPrivate(app, in.From, in.To); s == nil {
+			return nil, errCacheMiss
+		}
+	case cacheOnly:
+		return nil, errCacheMiss
 	case in.To != "" && in.From == "":
 		s, err = c.openSystem(ctx, app, in.To)
 	case in.To != "":

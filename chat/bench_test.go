@@ -191,3 +191,45 @@ func BenchmarkGroupSend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHandleSend drives the transport entry point (HandleMessage, as the
+// reactor calls it on an event loop) with 1:1 sends, including the ack back
+// to the sender, with a store that costs nothing.
+func BenchmarkHandleSend(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := New(Config{MaxQueue: 1 << 20}, newNullStore())
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var peers [2]*countPeer
+	var hs [2]Handler
+	for i, uid := range []string{"a", "b"} {
+		c.PushUser(ctx, "a", UserInput{UID: uid})
+		g, _ := c.IssueToken(ctx, "a", uid, 0)
+		peers[i] = &countPeer{}
+		hs[i] = c.Accept(peers[i])
+		hs[i].HandleMessage([]byte(`{"id":"l","action":"login","app":"a","token":"` + g.Token + `"}`))
+		for peers[i].n.Load() == 0 {
+		}
+	}
+	s, err := c.CreateGroup(ctx, "a", GroupInput{Owner: "a", Members: []string{"b"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := []byte(fmt.Sprintf(`{"id":"1","action":"send","session_id":%d,"type":"text","content":{"text":"hello there, how are you today?"}}`, s.ID))
+	base := peers[0].n.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		hs[0].HandleMessage(req)
+		for i%256 == 255 && peers[0].n.Load() < base+int64(i)-1024 {
+			// keep at most ~1k in flight, like a client with a window
+		}
+	}
+	for peers[0].n.Load() < base+int64(b.N) {
+	}
+}

@@ -43,6 +43,9 @@ func (c *Core) Accept(p Peer) Handler {
 // HandleMessage queues one request. It copies payload and never blocks: the
 // request runs on the client's drain goroutine, in arrival order.
 func (cl *Client) HandleMessage(payload []byte) {
+	if cl.loggedIn.Load() && cl.idle() && cl.core.sendFast(cl, payload) {
+		return
+	}
 	cl.mu.Lock()
 	if cl.closed {
 		cl.mu.Unlock()
@@ -62,6 +65,16 @@ func (cl *Client) HandleMessage(payload []byte) {
 	if start {
 		go cl.drain()
 	}
+}
+
+// idle reports whether the client has no request queued or running, so one
+// can run right now without overtaking another. Only the connection's loop
+// calls HandleMessage, so nothing is queued between this check and its use.
+func (cl *Client) idle() bool {
+	cl.mu.Lock()
+	ok := !cl.running && len(cl.queue) == 0 && !cl.closed
+	cl.mu.Unlock()
+	return ok
 }
 
 func (cl *Client) drain() {
