@@ -120,7 +120,8 @@ type Core struct {
 	unauthMu sync.Mutex
 	unauth   map[*Client]int64 // attached, not logged in → attach time (unix ns)
 
-	bus *Bus
+	bus   *Bus
+	hists *storeHists // journal commit metrics (metrics.go)
 
 	stats counters
 }
@@ -180,6 +181,7 @@ func New(cfg Config, st Store) (*Core, error) {
 		unauth:   make(map[*Client]int64),
 	}
 	c.bus = newBus()
+	c.hists = newStoreHists()
 	c.nextSession.Store(uint64(max))
 	return c, nil
 }

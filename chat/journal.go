@@ -79,7 +79,7 @@ func (c *Core) runJournal(ctx context.Context) error {
 	j := journalState{
 		lastSeq: make(map[SessionID]uint64),
 		cids:    make(map[string]*op),
-		hists:   c.storeHists(),
+		hists:   c.hists,
 	}
 	var batch Batch
 	ops := make([]*op, 0, c.cfg.MaxBatch)

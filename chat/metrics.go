@@ -1,11 +1,8 @@
 package chat
 
 import (
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 )
 
 // Histogram counts non-negative integer observations (nanoseconds, batch
@@ -115,29 +112,14 @@ func (h *storeHists) observe(start time.Time, n int) {
 	h.batch.Observe(uint64(n))
 }
 
-// coreHists maps each Core to its histograms. The Core struct's fields
-// belong to core.go; this side table keeps the metrics code in this file.
-// Keys are weak, and an entry is removed when its Core is collected.
-var coreHists sync.Map // weak.Pointer[Core] → *storeHists
-
-// storeHists returns c's histograms, creating them on first use.
-func (c *Core) storeHists() *storeHists {
-	k := weak.Make(c)
-	if h, ok := coreHists.Load(k); ok {
-		return h.(*storeHists)
-	}
-	h := &storeHists{batch: NewHistogram(batchBounds, 1), commit: NewHistogram(commitBounds, 1e9)}
-	if prev, loaded := coreHists.LoadOrStore(k, h); loaded {
-		return prev.(*storeHists)
-	}
-	runtime.AddCleanup(c, func(k weak.Pointer[Core]) { coreHists.Delete(k) }, k)
-	return h
+func newStoreHists() *storeHists {
+	return &storeHists{batch: NewHistogram(batchBounds, 1), commit: NewHistogram(commitBounds, 1e9)}
 }
 
 // StoreHistograms returns the journal's batch-size and commit-duration
 // histograms.
 func (c *Core) StoreHistograms() StoreHistograms {
-	h := c.storeHists()
+	h := c.hists
 	return StoreHistograms{BatchSize: h.batch.Snapshot(), CommitSeconds: h.commit.Snapshot()}
 }
 

@@ -19,6 +19,7 @@ const (
 	authAdmin                     // signed with the server admin key, loopback only
 	authApp                       // signed with an app's secret
 	authToken                     // Bearer chat token + X-Chatd-App
+	authLocal                     // unsigned, loopback only (like admin): /metrics
 )
 
 // reqInfo is what routing and authentication learned about one request.
@@ -57,6 +58,8 @@ const (
 	epGroups
 	epHistory
 	epClient
+	epMetrics
+	epSubscribe
 	epCount
 )
 
@@ -75,6 +78,8 @@ var endpoints = [epCount]endpoint{
 	epGroups:        {pattern: "/api/v1/groups", auth: authApp, post: (*Server).appCreateGroup, allow: "POST"},
 	epHistory:       {pattern: "/api/v1/sessions/{id}/messages", auth: authApp, get: (*Server).appHistory, allow: "GET"},
 	epClient:        {pattern: "/v1/client", auth: authToken, post: (*Server).userClient, allow: "POST"},
+	epMetrics:       {pattern: "/metrics", auth: authLocal, get: (*Server).metrics, allow: "GET"},
+	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -91,6 +96,10 @@ func resolve(p []byte) (int, []byte) {
 		return epAdminStatus, nil
 	case "/admin/v1/shutdown":
 		return epAdminShutdown, nil
+	case "/admin/v1/subscribe":
+		return epSubscribe, nil
+	case "/metrics":
+		return epMetrics, nil
 	case "/api/v1/users":
 		return epUsers, nil
 	case "/api/v1/tokens/revoke":
@@ -131,6 +140,7 @@ var (
 // serveHTTP is the request handler: size check, route, method, auth, then
 // the endpoint's handler.
 func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	defer s.requests.count(ctx) // after recoverPanic has set a 500
 	defer s.recoverPanic(ctx)
 	if len(ctx.PostBody()) > s.cfg.MaxBody {
 		writeError(ctx, s.tooLarge())
@@ -168,6 +178,11 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		r.param = p
 	}
 	switch ep.auth {
+	case authLocal:
+		if !s.cfg.AdminFromAnywhere && !s.clientIP(ctx).IsLoopback() {
+			s.denied(ctx, errLocalOnly)
+			return
+		}
 	case authAdmin:
 		if e := s.authAdmin(ctx); e != nil {
 			s.denied(ctx, e)

@@ -1,11 +1,13 @@
 // Package httpapi is chatd's HTTP side listener (fasthttp): the signed server
 // admin API, the signed app API that host backends call, the token user API
-// for clients that cannot hold a WebSocket, and the health check. It
+// for clients that cannot hold a WebSocket, the health check, GET /metrics
+// (metrics.go) and the live event stream (subscribe.go). It
 // translates HTTP to calls on *chat.Core and back; it knows nothing about
 // gnet or bbolt.
 //
 // The wire format, the routes and the request-signing algorithm are
-// documented in docs/http-api.md.
+// documented in docs/http-api.md; metrics and the live stream in
+// docs/operations.md.
 package httpapi
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"chatd/chat"
+	"chatd/internal/metrics"
 )
 
 // Defaults for the zero values of Config.
@@ -84,6 +87,21 @@ type Config struct {
 	// Shutdown is called by POST /admin/v1/shutdown after the 202 reply has
 	// been written (chatd stop uses this on every OS). Nil answers 503.
 	Shutdown func()
+	// Metrics writes the families GET /metrics shows beyond the core's,
+	// the HTTP API's, the Go runtime's and the process's: the process
+	// wiring adds the WebSocket listener's here. Nil adds none.
+	Metrics func(w *metrics.Writer)
+	// SubscriberBuffer bounds the events waiting for one live stream
+	// (GET /admin/v1/subscribe). Zero means 4096. Past it the stream's
+	// events are dropped and counted, never waited for.
+	SubscriberBuffer int
+	// MaxSubscribers caps concurrent live streams. Zero means 64. Streams
+	// run on connections taken over from the HTTP server, so they do not
+	// count against MaxConns.
+	MaxSubscribers int
+	// StreamHeartbeat is the interval of a live stream's heartbeat line.
+	// Zero means 15 s.
+	StreamHeartbeat time.Duration
 }
 
 // Status is the answer of GET /admin/v1/status.
@@ -129,6 +147,9 @@ type Server struct {
 	// close (reply written) triggers cfg.Shutdown. Set from a handler,
 	// read from fasthttp's ConnState callback.
 	shutConn atomic.Pointer[net.Conn]
+
+	streams  streamSet    // live event streams (subscribe.go)
+	requests httpCounters // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -154,6 +175,7 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	cfg.fillStream()
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
 		window = 1
@@ -237,12 +259,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case serveErr = <-errc:
 		errc = nil
 	}
+	// Live streams run on hijacked connections, which fasthttp's shutdown
+	// neither waits for nor closes: tell them to end now, wait below.
+	s.streams.stop()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	err := s.srv.ShutdownWithContext(sctx)
 	cancel()
 	// If ctx ended before fasthttp's Serve registered ln, the shutdown above
 	// did not see it: closing it here makes that Serve return at once.
 	ln.Close()
+	s.streams.wait()
 	s.reqCancel()
 	if errc != nil {
 		serveErr = <-errc

@@ -16,6 +16,7 @@ import (
 	"chatd/chat"
 	"chatd/httpapi"
 	"chatd/internal/config"
+	"chatd/internal/metrics"
 	"chatd/internal/proc"
 	"chatd/reactor"
 	"chatd/storage"
@@ -189,6 +190,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		Version:           Version(),
 		Status:            func() httpapi.Status { return s.status(cfg) },
 		Shutdown:          shutdown,
+		Metrics:           func(w *metrics.Writer) { writeWSMetrics(w, s.ws.Stats()) },
 	}, s.core, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return fail(err)
@@ -199,6 +201,10 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 			{Name: "core", Run: s.core.Run},
 			{Name: "http api", Run: s.http.Run, Ready: s.http.Ready()},
 			{Name: "websocket", Run: s.ws.Run, Ready: s.ws.Ready()},
+			{Name: "server info", Run: (&metrics.InfoPublisher{
+				Core: s.core, Version: Version(), StartedAt: s.started,
+				Transport: func() metrics.Transport { return transportFigures(s.ws.Stats()) },
+			}).Run},
 		},
 		StopTimeout: cfg.ShutdownTimeout,
 		Log:         log,

@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"chatd/chat"
+	"chatd/internal/metrics"
+)
+
+// errLocalOnly answers /metrics from a non-loopback client.
+var errLocalOnly = chat.Errf(chat.CodeForbidden, "metrics are loopback-only (admin_from_anywhere serves them to other hosts)")
+
+// statusClasses are the label values of chatd_http_requests_total, by
+// status / 100.
+var statusClasses = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// httpCounters counts answered requests by status class. Atomics: any
+// request goroutine adds, a scrape reads.
+type httpCounters struct {
+	byClass [6]atomic.Uint64 // index: status / 100; 0 for anything outside 100-599
+}
+
+// count records the answer of one request; deferred by serveHTTP.
+func (h *httpCounters) count(ctx *fasthttp.RequestCtx) {
+	i := ctx.Response.StatusCode() / 100
+	if i < 1 || i > 5 {
+		i = 0
+	}
+	h.byClass[i].Add(1)
+}
+
+// metrics answers GET /metrics in the Prometheus text format.
+func (s *Server) metrics(ctx *fasthttp.RequestCtx, _ *reqInfo) error {
+	var w metrics.Writer
+	s.writeMetrics(&w)
+	if err := w.Err(); err != nil {
+		// A bug in a family's definition: the rest is still served.
+		s.log.Error().Err(err).Msg("http api: metrics family left out")
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.Header.SetContentType(metrics.ContentType)
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.Response.SetBodyRaw(w.Bytes())
+	return nil
+}
+
+// writeMetrics writes every family: the core's, the journal's, the live
+// stream's, the HTTP API's, then Config.Metrics (the WebSocket
+// listener's), the Go runtime's and the process's.
+func (s *Server) writeMetrics(w *metrics.Writer) {
+	if w.Family("chatd_info", metrics.Gauge, "Always 1; the label carries the server version.") {
+		w.Sample(1, metrics.Label{Name: "version", Value: s.cfg.Version})
+	}
+	cs := s.core.Stats()
+	w.Gauge("chatd_clients", "Connections attached to the core, logged in or not (WebSocket and HTTP long-poll).", float64(cs.Clients))
+	w.Gauge("chatd_clients_logged_in", "Connections that have logged in.", float64(cs.Online))
+	w.Gauge("chatd_users_online", "Distinct users with at least one logged-in connection.", float64(cs.UsersOnline))
+	w.Counter("chatd_logins_total", "Successful logins.", float64(cs.Logins))
+	w.Counter("chatd_login_failures_total", "Failed logins (bad, expired or revoked token, unknown app).", float64(cs.LoginFailures))
+	w.Counter("chatd_messages_received_total", "Messages accepted and durable (duplicates of a retried send not counted).", float64(cs.MessagesIn))
+	w.Counter("chatd_deliveries_total", "Message events queued to recipients' connections.", float64(cs.Deliveries))
+	w.Counter("chatd_deliveries_dropped_total", "Events a connection refused because its outbound queue was full (slow consumer).", float64(cs.Dropped))
+	w.Gauge("chatd_journal_depth", "Writes waiting for the group-commit journal.", float64(cs.JournalDepth))
+	w.Counter("chatd_store_commits_total", "Group commits (one store transaction and fsync each).", float64(cs.Commits))
+	sh := s.core.StoreHistograms()
+	w.Histogram("chatd_store_batch_size", "Writes committed together in one group commit.", metrics.HistogramData(sh.BatchSize))
+	w.Histogram("chatd_store_commit_seconds", "Duration of one group commit's store transaction, fsync included.", metrics.HistogramData(sh.CommitSeconds))
+	if w.Family("chatd_errors_total", metrics.Counter, "Errors answered to clients, by code.") {
+		for _, code := range chat.Codes {
+			w.Sample(float64(cs.Errors[code]), metrics.Label{Name: "code", Value: string(code)})
+		}
+	}
+	w.Gauge("chatd_subscribers", "Live event-stream subscriptions (chatctl subscribe and other /admin/v1/subscribe clients).", float64(s.core.Subscribers()))
+	w.Counter("chatd_subscriber_events_dropped_total", "Events dropped for live-stream subscribers too slow to take them.", float64(s.streams.dropped.Load()))
+	if w.Family("chatd_http_requests_total", metrics.Counter, "HTTP API requests answered, by status class (live streams count once, when they start).") {
+		for i := 1; i < len(statusClasses); i++ {
+			w.Sample(float64(s.requests.byClass[i].Load()), metrics.Label{Name: "class", Value: statusClasses[i]})
+		}
+		if n := s.requests.byClass[0].Load(); n > 0 {
+			w.Sample(float64(n), metrics.Label{Name: "class", Value: statusClasses[0]})
+		}
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics(w)
+	}
+	metrics.WriteRuntime(w)
+	metrics.WriteProcess(w)
+}
