@@ -59,6 +59,7 @@ const (
 	epHistory
 	epClient
 	epMetrics
+	epPprof
 	epSubscribe
 	epCount
 )
@@ -79,6 +80,7 @@ var endpoints = [epCount]endpoint{
 	epHistory:       {pattern: "/api/v1/sessions/{id}/messages", auth: authApp, get: (*Server).appHistory, allow: "GET"},
 	epClient:        {pattern: "/v1/client", auth: authToken, post: (*Server).userClient, allow: "POST"},
 	epMetrics:       {pattern: "/metrics", auth: authLocal, get: (*Server).metrics, allow: "GET"},
+	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 }
 
@@ -109,6 +111,9 @@ func resolve(p []byte) (int, []byte) {
 	case "/api/v1/groups":
 		return epGroups, nil
 	}
+	if bytes.HasPrefix(p, prefixPprof) {
+		return epPprof, nil
+	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)
 		switch {
@@ -130,6 +135,7 @@ func resolve(p []byte) (int, []byte) {
 }
 
 var (
+	prefixPprof    = []byte("/debug/pprof/")
 	prefixUsers    = []byte("/api/v1/users/")
 	prefixSessions = []byte("/api/v1/sessions/")
 	slash          = []byte("/")
