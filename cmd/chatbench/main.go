@@ -1,0 +1,341 @@
+// Command chatbench is chatd's bundled load generator: it provisions an
+// app, users and groups through the admin API, then drives a scenario over
+// WebSocket (or the HTTP API) the way real clients do and prints a report.
+// See `chatbench help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"chatd/bench"
+	"chatd/internal/proc"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitError       = 1   // could not run
+	exitFailed      = 2   // ran, but a check failed
+	exitInterrupted = 130 // stopped by Ctrl-C (the report is still printed)
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `chatbench: load generator for chatd. It talks to a running chatd only over
+the wire (WebSocket and the HTTP API), provisions what it needs itself (an app,
+users, tokens, groups) and prints a report: a table, or one JSON line.
+
+Usage:
+  chatbench connect [flags]   open N connections (upgrade + login) and hold them:
+                              connect+login rate, failures by cause, server memory
+                              per connection
+  chatbench p2p [flags]       pairs of users sending at a fixed total rate
+                              (open-loop): messages/s acknowledged and delivered,
+                              send→ack and send→delivery latency percentiles
+  chatbench group [flags]     groups of a given size, all members online:
+                              deliveries/s and delivery latency percentiles
+  chatbench churn [flags]     connections closing and reconnecting at a rate,
+                              with sync after each reconnect: any missed message
+  chatbench http [flags]      the server API's send endpoint at a fixed rate
+  chatbench cleanup [flags]   revoke every token chatbench made (users stay:
+                              chatd cannot delete users yet)
+  chatbench help              print this help
+
+Scenario flags (defaults in parentheses):
+  connect  -n, --conns N         connections (1000)
+           --settle DURATION     idle time before the memory sample (2s)
+  p2p      --pairs N             pairs of users, 2 connections each (1000)
+           --rate MSG/S          messages per second in total (10000)
+  group    --groups N            groups (1)
+           --members N           members per group, all online (100)
+           --rate MSG/S          messages per second over all groups
+                                 (0: about 50,000 deliveries/s)
+  churn    -n, --conns N         users, in pairs, one connection each (200)
+           --churn-rate N        reconnects per second (20)
+           --rate MSG/S          messages per second in total (200)
+           --offline DURATION    time away between close and reconnect (100ms)
+  http     --rate REQ/S          send requests per second (1000)
+           --concurrency N       requests in flight at most (64)
+           --pairs N             pairs of users online as senders/recipients (50)
+
+Common flags:
+  --data DIR              chatd's data folder: admin.key, chatd.run (addresses
+                          of the running server) and the state file
+                          (env CHATD_DATA_DIR, else ./data)
+  --ws ADDR               WebSocket address, ws://host:port[/path] or host:port
+                          (from DATA/chatd.run, else 127.0.0.1:22886)
+  --http ADDR             HTTP API address (from DATA/chatd.run, else
+                          127.0.0.1:22887)
+  --admin-key KEY         server admin key (env CHATD_ADMIN_KEY, else
+                          DATA/admin.key)
+  --allow-remote          allow a target outside 127.0.0.0/8 and ::1
+  --sources LIST          local source addresses, e.g. 127.0.0.1-127.0.0.8 or
+                          127.0.0.1,127.0.0.2; "none" lets the kernel choose
+                          (127.0.0.1-127.0.0.8 for a loopback target)
+  --duration DURATION     how long to send or hold (10s)
+  --drain DURATION        after sending, how long to wait for replies and
+                          deliveries (10s)
+  --deadline DURATION     hard limit for the whole run, provisioning included
+                          (duration + drain + 3m)
+  --connect-rate N        new connections per second while ramping (0: as
+                          fast as --dial-concurrency allows)
+  --dial-concurrency N    connections being opened at once (64)
+  --connect-timeout DURATION  one dial + upgrade + login (10s)
+  --window N              unanswered sends per connection before sends queue
+                          on the client (256, chatd's per-connection queue)
+  --size N                message text bytes (32)
+  --app ID                app to provision and use (chatbench)
+  --state FILE            what chatbench made, reused by later runs
+                          (DATA/chatbench.json; "none": keep nothing)
+  --fresh                 ignore the state file and provision anew
+  --cleanup               when done, revoke the tokens chatbench made
+                          (users stay: chatd cannot delete users yet)
+  --workers N             provisioning requests at once (32)
+  --json                  print the report as one JSON line on stdout (the
+                          table goes to stderr)
+  --quiet                 no live progress line
+
+Latency is measured from each message's intended send time (open-loop, so a
+slow server shows up as latency, not as a lower rate); "send lag" is how late
+chatbench itself wrote each message, to tell a busy client from a slow server.
+Memory per connection is the growth of the server's RSS over the ramp: most
+meaningful on a freshly started server. chatbench refuses to open more sockets
+than its open-file limit allows. Every run stops by itself.
+
+Exit status: 0 every check passed; 1 could not run (bad flags, server not
+reachable, provisioning failed); 2 the run finished but a check failed
+(errors, missing deliveries, missed messages, dropped connections); 130
+interrupted (the report is still printed).
+`
+
+// common holds the shared flags.
+type common struct {
+	o         bench.Options
+	data      string
+	ws, http  string
+	adminKey  string
+	state     string
+	jsonOut   bool
+	quiet     bool
+	connRate  float64
+	deadline  time.Duration
+	duration  time.Duration
+	drain     time.Duration
+	dialConc  int
+	connectTO time.Duration
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	defData := os.Getenv("CHATD_DATA_DIR")
+	if defData == "" {
+		defData = "./data"
+	}
+	fs.StringVar(&c.data, "data", defData, "")
+	fs.StringVar(&c.ws, "ws", "", "")
+	fs.StringVar(&c.http, "http", "", "")
+	fs.StringVar(&c.adminKey, "admin-key", "", "")
+	fs.BoolVar(&c.o.AllowRemote, "allow-remote", false, "")
+	fs.StringVar(&c.o.Sources, "sources", "", "")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second, "")
+	fs.DurationVar(&c.deadline, "deadline", 0, "")
+	fs.Float64Var(&c.connRate, "connect-rate", 0, "")
+	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "")
+	fs.DurationVar(&c.connectTO, "connect-timeout", 10*time.Second, "")
+	fs.IntVar(&c.o.Window, "window", 256, "")
+	fs.IntVar(&c.o.Size, "size", 32, "")
+	fs.StringVar(&c.o.App, "app", "chatbench", "")
+	fs.StringVar(&c.state, "state", "", "")
+	fs.BoolVar(&c.o.Fresh, "fresh", false, "")
+	fs.BoolVar(&c.o.Cleanup, "cleanup", false, "")
+	fs.IntVar(&c.o.Workers, "workers", 32, "")
+	fs.BoolVar(&c.jsonOut, "json", false, "")
+	fs.BoolVar(&c.quiet, "quiet", false, "")
+}
+
+// resolve turns the flags into Options: addresses from chatd.run, the
+// admin key from the data folder, the default state file.
+func (c *common) resolve(stderr io.Writer) error {
+	if c.duration <= 0 || c.drain < 0 || c.deadline < 0 || c.connectTO <= 0 {
+		return errors.New("--duration and --connect-timeout must be positive, --drain and --deadline not negative")
+	}
+	if c.dialConc < 1 || c.o.Window < 1 || c.o.Size < 1 || c.o.Workers < 1 || c.connRate < 0 {
+		return errors.New("--dial-concurrency, --window, --size and --workers must be at least 1, --connect-rate not negative")
+	}
+	o := &c.o
+	o.Duration, o.Drain, o.Deadline = c.duration, c.drain, c.deadline
+	if o.Drain == 0 {
+		o.Drain = time.Millisecond // "no drain" still checks what arrived
+	}
+	o.ConnectRate, o.DialConcurrency, o.ConnectTimeout = c.connRate, c.dialConc, c.connectTO
+	o.Target.WS, o.Target.HTTP = c.ws, c.http
+	if c.ws == "" || c.http == "" {
+		ri, err := proc.ReadRunInfo(c.data)
+		switch {
+		case err == nil:
+			if c.ws == "" {
+				o.Target.WS = proc.LocalAddr(ri.WSAddr)
+			}
+			if c.http == "" {
+				o.Target.HTTP = proc.LocalAddr(ri.HTTPAddr)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			if c.ws == "" {
+				o.Target.WS = "127.0.0.1:22886"
+			}
+			if c.http == "" {
+				o.Target.HTTP = "127.0.0.1:22887"
+			}
+		default:
+			return err
+		}
+	}
+	o.Target.AdminKey = c.adminKey
+	if o.Target.AdminKey == "" {
+		o.Target.AdminKey = os.Getenv("CHATD_ADMIN_KEY")
+	}
+	if o.Target.AdminKey == "" {
+		k, err := proc.ReadAdminKey(c.data)
+		if err != nil {
+			return fmt.Errorf("no admin key: pass --admin-key, set CHATD_ADMIN_KEY, or point --data at chatd's data folder (%w)", err)
+		}
+		o.Target.AdminKey = k
+	}
+	switch c.state {
+	case "none":
+		o.StatePath = ""
+	case "":
+		if st, err := os.Stat(c.data); err == nil && st.IsDir() {
+			o.StatePath = filepath.Join(c.data, "chatbench.json")
+		}
+	default:
+		o.StatePath = c.state
+	}
+	if !c.quiet {
+		o.Progress = stderr
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stderr == os.Stderr {
+			o.ProgressTTY = true
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, usage)
+		return exitError
+	}
+	name, args := args[0], args[1:]
+	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
+		io.WriteString(stdout, usage)
+		return exitOK
+	}
+	fs := flag.NewFlagSet("chatbench "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c common
+	c.register(fs)
+	var s bench.Scenario
+	switch name {
+	case "connect":
+		sc := &bench.Connect{}
+		fs.IntVar(&sc.Conns, "conns", 1000, "")
+		fs.IntVar(&sc.Conns, "n", 1000, "")
+		fs.DurationVar(&sc.Settle, "settle", 2*time.Second, "")
+		s = sc
+	case "p2p":
+		sc := &bench.P2P{}
+		fs.IntVar(&sc.Pairs, "pairs", 1000, "")
+		fs.Float64Var(&sc.Rate, "rate", 10000, "")
+		s = sc
+	case "group":
+		sc := &bench.Group{}
+		fs.IntVar(&sc.Groups, "groups", 1, "")
+		fs.IntVar(&sc.Members, "members", 100, "")
+		fs.Float64Var(&sc.Rate, "rate", 0, "")
+		s = sc
+	case "churn":
+		sc := &bench.Churn{}
+		fs.IntVar(&sc.Conns, "conns", 200, "")
+		fs.IntVar(&sc.Conns, "n", 200, "")
+		fs.Float64Var(&sc.ChurnRate, "churn-rate", 20, "")
+		fs.Float64Var(&sc.Rate, "rate", 200, "")
+		fs.DurationVar(&sc.Offline, "offline", 100*time.Millisecond, "")
+		s = sc
+	case "http":
+		sc := &bench.HTTP{}
+		fs.Float64Var(&sc.Rate, "rate", 1000, "")
+		fs.IntVar(&sc.Concurrency, "concurrency", 64, "")
+		fs.IntVar(&sc.Pairs, "pairs", 50, "")
+		s = sc
+	case "cleanup":
+	default:
+		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http; also cleanup, help)\n", name)
+		return exitError
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "chatbench %s: %v (see chatbench help)\n", name, err)
+		return exitError
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "chatbench %s: unexpected argument %q (flags come after the command; see chatbench help)\n", name, fs.Arg(0))
+		return exitError
+	}
+	if err := c.resolve(stderr); err != nil {
+		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
+		return exitError
+	}
+	if name == "cleanup" {
+		n, err := bench.Cleanup(ctx, c.o)
+		if err != nil {
+			fmt.Fprintf(stderr, "chatbench cleanup: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "chatbench cleanup: revoked the tokens of %d users (users stay: chatd cannot delete users yet)\n", n)
+		return exitOK
+	}
+
+	rep, err := bench.Run(ctx, c.o, s)
+	if rep != nil {
+		table := stdout
+		if c.jsonOut {
+			table = stderr
+		}
+		rep.WriteTable(table)
+		if c.jsonOut {
+			rep.WriteJSON(stdout)
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
+		return exitError
+	case rep.Interrupted:
+		return exitInterrupted
+	case !rep.OK:
+		fmt.Fprintf(stderr, "chatbench %s: FAILED: %s\n", name, strings.Join(rep.Problems, "; "))
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"chatd/internal/proc"
+)
+
+func TestUsageAndBadInvocations(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "no arguments", args: nil, wantCode: exitError, wantStderr: "Usage:"},
+		{name: "help", args: []string{"help"}, wantCode: exitOK, wantStdout: "chatbench connect [flags]"},
+		{name: "scenario -h", args: []string{"p2p", "-h"}, wantCode: exitOK, wantStdout: "--pairs N"},
+		{name: "unknown command", args: []string{"flood"}, wantCode: exitError, wantStderr: `unknown command "flood"`},
+		{name: "unknown flag", args: []string{"connect", "--bogus"}, wantCode: exitError, wantStderr: "flag provided but not defined: -bogus"},
+		{name: "flag of another scenario", args: []string{"connect", "--pairs", "3"}, wantCode: exitError, wantStderr: "-pairs"},
+		{name: "stray argument", args: []string{"connect", "extra"}, wantCode: exitError, wantStderr: `unexpected argument "extra"`},
+		{name: "bad duration", args: []string{"p2p", "--duration", "0s", "--admin-key", "k"}, wantCode: exitError, wantStderr: "--duration"},
+		{name: "no admin key", args: []string{"connect", "--data", "/nonexistent/chatbench-test"}, wantCode: exitError, wantStderr: "no admin key"},
+		{name: "remote target refused", args: []string{"connect", "--ws", "192.0.2.1:22886", "--http", "192.0.2.1:22887", "--admin-key", "k", "--quiet"},
+			wantCode: exitError, wantStderr: "--allow-remote"},
+		{name: "bad sources", args: []string{"connect", "--sources", "127.0.0.9-127.0.0.1", "--admin-key", "k", "--ws", "127.0.0.1:1", "--http", "127.0.0.1:1"},
+			wantCode: exitError, wantStderr: "--sources"},
+		{name: "odd churn", args: []string{"churn", "-n", "3", "--admin-key", "k"}, wantCode: exitError, wantStderr: "even number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CHATD_ADMIN_KEY", "")
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.args, &out, &errb)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, errb.String())
+			}
+			if tt.wantStdout != "" && !strings.Contains(out.String(), tt.wantStdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.wantStdout, out.String())
+			}
+			if tt.wantStderr != "" && !strings.Contains(errb.String(), tt.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, errb.String())
+			}
+		})
+	}
+}
+
+func TestResolveReadsTheDataFolder(t *testing.T) {
+	tests := []struct {
+		name      string
+		runFile   string // chatd.run content; empty: none
+		key       string // admin.key content; empty: none
+		env       string
+		flags     common
+		wantWS    string
+		wantHTTP  string
+		wantKey   string
+		wantState string // relative to the data folder; "-" for none
+	}{
+		{
+			name:    "addresses from chatd.run, key from admin.key",
+			runFile: `{"pid":1,"ws_addr":"[::]:5000","http_addr":"127.0.0.3:5001"}`, key: strings.Repeat("ab", 32) + "\n",
+			wantWS: "127.0.0.1:5000", wantHTTP: "127.0.0.3:5001", wantKey: strings.Repeat("ab", 32), wantState: "chatbench.json",
+		},
+		{
+			name: "defaults without chatd.run; key from the environment",
+			env:  "envkey", wantWS: "127.0.0.1:22886", wantHTTP: "127.0.0.1:22887", wantKey: "envkey", wantState: "chatbench.json",
+		},
+		{
+			name: "flags win", runFile: `{"pid":1,"ws_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, key: strings.Repeat("cd", 32),
+			flags:  common{ws: "ws://127.0.0.2:7/x", http: "127.0.0.2:8", adminKey: "flagkey", state: "none"},
+			wantWS: "ws://127.0.0.2:7/x", wantHTTP: "127.0.0.2:8", wantKey: "flagkey", wantState: "-",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.runFile != "" {
+				os.WriteFile(filepath.Join(dir, "chatd.run"), []byte(tt.runFile), 0o600)
+			}
+			if tt.key != "" {
+				os.WriteFile(filepath.Join(dir, "admin.key"), []byte(tt.key), 0o600)
+			}
+			t.Setenv("CHATD_ADMIN_KEY", tt.env)
+			c := tt.flags
+			c.data = dir
+			c.duration, c.drain, c.connectTO, c.dialConc = time.Second, time.Second, time.Second, 1
+			c.o.Window, c.o.Size, c.o.Workers = 1, 1, 1
+			c.quiet = true
+			if err := c.resolve(os.Stderr); err != nil {
+				t.Fatal(err)
+			}
+			if c.o.Target.WS != tt.wantWS || c.o.Target.HTTP != tt.wantHTTP || c.o.Target.AdminKey != tt.wantKey {
+				t.Errorf("target %+v, want ws %q http %q key %q", c.o.Target, tt.wantWS, tt.wantHTTP, tt.wantKey)
+			}
+			wantState := ""
+			if tt.wantState != "-" {
+				wantState = filepath.Join(dir, tt.wantState)
+			}
+			if c.o.StatePath != wantState {
+				t.Errorf("state %q, want %q", c.o.StatePath, wantState)
+			}
+		})
+	}
+}
+
+// TestJSONRunAgainstChatd runs the command end to end against a real
+// chatd: the JSON line on stdout, the table on stderr, exit status 0.
+func TestJSONRunAgainstChatd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short")
+	}
+	bin := os.Getenv("CHATBENCH_CHATD") // a prebuilt chatd, else build one
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "chatd")
+		build := exec.Command("go", "build", "-o", bin, "chatd/cmd/chatd")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Skipf("./cmd/chatd does not build yet: %s", out)
+		}
+	}
+	data := t.TempDir()
+	srv := exec.Command(bin, "--data", data, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	var log bytes.Buffer
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if runtime.GOOS == "windows" {
+			srv.Process.Kill()
+		} else {
+			srv.Process.Signal(syscall.SIGTERM)
+		}
+		srv.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ri, err := proc.ReadRunInfo(data)
+		if err == nil && ri.PID == srv.Process.Pid {
+			break
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chatd not ready; log:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Setenv("CHATD_ADMIN_KEY", "")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"p2p", "--data", data, "--pairs", "5", "--rate", "100", "--duration", "1s", "--json"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stdout has %d lines, want one JSON line:\n%s", len(lines), out.String())
+	}
+	var rep struct {
+		Scenario string `json:"scenario"`
+		OK       bool   `json:"ok"`
+		Params   struct {
+			Pairs int     `json:"pairs"`
+			Rate  float64 `json:"rate"`
+		} `json:"params"`
+		Messages struct {
+			Acked     int64 `json:"acked"`
+			Delivered int64 `json:"delivered"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Scenario != "p2p" || !rep.OK || rep.Params.Pairs != 5 || rep.Params.Rate != 100 || rep.Messages.Acked != 100 || rep.Messages.Delivered != 100 {
+		t.Errorf("report %+v", rep)
+	}
+	if !strings.Contains(errb.String(), "chatbench p2p: OK") || !strings.Contains(errb.String(), "send → delivery") {
+		t.Errorf("stderr lacks the table:\n%s", errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(data, "chatbench.json")); err != nil {
+		t.Errorf("state file not kept in the data folder: %v", err)
+	}
+	// cleanup revokes what the run made.
+	out.Reset()
+	if code := run(context.Background(), []string{"cleanup", "--data", data}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "revoked the tokens of 10 users") {
+		t.Errorf("cleanup: exit %d, stdout %q", code, out.String())
+	}
+}
