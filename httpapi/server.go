@@ -117,6 +117,7 @@ type Status struct {
 	UsersOnline   int    `json:"users_online"`
 	Goroutines    int    `json:"goroutines"`
 	HeapBytes     uint64 `json:"heap_bytes"`
+	RSSBytes      uint64 `json:"rss_bytes"` // resident set size of the process
 }
 
 // Server is the HTTP listener. Create it with New and start it with Run.
@@ -319,6 +320,7 @@ func (s *Server) status() Status {
 			UsersOnline:   cs.UsersOnline,
 			Goroutines:    runtime.NumGoroutine(),
 			HeapBytes:     ms.HeapAlloc,
+			RSSBytes:      metrics.RSS(),
 		}
 	}
 	if st.Version == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,9 @@ func TestStatus(t *testing.T) {
 		if st.Version != "v-test" || st.PID == 0 || st.StartedAt == 0 || st.Goroutines == 0 ||
 			st.HeapBytes == 0 || st.HTTPAddr == "" {
 			t.Fatalf("status %+v", st)
+		}
+		if runtime.GOOS == "linux" && st.RSSBytes < st.HeapBytes/2 {
+			t.Fatalf("rss_bytes %d is not the process RSS (heap %d)", st.RSSBytes, st.HeapBytes)
 		}
 	})
 	t.Run("from Config.Status", func(t *testing.T) {

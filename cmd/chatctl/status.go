@@ -22,9 +22,9 @@ func init() {
 					return err
 				}
 				return e.print(st, func(w io.Writer) {
-					fmt.Fprintf(w, "pid           %d\nversion       %s\nuptime        %s\nwebsocket     %s\nhttp          %s\ndata          %s\nconnections   %d\nusers online  %d\ngoroutines    %d\nheap          %d MiB\n",
+					fmt.Fprintf(w, "pid           %d\nversion       %s\nuptime        %s\nwebsocket     %s\nhttp          %s\ndata          %s\nconnections   %d\nusers online  %d\ngoroutines    %d\nheap          %d MiB\nrss           %d MiB\n",
 						st.PID, st.Version, time.Duration(st.UptimeSeconds)*time.Second, st.WSAddr, st.HTTPAddr,
-						st.DataDir, st.Conns, st.UsersOnline, st.Goroutines, st.HeapBytes>>20)
+						st.DataDir, st.Conns, st.UsersOnline, st.Goroutines, st.HeapBytes>>20, st.RSSBytes>>20)
 				})
 			}
 		},

@@ -228,6 +228,7 @@ func (s *server) status(cfg *config.Config) httpapi.Status {
 		UsersOnline:   s.core.Stats().UsersOnline,
 		Goroutines:    runtime.NumGoroutine(),
 		HeapBytes:     ms.HeapAlloc,
+		RSSBytes:      metrics.RSS(),
 	}
 }
 

@@ -39,6 +39,7 @@ type Status struct {
 	UsersOnline   int    `json:"users_online"`
 	Goroutines    int    `json:"goroutines"`
 	HeapBytes     uint64 `json:"heap_bytes"`
+	RSSBytes      uint64 `json:"rss_bytes"`
 }
 
 // User is a host site's user as chatd stores it.
