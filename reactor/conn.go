@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -94,8 +95,13 @@ type conn struct {
 	pinged   int64 // unix nanos of the sweep that last sent a ping
 	slot     int32 // index in loop.conns; -1 once removed
 	leftover int32 // inbound bytes left buffered after the last OnTraffic
-	state    uint8
-	why      why
+	// zmax is the longest payload sent compressed: 0 when
+	// permessage-deflate was not negotiated, else the limit the client's
+	// server_max_window_bits implies (capped to MaxInt32). Set at the
+	// handshake.
+	zmax  int32
+	state uint8
+	why   why
 	// fresh means the state's clock restarts: set at open, at handshake
 	// completion, on every inbound read while open, and when closing
 	// starts. The next sweep stamps the time and clears it, so reads cost
@@ -292,7 +298,7 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 		return gnet.Close // gnet flushes the response before closing
 	}
 	if len(s.trusted) > 0 && s.trustedPeer(c.remote.Addr()) {
-		if ip, ok := forwardedFor(req.XForwardedFor, req.XRealIP); ok {
+		if ip, ok := forwardedFor(req.XForwardedFor, req.XRealIP, s.trusted); ok {
 			c.remote = netip.AddrPortFrom(ip, 0)
 		}
 	}
@@ -304,6 +310,7 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 	c.state = stateOpen
 	c.fresh = true
 	c.rd = newReader(s, &req)
+	c.zmax = int32(min(req.Deflate.MaxCompressed(), math.MaxInt32))
 	h := s.acc.Accept(c)
 	if h == nil {
 		c.leftover = 0
@@ -520,14 +527,11 @@ func (c *conn) flush() gnet.Action {
 	if fl != nil {
 		if slow || c.gc.OutboundBuffered()+n > s.cfg.MaxOutbound {
 			putFrames(fl)
-			c.setWhy(whySlow)
 			c.mu.Lock()
 			c.slow, c.closeReq = true, true
 			c.mu.Unlock()
 			c.closing.Store(true)
-			l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
-			_ = c.writeOut(1)
-			return gnet.Close
+			return c.closeSlow()
 		}
 		err := c.writeFrames(fl.b)
 		putFrames(fl)
@@ -540,10 +544,7 @@ func (c *conn) flush() gnet.Action {
 		return gnet.None
 	}
 	if slow {
-		c.setWhy(whySlow)
-		l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
-		_ = c.writeOut(1)
-		return gnet.Close
+		return c.closeSlow()
 	}
 	c.setWhy(whyServer)
 	l.out = wsproto.AppendClose(l.out[:0], code, truncateReason(reason))
@@ -555,30 +556,60 @@ func (c *conn) flush() gnet.Action {
 	return gnet.None
 }
 
+// closeSlow closes a slow consumer: what the core queued and did not write
+// is dropped, and the close frame (1008 "slow consumer") goes behind the
+// bytes gnet already holds, which stay at most MaxOutbound. The connection
+// then waits in stateClosing, like any server-initiated close: a client
+// that is only slow reads up to the close frame and learns why, and one
+// that stopped reading is cut off after CloseTimeout. Called on the loop.
+func (c *conn) closeSlow() gnet.Action {
+	c.setWhy(whySlow)
+	l := c.loop
+	l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
+	if act := c.writeOut(1); act != gnet.None {
+		return act
+	}
+	c.state = stateClosing
+	c.fresh = true
+	return gnet.None
+}
+
 // writeFrames writes payloads as text frames with Writev: header1,
 // payload1, header2, payload2, … The payloads are shared and only read.
+// On a connection that negotiated permessage-deflate, a payload of at
+// least CompressMin bytes (and short enough for the client's window) goes
+// out compressed, with RSV1, from the shared cache (see zcache).
 func (c *conn) writeFrames(payloads [][]byte) error {
 	l := c.loop
-	total, frames := 0, len(payloads)
+	s := l.srv
+	total, frames, compressed := 0, len(payloads), 0
 	for len(payloads) > 0 {
 		batch := payloads[:min(len(payloads), maxWritevFrames)]
 		payloads = payloads[len(batch):]
+		// Room for every header up front: iov points into hdr, so it
+		// must not move while the batch is built.
+		if need := len(batch) * wsproto.MaxHeaderLen; cap(l.hdr) < need {
+			l.hdr = make([]byte, 0, need)
+		}
 		hdr := l.hdr[:0]
+		iov := l.iov[:0]
 		for _, p := range batch {
-			hdr = wsproto.AppendHeader(hdr, true, 0, wsproto.OpText, len(p))
+			body, rsv := p, uint8(0)
+			if n := len(p); c.zmax > 0 && n >= s.cfg.CompressMin && n <= int(c.zmax) {
+				if z := s.zc.compressed(p); z != nil {
+					body, rsv = z, wsproto.Rsv1
+					compressed++
+				}
+			}
+			off := len(hdr)
+			hdr = wsproto.AppendHeader(hdr, true, rsv, wsproto.OpText, len(body))
+			iov = append(iov, hdr[off:len(hdr):len(hdr)])
+			if len(body) > 0 {
+				iov = append(iov, body)
+			}
+			total += len(hdr) - off + len(body)
 		}
 		l.hdr = hdr
-		iov := l.iov[:0]
-		off := 0
-		for _, p := range batch {
-			h := headerLen(len(p))
-			iov = append(iov, hdr[off:off+h:off+h])
-			off += h
-			if len(p) > 0 {
-				iov = append(iov, p)
-			}
-			total += h + len(p)
-		}
 		l.iov = iov
 		_, err := c.gc.Writev(iov)
 		clear(iov)
@@ -591,20 +622,10 @@ func (c *conn) writeFrames(payloads [][]byte) error {
 	}
 	l.stats.framesOut.Add(uint64(frames))
 	l.stats.bytesOut.Add(uint64(total))
-	return nil
-}
-
-// headerLen is the size of an unmasked server frame header for an n-byte
-// payload.
-func headerLen(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n < 1<<16:
-		return 4
-	default:
-		return 10
+	if compressed > 0 {
+		l.stats.compressedOut.Add(uint64(compressed))
 	}
+	return nil
 }
 
 // ping queues a ping frame. Called on the loop.
@@ -628,16 +649,44 @@ func truncateReason(r string) string {
 	return r[:i]
 }
 
-// forwardedFor returns the client address a trusted proxy reports: the
-// first X-Forwarded-For entry, else X-Real-IP. An entry may carry a port.
-func forwardedFor(xff, xrip string) (netip.Addr, bool) {
-	if xff != "" {
-		first, _, _ := strings.Cut(xff, ",")
-		if ip, ok := parseHostIP(strings.TrimSpace(first)); ok {
-			return ip, true
+// forwardedFor returns the client address that a trusted proxy reports
+// (the caller has checked that the TCP peer is one). Every proxy appends
+// the address it received from to X-Forwarded-For, so only the right end
+// of the list is trustworthy: the answer is the right-most entry that is
+// not itself a trusted proxy (the left-most if all of them are), the rule
+// httpapi follows too. Anything left of it may be forged by the client. A
+// malformed entry on the way makes the peer address the answer (ok false).
+// Without X-Forwarded-For, X-Real-IP is used. An entry may carry a port.
+func forwardedFor(xff, xrip string, trusted []netip.Prefix) (netip.Addr, bool) {
+	if strings.TrimSpace(xff) != "" {
+		var leftmost netip.Addr
+		for rest := xff; ; {
+			i := strings.LastIndexByte(rest, ',')
+			ip, ok := parseHostIP(strings.TrimSpace(rest[i+1:]))
+			if !ok {
+				return netip.Addr{}, false
+			}
+			if !inPrefixes(trusted, ip) {
+				return ip, true
+			}
+			leftmost = ip
+			if i < 0 {
+				return leftmost, true
+			}
+			rest = rest[:i]
 		}
 	}
 	return parseHostIP(strings.TrimSpace(xrip))
+}
+
+// inPrefixes reports whether ip is in one of ps.
+func inPrefixes(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseHostIP parses "ip", "ip:port" or "[ipv6]:port".

@@ -346,3 +346,16 @@ func rawUpgrade(t testing.TB, c net.Conn, host string) *bufio.Reader {
 	c.SetDeadline(time.Time{})
 	return br
 }
+
+// headerLen is the size of an unmasked server frame header for an n-byte
+// payload.
+func headerLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n < 1<<16:
+		return 4
+	default:
+		return 10
+	}
+}

@@ -39,6 +39,7 @@ type loopStats struct {
 	opened, handshakes  atomic.Uint64
 	bytesIn, bytesOut   atomic.Uint64
 	framesIn, framesOut atomic.Uint64
+	compressedOut       atomic.Uint64 // frames written with RSV1 (permessage-deflate)
 	closed              [whyCount]atomic.Uint64
 }
 

@@ -733,8 +733,12 @@ func TestRemoteAddr(t *testing.T) {
 	}{
 		{name: "no proxy headers", trusted: proxies},
 		{name: "untrusted peer", trusted: nil, header: http.Header{"X-Forwarded-For": {"203.0.113.7"}}},
-		{name: "trusted X-Forwarded-For first hop", trusted: proxies,
-			header: http.Header{"X-Forwarded-For": {"203.0.113.7, 10.0.0.1"}}, want: "203.0.113.7"},
+		{name: "trusted X-Forwarded-For: right-most untrusted hop", trusted: proxies,
+			header: http.Header{"X-Forwarded-For": {"203.0.113.66, 203.0.113.7"}}, want: "203.0.113.7"},
+		{name: "trusted X-Forwarded-For: trusted hops skipped", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")},
+			header: http.Header{"X-Forwarded-For": {"203.0.113.66, 203.0.113.7, 10.0.0.1"}}, want: "203.0.113.7"},
+		{name: "trusted X-Forwarded-For: several header lines are one list", trusted: proxies,
+			header: http.Header{"X-Forwarded-For": {"203.0.113.66", "203.0.113.8"}}, want: "203.0.113.8"},
 		{name: "trusted X-Real-IP", trusted: proxies,
 			header: http.Header{"X-Real-Ip": {"2001:db8::1"}}, want: "2001:db8::1"},
 		{name: "garbage header falls back", trusted: proxies,
@@ -855,25 +859,38 @@ func TestTruncateReason(t *testing.T) {
 }
 
 func TestForwardedFor(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
 	tests := []struct {
-		name, xff, xrip, want string
+		name, xff, xrip string
+		trusted         []netip.Prefix
+		want            string // "" means keep the TCP peer
 	}{
-		{name: "first hop", xff: "198.51.100.1, 10.0.0.2", want: "198.51.100.1"},
-		{name: "with port", xff: "198.51.100.1:4711", want: "198.51.100.1"},
-		{name: "v6 with port", xff: "[2001:db8::2]:80", want: "2001:db8::2"},
-		{name: "mapped v4", xff: "::ffff:198.51.100.9", want: "198.51.100.9"},
-		{name: "real ip fallback", xff: "junk", xrip: "198.51.100.3", want: "198.51.100.3"},
-		{name: "nothing usable", xff: "junk", xrip: "", want: ""},
+		{name: "single entry", xff: "198.51.100.1", trusted: proxies, want: "198.51.100.1"},
+		{name: "right-most untrusted wins over a forged left entry", xff: "6.6.6.6, 198.51.100.1", trusted: proxies, want: "198.51.100.1"},
+		{name: "trusted hops on the right are skipped", xff: "6.6.6.6, 198.51.100.1, 10.0.0.2, 10.1.2.3", trusted: proxies, want: "198.51.100.1"},
+		{name: "all trusted gives the left-most", xff: "10.0.0.9, 10.0.0.2", trusted: proxies, want: "10.0.0.9"},
+		{name: "no trusted list believes only the last hop", xff: "6.6.6.6, 198.51.100.1", want: "198.51.100.1"},
+		{name: "with port", xff: "198.51.100.1:4711", trusted: proxies, want: "198.51.100.1"},
+		{name: "v6 with port", xff: "[2001:db8::2]:80", trusted: proxies, want: "2001:db8::2"},
+		{name: "v6 trusted hop skipped", xff: "2001:db8::2, 2001:db8:ffff::1", trusted: proxies, want: "2001:db8::2"},
+		{name: "mapped v4", xff: "::ffff:198.51.100.9", trusted: proxies, want: "198.51.100.9"},
+		{name: "malformed right-most keeps the peer", xff: "198.51.100.1, junk", trusted: proxies, xrip: "198.51.100.3", want: ""},
+		{name: "malformed behind a trusted hop keeps the peer", xff: "junk, 10.0.0.2", trusted: proxies, want: ""},
+		{name: "malformed left of the answer is never read", xff: "junk, 198.51.100.1", trusted: proxies, want: "198.51.100.1"},
+		{name: "empty entry keeps the peer", xff: "198.51.100.1, ", trusted: proxies, want: ""},
+		{name: "real ip when no forwarded-for", xff: "", xrip: "198.51.100.3", trusted: proxies, want: "198.51.100.3"},
+		{name: "blank forwarded-for falls back to real ip", xff: "  ", xrip: "198.51.100.3", trusted: proxies, want: "198.51.100.3"},
+		{name: "nothing usable", xff: "", xrip: "junk", trusted: proxies, want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ip, ok := forwardedFor(tt.xff, tt.xrip)
+			ip, ok := forwardedFor(tt.xff, tt.xrip, tt.trusted)
 			got := ""
 			if ok {
 				got = ip.String()
 			}
 			if got != tt.want {
-				t.Fatalf("got %q, want %q", got, tt.want)
+				t.Fatalf("forwardedFor(%q, %q) = %q, want %q", tt.xff, tt.xrip, got, tt.want)
 			}
 		})
 	}
@@ -956,8 +973,13 @@ func TestCompressedMessages(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.wantEcho != "" {
-				if f.Header.OpCode != ws.OpText || f.Header.Rsv != 0 || string(f.Payload) != tt.wantEcho {
-					t.Fatalf("got %v rsv %d %q, want an uncompressed echo", f.Header.OpCode, f.Header.Rsv, trim(string(f.Payload)))
+				// The echo is above CompressMin: it comes back compressed.
+				if f.Header.OpCode != ws.OpText || !f.Header.Rsv1() {
+					t.Fatalf("got %v rsv %d, want a compressed echo", f.Header.OpCode, f.Header.Rsv)
+				}
+				got, err := wsproto.Inflate(nil, f.Payload, maxMsg)
+				if err != nil || string(got) != tt.wantEcho {
+					t.Fatalf("inflated echo %q, err %v", trim(string(got)), err)
 				}
 				return
 			}

@@ -20,9 +20,15 @@
 //   - Server: immutable after New, except the atomics and the fields
 //     documented as set once before Ready.
 //
-// Locks: conn.mu (one connection's send queue) and Server.loopsMu (the loop
-// list) are leaves: nothing else of ours is locked while either is held.
-// conn.mu is held across gc.Wake, which takes no lock and never blocks.
+// Outbound compression: on a connection that negotiated permessage-deflate,
+// messages of at least Config.CompressMin bytes go out compressed. The
+// compressed form comes from a cache shared by every loop (zcache), so a
+// broadcast is compressed once however many recipients it has.
+//
+// Locks: conn.mu (one connection's send queue), Server.loopsMu (the loop
+// list) and zcache.mu (the compressed-payload cache) are leaves: nothing
+// else of ours is locked while any is held. conn.mu is held across
+// gc.Wake, which takes no lock and never blocks.
 package reactor
 
 import (
@@ -48,6 +54,7 @@ type Server struct {
 	log     zerolog.Logger
 	tick    time.Duration
 	trusted []netip.Prefix
+	zc      *zcache // compressed payloads shared by every loop
 	// capLowered records that New lowered Config.MaxConns to the fd limit.
 	capLowered bool
 
@@ -95,6 +102,13 @@ type Stats struct {
 	FramesIn  uint64 // frames parsed, control frames and fragments included
 	FramesOut uint64 // frames written, control frames included
 
+	// Deflates counts payloads compressed for permessage-deflate: one per
+	// distinct payload, however many recipients it went to.
+	Deflates uint64
+	// FramesCompressed counts frames written compressed (RSV1): one per
+	// recipient. BytesOut counts their compressed size.
+	FramesCompressed uint64
+
 	Handshakes        uint64 // successful upgrades
 	HandshakeFailures uint64 // rejected upgrade requests (closed after the HTTP error)
 
@@ -119,6 +133,7 @@ func New(cfg Config, acc chat.Acceptor, log zerolog.Logger) (*Server, error) {
 		log:        log,
 		tick:       cfg.tickInterval(),
 		capLowered: asked > cfg.MaxConns,
+		zc:         newZcache(),
 		ready:      make(chan struct{}),
 	}
 	for _, p := range cfg.TrustedProxies {
@@ -252,6 +267,7 @@ func (s *Server) Stats() Stats {
 		Conns:        s.conns.Load(),
 		Refused:      s.refused.Load(),
 		PeakOutbound: s.peak.Load(),
+		Deflates:     s.zc.deflates.Load(),
 	}
 	for _, l := range *s.loops.Load() {
 		m := &l.stats
@@ -260,6 +276,7 @@ func (s *Server) Stats() Stats {
 		st.BytesOut += m.bytesOut.Load()
 		st.FramesIn += m.framesIn.Load()
 		st.FramesOut += m.framesOut.Load()
+		st.FramesCompressed += m.compressedOut.Load()
 		st.Handshakes += m.handshakes.Load()
 		st.HandshakeFailures += m.closed[whyHandshakeFailed].Load()
 		st.ClosedHandshakeTimeout += m.closed[whyHandshakeTimeout].Load()
@@ -309,14 +326,7 @@ func (s *Server) notePeak(q uint64) {
 }
 
 // trustedPeer reports whether ip is a proxy whose forwarding headers count.
-func (s *Server) trustedPeer(ip netip.Addr) bool {
-	for _, p := range s.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) trustedPeer(ip netip.Addr) bool { return inPrefixes(s.trusted, ip) }
 
 // events is the Server seen as a gnet.EventHandler; a separate type keeps
 // the callbacks out of Server's API.

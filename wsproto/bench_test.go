@@ -194,3 +194,60 @@ func truncUTF8(s string, n int) string {
 	}
 	return s[:min(n, len(s))]
 }
+
+// typicalEvents are chat frames as the core encodes them: a short text
+// message event, one with a sentence of Chinese text, a message with an
+// image's metadata, and a page of 20 history messages.
+func typicalEvents() []struct {
+	name string
+	b    []byte
+} {
+	msg := func(seq int, text string) string {
+		return `{"session_id":1042,"seq":` + strconv.Itoa(seq) + `,"msg_id":"1042-` + strconv.Itoa(seq) +
+			`","from":"u-8d1f2c","type":"text","content":{"text":"` + text + `"},"cid":"c-1766000000123-` + strconv.Itoa(seq) +
+			`","created_at":17660000` + strconv.Itoa(10000+seq) + `}`
+	}
+	page := `{"reply_to":"17","ok":true,"data":{"messages":[`
+	for i := range 20 {
+		if i > 0 {
+			page += ","
+		}
+		page += msg(100+i, "message number "+strconv.Itoa(i)+" in this conversation, about the order")
+	}
+	page += `],"has_more":true}}`
+	return []struct {
+		name string
+		b    []byte
+	}{
+		{name: "short-text", b: []byte(`{"event":"message","data":` + msg(118, "ok, see you at 3") + `}`)},
+		{name: "sentence", b: []byte(`{"event":"message","data":` + msg(119, "您好，请问这件商品还有货吗？我想今天下单，明天能发货吗？谢谢！Could you also tell me the delivery time to Shanghai?") + `}`)},
+		{name: "image", b: []byte(`{"event":"message","data":{"session_id":1042,"seq":120,"msg_id":"1042-120","from":"u-8d1f2c","type":"image","content":{"url":"/files/1/5f2b8c1e9a7d4e3f8b6a2c1d0e9f8a7b.jpg","width":1280,"height":960,"size":284312,"thumb":"/files/1/5f2b8c1e9a7d4e3f8b6a2c1d0e9f8a7b_thumb.jpg","name":"IMG_20251122_104512.jpg"},"created_at":1766000012345}}`)},
+		{name: "history-20", b: []byte(page)},
+	}
+}
+
+// BenchmarkDeflateEvents measures what permessage-deflate costs and saves
+// per typical frame: ns/op is the CPU to compress one message (once per
+// broadcast), wire-B the compressed payload, ratio wire/plain.
+func BenchmarkDeflateEvents(b *testing.B) {
+	dst := make([]byte, 0, 16<<10)
+	for _, ev := range typicalEvents() {
+		z := Deflate(nil, ev.b)
+		b.Run("deflate/"+ev.name+"/size="+strconv.Itoa(len(ev.b)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev.b)))
+			for b.Loop() {
+				dst = Deflate(dst[:0], ev.b)
+			}
+			b.ReportMetric(float64(len(z)), "wire-B")
+			b.ReportMetric(float64(len(z))/float64(len(ev.b)), "ratio")
+		})
+		b.Run("inflate/"+ev.name+"/size="+strconv.Itoa(len(ev.b)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev.b)))
+			for b.Loop() {
+				dst, _ = Inflate(dst[:0], z, 1<<20)
+			}
+		})
+	}
+}

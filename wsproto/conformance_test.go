@@ -58,6 +58,14 @@ func fragments(op Opcode, p string, size int) []wire {
 	return out
 }
 
+// conformanceTables lists every conformance case table; the fuzz targets
+// seed their corpus from all of them.
+var conformanceTables = []func() []conformanceCase{
+	conformanceFraming, conformancePingPong, conformanceReservedBits, conformanceOpcodes,
+	conformanceFragmentation, conformanceUTF8, conformanceClose, conformanceLimits,
+	conformanceDeflate,
+}
+
 type conformanceCase struct {
 	name       string
 	frames     []wire
@@ -91,7 +99,8 @@ func runConformance(t *testing.T, cases []conformanceCase) {
 	}
 }
 
-func TestConformanceFraming(t *testing.T) { // Autobahn 1.x
+// conformanceFraming is the case table of TestConformanceFraming.
+func conformanceFraming() []conformanceCase { // Autobahn 1.x
 	var cases []conformanceCase
 	for i, n := range []int{0, 125, 126, 127, 128, 65535, 65536} {
 		p := repeat("*", n)
@@ -150,10 +159,13 @@ func TestConformanceFraming(t *testing.T) { // Autobahn 1.x
 			wantCode: CloseProtocolError,
 		},
 	)
-	runConformance(t, cases)
+	return cases
 }
 
-func TestConformancePingPong(t *testing.T) { // Autobahn 2.x
+func TestConformanceFraming(t *testing.T) { runConformance(t, conformanceFraming()) }
+
+// conformancePingPong is the case table of TestConformancePingPong.
+func conformancePingPong() []conformanceCase { // Autobahn 2.x
 	bin := "\x00\xff\xfe\xfd\xfc\xfb\x00\xff"
 	tenPings := make([]wire, 10)
 	tenWant := make([]msg, 10)
@@ -162,7 +174,7 @@ func TestConformancePingPong(t *testing.T) { // Autobahn 2.x
 		tenPings[i] = ping(p)
 		tenWant[i] = mPing(p)
 	}
-	runConformance(t, []conformanceCase{
+	return []conformanceCase{
 		{name: "5.5.2-ping/autobahn-2.1/empty", frames: []wire{ping("")}, want: []msg{mPing("")}},
 		{name: "5.5.2-ping/autobahn-2.2/text-payload", frames: []wire{ping("Hello, world!")}, want: []msg{mPing("Hello, world!")}},
 		{name: "5.5.2-ping/autobahn-2.3/binary-payload", frames: []wire{ping(bin)}, want: []msg{mPing(bin)}},
@@ -173,11 +185,14 @@ func TestConformancePingPong(t *testing.T) { // Autobahn 2.x
 		{name: "5.5.3-pong/autobahn-2.8/unsolicited-payload", frames: []wire{pong("unsolicited pong payload")}, want: []msg{mPong("unsolicited pong payload")}},
 		{name: "5.5.3-pong/autobahn-2.9/pong-then-ping", frames: []wire{pong("unsolicited"), ping("ping payload")}, want: []msg{mPong("unsolicited"), mPing("ping payload")}},
 		{name: "5.5.2-ping/autobahn-2.10/ten-pings", frames: tenPings, want: tenWant},
-	})
+	}
 }
 
-func TestConformanceReservedBits(t *testing.T) { // Autobahn 3.x
-	runConformance(t, []conformanceCase{
+func TestConformancePingPong(t *testing.T) { runConformance(t, conformancePingPong()) }
+
+// conformanceReservedBits is the case table of TestConformanceReservedBits.
+func conformanceReservedBits() []conformanceCase { // Autobahn 3.x
+	return []conformanceCase{
 		{name: "5.2-rsv/autobahn-3.1/rsv1-text", frames: []wire{{fin: true, rsv: 4, op: OpText, payload: "Hello"}}, wantCode: CloseProtocolError},
 		{name: "5.2-rsv/autobahn-3.2/rsv2-after-valid", frames: []wire{text("Hello"), {fin: true, rsv: 2, op: OpText, payload: "Hello"}, ping("")},
 			want: []msg{mText("Hello")}, wantCode: CloseProtocolError},
@@ -188,10 +203,13 @@ func TestConformanceReservedBits(t *testing.T) { // Autobahn 3.x
 		{name: "5.2-rsv/autobahn-3.6/ping-rsv1-rsv2", frames: []wire{{fin: true, rsv: 6, op: OpPing, payload: "Hello"}}, wantCode: CloseProtocolError},
 		{name: "5.2-rsv/autobahn-3.7/close-rsv-all", frames: []wire{{fin: true, rsv: 7, op: OpClose, payload: closePayload(1000, "")}}, wantCode: CloseProtocolError},
 		{name: "5.2-rsv/continuation-rsv3", frames: []wire{frag(OpText, "a", false), {fin: true, rsv: 1, op: OpContinuation, payload: "b"}}, wantCode: CloseProtocolError},
-	})
+	}
 }
 
-func TestConformanceOpcodes(t *testing.T) { // Autobahn 4.x
+func TestConformanceReservedBits(t *testing.T) { runConformance(t, conformanceReservedBits()) }
+
+// conformanceOpcodes is the case table of TestConformanceOpcodes.
+func conformanceOpcodes() []conformanceCase { // Autobahn 4.x
 	var cases []conformanceCase
 	for i, op := range []Opcode{3, 4, 5, 6, 7} {
 		cases = append(cases, conformanceCase{
@@ -214,11 +232,14 @@ func TestConformanceOpcodes(t *testing.T) { // Autobahn 4.x
 		raw:      []byte{0x83, 0x80 | 100, 1, 2, 3, 4}, // header and key, no payload
 		wantCode: CloseProtocolError,
 	})
-	runConformance(t, cases)
+	return cases
 }
 
-func TestConformanceFragmentation(t *testing.T) { // Autobahn 5.x
-	runConformance(t, []conformanceCase{
+func TestConformanceOpcodes(t *testing.T) { runConformance(t, conformanceOpcodes()) }
+
+// conformanceFragmentation is the case table of TestConformanceFragmentation.
+func conformanceFragmentation() []conformanceCase { // Autobahn 5.x
+	return []conformanceCase{
 		{name: "5.5-control/autobahn-5.1/fragmented-ping",
 			frames: []wire{frag(OpPing, "fragment1", false), frag(OpContinuation, "fragment2", true)}, wantCode: CloseProtocolError},
 		{name: "5.5-control/autobahn-5.2/fragmented-pong",
@@ -263,8 +284,10 @@ func TestConformanceFragmentation(t *testing.T) { // Autobahn 5.x
 		{name: "5.4-fragmentation/two-messages-back-to-back",
 			frames: []wire{frag(OpText, "a", false), frag(OpContinuation, "b", true), frag(OpBinary, "c", false), frag(OpContinuation, "d", true)},
 			want:   []msg{mText("ab"), mBin("cd")}},
-	})
+	}
 }
+
+func TestConformanceFragmentation(t *testing.T) { runConformance(t, conformanceFragmentation()) }
 
 // utf8Vector is one UTF-8 test string (Autobahn 6.x, after Markus Kuhn's
 // UTF-8 decoder capability and stress test).
@@ -360,7 +383,8 @@ func spaced(lo, hi int) string {
 	return string(b)
 }
 
-func TestConformanceUTF8(t *testing.T) { // Autobahn 6.x
+// conformanceUTF8 is the case table of TestConformanceUTF8.
+func conformanceUTF8() []conformanceCase { // Autobahn 6.x
 	cases := []conformanceCase{
 		{name: "5.6-utf8/autobahn-6.1.1/empty-text", frames: []wire{text("")}, want: []msg{mText("")}},
 		{name: "5.6-utf8/autobahn-6.1.3/empty-fragments-around-text",
@@ -404,10 +428,13 @@ func TestConformanceUTF8(t *testing.T) { // Autobahn 6.x
 		}
 		cases = append(cases, whole, perByte)
 	}
-	runConformance(t, cases)
+	return cases
 }
 
-func TestConformanceClose(t *testing.T) { // Autobahn 7.x
+func TestConformanceUTF8(t *testing.T) { runConformance(t, conformanceUTF8()) }
+
+// conformanceClose is the case table of TestConformanceClose.
+func conformanceClose() []conformanceCase { // Autobahn 7.x
 	invalidUTF8 := "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"
 	cases := []conformanceCase{
 		{name: "5.5.1-close/autobahn-7.1.1/text-then-close",
@@ -444,10 +471,13 @@ func TestConformanceClose(t *testing.T) { // Autobahn 7.x
 			wantCode: CloseProtocolError,
 		})
 	}
-	runConformance(t, cases)
+	return cases
 }
 
-func TestConformanceLimits(t *testing.T) { // Autobahn 9.x, 10.x and our limits
+func TestConformanceClose(t *testing.T) { runConformance(t, conformanceClose()) }
+
+// conformanceLimits is the case table of TestConformanceLimits.
+func conformanceLimits() []conformanceCase { // Autobahn 9.x, 10.x and our limits
 	big := func(n int) string { return repeat("BAsd7&jh23", n/10+1)[:n] }
 	var cases []conformanceCase
 	for i, n := range []int{64 << 10, 256 << 10, 1 << 20, 4 << 20} {
@@ -534,8 +564,10 @@ func TestConformanceLimits(t *testing.T) { // Autobahn 9.x, 10.x and our limits
 			want:       []msg{mText(big(8) + big(2)), mText(big(8) + big(2))},
 		},
 	)
-	runConformance(t, cases)
+	return cases
 }
+
+func TestConformanceLimits(t *testing.T) { runConformance(t, conformanceLimits()) }
 
 // With a limit near math.MaxInt, the largest declared length waits for its
 // payload instead of overflowing the frame end.

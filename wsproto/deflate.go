@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -21,11 +22,28 @@ type DeflateParams struct {
 	// when Enabled (see above).
 	ServerNoContextTakeover bool
 	ClientNoContextTakeover bool
-	// ServerMaxWindowBits is 15 when the client's offer named
-	// server_max_window_bits=15 (the server must then confirm it), else 0.
-	// Offers asking for a smaller server window are declined: the
-	// compress/flate encoder always uses a 32 KiB window.
+	// ServerMaxWindowBits is the server_max_window_bits the client's offer
+	// named (8..15; the server must then confirm it), else 0. The
+	// compress/flate encoder always uses a 32 KiB window, but with no
+	// context takeover a compressed message never refers back further
+	// than its own length, so the server honours a smaller window by
+	// compressing only messages of at most MaxCompressed bytes and
+	// sending longer ones uncompressed (RFC 7692 §6 lets it).
 	ServerMaxWindowBits uint8
+}
+
+// MaxCompressed is the longest message the server may send compressed under
+// p: 1<<ServerMaxWindowBits when the client limited the server's window
+// below the default 15 bits, else no limit (math.MaxInt). It is 0 when the
+// extension is not enabled.
+func (p *DeflateParams) MaxCompressed() int {
+	switch {
+	case !p.Enabled:
+		return 0
+	case p.ServerMaxWindowBits >= 8 && p.ServerMaxWindowBits < 15:
+		return 1 << p.ServerMaxWindowBits
+	}
+	return math.MaxInt
 }
 
 // AppendResponse appends the Sec-WebSocket-Extensions response value for p.
@@ -39,7 +57,10 @@ func (p *DeflateParams) AppendResponse(dst []byte) []byte {
 	}
 	if p.ServerMaxWindowBits != 0 {
 		dst = append(dst, "; server_max_window_bits="...)
-		dst = append(dst, '0'+p.ServerMaxWindowBits/10, '0'+p.ServerMaxWindowBits%10)
+		if p.ServerMaxWindowBits >= 10 {
+			dst = append(dst, '0'+p.ServerMaxWindowBits/10)
+		}
+		dst = append(dst, '0'+p.ServerMaxWindowBits%10)
 	}
 	return dst
 }
@@ -100,10 +121,10 @@ func deflateOffer(ext []byte) (DeflateParams, bool) {
 		case equalFold(key, "server_max_window_bits"):
 			bit = 4
 			bits, ok := windowBits(val)
-			if !hasVal || !ok || bits != 15 {
+			if !hasVal || !ok {
 				return DeflateParams{}, false
 			}
-			p.ServerMaxWindowBits = 15
+			p.ServerMaxWindowBits = bits
 		case equalFold(key, "client_max_window_bits"):
 			// The client can limit its own window; our inflater handles
 			// any window, so the server does not answer this parameter

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,9 +37,11 @@ func TestDeflateNegotiation(t *testing.T) {
 		{name: "RFC7692-7.1.2/client-window-value", offers: []string{"permessage-deflate; client_max_window_bits=10"}, compression: true, want: both},
 		{name: "RFC7692-7.1.2/server-window-15-confirmed", offers: []string{"permessage-deflate; server_max_window_bits=15"}, compression: true, want: both + "; server_max_window_bits=15"},
 		{name: "RFC7692-7.1.2/server-window-quoted", offers: []string{`permessage-deflate; server_max_window_bits="15"`}, compression: true, want: both + "; server_max_window_bits=15"},
-		{name: "RFC7692-7.1.2/server-window-10-declined", offers: []string{"permessage-deflate; server_max_window_bits=10"}, compression: true},
-		{name: "RFC7692-7.1.2/fallback-to-second-offer", offers: []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, compression: true, want: both},
-		{name: "RFC7692-7.1.2/fallback-across-header-lines", offers: []string{"permessage-deflate; server_max_window_bits=9", "permessage-deflate; client_max_window_bits"}, compression: true, want: both},
+		{name: "RFC7692-7.1.2/server-window-10-confirmed", offers: []string{"permessage-deflate; server_max_window_bits=10"}, compression: true, want: both + "; server_max_window_bits=10"},
+		{name: "RFC7692-7.1.2/server-window-8-confirmed", offers: []string{"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"}, compression: true, want: both + "; server_max_window_bits=8"},
+		{name: "RFC7692-7.1.2/fallback-to-second-offer", offers: []string{"permessage-deflate; server_max_window_bits=16, permessage-deflate"}, compression: true, want: both},
+		{name: "RFC7692-7.1.2/fallback-across-header-lines", offers: []string{"permessage-deflate; server_max_window_bits", "permessage-deflate; client_max_window_bits"}, compression: true, want: both},
+		{name: "RFC7692-7.1.2/server-window-7", offers: []string{"permessage-deflate; server_max_window_bits=7"}, compression: true},
 		{name: "RFC7692-7.1.2/window-out-of-range", offers: []string{"permessage-deflate; client_max_window_bits=16"}, compression: true},
 		{name: "RFC7692-7.1.2/window-7", offers: []string{"permessage-deflate; client_max_window_bits=7"}, compression: true},
 		{name: "RFC7692-7.1.2/server-window-without-value", offers: []string{"permessage-deflate; server_max_window_bits"}, compression: true},
@@ -71,6 +75,13 @@ func TestDeflateNegotiation(t *testing.T) {
 			}
 			if !r.Deflate.ServerNoContextTakeover || !r.Deflate.ClientNoContextTakeover {
 				t.Fatalf("params %+v", r.Deflate)
+			}
+			wantMax := math.MaxInt
+			if b := r.Deflate.ServerMaxWindowBits; b != 0 && b < 15 {
+				wantMax = 1 << b
+			}
+			if got := r.Deflate.MaxCompressed(); got != wantMax {
+				t.Fatalf("MaxCompressed() = %d, want %d", got, wantMax)
 			}
 		})
 	}
@@ -180,14 +191,14 @@ func TestInflateLimits(t *testing.T) {
 	}
 }
 
-func TestReaderDeflate(t *testing.T) {
+// conformanceDeflate is the permessage-deflate part of the conformance
+// tables (RFC 7692 §6, and the framing side of Autobahn 12.x and 13.x,
+// whose payloads are compressed with and without context takeover and
+// fragmented at several sizes).
+func conformanceDeflate() []conformanceCase {
 	plain := repeat("hello ", 200)
 	hello := string(Deflate(nil, []byte(plain)))
-	if len(hello) >= 64 {
-		t.Fatalf("test payload compresses to %d bytes", len(hello))
-	}
-	bad := string(Deflate(nil, []byte("ok \xed\xa0\x80")))
-	runConformance(t, []conformanceCase{
+	cases := []conformanceCase{
 		{name: "RFC7692-6/rsv1-on-single-frame", deflate: true,
 			frames: []wire{{fin: true, rsv: Rsv1, op: OpText, payload: hello}},
 			want:   []msg{{kind: KindText, payload: hello, compressed: true}}},
@@ -204,11 +215,41 @@ func TestReaderDeflate(t *testing.T) {
 			wantCode: CloseProtocolError},
 		{name: "RFC7692-6/rsv1-on-ping", deflate: true,
 			frames: []wire{{fin: true, rsv: Rsv1, op: OpPing}}, wantCode: CloseProtocolError},
+		{name: "RFC7692-6/rsv1-on-close", deflate: true,
+			frames: []wire{{fin: true, rsv: Rsv1, op: OpClose, payload: closePayload(1000, "")}}, wantCode: CloseProtocolError},
 		{name: "RFC7692-6/rsv2-still-reserved", deflate: true,
 			frames: []wire{{fin: true, rsv: Rsv1 | Rsv2, op: OpText, payload: hello}}, wantCode: CloseProtocolError},
 		{name: "RFC7692-6/rsv1-without-negotiation",
 			frames: []wire{{fin: true, rsv: Rsv1, op: OpText, payload: hello}}, wantCode: CloseProtocolError},
-	})
+		{name: "RFC7692-6/compressed-over-max-message-on-the-wire", deflate: true, maxMessage: 16,
+			frames: []wire{{fin: true, rsv: Rsv1, op: OpText, payload: hello}}, wantCode: CloseMessageTooBig},
+	}
+	// Autobahn 12.x/13.x: sizes 16 B to 64 KiB, compressed, each sent whole
+	// and fragmented into 1 KiB frames; the Reader hands over exactly the
+	// compressed bytes with Compressed set.
+	for _, n := range []int{16, 64, 256, 1 << 10, 4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10} {
+		p := string(Deflate(nil, []byte(repeat("BAsd7&jh23", n/10+1)[:n])))
+		whole := wire{fin: true, rsv: Rsv1, op: OpText, payload: p}
+		split := fragments(OpText, p, 1<<10)
+		split[0].rsv = Rsv1
+		cases = append(cases,
+			conformanceCase{name: "RFC7692-6/autobahn-12/text-" + strconv.Itoa(n) + "-whole", deflate: true, maxMessage: 1 << 20,
+				frames: []wire{whole}, want: []msg{{kind: KindText, payload: p, compressed: true}}},
+			conformanceCase{name: "RFC7692-6/autobahn-12/text-" + strconv.Itoa(n) + "-in-1KiB-fragments", deflate: true, maxMessage: 1 << 20,
+				frames: split, want: []msg{{kind: KindText, payload: p, compressed: true}}},
+		)
+	}
+	return cases
+}
+
+func TestReaderDeflate(t *testing.T) {
+	plain := repeat("hello ", 200)
+	hello := string(Deflate(nil, []byte(plain)))
+	if len(hello) >= 64 {
+		t.Fatalf("test payload compresses to %d bytes", len(hello))
+	}
+	bad := string(Deflate(nil, []byte("ok \xed\xa0\x80")))
+	runConformance(t, conformanceDeflate())
 
 	t.Run("RFC7692-7.2.2/Decompress", func(t *testing.T) {
 		cases := []struct {

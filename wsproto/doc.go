@@ -20,7 +20,8 @@
 //     are never masked.
 //   - permessage-deflate (RFC 7692), when HandshakeConfig.Compression is
 //     set: ParseHandshake negotiates it (always without context takeover,
-//     so idle connections hold no compressor state), Reader.Deflate lets
+//     so idle connections hold no compressor state; a smaller server
+//     window is honoured through DeflateParams.MaxCompressed), Reader.Deflate lets
 //     RSV1 through and marks Message.Compressed, and Inflate / Deflate /
 //     Reader.Decompress convert payloads, with Inflate stopping at a size
 //     limit so that a compression bomb costs nothing.

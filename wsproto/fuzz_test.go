@@ -13,40 +13,58 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// conformanceStreams is the fuzz seed corpus: every stream of the
-// conformance tables that is small enough to mutate usefully.
-func conformanceStreams() [][]byte {
-	var out [][]byte
-	add := func(frames ...wire) {
-		if b := encode(frames...); len(b) <= 4096 {
-			out = append(out, b)
+// fuzzSeed is one conformance case as a fuzz seed.
+type fuzzSeed struct {
+	stream     []byte
+	maxMessage int
+	deflate    bool
+}
+
+// maxSeed is the longest seed stream; a longer case contributes its first
+// maxSeed bytes (its frame headers and the start of its payload), so that
+// every conformance case is in the corpus without making each fuzz
+// iteration copy megabytes.
+const maxSeed = 8 << 10
+
+// conformanceSeeds is the fuzz seed corpus: the byte stream of every case
+// in every conformance table (conformanceTables), plus a few hand-made
+// streams.
+func conformanceSeeds() []fuzzSeed {
+	var out []fuzzSeed
+	for _, table := range conformanceTables {
+		for _, tc := range table() {
+			b := append(encode(tc.frames...), tc.raw...)
+			if len(b) > maxSeed {
+				b = b[:maxSeed:maxSeed]
+			}
+			out = append(out, fuzzSeed{stream: b, maxMessage: tc.maxMessage, deflate: tc.deflate})
 		}
 	}
-	for _, v := range utf8Vectors {
-		add(text(v.s))
-		add(fragments(OpText, v.s, 2)...)
+	for _, b := range [][]byte{
+		encode(text("Hello"), ping("p"), pong(""), closeFrame(1000, "bye")),
+		encode(frag(OpBinary, "\x00\xff", false), frag(OpContinuation, "", false), frag(OpContinuation, "x", true)),
+		{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4},
+		{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}, // RFC 6455 §5.7 masked "Hello"
+	} {
+		out = append(out, fuzzSeed{stream: b})
 	}
-	add(text("Hello"), ping("p"), pong(""), closeFrame(1000, "bye"))
-	add(frag(OpText, "fragment1", false), ping("ping"), frag(OpContinuation, "fragment2", true))
-	add(frag(OpBinary, "\x00\xff", false), frag(OpContinuation, "", false), frag(OpContinuation, "x", true))
-	add(wire{fin: true, rsv: 4, op: OpText, payload: "compressed?"})
-	add(wire{fin: true, op: 3, payload: "reserved"})
-	add(wire{fin: true, op: OpText, payload: "unmasked", unmasked: true})
-	add(wire{fin: true, op: OpBinary, payload: "long16", lenBytes: 2})
-	add(wire{fin: true, op: OpBinary, payload: "long64", lenBytes: 8})
-	add(binary_(repeat("b", 126)))
-	add(closeFrame(999, ""))
-	add(wire{fin: true, op: OpClose, payload: "x"})
-	out = append(out,
-		[]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4},
-		[]byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58},
-	)
 	return out
 }
 
+// Every conformance case is a seed.
+func TestConformanceSeedsCoverEveryCase(t *testing.T) {
+	n := 0
+	for _, table := range conformanceTables {
+		n += len(table())
+	}
+	if seeds := conformanceSeeds(); len(seeds) < n || n < 300 {
+		t.Fatalf("%d seeds for %d conformance cases", len(seeds), n)
+	}
+}
+
 func FuzzParse(f *testing.F) {
-	for _, s := range conformanceStreams() {
-		f.Add(s, 1<<16)
+	for _, s := range conformanceSeeds() {
+		f.Add(s.stream, max(s.maxMessage, 1<<16))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, max int) {
 		max %= 1 << 20
@@ -138,8 +156,8 @@ func readerRun(t *testing.T, stream []byte, cut int, max int, deflate bool) ([]m
 }
 
 func FuzzReader(f *testing.F) {
-	for _, s := range conformanceStreams() {
-		f.Add(s, uint16(len(s)/2), uint16(0), false)
+	for _, s := range conformanceSeeds() {
+		f.Add(s.stream, uint16(len(s.stream)/2), uint16(min(s.maxMessage, 65535)), s.deflate)
 	}
 	f.Add(encode(wire{fin: true, rsv: 4, op: OpText, payload: string(Deflate(nil, []byte("hello hello")))}), uint16(3), uint16(0), true)
 	f.Fuzz(func(t *testing.T, stream []byte, cut uint16, max uint16, deflate bool) {

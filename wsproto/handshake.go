@@ -46,7 +46,7 @@ type Request struct {
 	Key           string // Sec-WebSocket-Key
 	Protocol      string // the selected subprotocol; "" for none
 	UserAgent     string
-	XForwardedFor string
+	XForwardedFor string // every X-Forwarded-For line, joined with ", " in order
 	XRealIP       string
 	// Deflate is the negotiated permessage-deflate extension; its Enabled
 	// field is false unless HandshakeConfig.Compression is set and the
@@ -201,6 +201,9 @@ func ParseHandshake(b []byte, cfg *HandshakeConfig) (Request, int, error) {
 		XRealIP:       copyString(h.xRealIP),
 		Deflate:       h.deflate,
 	}
+	if h.xffJoined != nil {
+		r.XForwardedFor = string(h.xffJoined)
+	}
 	switch {
 	case h.protoIdx >= 0:
 		r.Protocol = cfg.Subprotocols[h.protoIdx] // no copy needed
@@ -242,6 +245,8 @@ func plausibleMethod(b []byte) bool {
 type reqHeaders struct {
 	host, origin, key, version []byte
 	userAgent, xff, xRealIP    []byte
+	xffJoined                  []byte // every X-Forwarded-For line, when there are several
+	xffSeen                    bool
 	firstProto                 []byte // the client's first offered subprotocol
 	protoIdx                   int    // index in cfg.Subprotocols of the chosen one, or -1
 	upgradeSeen                bool   // an Upgrade header was present at all
@@ -305,7 +310,16 @@ func (h *reqHeaders) add(line []byte, cfg *HandshakeConfig) error {
 	case equalFold(name, "user-agent"):
 		h.userAgent = value
 	case equalFold(name, "x-forwarded-for"):
-		h.xff = value
+		// Several lines are one comma-separated list in order
+		// (RFC 9110 §5.3); proxies that add a line put theirs last.
+		switch {
+		case !h.xffSeen:
+			h.xff, h.xffSeen = value, true
+		case h.xffJoined == nil:
+			h.xffJoined = append(append(append([]byte(nil), h.xff...), ", "...), value...)
+		default:
+			h.xffJoined = append(append(h.xffJoined, ", "...), value...)
+		}
 	case equalFold(name, "x-real-ip"):
 		h.xRealIP = value
 	}

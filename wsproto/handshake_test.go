@@ -577,3 +577,29 @@ func TestHandshakeFromNetHTTP(t *testing.T) {
 		t.Fatalf("resp %v err %v", resp, err)
 	}
 }
+
+// RFC 9110 §5.3: several X-Forwarded-For lines are one list, in order, so
+// the entry a proxy appended on its own line stays the right-most one.
+func TestHandshakeForwardedForLines(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{name: "none", want: ""},
+		{name: "one line", lines: []string{"X-Forwarded-For: 198.51.100.1, 10.0.0.1"}, want: "198.51.100.1, 10.0.0.1"},
+		{name: "two lines", lines: []string{"X-Forwarded-For: 6.6.6.6", "x-forwarded-for: 198.51.100.1"}, want: "6.6.6.6, 198.51.100.1"},
+		{name: "three lines", lines: []string{"X-Forwarded-For: a", "X-Forwarded-For: b, c", "X-Forwarded-For: d"}, want: "a, b, c, d"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _, err := ParseHandshake(request(append(upgradeLines(), tc.lines...)...), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.XForwardedFor != tc.want {
+				t.Fatalf("XForwardedFor = %q, want %q", r.XForwardedFor, tc.want)
+			}
+		})
+	}
+}

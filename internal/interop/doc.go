@@ -1,0 +1,9 @@
+// Package interop tests chatd's WebSocket server against clients the
+// project did not write: gorilla/websocket and coder/websocket (Go), Node's
+// ws package, and a real headless Chromium driven by playwright-core.
+//
+// The Go clients run everywhere. The Node clients need `npm ci` in
+// internal/interop/node and Debian's chromium at /usr/bin/chromium; without
+// them those tests skip, unless CHATD_REQUIRE_INTEROP=1 (as in CI), where
+// they fail. The package has no non-test code beyond this comment.
+package interop
