@@ -12,22 +12,75 @@ import (
 	"chatd/chat"
 )
 
-// Apply commits b in one bbolt write transaction, so one fsync; see
-// chat.Store for the order and the meaning of each part. An empty batch
-// commits nothing. On error nothing of b is stored.
+// Apply makes b durable; see chat.Store for the order and the meaning of
+// each part. An empty batch commits nothing.
+//
+// A batch of only Messages, Summaries and Reads (the hot path) is appended
+// to the WAL as one record, synced (one sequential fsync), then added to
+// the active overlay; a checkpoint writes it into bbolt later. Any other
+// batch first checkpoints, then commits in one bbolt write transaction.
+// See doc.go. On error nothing of b is stored, except that after a failed
+// WAL sync the record may still be on disk (Apply then refuses everything
+// until a restart, which replays it).
 //
 // ctx is not consulted: a batch handed to Apply is always finished, so the
 // core's journal can drain its last batch after its context ends.
-//
-// Apply does no per-message allocation of its own: values are encoded into
-// one arena reused across batches (bbolt keeps value slices until commit,
-// while it copies keys, so keys share one scratch buffer).
 func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	if b.Empty() {
 		return nil
 	}
+	if !hotOnly(b) {
+		return s.applyDirect(b)
+	}
+	if s.activeN.Load() > 2*s.maxMsgs || s.activeSize.Load() > 2*checkpointBytes {
+		// Checkpoints are falling behind (or failing): write to bbolt
+		// before growing the overlay further.
+		if err := s.checkpoint(); err != nil {
+			return fmt.Errorf("storage: apply: %w", err)
+		}
+	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if err := s.wal.append(b); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.active.add(b, &s.cidKey)
+	n, size := s.active.n, s.active.size
+	s.mu.Unlock()
+	s.activeN.Store(int64(n))
+	s.activeSize.Store(int64(size))
+	if int64(n) >= s.maxMsgs || size >= checkpointBytes {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// applyDirect checkpoints, then commits b in one bbolt write transaction,
+// so one fsync. Holding ckptMu and applyMu throughout keeps it ordered
+// with every hot batch: those before it are in bbolt first, those after
+// it wait.
+//
+// It does no per-message allocation of its own: values are encoded into
+// one arena reused across batches (bbolt keeps value slices until commit,
+// while it copies keys, so keys share one scratch buffer).
+func (s *Bolt) applyDirect(b *chat.Batch) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if err := s.checkpointLocked(); err != nil {
+		return fmt.Errorf("storage: apply: %w", err)
+	}
 	w := &s.w
 	w.prepare(b)
 	err := s.db.Update(func(tx *bolt.Tx) error { return w.apply(tx, b) })
@@ -52,6 +105,13 @@ type writer struct {
 	key    []byte     // scratch for the key of one Put or Delete
 	prefix []byte     // scratch for a scan prefix or second key
 	hashes [][32]byte // DelUserTokens' hashes, collected before deleting
+
+	// checkpoint is set while a checkpoint writes an overlay: messages'
+	// cids entries are skipped (the checkpoint writes its overlay's cid
+	// index itself), and a summary or read mark whose stored record does
+	// not decode is skipped rather than failing, so one corrupt record
+	// cannot stop every later checkpoint (reads of it fail anyway).
+	checkpoint bool
 
 	// The app of the session last looked up by sessionApp.
 	appOf chat.SessionID
@@ -408,7 +468,7 @@ func (w *writer) putMessage(m *chat.Message) error {
 	if err := w.bk.msgs.Put(w.key, w.since(start)); err != nil {
 		return fmt.Errorf("put message %d/%d: %w", m.Session, m.Seq, err)
 	}
-	if m.CID == "" {
+	if m.CID == "" || w.checkpoint {
 		return nil
 	}
 	start = len(w.arena)
@@ -442,6 +502,9 @@ func (w *writer) putSummaries(b *chat.Batch) error {
 		}
 		tail, last, ok := sessionTail(v)
 		if !ok {
+			if w.checkpoint {
+				continue
+			}
 			return corrupt("session")
 		}
 		best := -1
@@ -507,6 +570,9 @@ func (w *writer) putReads(b *chat.Batch) error {
 		stored := r.uvarint()
 		joined := r.varint()
 		if !r.end() {
+			if w.checkpoint {
+				continue
+			}
 			return corrupt("member")
 		}
 		seq := stored

@@ -120,3 +120,66 @@ func BenchmarkMessagesRange(b *testing.B) {
 		}
 	}
 }
+
+// growStore fills sessions 1..sessions (already set up) with total
+// messages, round-robin, each with a unique cid, and returns the seqs it
+// reached. The benchmark then measures commits against a store that
+// already holds a realistic amount of history and cid index.
+func growStore(b *testing.B, s *Bolt, sessions, total int) []uint64 {
+	b.Helper()
+	seqs := make([]uint64, sessions)
+	var batch chat.Batch
+	ctx := context.Background()
+	for done := 0; done < total; {
+		batch.Reset()
+		for i := 0; i < 5000 && done < total; i++ {
+			k := done % sessions
+			seqs[k]++
+			batch.Messages = append(batch.Messages, chat.Message{
+				Session: chat.SessionID(k + 1), Seq: seqs[k], App: "app", From: "u0", Type: "text",
+				Content: benchContent, CID: "g-" + strconv.Itoa(done), CreatedAt: 1766000000000 + int64(done),
+			})
+			done++
+		}
+		if err := s.Apply(ctx, &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	settle(b, s)
+	return seqs
+}
+
+// BenchmarkApplyGrown is BenchmarkApply on a store that already holds
+// 200,000 messages and 200,000 cids over 1,000 sessions: the p2p shape
+// (each message of a commit in its own session) on a grown file.
+func BenchmarkApplyGrown(b *testing.B) {
+	tests := []struct {
+		name     string
+		msgs     int
+		sessions int
+	}{
+		{name: "msgs=100/sessions=100", msgs: 100, sessions: 100},
+		{name: "msgs=1000/sessions=1000", msgs: 1000, sessions: 1000},
+	}
+	for _, tc := range tests {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openTemp(b)
+			defer s.Close()
+			setupSessions(b, s, 1000)
+			grown := growStore(b, s, 1000, 200_000)
+			seqs := grown[:tc.sessions]
+			next := 0
+			var batch chat.Batch
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				fillBatch(&batch, tc.msgs, seqs, &next)
+				if err := s.Apply(ctx, &batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*tc.msgs)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

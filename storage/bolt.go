@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,16 +62,57 @@ type Options struct {
 	// lose acknowledged writes or corrupt the file. Only for throwaway
 	// benchmarks.
 	NoSync bool
+	// CheckpointInterval is how often the checkpointer writes the WAL's
+	// changes into bbolt (see doc.go). Zero means 1s; negative means never
+	// on a timer, only when the overlay is full, before a batch that
+	// needs bbolt, and on Backup and Close.
+	CheckpointInterval time.Duration
+	// CheckpointMessages starts a checkpoint early once the overlay holds
+	// this many messages. Zero means 200,000.
+	CheckpointMessages int
 }
 
-// Bolt is a chat.Store on one bbolt file. It is safe for concurrent use:
-// reads run in their own read transactions and never wait for Apply.
+// checkpointBytes starts a checkpoint early once the overlay holds about
+// this many bytes.
+const checkpointBytes = 64 << 20
+
+// Bolt is a chat.Store on one bbolt file with a write-ahead log in front
+// of it (see doc.go). It is safe for concurrent use.
+//
+// Lock order: ckptMu, then applyMu, then mu.
 type Bolt struct {
 	db   *bolt.DB
 	path string
 
-	applyMu sync.Mutex // serialises Apply; guards w
-	w       writer     // Apply's reusable scratch
+	// ckptMu serialises checkpoints and batches applied to bbolt
+	// directly; guards cw.
+	ckptMu sync.Mutex
+	cw     writer // the checkpoint's scratch
+
+	applyMu sync.Mutex // serialises Apply; guards w, wal and closed
+	w       writer     // a direct Apply's reusable scratch
+	wal     *wal
+	closed  bool
+	cidKey  []byte // scratch for overlay cid keys
+
+	// mu guards active and frozen (the pointers and what they hold).
+	// Apply takes it to add to active; readers hold RLock across their
+	// bbolt read transaction and their overlay lookups, so they see a
+	// frozen overlay either in memory or in bbolt, never neither.
+	mu     sync.RWMutex
+	active *overlay // receives Apply's hot changes
+	frozen *overlay // being written to bbolt by a checkpoint; nil between
+
+	// activeN mirrors active.n and activeSize active.size, so Apply can
+	// tell a full overlay without mu.
+	activeN, activeSize atomic.Int64
+	maxMsgs             int64
+
+	kick      chan struct{} // wakes the checkpointer early; capacity 1
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the checkpointer has returned
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens or creates the data file at path, creating its folder (0700)
@@ -103,7 +146,21 @@ func Open(path string, opt Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	return &Bolt{db: db, path: path}, nil
+	s := &Bolt{db: db, path: path, active: newOverlay(), maxMsgs: int64(opt.CheckpointMessages),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if s.maxMsgs <= 0 {
+		s.maxMsgs = 200_000
+	}
+	if err := s.recover(opt.NoSync); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: recover write-ahead log: %w", path, err)
+	}
+	interval := opt.CheckpointInterval
+	if interval == 0 {
+		interval = time.Second
+	}
+	go s.checkpointer(interval)
+	return s, nil
 }
 
 // initSchema checks the file's schema, read-only first so that a file this
@@ -154,9 +211,33 @@ func initSchema(db *bolt.DB) error {
 // Path is the data file's path as given to Open.
 func (s *Bolt) Path() string { return s.path }
 
-// Close closes the file. Calling it again returns nil.
+// Close stops the checkpointer, writes everything in the WAL into bbolt,
+// deletes the WAL and closes the file. Apply fails after Close. Calling it
+// again returns the first call's result.
 func (s *Bolt) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Bolt) close() error {
+	close(s.stop)
+	<-s.done
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.closed = true
+	err := s.checkpointLocked()
+	if err == nil {
+		// Everything is in bbolt: the log is no longer needed.
+		err = s.wal.close()
+	} else {
+		s.wal.f.Close() // keep it: Open replays it
+	}
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}
 	return nil
@@ -164,8 +245,12 @@ func (s *Bolt) Close() error {
 
 // Backup writes a consistent copy of the whole file to w while the store
 // stays in use (a read transaction's snapshot) and returns the bytes
-// written. The copy opens with Open.
+// written. It checkpoints first, so the copy holds every Apply that
+// returned before Backup was called. The copy opens with Open.
 func (s *Bolt) Backup(w io.Writer) (int64, error) {
+	if err := s.checkpoint(); err != nil {
+		return 0, fmt.Errorf("storage: backup: %w", err)
+	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -243,12 +328,42 @@ func (s *Bolt) Token(_ context.Context, hash [32]byte) (chat.Token, error) {
 	return t, err
 }
 
-// Session returns a session.
+// Session returns a session, with the newest summary of the overlays.
 func (s *Bolt) Session(_ context.Context, id chat.SessionID) (chat.Session, error) {
 	sess := chat.Session{ID: id}
 	var kb [8]byte
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	err := s.get(bSessions, appendU64(kb[:0], uint64(id)), "session", "", func(v []byte) bool { return decodeSession(v, &sess) })
-	return sess, err
+	if err != nil {
+		return sess, err
+	}
+	for _, o := range [2]*overlay{s.frozen, s.active} {
+		if o == nil {
+			continue
+		}
+		if sm, ok := o.sums[id]; ok && sm.Seq > sess.LastSeq {
+			sess.LastSeq, sess.LastAt, sess.LastFrom, sess.LastType, sess.LastPreview = sm.Seq, sm.At, sm.From, sm.Type, sm.Preview
+		}
+	}
+	return sess, nil
+}
+
+// readSeqLocked raises m.ReadSeq to the overlays' read marks. The caller
+// holds s.mu.RLock.
+func (s *Bolt) readSeqLocked(m *chat.Member) {
+	if len(s.active.reads) == 0 && (s.frozen == nil || len(s.frozen.reads) == 0) {
+		return
+	}
+	k := readKey{session: m.Session, uid: m.UID}
+	for _, o := range [2]*overlay{s.frozen, s.active} {
+		if o == nil {
+			continue
+		}
+		if seq, ok := o.reads[k]; ok && seq > m.ReadSeq {
+			m.ReadSeq = seq
+		}
+	}
 }
 
 // PrivateSession finds the private session of a pair, in either order.
@@ -269,6 +384,8 @@ func (s *Bolt) PrivateSession(_ context.Context, app, a, b string) (chat.Session
 func (s *Bolt) Members(_ context.Context, id chat.SessionID) ([]chat.Member, error) {
 	var out []chat.Member
 	prefix := appendU64(nil, uint64(id))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bMembers).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -276,6 +393,7 @@ func (s *Bolt) Members(_ context.Context, id chat.SessionID) ([]chat.Member, err
 			if !decodeMember(v, &m) {
 				return corrupt("member " + m.UID)
 			}
+			s.readSeqLocked(&m)
 			out = append(out, m)
 		}
 		return nil
@@ -287,7 +405,12 @@ func (s *Bolt) Members(_ context.Context, id chat.SessionID) ([]chat.Member, err
 func (s *Bolt) Member(_ context.Context, id chat.SessionID, uid string) (chat.Member, error) {
 	m := chat.Member{Session: id, UID: uid}
 	var kb [64]byte
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	err := s.get(bMembers, appendMemberKey(kb[:0], id, uid), "member", uid, func(v []byte) bool { return decodeMember(v, &m) })
+	if err == nil {
+		s.readSeqLocked(&m)
+	}
 	return m, err
 }
 
@@ -310,12 +433,62 @@ func (s *Bolt) UserSessions(_ context.Context, app, uid string) ([]chat.SessionI
 }
 
 // Messages returns up to limit messages with lo <= seq <= hi, ascending; see
-// chat.Store. A page is copied out with a handful of allocations whatever
-// its length (see decodePage).
+// chat.Store. It merges bbolt's page with the overlays' (a message in an
+// overlay replaces bbolt's of the same Seq). Each source yields at most
+// limit messages from the right end, so the merge's right end is exact.
 func (s *Bolt) Messages(_ context.Context, id chat.SessionID, lo, hi uint64, limit int, newest bool) ([]chat.Message, error) {
 	if lo > hi {
 		return nil, nil
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out, err := s.boltMessages(id, lo, hi, limit, newest)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range [2]*overlay{s.frozen, s.active} {
+		if o == nil {
+			continue
+		}
+		if over := o.rangeOf(id, lo, hi, limit, newest); len(over) > 0 {
+			out = mergeMsgs(out, copyContents(over))
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		if newest {
+			out = out[len(out)-limit:]
+		} else {
+			out = out[:limit]
+		}
+	}
+	return out, nil
+}
+
+// copyContents copies overlay messages out for a caller: one slice and one
+// buffer for every Content.
+func copyContents(ms []chat.Message) []chat.Message {
+	out := slices.Clone(ms)
+	n := 0
+	for i := range out {
+		n += len(out[i].Content)
+	}
+	if n == 0 {
+		return out
+	}
+	buf := make([]byte, 0, n)
+	for i := range out {
+		if c := out[i].Content; len(c) > 0 {
+			start := len(buf)
+			buf = append(buf, c...)
+			out[i].Content = buf[start:len(buf):len(buf)]
+		}
+	}
+	return out
+}
+
+// boltMessages is Messages on bbolt alone. A page is copied out with a
+// handful of allocations whatever its length (see decodePage).
+func (s *Bolt) boltMessages(id chat.SessionID, lo, hi uint64, limit int, newest bool) ([]chat.Message, error) {
 	want := hi - lo + 1 // 0 when the range is all of uint64
 	if limit > 0 && (want == 0 || uint64(limit) < want) {
 		want = uint64(limit)
@@ -378,12 +551,24 @@ func step(c *bolt.Cursor, back bool) ([]byte, []byte) {
 	return c.Next()
 }
 
-// CID finds the message a sender's client message id produced.
+// CID finds the message a sender's client message id produced: the
+// active overlay, then the frozen one, then bbolt.
 func (s *Bolt) CID(_ context.Context, app, from, cid string) (chat.SessionID, uint64, error) {
 	var id chat.SessionID
 	var seq uint64
 	var kb [96]byte
-	err := s.get(bCIDs, appendCIDKey(kb[:0], app, from, cid), "cid", cid, func(v []byte) bool {
+	key := appendCIDKey(kb[:0], app, from, cid)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, o := range [2]*overlay{s.active, s.frozen} {
+		if o == nil {
+			continue
+		}
+		if ref, ok := o.cids[string(key)]; ok {
+			return ref.session, ref.seq, nil
+		}
+	}
+	err := s.get(bCIDs, key, "cid", cid, func(v []byte) bool {
 		var ok bool
 		id, seq, ok = parseMsgKey(v)
 		return ok

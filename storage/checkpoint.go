@@ -1,0 +1,176 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"chatd/chat"
+)
+
+// errClosed is returned by Apply and Backup after Close.
+var errClosed = errors.New("storage: closed")
+
+// checkpointer runs checkpoints every interval (never when interval < 0)
+// and whenever Apply finds the overlay full, until Close. A failed
+// checkpoint leaves everything in the WAL and the overlays; the next one
+// retries, and Close reports the error if it persists.
+func (s *Bolt) checkpointer(interval time.Duration) {
+	defer close(s.done)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick:
+		case <-s.kick:
+		}
+		_ = s.checkpoint() // see above: retried, reported by Close
+	}
+}
+
+// checkpoint writes everything Apply has returned for into bbolt and
+// deletes its WAL. Hot Applies continue while bbolt commits: they go to a
+// fresh overlay and WAL file.
+func (s *Bolt) checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if err := s.flush(); err != nil { // one left by a failed checkpoint
+		return err
+	}
+	s.applyMu.Lock()
+	if s.closed {
+		s.applyMu.Unlock()
+		return errClosed
+	}
+	err := s.freeze()
+	s.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// checkpointLocked is checkpoint for a caller holding ckptMu and applyMu:
+// when it returns nil, the overlays are empty and bbolt holds everything.
+func (s *Bolt) checkpointLocked() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if err := s.freeze(); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// freeze makes the active overlay the frozen one and rotates the WAL with
+// it, so the frozen WAL file holds exactly the frozen overlay's records.
+// The caller holds ckptMu and applyMu (so active is not being written),
+// and frozen is nil.
+func (s *Bolt) freeze() error {
+	if s.active.empty() && s.wal.size == 0 {
+		return nil
+	}
+	if err := s.wal.rotate(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	s.mu.Lock()
+	s.frozen, s.active = s.active, newOverlay()
+	s.mu.Unlock()
+	s.activeN.Store(0)
+	s.activeSize.Store(0)
+	return nil
+}
+
+// flush writes the frozen overlay into bbolt in one write transaction (one
+// rewrite of each dirty page, however many commits it gathered), then
+// drops it from memory and deletes its WAL file. The caller holds ckptMu,
+// the only writer of s.frozen; the bbolt commit runs without mu, so reads
+// and hot Applies go on meanwhile.
+func (s *Bolt) flush() error {
+	fr := s.frozen
+	if fr == nil {
+		return nil
+	}
+	b := fr.batch()
+	w := &s.cw
+	w.prepare(b)
+	w.checkpoint = true
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := w.apply(tx, b); err != nil {
+			return err
+		}
+		// In key order: bbolt grows a node in memory until commit, and
+		// inserting random keys into a growing node is quadratic.
+		keys := make([]string, 0, len(fr.cids))
+		for k := range fr.cids {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		cids := tx.Bucket(bCIDs)
+		for _, k := range keys {
+			ref := fr.cids[k]
+			start := len(w.arena)
+			w.arena = appendMsgKey(w.arena, ref.session, ref.seq)
+			w.key = append(w.key[:0], k...)
+			if err := cids.Put(w.key, w.since(start)); err != nil {
+				return fmt.Errorf("put cid of message %d/%d: %w", ref.session, ref.seq, err)
+			}
+		}
+		return nil
+	})
+	w.checkpoint = false
+	w.release()
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	// Readers hold RLock across their bbolt read and overlay lookups: one
+	// that started before the commit still sees fr, one after sees bbolt.
+	s.mu.Lock()
+	s.frozen = nil
+	s.mu.Unlock()
+	if err := s.wal.dropFrozen(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// recover replays the WAL files left by a crash (the frozen one, then the
+// active one) into bbolt in one write transaction, deletes them and starts
+// an empty WAL. Replaying a record already in bbolt changes nothing:
+// message and cid puts rewrite the same values, summaries and read marks
+// only ever rise.
+func (s *Bolt) recover(noSync bool) error {
+	active, frozen := s.path+walSuffix, s.path+walFrozenSuffix
+	var b chat.Batch
+	for _, p := range []string{frozen, active} {
+		if _, err := readWAL(p, &b); err != nil {
+			return err
+		}
+	}
+	if !b.Empty() {
+		var w writer
+		w.prepare(&b)
+		if err := s.db.Update(func(tx *bolt.Tx) error { return w.apply(tx, &b) }); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(frozen); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	wal, err := openWAL(active, noSync) // truncates the replayed log, durably
+	if err != nil {
+		return err
+	}
+	s.wal = wal
+	return nil
+}

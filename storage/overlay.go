@@ -1,0 +1,191 @@
+package storage
+
+import (
+	"cmp"
+	"slices"
+
+	"chatd/chat"
+)
+
+// overlay holds the hot changes (Messages, Summaries, Reads and the CID
+// index entries of messages) that are in the WAL but not yet in bbolt.
+// Reads merge it over bbolt. An overlay is written by Apply while active
+// and only read once frozen; Bolt.mu guards both (see Bolt).
+type overlay struct {
+	msgs  map[chat.SessionID][]chat.Message // each ascending by Seq, one per Seq
+	sums  map[chat.SessionID]chat.Summary   // the first with the highest Seq
+	reads map[readKey]uint64                // the highest read seq
+	cids  map[string]msgKeyVal              // appendCIDKey → message; the last put wins
+
+	n    int    // messages held
+	size int    // approximate bytes held
+	buf  []byte // current chunk that message contents are copied into
+}
+
+type readKey struct {
+	session chat.SessionID
+	uid     string
+}
+
+// contentChunk is the size of the chunks message contents are copied into.
+const contentChunk = 256 << 10
+
+func newOverlay() *overlay {
+	return &overlay{
+		msgs:  make(map[chat.SessionID][]chat.Message),
+		sums:  make(map[chat.SessionID]chat.Summary),
+		reads: make(map[readKey]uint64),
+		cids:  make(map[string]msgKeyVal),
+	}
+}
+
+func (o *overlay) empty() bool {
+	return len(o.msgs)+len(o.sums)+len(o.reads)+len(o.cids) == 0
+}
+
+// add applies the hot part of b, in the order chat.Store documents. kb is
+// scratch for a cid key.
+func (o *overlay) add(b *chat.Batch, kb *[]byte) {
+	for i := range b.Messages {
+		m := b.Messages[i]
+		m.Content = o.copyBytes(m.Content)
+		o.putMsg(m)
+		o.size += 64 + len(m.App) + len(m.From) + len(m.Type) + len(m.CID) + len(m.Content)
+		if m.CID != "" {
+			*kb = appendCIDKey((*kb)[:0], m.App, m.From, m.CID)
+			o.cids[string(*kb)] = msgKeyVal{session: m.Session, seq: m.Seq}
+			o.size += 48 + len(*kb)
+		}
+	}
+	for i := range b.Summaries {
+		sm := &b.Summaries[i]
+		if cur, ok := o.sums[sm.Session]; !ok || sm.Seq > cur.Seq {
+			o.sums[sm.Session] = *sm
+			o.size += 64 + len(sm.From) + len(sm.Type) + len(sm.Preview)
+		}
+	}
+	for i := range b.Reads {
+		r := &b.Reads[i]
+		k := readKey{session: r.Session, uid: r.UID}
+		if cur, ok := o.reads[k]; !ok || r.Seq > cur {
+			o.reads[k] = r.Seq
+			o.size += 48 + len(r.UID)
+		}
+	}
+}
+
+// copyBytes copies p into the overlay's chunks; the copy is capped, so no
+// append through it reaches a neighbour. Empty stays nil, as bbolt reads it.
+func (o *overlay) copyBytes(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	if cap(o.buf)-len(o.buf) < len(p) {
+		o.buf = make([]byte, 0, max(contentChunk, len(p)))
+	}
+	start := len(o.buf)
+	o.buf = append(o.buf, p...)
+	return o.buf[start:len(o.buf):len(o.buf)]
+}
+
+func cmpSeq(m chat.Message, seq uint64) int { return cmp.Compare(m.Seq, seq) }
+
+// putMsg stores m; a later put of the same Seq replaces the earlier one.
+func (o *overlay) putMsg(m chat.Message) {
+	s := o.msgs[m.Session]
+	if n := len(s); n == 0 || s[n-1].Seq < m.Seq {
+		s = append(s, m)
+		o.n++
+	} else if i, found := slices.BinarySearchFunc(s, m.Seq, cmpSeq); found {
+		s[i] = m
+	} else {
+		s = slices.Insert(s, i, m)
+		o.n++
+	}
+	o.msgs[m.Session] = s
+}
+
+// rangeOf returns the held messages of id with lo <= seq <= hi, ascending,
+// at most limit (> 0) of them from the low end, or the high end when
+// newest. The slice aliases the overlay: read it under Bolt.mu only.
+func (o *overlay) rangeOf(id chat.SessionID, lo, hi uint64, limit int, newest bool) []chat.Message {
+	s := o.msgs[id]
+	if len(s) == 0 {
+		return nil
+	}
+	i, _ := slices.BinarySearchFunc(s, lo, cmpSeq)
+	j, found := slices.BinarySearchFunc(s, hi, cmpSeq)
+	if found {
+		j++
+	}
+	if i >= j {
+		return nil
+	}
+	s = s[i:j]
+	if limit > 0 && len(s) > limit {
+		if newest {
+			s = s[len(s)-limit:]
+		} else {
+			s = s[:limit]
+		}
+	}
+	return s
+}
+
+// batch returns the overlay's changes as one batch for writing to bbolt:
+// messages in key order (session, seq), the newest summary per session,
+// the highest read per member. CIDs are not in it: the caller writes
+// o.cids itself, so that an index entry whose message was replaced by a
+// later put of the same Seq survives, as it does in bbolt.
+func (o *overlay) batch() *chat.Batch {
+	b := &chat.Batch{
+		Messages:  make([]chat.Message, 0, o.n),
+		Summaries: make([]chat.Summary, 0, len(o.sums)),
+		Reads:     make([]chat.ReadMark, 0, len(o.reads)),
+	}
+	ids := make([]chat.SessionID, 0, len(o.msgs))
+	for id := range o.msgs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		b.Messages = append(b.Messages, o.msgs[id]...)
+	}
+	for _, sm := range o.sums {
+		b.Summaries = append(b.Summaries, sm)
+	}
+	slices.SortFunc(b.Summaries, func(x, y chat.Summary) int { return cmp.Compare(x.Session, y.Session) })
+	for k, seq := range o.reads {
+		b.Reads = append(b.Reads, chat.ReadMark{Session: k.session, UID: k.uid, Seq: seq})
+	}
+	slices.SortFunc(b.Reads, func(x, y chat.ReadMark) int {
+		if c := cmp.Compare(x.Session, y.Session); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.UID, y.UID)
+	})
+	return b
+}
+
+// mergeMsgs merges two ascending pages; on equal Seq the one from over
+// wins. It returns a new slice.
+func mergeMsgs(base, over []chat.Message) []chat.Message {
+	out := make([]chat.Message, 0, len(base)+len(over))
+	i, j := 0, 0
+	for i < len(base) && j < len(over) {
+		switch {
+		case base[i].Seq < over[j].Seq:
+			out = append(out, base[i])
+			i++
+		case base[i].Seq > over[j].Seq:
+			out = append(out, over[j])
+			j++
+		default:
+			out = append(out, over[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, base[i:]...)
+	return append(out, over[j:]...)
+}
