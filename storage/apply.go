@@ -48,6 +48,12 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 		return err
 	}
 	s.mu.Lock()
+	for i := range b.Messages {
+		if m := &b.Messages[i]; m.CID != "" {
+			s.cidKey = appendCIDKey(s.cidKey[:0], m.App, m.From, m.CID)
+			s.cidf.add(s.cidKey)
+		}
+	}
 	s.active.add(b, &s.cidKey)
 	n, size := s.active.n, s.active.size
 	s.mu.Unlock()
@@ -112,6 +118,10 @@ type writer struct {
 	// not decode is skipped rather than failing, so one corrupt record
 	// cannot stop every later checkpoint (reads of it fail anyway).
 	checkpoint bool
+
+	// cidf learns every cid key the direct path writes (before the Put:
+	// a rolled-back key only costs a false positive).
+	cidf *cidFilter
 
 	// The app of the session last looked up by sessionApp.
 	appOf chat.SessionID
@@ -474,6 +484,7 @@ func (w *writer) putMessage(m *chat.Message) error {
 	start = len(w.arena)
 	w.arena = appendMsgKey(w.arena, m.Session, m.Seq)
 	w.key = appendCIDKey(w.key[:0], m.App, m.From, m.CID)
+	w.cidf.add(w.key)
 	if err := w.bk.cids.Put(w.key, w.since(start)); err != nil {
 		return fmt.Errorf("put cid of message %d/%d: %w", m.Session, m.Seq, err)
 	}

@@ -93,7 +93,8 @@ type Bolt struct {
 	w       writer     // a direct Apply's reusable scratch
 	wal     *wal
 	closed  bool
-	cidKey  []byte // scratch for overlay cid keys
+	cidKey  []byte     // scratch for overlay cid keys
+	cidf    *cidFilter // every cid key stored or in an overlay (see cidfilter.go)
 
 	// mu guards active and frozen (the pointers and what they hold).
 	// Apply takes it to add to active; readers hold RLock across their
@@ -154,6 +155,10 @@ func Open(path string, opt Options) (*Bolt, error) {
 	if err := s.recover(opt.NoSync); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: recover write-ahead log: %w", path, err)
+	}
+	if err := s.loadCIDFilter(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: index cids: %w", path, err)
 	}
 	interval := opt.CheckpointInterval
 	if interval == 0 {
@@ -568,6 +573,9 @@ func (s *Bolt) CID(_ context.Context, app, from, cid string) (chat.SessionID, ui
 			return ref.session, ref.seq, nil
 		}
 	}
+	if !s.cidf.mayContain(key) {
+		return 0, 0, notFound(named("cid", cid))
+	}
 	err := s.get(bCIDs, key, "cid", cid, func(v []byte) bool {
 		var ok bool
 		id, seq, ok = parseMsgKey(v)
@@ -591,4 +599,19 @@ func (s *Bolt) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 		return nil
 	})
 	return id, err
+}
+
+// loadCIDFilter indexes every cid key already stored (after the WAL replay),
+// sized for twice as many so that a growing store rarely adds a filter.
+func (s *Bolt) loadCIDFilter() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bCIDs)
+		n := uint64(b.Stats().KeyN)
+		s.cidf = newCIDFilter(max(2*n, 1<<20))
+		s.w.cidf = s.cidf
+		return b.ForEach(func(k, _ []byte) error {
+			s.cidf.add(k)
+			return nil
+		})
+	})
 }
