@@ -681,17 +681,27 @@ func (c *Core) openSystem(ctx context.Context, app, uid string) (*sess, error) {
 
 // ---- groups
 
-// groupAdd adds members; owners and admins only.
-func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []string) error {
+// groupFor checks a membership change: the caller is a member, the session
+// is a group, and uids names someone to `verb`.
+func (c *Core) groupFor(ctx context.Context, id Identity, sid SessionID, uids []string, verb string) (*sess, error) {
 	s, err := c.memberSession(ctx, id, sid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.kind != KindGroup {
-		return Errf(CodeBadRequest, "session "+itoa(uint64(sid))+" is not a group")
+		return nil, Errf(CodeBadRequest, "session "+itoa(uint64(sid))+" is not a group")
 	}
 	if len(uids) == 0 {
-		return Errf(CodeBadRequest, "missing uids: whom to add")
+		return nil, Errf(CodeBadRequest, "missing uids: whom to "+verb)
+	}
+	return s, nil
+}
+
+// groupAdd adds members; owners and admins only.
+func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []string) error {
+	s, err := c.groupFor(ctx, id, sid, uids, "add")
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -739,15 +749,9 @@ func (c *Core) extendRoster(app string, r *roster, ms []Member) *roster {
 
 // groupRemove removes members (owner/admin), or the caller itself (leave).
 func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids []string) error {
-	s, err := c.memberSession(ctx, id, sid)
+	s, err := c.groupFor(ctx, id, sid, uids, "remove")
 	if err != nil {
 		return err
-	}
-	if s.kind != KindGroup {
-		return Errf(CodeBadRequest, "session "+itoa(uint64(sid))+" is not a group")
-	}
-	if len(uids) == 0 {
-		return Errf(CodeBadRequest, "missing uids: whom to remove")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -390,17 +390,27 @@ func internBytes(b []byte) string {
 	return string(b)
 }
 
-func (s *scanner) uintField(dst *uint64, name string) *fieldError {
+// numField reads a JSON number for a field that wants an integer type
+// (named want in errors): nil when the value is not a number at all.
+func (s *scanner) numField(name, want string) ([]byte, *fieldError) {
 	c := s.peek()
 	if c != '-' && (c < '0' || c > '9') {
 		if s.skip(0) {
-			return &fieldError{field: name, want: "uint64"}
+			return nil, &fieldError{field: name, want: want}
 		}
-		return errSyntax
+		return nil, errSyntax
 	}
 	num, ok := s.number()
 	if !ok {
-		return errSyntax
+		return nil, errSyntax
+	}
+	return num, nil
+}
+
+func (s *scanner) uintField(dst *uint64, name string) *fieldError {
+	num, fe := s.numField(name, "uint64")
+	if fe != nil {
+		return fe
 	}
 	v, err := strconv.ParseUint(string(num), 10, 64)
 	if err != nil {
@@ -411,16 +421,9 @@ func (s *scanner) uintField(dst *uint64, name string) *fieldError {
 }
 
 func (s *scanner) intField(dst *int, name string) *fieldError {
-	c := s.peek()
-	if c != '-' && (c < '0' || c > '9') {
-		if s.skip(0) {
-			return &fieldError{field: name, want: "int"}
-		}
-		return errSyntax
-	}
-	num, ok := s.number()
-	if !ok {
-		return errSyntax
+	num, fe := s.numField(name, "int")
+	if fe != nil {
+		return fe
 	}
 	v, err := strconv.ParseInt(string(num), 10, 64)
 	if err != nil || v != int64(int(v)) {
