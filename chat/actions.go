@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Actions lists every client action, for docs and the unknown-action error.
@@ -141,7 +140,6 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	cl.id = id
 	cl.u = c.userRef(id.App, id.UID)
 	cl.tokenHash = tok.Hash
-	cl.since = c.nowMS()
 	cl.mu.Lock()
 	closed := cl.closed
 	if !closed {
@@ -229,7 +227,7 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 		return false
 	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
-	o, err := c.buildSend(nil, cl.id.App, &in, true)
+	o, err := c.buildSend(context.Background(), cl.id.App, &in, true)
 	if err == errCacheMiss {
 		return false
 	}
@@ -321,7 +319,7 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
-	o := &op{hasMsg: true, sess: s, preview: preview}
+	o := &op{sess: s, preview: preview}
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
 	return o, nil
@@ -853,5 +851,3 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-var _ = time.Second

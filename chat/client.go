@@ -24,7 +24,6 @@ type Client struct {
 	id        Identity
 	u         *user
 	tokenHash [32]byte
-	since     int64 // unix ms of login
 }
 
 var _ Acceptor = (*Core)(nil)

@@ -102,6 +102,7 @@ type Core struct {
 
 	journal chan *op // see Config.JournalSize
 	deliver chan []*op
+	spare   chan []*op // batches' op slices, back from the deliverer for reuse
 	closing atomic.Bool
 	running atomic.Bool
 	done    chan struct{} // closed when Run has drained and returned
@@ -173,6 +174,7 @@ func New(cfg Config, st Store) (*Core, error) {
 		store:    st,
 		journal:  make(chan *op, cfg.JournalSize),
 		deliver:  make(chan []*op, 64),
+		spare:    make(chan []*op, 8),
 		done:     make(chan struct{}),
 		users:    make(map[string]*user),
 		sessions: make(map[SessionID]*sess),

@@ -707,3 +707,73 @@ func TestSeqsContinueFromStoredMessagesNotJustSummary(t *testing.T) {
 		t.Fatalf("stored messages %+v", ms)
 	}
 }
+
+// slowStore makes every commit take a while, so writes pile up.
+type slowStore struct{ chat.Store }
+
+func (s slowStore) Apply(ctx context.Context, b *chat.Batch) error {
+	time.Sleep(2 * time.Millisecond)
+	return s.Store.Apply(ctx, b)
+}
+
+// Shutting down with a backlog many batches deep: the drain commits it batch
+// by batch, every request gets exactly one answer, and every acknowledged
+// message is stored (-race also checks that a batch handed to the deliverer
+// is not reused while it is read).
+func TestShutdownDrainsBacklogInManyBatches(t *testing.T) {
+	st := memstore.New()
+	core, err := chat.New(chat.Config{MaxBatch: 3}, slowStore{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	e := &env{t: t, core: core, store: st}
+	if e.app, err = core.CreateApp(ctx, "shop", "Shop"); err != nil {
+		t.Fatal(err)
+	}
+	ta := e.user("alice")
+	e.user("bob")
+	a := e.login(ta)
+	a.do(`"action":"send","to":"bob","type":"text","content":{"text":"warm the cache"}`)
+	const n = 300
+	for i := 0; i < n; i++ {
+		a.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send","to":"bob","type":"text","content":{"text":"%d"}}`, i, i)))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	acked := 1 // the warm-up message
+	for i := 0; i < n; i++ {
+		f := a.wait(t, reply(fmt.Sprint(i)))
+		if f.OK {
+			acked++
+		} else if f.Error.Code != chat.CodeUnavailable {
+			t.Fatalf("request %d: %+v", i, f.Error)
+		}
+	}
+	a.mu.Lock()
+	extra := 0
+	for _, b := range a.msgs {
+		if strings.Contains(string(b), `"reply_to"`) {
+			extra++
+		}
+	}
+	a.mu.Unlock()
+	if extra != 0 {
+		t.Fatalf("%d requests were answered twice", extra)
+	}
+	sid, err := st.PrivateSession(context.Background(), "shop", "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := st.Messages(context.Background(), sid, 1, ^uint64(0), 0, false)
+	if err != nil || len(ms) != acked {
+		t.Fatalf("store has %d messages, %d were acknowledged (%v)", len(ms), acked, err)
+	}
+	if acked < 10 {
+		t.Fatalf("only %d of %d sends were committed before shutdown; the backlog was not drained", acked, n)
+	}
+}

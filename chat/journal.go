@@ -13,7 +13,6 @@ import (
 type op struct {
 	// message write
 	msg     Message
-	hasMsg  bool
 	sess    *sess
 	preview string
 	origin  *Client // the connection that sent it: replied to, not echoed
@@ -82,44 +81,46 @@ func (c *Core) runJournal(ctx context.Context) error {
 		hists:   c.hists,
 	}
 	var batch Batch
-	ops := make([]*op, 0, c.cfg.MaxBatch)
 	for {
-		var first *op
 		select {
-		case first = <-c.journal:
+		case first := <-c.journal:
+			c.commit(&j, &batch, c.gather(first))
 		case <-ctx.Done():
 			// Refuse new writes, then commit what is already queued.
 			c.closing.Store(true)
 			for {
-				ops = ops[:0]
-			drain:
-				for len(ops) < c.cfg.MaxBatch {
-					select {
-					case o := <-c.journal:
-						ops = append(ops, o)
-					default:
-						break drain
-					}
-				}
+				ops := c.gather(nil)
 				if len(ops) == 0 {
 					return nil
 				}
 				c.commit(&j, &batch, ops)
 			}
 		}
-		ops = append(ops[:0], first)
-	more:
-		for len(ops) < c.cfg.MaxBatch {
-			select {
-			case o := <-c.journal:
-				ops = append(ops, o)
-			default:
-				break more
-			}
-		}
-		c.commit(&j, &batch, ops)
-		ops = make([]*op, 0, c.cfg.MaxBatch) // the old slice now belongs to the deliverer
 	}
+}
+
+// gather returns first (when not nil) and whatever else is queued, up to
+// MaxBatch, in a slice recycled by the deliverer: each commit hands its
+// slice over to the deliverer, which gives it back when done.
+func (c *Core) gather(first *op) []*op {
+	var ops []*op
+	select {
+	case ops = <-c.spare:
+	default:
+		ops = make([]*op, 0, c.cfg.MaxBatch)
+	}
+	if first != nil {
+		ops = append(ops, first)
+	}
+	for len(ops) < c.cfg.MaxBatch {
+		select {
+		case o := <-c.journal:
+			ops = append(ops, o)
+		default:
+			return ops
+		}
+	}
+	return ops
 }
 
 // journalState is owned by the journal goroutine.
@@ -229,6 +230,11 @@ func (c *Core) runDeliver() {
 	for ops := range c.deliver {
 		for _, o := range ops {
 			c.finish(o)
+		}
+		clear(ops) // drop the ops for the collector
+		select {
+		case c.spare <- ops[:0]:
+		default:
 		}
 	}
 }
