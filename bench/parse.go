@@ -12,7 +12,6 @@ import "bytes"
 var (
 	prefixReply    = []byte(`{"reply_to":`)
 	prefixMessage  = []byte(`{"event":"message","data":{`)
-	keyOKTrue      = []byte(`"ok":true`)
 	keySessionID   = []byte(`"session_id":`)
 	keySeq         = []byte(`"seq":`)
 	keyT           = []byte(`"t":`)

@@ -23,10 +23,9 @@ import (
 // except POST /v1/client, whose body is the core's reply JSON verbatim.
 
 var (
-	okPrefix    = []byte(`{"ok":true,"data":`)
-	jsonType    = []byte("application/json")
-	closeBrace  = []byte("}")
-	emptyObject = []byte("{}")
+	okPrefix   = []byte(`{"ok":true,"data":`)
+	jsonType   = []byte("application/json")
+	closeBrace = []byte("}")
 )
 
 // errorBody is the failure envelope.

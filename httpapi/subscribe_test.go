@@ -197,7 +197,7 @@ func TestSubscribeFilters(t *testing.T) {
 			// been delivered when it arrives.
 			h.core.Publish(chat.Event{Topic: chat.TopicMessage, App: "other", UID: "u1", Members: []string{"u1", "u2"}, Detail: "marker"})
 
-			type seen struct{ fromU1, toU2, info, session bool }
+			type seen struct{ fromU1, toU2, session bool }
 			collect := func(ls *liveStream) seen {
 				var s seen
 				for _, l := range ls.until(marker) {

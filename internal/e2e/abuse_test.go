@@ -288,7 +288,6 @@ func TestAbuseSlowloris(t *testing.T) {
 
 	type result struct {
 		lived time.Duration
-		sent  int
 		err   error
 	}
 	results := make(chan result, dribblers+silent)

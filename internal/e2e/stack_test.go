@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -134,7 +133,6 @@ type client struct {
 	t      *testing.T
 	conn   net.Conn
 	frames chan frame
-	closed chan ws.StatusCode // close code the server sent (or 1006)
 	mu     sync.Mutex
 	n      int
 }
@@ -154,7 +152,7 @@ func dial(t *testing.T, addr string) *client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	c := &client{t: t, conn: conn, frames: make(chan frame, 4096), closed: make(chan ws.StatusCode, 1)}
+	c := &client{t: t, conn: conn, frames: make(chan frame, 4096)}
 	go c.read()
 	t.Cleanup(func() { conn.Close() })
 	return c
@@ -164,13 +162,7 @@ func (c *client) read() {
 	for {
 		b, op, err := wsutil.ReadServerData(c.conn)
 		if err != nil {
-			var ce wsutil.ClosedError
-			if errors.As(err, &ce) {
-				c.closed <- ce.Code
-			} else {
-				c.closed <- ws.StatusAbnormalClosure
-			}
-			close(c.frames)
+			close(c.frames) // waiters report the connection as closed
 			return
 		}
 		if op != ws.OpText {
@@ -272,18 +264,6 @@ func (c *client) quiet(name string, d time.Duration) {
 		case <-timeout:
 			return
 		}
-	}
-}
-
-// closeCode waits for the server to close the connection.
-func (c *client) closeCode() ws.StatusCode {
-	c.t.Helper()
-	select {
-	case code := <-c.closed:
-		return code
-	case <-time.After(10 * time.Second):
-		c.t.Fatal("server did not close the connection in 10s")
-		return 0
 	}
 }
 

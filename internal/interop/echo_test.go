@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,7 +210,6 @@ func runEchoSuite(t *testing.T, dial clientFactory) {
 // text messages and the final error.
 type reader struct {
 	msgs chan []byte
-	once sync.Once
 	done chan struct{}
 	err  error // set before done is closed
 }
