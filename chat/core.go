@@ -16,8 +16,10 @@
 //   - the seq counters and the CID check: the journal goroutine alone.
 //   - Core.unauth (connections awaiting login): Core.unauthMu.
 //
-// Lock order: Core.mu → sess.mu → user.mu → Client.mu. No lock is held while
-// calling the Store or a Peer.
+// Lock order (LOCKS.md): createLocks[i], appMu or sess.mu may be held across
+// store reads, a journal write and Peer sends, and may take the leaf locks
+// Core.mu, user.mu and Bus.mu; the leaves take nothing. The journal and the
+// deliverer take none of the outer locks.
 package chat
 
 import (
