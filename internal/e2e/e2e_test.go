@@ -24,8 +24,8 @@ func TestOneToOneGroupAndDevices(t *testing.T) {
 	s := start(t, t.TempDir(), options{})
 	app := s.app("shop")
 	ta, tb := pushUser(t, app, "alice"), pushUser(t, app, "bob")
-	a1, a2 := login(t, s.wsAddr, "shop", ta), login(t, s.wsAddr, "shop", ta)
-	b := login(t, s.wsAddr, "shop", tb)
+	a1, a2 := login(t, s.WSAddr, "shop", ta), login(t, s.WSAddr, "shop", ta)
+	b := login(t, s.WSAddr, "shop", tb)
 
 	t.Run("two users exchange messages", func(t *testing.T) {
 		r := a1.do(`"action":"send","to":"bob","type":"text","content":{"text":"hello bob"}`)
@@ -55,7 +55,7 @@ func TestOneToOneGroupAndDevices(t *testing.T) {
 		var uids []string
 		for i := 0; i < 5; i++ {
 			uid := fmt.Sprintf("g%d", i)
-			members[uid] = login(t, s.wsAddr, "shop", pushUser(t, app, uid))
+			members[uid] = login(t, s.WSAddr, "shop", pushUser(t, app, uid))
 			uids = append(uids, `"`+uid+`"`)
 		}
 		owner := members["g0"]
@@ -89,10 +89,10 @@ func TestCIDRetryCreatesNoSecondMessage(t *testing.T) {
 	app := s.app("shop")
 	ta := pushUser(t, app, "alice")
 	pushUser(t, app, "bob")
-	a := login(t, s.wsAddr, "shop", ta)
+	a := login(t, s.WSAddr, "shop", ta)
 	first := decode[ack](t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"once"},"cid":"m-1"`))
 	// The client lost the reply and retries, even on a new connection.
-	a2 := login(t, s.wsAddr, "shop", ta)
+	a2 := login(t, s.WSAddr, "shop", ta)
 	retry := decode[ack](t, a2.do(`"action":"send","to":"bob","type":"text","content":{"text":"once"},"cid":"m-1"`))
 	if retry.Seq != first.Seq || retry.Session != first.Session || !retry.Duplicate {
 		t.Fatalf("retry %+v, original %+v", retry, first)
@@ -106,24 +106,24 @@ func TestCIDRetryCreatesNoSecondMessage(t *testing.T) {
 func TestRestartKeepsHistoryUnreadAndSeqs(t *testing.T) {
 	dir := t.TempDir()
 	s := start(t, dir, options{})
-	a0, err := s.admin.CreateApp(context.Background(), "shop", "Shop")
+	a0, err := s.Admin.CreateApp(context.Background(), "shop", "Shop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := s.appClient(a0.ID, a0.Secret)
+	app := s.AppClient(a0.ID, a0.Secret)
 	ta, tb := pushUser(t, app, "alice"), pushUser(t, app, "bob")
-	a := login(t, s.wsAddr, "shop", ta)
+	a := login(t, s.WSAddr, "shop", ta)
 	var sid uint64
 	for i := 1; i <= 5; i++ {
 		sid = decode[ack](t, a.do(fmt.Sprintf(`"action":"send","to":"bob","type":"text","content":{"text":"m%d"}`, i))).Session
 	}
-	b := login(t, s.wsAddr, "shop", tb)
+	b := login(t, s.WSAddr, "shop", tb)
 	b.do(fmt.Sprintf(`"action":"read","session_id":%d,"seq":2`, sid))
-	s.stop()
+	s.Stop()
 
 	s2 := start(t, dir, options{})
 	// Tokens, apps and users survived too.
-	b = login(t, s2.wsAddr, "shop", tb)
+	b = login(t, s2.WSAddr, "shop", tb)
 	type sessions struct {
 		Sessions []struct {
 			ID      uint64 `json:"session_id"`
@@ -146,7 +146,7 @@ func TestRestartKeepsHistoryUnreadAndSeqs(t *testing.T) {
 		t.Fatalf("first seq after restart = %d, want 6", r.Seq)
 	}
 	// A new session gets a new id, not a reused one.
-	pushUser(t, s2.appClient(a0.ID, a0.Secret), "carol")
+	pushUser(t, s2.AppClient(a0.ID, a0.Secret), "carol")
 	if r := decode[ack](t, b.do(`"action":"send","to":"carol","type":"text","content":{"text":"x"}`)); r.Session == sid {
 		t.Fatal("session id reused after restart")
 	}
@@ -184,11 +184,11 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 	app := s.app("shop")
 	ta, tb := pushUser(t, app, "alice"), pushUser(t, app, "bob")
 	pushUser(t, app, "carol")
-	a := login(t, s.wsAddr, "shop", ta)
-	b := login(t, s.wsAddr, "shop", tb)
+	a := login(t, s.WSAddr, "shop", ta)
+	b := login(t, s.WSAddr, "shop", tb)
 
 	t.Run("plain HTTP on the WebSocket port", func(t *testing.T) {
-		resp, err := http.Get("http://" + s.wsAddr + "/")
+		resp, err := http.Get("http://" + s.WSAddr + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 	}
 	for _, tc := range handshakes {
 		t.Run("handshake "+tc.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", s.wsAddr)
+			conn, err := net.Dial("tcp", s.WSAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 	}
 	for _, tc := range frames {
 		t.Run(tc.name, func(t *testing.T) {
-			conn := rawUpgrade(t, s.wsAddr)
+			conn := rawUpgrade(t, s.WSAddr)
 			f := tc.frame
 			if tc.mask {
 				f = ws.MaskFrameInPlace(f)
@@ -262,7 +262,7 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 	}
 	for _, tc := range actions {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dial(t, s.wsAddr)
+			c := dial(t, s.WSAddr)
 			if tc.loggedIn {
 				c.do(`"action":"login","app":"shop","token":"` + ta + `"`)
 			}
@@ -274,7 +274,7 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 		})
 	}
 	t.Run("send to a session the user is not in", func(t *testing.T) {
-		c := login(t, s.wsAddr, "shop", pushUser(t, app, "dave"))
+		c := login(t, s.WSAddr, "shop", pushUser(t, app, "dave"))
 		sid := decode[ack](t, c.do(`"action":"send","to":"carol","type":"text","content":{"text":"psst"}`)).Session
 		f := a.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"me too"}`, sid))
 		if f.OK || f.Error.Code != chat.CodeForbidden {
@@ -282,13 +282,13 @@ func TestBadInputIsRefusedAndOthersKeepChatting(t *testing.T) {
 		}
 	})
 	t.Run("forged and replayed admin signatures", func(t *testing.T) {
-		forged := &apiclient.Client{BaseURL: "http://" + s.httpAddr, AdminKey: "not-the-key", HTTP: http.DefaultClient}
+		forged := &apiclient.Client{BaseURL: "http://" + s.HTTPAddr, AdminKey: "not-the-key", HTTP: http.DefaultClient}
 		_, err := forged.CreateApp(context.Background(), "evil", "evil")
 		if ae, ok := err.(*apiclient.APIError); !ok || ae.Status != 401 || ae.Code != "unauthorized" || !strings.Contains(ae.Message, "bad signature") {
 			t.Fatalf("forged: %v", err)
 		}
 		body := []byte(`{"id":"replayed","name":"r"}`)
-		req, _ := http.NewRequest("POST", "http://"+s.httpAddr+"/admin/v1/apps", bytes.NewReader(body))
+		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/admin/v1/apps", bytes.NewReader(body))
 		apiclient.SignRequest(req, adminKey, body, time.Now())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
@@ -321,8 +321,8 @@ func TestConnectionFloodPastCapIsRefused(t *testing.T) {
 	s := start(t, t.TempDir(), options{maxConns: capConns})
 	app := s.app("shop")
 	ta, tb := pushUser(t, app, "alice"), pushUser(t, app, "bob")
-	a := login(t, s.wsAddr, "shop", ta)
-	b := login(t, s.wsAddr, "shop", tb)
+	a := login(t, s.WSAddr, "shop", ta)
+	b := login(t, s.WSAddr, "shop", tb)
 
 	// 300 connection attempts from four source addresses, at once.
 	var upgraded, refused atomic.Int64
@@ -340,7 +340,7 @@ func TestConnectionFloodPastCapIsRefused(t *testing.T) {
 					return nd.DialContext(ctx, network, addr)
 				},
 			}
-			conn, _, _, err := d.Dial(context.Background(), "ws://"+s.wsAddr+"/")
+			conn, _, _, err := d.Dial(context.Background(), "ws://"+s.WSAddr+"/")
 			if err != nil {
 				refused.Add(1)
 				return
@@ -368,7 +368,7 @@ func TestConnectionFloodPastCapIsRefused(t *testing.T) {
 	mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		conn, _, _, err := ws.Dial(context.Background(), "ws://"+s.wsAddr+"/")
+		conn, _, _, err := ws.Dial(context.Background(), "ws://"+s.WSAddr+"/")
 		if err == nil {
 			conn.Close()
 			break
@@ -378,7 +378,7 @@ func TestConnectionFloodPastCapIsRefused(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if h, err := s.admin.Health(context.Background()); err != nil || h.Status != "ok" {
+	if h, err := s.Admin.Health(context.Background()); err != nil || h.Status != "ok" {
 		t.Fatalf("health after flood: %+v %v", h, err)
 	}
 }

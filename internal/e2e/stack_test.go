@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,28 +12,18 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/rs/zerolog"
 
 	"chatd/chat"
-	"chatd/httpapi"
 	"chatd/httpapi/apiclient"
-	"chatd/reactor"
-	"chatd/storage"
+	"chatd/internal/teststack"
 )
 
-const adminKey = "e2e-admin-key-0123456789abcdef"
+const adminKey = teststack.AdminKey
 
-// server is one in-process chatd: store → core → HTTP API → reactor.
+// server is one in-process chatd (internal/teststack) and its test.
 type server struct {
-	t        *testing.T
-	dir      string
-	core     *chat.Core
-	ws       *reactor.Server
-	wsAddr   string
-	httpAddr string
-	admin    *apiclient.Client
-	stopOnce sync.Once
-	stopFn   func()
+	*teststack.Server
+	t *testing.T
 }
 
 type options struct {
@@ -45,75 +34,18 @@ type options struct {
 
 func start(t *testing.T, dir string, o options) *server {
 	t.Helper()
-	st, err := storage.Open(dir+"/chat.db", storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err := chat.New(chat.Config{LoginTimeout: o.loginTimeout}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zerolog.Nop()
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: adminKey}, core, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2, MaxConns: o.maxConns, MaxMessage: o.maxMessage}, core, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	coreCtx, stopCore := context.WithCancel(context.Background())
-	netCtx, stopNet := context.WithCancel(context.Background())
-	coreDone, httpDone, wsDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	go func() { coreDone <- core.Run(coreCtx) }()
-	go func() { httpDone <- hs.Run(netCtx) }()
-	go func() { wsDone <- rs.Run(netCtx) }()
-	for _, ready := range []<-chan struct{}{hs.Ready(), rs.Ready()} {
-		select {
-		case <-ready:
-		case err := <-wsDone:
-			t.Fatalf("reactor: %v", err)
-		case err := <-httpDone:
-			t.Fatalf("httpapi: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("server not ready in 10s")
-		}
-	}
-	s := &server{t: t, dir: dir, core: core, ws: rs, wsAddr: rs.Addr(), httpAddr: hs.Addr()}
-	s.admin = &apiclient.Client{BaseURL: "http://" + s.httpAddr, AdminKey: adminKey, HTTP: &http.Client{Timeout: 10 * time.Second}}
-	s.stopFn = func() {
-		stopNet()
-		for name, ch := range map[string]chan error{"reactor": wsDone, "httpapi": httpDone} {
-			if err := <-ch; err != nil {
-				t.Errorf("%s Run: %v", name, err)
-			}
-		}
-		stopCore()
-		if err := <-coreDone; err != nil {
-			t.Errorf("core Run: %v", err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("store close: %v", err)
-		}
-	}
-	t.Cleanup(s.stop)
-	return s
+	ts := teststack.Start(t, dir, teststack.Options{MaxConns: o.maxConns, MaxMessage: o.maxMessage, LoginTimeout: o.loginTimeout})
+	return &server{Server: ts, t: t}
 }
-
-func (s *server) stop() { s.stopOnce.Do(s.stopFn) }
 
 // app creates an app and returns a client signed with its secret.
 func (s *server) app(id string) *apiclient.Client {
 	s.t.Helper()
-	a, err := s.admin.CreateApp(context.Background(), id, id)
+	a, err := s.Admin.CreateApp(context.Background(), id, id)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return s.appClient(a.ID, a.Secret)
-}
-
-func (s *server) appClient(id, secret string) *apiclient.Client {
-	return &apiclient.Client{BaseURL: "http://" + s.httpAddr, App: id, Secret: secret, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	return s.AppClient(a.ID, a.Secret)
 }
 
 func pushUser(t *testing.T, app *apiclient.Client, uid string) string {

@@ -13,81 +13,17 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"chatd/chat"
-	"chatd/httpapi"
 	"chatd/httpapi/apiclient"
-	"chatd/reactor"
-	"chatd/storage"
-	"chatd/wsproto"
+	"chatd/internal/teststack"
 )
 
-const adminKey = "interop-admin-key-0123456789abcdef"
-
-// chatd is a real chatd in this process, wired as cmd/chatd wires it:
-// store → core → HTTP API → reactor, on 127.0.0.1 port 0.
-type chatd struct {
-	ws    *reactor.Server
-	admin *apiclient.Client
-	http  string
-}
+// chatd is a real chatd in this process (internal/teststack).
+type chatd struct{ *teststack.Server }
 
 func startChatd(t *testing.T, compression bool) *chatd {
 	t.Helper()
-	st, err := storage.Open(t.TempDir()+"/chat.db", storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err := chat.New(chat.Config{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: adminKey}, core, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2,
-		Handshake: wsproto.HandshakeConfig{Compression: compression}}, core, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	coreCtx, stopCore := context.WithCancel(context.Background())
-	netCtx, stopNet := context.WithCancel(context.Background())
-	coreDone, httpDone, wsDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	go func() { coreDone <- core.Run(coreCtx) }()
-	go func() { httpDone <- hs.Run(netCtx) }()
-	go func() { wsDone <- rs.Run(netCtx) }()
-	for _, ready := range []<-chan struct{}{hs.Ready(), rs.Ready()} {
-		select {
-		case <-ready:
-		case err := <-wsDone:
-			t.Fatalf("reactor: %v", err)
-		case err := <-httpDone:
-			t.Fatalf("httpapi: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("chatd not ready in 10s")
-		}
-	}
-	t.Cleanup(func() {
-		stopNet()
-		for _, ch := range []chan error{wsDone, httpDone} {
-			if err := <-ch; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}
-		stopCore()
-		if err := <-coreDone; err != nil {
-			t.Errorf("core Run: %v", err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("store close: %v", err)
-		}
-	})
-	return &chatd{
-		ws:    rs,
-		http:  hs.Addr(),
-		admin: &apiclient.Client{BaseURL: "http://" + hs.Addr(), AdminKey: adminKey, HTTP: &http.Client{Timeout: 10 * time.Second}},
-	}
+	return &chatd{teststack.Start(t, t.TempDir(), teststack.Options{Compression: compression, Log: log})}
 }
 
 // tokens creates an app and one user per uid, and returns their chat
@@ -95,11 +31,11 @@ func startChatd(t *testing.T, compression bool) *chatd {
 func (c *chatd) tokens(t *testing.T, appID string, uids ...string) []string {
 	t.Helper()
 	ctx := context.Background()
-	a, err := c.admin.CreateApp(ctx, appID, appID)
+	a, err := c.Admin.CreateApp(ctx, appID, appID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := &apiclient.Client{BaseURL: "http://" + c.http, App: a.ID, Secret: a.Secret, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	app := c.AppClient(a.ID, a.Secret)
 	var out []string
 	for _, uid := range uids {
 		r, err := app.PushUser(ctx, apiclient.PushUserInput{UID: uid, Nickname: uid, IssueToken: true})
@@ -212,7 +148,7 @@ func TestBrowser(t *testing.T) {
 		t.Run("compression="+strconv.FormatBool(compress), func(t *testing.T) {
 			c := startChatd(t, compress)
 			toks := c.tokens(t, "web", "alice", "bob")
-			out := runNode(t, node, 120*time.Second, "browser.js", page, "ws://"+c.ws.Addr()+"/", "web", toks[0], toks[1])
+			out := runNode(t, node, 120*time.Second, "browser.js", page, "ws://"+c.WSAddr+"/", "web", toks[0], toks[1])
 			var r browserReport
 			if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
 				t.Fatalf("browser script output %q: %v", out, err)
@@ -224,7 +160,7 @@ func TestBrowser(t *testing.T) {
 					t.Fatalf("browser negotiated %q with compression %v", ext, compress)
 				}
 			}
-			st := c.ws.Stats()
+			st := c.WS.Stats()
 			if compress && (st.FramesCompressed == 0 || st.Deflates == 0) {
 				t.Fatalf("compression on but nothing went out compressed: %+v", st)
 			}
