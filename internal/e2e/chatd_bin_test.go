@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,12 +50,8 @@ func TestMain(m *testing.M) {
 func chatdBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			goBin = "go"
-		}
 		binPath = filepath.Join(binDir, "chatd")
-		cmd := exec.Command(goBin, "build", "-o", binPath, "chatd/cmd/chatd")
+		cmd := exec.Command("go", "build", "-o", binPath, "chatd/cmd/chatd")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binError = fmt.Errorf("go build chatd: %v\n%s", err, out)
 		}
