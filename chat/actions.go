@@ -223,9 +223,6 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
 		return false
 	}
-	if c.closing.Load() {
-		return false
-	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.buildSend(context.Background(), cl.id.App, &in, true)
 	if err == errCacheMiss {
@@ -237,6 +234,11 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 		return true
 	}
 	o.origin, o.reqID = cl, id
+	c.submitMu.RLock()
+	defer c.submitMu.RUnlock()
+	if c.closing.Load() {
+		return false // the queued path answers unavailable
+	}
 	select {
 	case c.journal <- o:
 		return true

@@ -102,12 +102,13 @@ type Core struct {
 	cfg   Config
 	store Store
 
-	journal chan *op // see Config.JournalSize
-	deliver chan []*op
-	spare   chan []*op // batches' op slices, back from the deliverer for reuse
-	closing atomic.Bool
-	running atomic.Bool
-	done    chan struct{} // closed when Run has drained and returned
+	journal  chan *op // see Config.JournalSize
+	deliver  chan []*op
+	spare    chan []*op // batches' op slices, back from the deliverer for reuse
+	closing  atomic.Bool
+	submitMu sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
+	running  atomic.Bool
+	done     chan struct{} // closed when Run has drained and returned
 
 	appMu sync.Mutex // serialises app creation (id uniqueness)
 

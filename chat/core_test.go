@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -775,5 +776,51 @@ func TestShutdownDrainsBacklogInManyBatches(t *testing.T) {
 	}
 	if acked < 10 {
 		t.Fatalf("only %d of %d sends were committed before shutdown; the backlog was not drained", acked, n)
+	}
+}
+
+// Shutting down while callers keep sending: every Send returns (acknowledged
+// or unavailable), none hangs, and every acknowledged message is stored.
+func TestShutdownWhileSending(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		e := newEnv(t, chat.Config{MaxBatch: 2})
+		e.user("alice")
+		e.user("bob")
+		ctx := context.Background()
+		var acked atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					_, err := e.core.Send(ctx, "shop", chat.SendInput{From: "alice", To: "bob", Type: "text", Content: json.RawMessage(`{"text":"x"}`)})
+					if err != nil {
+						return
+					}
+					acked.Add(1)
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		e.stop()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a Send never returned after shutdown", round)
+		}
+		if acked.Load() == 0 {
+			continue
+		}
+		sid, err := e.store.PrivateSession(ctx, "shop", "alice", "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, _ := e.store.Messages(ctx, sid, 1, ^uint64(0), 0, false)
+		if int64(len(ms)) != acked.Load() {
+			t.Fatalf("round %d: %d stored, %d acknowledged", round, len(ms), acked.Load())
+		}
 	}
 }

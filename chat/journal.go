@@ -40,6 +40,8 @@ var errJournalClosed = Errf(CodeUnavailable, "server is shutting down")
 // submit queues o. It blocks at most 2 s when the journal is full (the disk
 // is behind), then answers unavailable.
 func (c *Core) submit(ctx context.Context, o *op) error {
+	c.submitMu.RLock()
+	defer c.submitMu.RUnlock()
 	if c.closing.Load() {
 		return errJournalClosed
 	}
@@ -86,8 +88,12 @@ func (c *Core) runJournal(ctx context.Context) error {
 		case first := <-c.journal:
 			c.commit(&j, &batch, c.gather(first))
 		case <-ctx.Done():
-			// Refuse new writes, then commit what is already queued.
+			// Refuse new writes, wait out the submitters already past the
+			// closing check (at most submit's 2 s wait for room), then
+			// commit everything queued: nothing is left unanswered.
+			c.submitMu.Lock()
 			c.closing.Store(true)
+			c.submitMu.Unlock()
 			for {
 				ops := c.gather(nil)
 				if len(ops) == 0 {
