@@ -330,7 +330,10 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 // fanout delivers a committed message to every online device of every member
 // except the connection that sent it. The event is encoded once and shared.
 func (c *Core) fanout(o *op) {
-	ev := appendMessageEvent(make([]byte, 0, 160+len(o.msg.Content)), &o.msg)
+	m := &o.msg
+	// Sized for the whole event (fixed text ~215 bytes), so that it is
+	// one allocation, shared by every recipient.
+	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
 	r := o.sess.members()
 	var n uint64
 	for _, u := range r.users {

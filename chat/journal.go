@@ -260,7 +260,7 @@ func (c *Core) finish(o *op) {
 		if o.result.err != nil {
 			o.origin.replyErr(o.reqID, o.result.err)
 		} else {
-			o.origin.reply(appendSendAck(nil, o.reqID, &o.result.send))
+			o.origin.reply(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send))
 		}
 	}
 	if o.res != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -118,6 +119,7 @@ type writer struct {
 	// not decode is skipped rather than failing, so one corrupt record
 	// cannot stop every later checkpoint (reads of it fail anyway).
 	checkpoint bool
+	puts       int // Puts since the checkpoint last yielded
 
 	// cidf learns every cid key the direct path writes (before the Put:
 	// a rolled-back key only costs a false positive).
@@ -471,7 +473,20 @@ func (w *writer) putMessages(b *chat.Batch) error {
 	return nil
 }
 
+// yield gives the processor away every ckptYield Puts of a checkpoint
+// (see Bolt.flush); hot paths never yield.
+func (w *writer) yield() {
+	if !w.checkpoint {
+		return
+	}
+	if w.puts++; w.puts >= ckptYield {
+		w.puts = 0
+		runtime.Gosched()
+	}
+}
+
 func (w *writer) putMessage(m *chat.Message) error {
+	w.yield()
 	start := len(w.arena)
 	w.arena = appendMessage(w.arena, m)
 	w.key = appendMsgKey(w.key[:0], m.Session, m.Seq)
@@ -505,6 +520,7 @@ func (w *writer) putSummaries(b *chat.Batch) error {
 		}
 		run := ss[i:j]
 		i = j
+		w.yield()
 
 		w.key = appendU64(w.key[:0], uint64(id))
 		v := w.bk.sessions.Get(w.key)
@@ -569,6 +585,7 @@ func (w *writer) putReads(b *chat.Batch) error {
 		}
 		run := rs[i:j]
 		i = j
+		w.yield()
 
 		w.key = appendMemberKey(w.key[:0], id, uid)
 		v := w.bk.members.Get(w.key)

@@ -268,6 +268,9 @@ func (s *Bolt) Backup(w io.Writer) (int64, error) {
 	return n, nil
 }
 
+// errNoCID is CID's answer for a cid the filter has never seen.
+var errNoCID = notFound("cid")
+
 func notFound(what string) error { return fmt.Errorf("storage: %s: %w", what, chat.ErrNotFound) }
 
 func corrupt(what string) error { return fmt.Errorf("storage: %s: %w", what, ErrCorrupt) }
@@ -574,7 +577,7 @@ func (s *Bolt) CID(_ context.Context, app, from, cid string) (chat.SessionID, ui
 		}
 	}
 	if !s.cidf.mayContain(key) {
-		return 0, 0, notFound(named("cid", cid))
+		return 0, 0, errNoCID // the common case: no allocation
 	}
 	err := s.get(bCIDs, key, "cid", cid, func(v []byte) bool {
 		var ok bool

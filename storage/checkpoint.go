@@ -4,12 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"chatd/chat"
+)
+
+// A checkpoint writes at most ckptChunk Puts per bbolt transaction and
+// yields the processor every ckptYield Puts (see flush).
+const (
+	ckptChunk = 1024
+	ckptYield = 128
 )
 
 // errClosed is returned by Apply and Backup after Close.
@@ -77,7 +85,7 @@ func (s *Bolt) checkpointLocked() error {
 // The caller holds ckptMu and applyMu (so active is not being written),
 // and frozen is nil.
 func (s *Bolt) freeze() error {
-	if s.active.empty() && s.wal.size == 0 {
+	if s.active.empty() && s.wal.size <= walFileHeader {
 		return nil
 	}
 	if err := s.wal.rotate(); err != nil {
@@ -91,47 +99,89 @@ func (s *Bolt) freeze() error {
 	return nil
 }
 
-// flush writes the frozen overlay into bbolt in one write transaction (one
-// rewrite of each dirty page, however many commits it gathered), then
-// drops it from memory and deletes its WAL file. The caller holds ckptMu,
-// the only writer of s.frozen; the bbolt commit runs without mu, so reads
-// and hot Applies go on meanwhile.
+// flush writes the frozen overlay into bbolt, then drops it from memory
+// and deletes its WAL file. The caller holds ckptMu, the only writer of
+// s.frozen; bbolt commits run without mu, so reads and hot Applies go on
+// meanwhile.
+//
+// The overlay goes in key order (each dirty page is still rewritten once)
+// but in transactions of at most ckptChunk puts, yielding the processor
+// between them and every ckptYield puts: one big transaction held a P for
+// tens of milliseconds of B+tree work and commit (10 ms scheduler slices
+// in the execution trace), and the journal and event loops queued behind
+// it, which was most of the 1:1 latency tail (docs/performance.md).
+// Readers still see the whole overlay until the last chunk has committed;
+// a crash between chunks replays the frozen WAL, which rewrites the same
+// values.
 func (s *Bolt) flush() error {
 	fr := s.frozen
 	if fr == nil {
 		return nil
 	}
 	b := fr.batch()
+	keys := make([]string, 0, len(fr.cids))
+	for k := range fr.cids {
+		keys = append(keys, k)
+	}
+	// In key order: bbolt grows a node in memory until commit, and
+	// inserting random keys into a growing node is quadratic.
+	slices.Sort(keys)
+
 	w := &s.cw
-	w.prepare(b)
 	w.checkpoint = true
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := w.apply(tx, b); err != nil {
-			return err
+	defer func() {
+		w.checkpoint = false
+		w.release()
+	}()
+	var sub chat.Batch
+	tx := func(fill func(tx *bolt.Tx) error) error {
+		err := s.db.Update(fill)
+		runtime.Gosched()
+		return err
+	}
+	for i := 0; i < len(b.Messages); i += ckptChunk {
+		sub = chat.Batch{Messages: b.Messages[i:min(i+ckptChunk, len(b.Messages))]}
+		w.prepare(&sub)
+		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
 		}
-		// In key order: bbolt grows a node in memory until commit, and
-		// inserting random keys into a growing node is quadratic.
-		keys := make([]string, 0, len(fr.cids))
-		for k := range fr.cids {
-			keys = append(keys, k)
+	}
+	for i := 0; i < len(b.Summaries); i += ckptChunk {
+		sub = chat.Batch{Summaries: b.Summaries[i:min(i+ckptChunk, len(b.Summaries))]}
+		w.prepare(&sub)
+		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
 		}
-		slices.Sort(keys)
-		cids := tx.Bucket(bCIDs)
-		for _, k := range keys {
-			ref := fr.cids[k]
-			start := len(w.arena)
-			w.arena = appendMsgKey(w.arena, ref.session, ref.seq)
-			w.key = append(w.key[:0], k...)
-			if err := cids.Put(w.key, w.since(start)); err != nil {
-				return fmt.Errorf("put cid of message %d/%d: %w", ref.session, ref.seq, err)
+	}
+	for i := 0; i < len(b.Reads); i += ckptChunk {
+		sub = chat.Batch{Reads: b.Reads[i:min(i+ckptChunk, len(b.Reads))]}
+		w.prepare(&sub)
+		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	for i := 0; i < len(keys); i += ckptChunk {
+		part := keys[i:min(i+ckptChunk, len(keys))]
+		w.arena = slices.Grow(w.arena[:0], 16*len(part))
+		err := tx(func(t *bolt.Tx) error {
+			cids := t.Bucket(bCIDs)
+			for n, k := range part {
+				if n%ckptYield == ckptYield-1 {
+					runtime.Gosched()
+				}
+				ref := fr.cids[k]
+				start := len(w.arena)
+				w.arena = appendMsgKey(w.arena, ref.session, ref.seq)
+				w.key = append(w.key[:0], k...)
+				if err := cids.Put(w.key, w.since(start)); err != nil {
+					return fmt.Errorf("put cid of message %d/%d: %w", ref.session, ref.seq, err)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
 		}
-		return nil
-	})
-	w.checkpoint = false
-	w.release()
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// Readers hold RLock across their bbolt read and overlay lookups: one
 	// that started before the commit still sees fr, one after sees bbolt.

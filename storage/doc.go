@@ -25,16 +25,26 @@
 //     hot batches on either side. Sessions and members are therefore
 //     always in bbolt, never only in an overlay.
 //   - A checkpoint (a goroutine started by Open: every
-//     Options.CheckpointInterval, 1 s by default, or early once the
-//     overlay holds Options.CheckpointMessages messages or ~64 MiB)
-//     freezes the active overlay (hot Applies go on into a fresh one),
-//     renaming the WAL to chat.db-wal.1 and starting an empty chat.db-wal
-//     (the folder is fsynced before any record goes into it), writes the
-//     frozen overlay into bbolt in ONE write transaction (each dirty page
-//     is rewritten once per checkpoint, not once per commit; keys are
-//     written in order), then drops the frozen overlay and deletes
-//     chat.db-wal.1 (folder fsynced). The bbolt commit runs without the
-//     readers' lock.
+//     Options.CheckpointInterval, 1 s by default and 5 s in chatd, or
+//     early once the overlay holds Options.CheckpointMessages messages or
+//     ~64 MiB) freezes the active overlay (hot Applies go on into a fresh
+//     one), renaming the WAL to chat.db-wal.1 and making the spare
+//     chat.db-wal.2 (or a new file) the active chat.db-wal (the folder is
+//     fsynced before any record goes into it), writes the frozen overlay
+//     into bbolt in key order (each dirty page is rewritten once per
+//     checkpoint, not once per commit), then drops the frozen overlay and
+//     retires chat.db-wal.1 as the next spare. The bbolt commits run
+//     without the readers' lock, in transactions of at most 1,024 puts,
+//     yielding the processor between them and every 128 puts: one big
+//     transaction held a P for tens of milliseconds and the journal and
+//     event loops queued behind it.
+//   - Recycling: a retired file is first stamped with a new generation
+//     (synced), which kills every record in it, then extended with zeroes
+//     to twice what the last file used (1-64 MiB). Records are written in
+//     place over allocated blocks and made durable with fdatasync, which
+//     then need not commit file-size metadata: on this box a 600-byte
+//     append + sync to a growing file took p50 0.23 ms / p99 1.76 ms under
+//     load, in place 0.15 ms / 0.23 ms.
 //   - Reads merge: Messages = bbolt's page with the frozen, then the active
 //     overlay's over it (an overlay message replaces bbolt's of the same
 //     seq; each source yields at most limit messages from the requested
@@ -55,16 +65,18 @@
 // not decode is skipped by the checkpoint (reads of that record fail with
 // ErrCorrupt anyway) rather than failing every later checkpoint.
 //
-// If a WAL write fails, the file is cut back to its last complete record;
-// if that or a WAL fsync fails, Apply refuses every later batch (the disk's
+// If a WAL write fails, the next record is written at the same offset
+// (a torn record is never read: see below); if a WAL fsync fails, Apply refuses every later batch (the disk's
 // content is unknown) until a restart replays the log.
 //
 // # WAL format and recovery
 //
-// A WAL file is a sequence of records:
+// A WAL file is a header, then a sequence of records:
 //
+//	header: "chatdWAL" u64(generation)
 //	u32 length of payload (big-endian, > 0)
-//	u32 CRC-32C (Castagnoli) of the 4 length bytes, then the payload
+//	u32 CRC-32C (Castagnoli) of the 8 generation bytes, the 4 length
+//	    bytes, then the payload
 //	payload:
 //	  uvarint(n) n × { u64(session) uvarint(seq) uvarint(len) Message record }
 //	  uvarint(n) n × { u64(session) uvarint(seq) varint(At) str(From) str(Type) str(Preview) }
@@ -72,22 +84,27 @@
 //
 // The three parts are the batch's Messages, Summaries and Reads in order;
 // the Message record is the msgs bucket's value (so it carries the CID).
+// A file that does not start with "chatdWAL" is of the first format
+// (written by chatd before recycling): no header, and the CRC covers only
+// the length and the payload; Open still replays it.
 //
 // Open, before serving, reads chat.db-wal.1 (left by a crash during a
 // checkpoint) and then chat.db-wal, record by record. It stops at the
 // first record that is incomplete, longer than the file, empty, or whose
 // CRC does not match: that tail was being written when the process
 // stopped, its fsync never returned, so its Apply never did either. (The
-// CRC covers the length, so a tail of zeroes is never a record.) A record
+// CRC covers the length, so a tail of zeroes is never a record, and the
+// generation, so a record left from the file's earlier use is not one.) A record
 // whose CRC matches but does not decode is corruption, and Open fails
 // with ErrCorrupt rather than drop acknowledged writes. Every record read
 // is applied, in order, in one bbolt write transaction (fsynced); then
-// chat.db-wal.1 is deleted, chat.db-wal is truncated and fsynced, and the
-// folder is fsynced. Replaying a record that a checkpoint already wrote
+// chat.db-wal.1 and any spare are deleted, chat.db-wal is truncated,
+// stamped with generation 1 and synced, and the folder is fsynced. Replaying a record that a checkpoint already wrote
 // (a crash after its commit, before deleting chat.db-wal.1) changes
 // nothing: message and cid puts rewrite the same values, and summaries
 // and read marks only ever rise. No direct batch can lie between the two:
-// it runs only after the checkpoint's durable delete.
+// it runs only after the checkpoint has durably stamped the frozen file
+// with a new generation.
 //
 // # Layout (schema 1)
 //

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -16,19 +15,48 @@ import (
 
 // walSuffix names the active WAL next to the data file; walFrozenSuffix
 // names the WAL of the frozen overlay while a checkpoint writes it to bbolt.
+// walSpareSuffix names a checkpointed WAL file kept for reuse as the next
+// active one (see doc.go: rewriting allocated blocks makes each sync
+// cheaper than appending to a growing file).
 const (
 	walSuffix       = "-wal"
 	walFrozenSuffix = "-wal.1"
+	walSpareSuffix  = "-wal.2"
 )
 
 // walHeader is a record's payload length (u32) and the CRC-32C (u32) of
-// the length and the payload. The CRC covers the length so that a tail of
-// zeroes (a file extended but never written) is never a valid record.
+// the file's generation, the length and the payload. The CRC covers the
+// length so that a tail of zeroes (a file extended but never written) is
+// never a valid record, and the generation so that a record left from an
+// earlier use of a recycled file is never one either.
 const walHeader = 8
 
-// walChecksum is the CRC of a record: its length bytes, then its payload.
+// A WAL file starts with walMagic and its generation (u64): walFileHeader
+// bytes. A file without the magic is the first format (no file header, no
+// generation in the CRC), still read at Open.
+const walFileHeader = 16
+
+var walMagic = [8]byte{'c', 'h', 'a', 't', 'd', 'W', 'A', 'L'}
+
+// The preallocated size of a WAL file: twice what the last full one used,
+// within these bounds.
+const (
+	walMinAlloc = 1 << 20
+	walMaxAlloc = 64 << 20
+)
+
+// walChecksum is the CRC of a record of the first format: its length
+// bytes, then its payload.
 func walChecksum(length, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(length, castagnoli), castagnoli, payload)
+	return walSum(nil, length, payload)
+}
+
+// walSum is the CRC of a record: the generation bytes (none in the first
+// format), the length bytes, the payload.
+func walSum(gen, length, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, gen)
+	c = crc32.Update(c, castagnoli, length)
+	return crc32.Update(c, castagnoli, payload)
 }
 
 // maxWALRecord bounds one record's payload; a header claiming more is a
@@ -49,8 +77,13 @@ func hotOnly(b *chat.Batch) bool {
 		len(b.Sessions)+len(b.Members)+len(b.DelMembers) == 0
 }
 
-// appendWALRecord appends b's Messages, Summaries and Reads as one record.
-func appendWALRecord(dst []byte, b *chat.Batch) []byte {
+// appendWALRecord appends b's Messages, Summaries and Reads as one record
+// of the first format.
+func appendWALRecord(dst []byte, b *chat.Batch) []byte { return encodeWALRecord(dst, b, nil) }
+
+// encodeWALRecord appends b's Messages, Summaries and Reads as one record
+// whose CRC covers gen (8 bytes; nil for the first format).
+func encodeWALRecord(dst []byte, b *chat.Batch, gen []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, walHeader)...)
 	dst = binary.AppendUvarint(dst, uint64(len(b.Messages)))
@@ -85,7 +118,7 @@ func appendWALRecord(dst []byte, b *chat.Batch) []byte {
 	}
 	payload := dst[start+walHeader:]
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(dst[start+4:], walChecksum(dst[start:start+4], payload))
+	binary.BigEndian.PutUint32(dst[start+4:], walSum(gen, dst[start:start+4], payload))
 	return dst
 }
 
@@ -155,6 +188,10 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
+	var gen []byte
+	if len(data) >= walFileHeader && [8]byte(data[:8]) == walMagic {
+		gen, data = data[8:16], data[walFileHeader:]
+	}
 	records := 0
 	for len(data) >= walHeader {
 		n := binary.BigEndian.Uint32(data)
@@ -163,7 +200,7 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 			break // no record is empty: it holds at least three counts
 		}
 		payload := data[walHeader : walHeader+int(n)]
-		if walChecksum(data[:4], payload) != sum {
+		if walSum(gen, data[:4], payload) != sum {
 			break
 		}
 		if !decodeWALPayload(payload, b) {
@@ -175,59 +212,93 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 	return records, nil
 }
 
-// wal is the open active log file. Owned by Apply under Bolt.applyMu (and
-// by the checkpointer, which rotates it while holding applyMu).
+// wal is the open active log file and the spare. Owned by Apply under
+// Bolt.applyMu (append), and by the checkpointer, which rotates it while
+// holding applyMu and ckptMu and prepares the spare under ckptMu (spare,
+// spareGen, maxGen, lastUsed are only touched under ckptMu).
 type wal struct {
 	f      *os.File
-	path   string // active file
-	frozen string // the frozen file's name while a checkpoint runs
-	size   int64  // bytes of complete records in f
-	buf    []byte // scratch for one record
+	path   string  // active file
+	frozen string  // the frozen file's name while a checkpoint runs
+	spare  string  // the prepared spare file's name
+	gen    [8]byte // generation of f, covered by every record's CRC
+	size   int64   // bytes of file header and complete records in f
+	buf    []byte  // scratch for one record
 	noSync bool
 	broken bool // a write or sync failed: refuse further appends
+
+	hasSpare bool   // spare holds a file stamped with spareGen, synced
+	spareGen uint64 // generation written into the spare's header
+	maxGen   uint64 // the highest generation handed out
+	lastUsed int64  // bytes the last rotated-out file used
 }
 
-// openWAL creates (truncating) the active log file and makes its name
-// durable.
+// openWAL creates (truncating) the active log file with generation 1 and
+// makes it and its name durable; a spare left by an earlier run is
+// deleted.
 func openWAL(path string, noSync bool) (*wal, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	base := path[:len(path)-len(walSuffix)]
+	w := &wal{path: path, frozen: base + walFrozenSuffix, spare: base + walSpareSuffix, noSync: noSync, maxGen: 1}
+	if err := os.Remove(w.spare); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove %s: %w", w.spare, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	w := &wal{f: f, path: path, frozen: path[:len(path)-len(walSuffix)] + walFrozenSuffix, noSync: noSync}
-	if !noSync {
-		// The truncation must be durable before anything is committed to
-		// bbolt directly, or a crash could bring old records back.
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sync %s: %w", path, err)
-		}
+	w.f = f
+	// The truncation must be durable before anything is committed to
+	// bbolt directly, or a crash could bring old records back.
+	if err := w.stamp(f, 1); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if err := w.syncDir(); err != nil {
 		f.Close()
 		return nil, err
 	}
+	w.gen = genBytes(1)
+	w.size = walFileHeader
 	return w, nil
 }
 
-// append writes b as one record and syncs it. On a failed write the file
-// is cut back to its last complete record; if that or the sync fails the
-// log is broken for good (what the disk holds is unknown).
+func genBytes(gen uint64) [8]byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], gen)
+	return b
+}
+
+// stamp writes the file header for gen at the start of f and syncs it:
+// every record already in f stops counting.
+func (w *wal) stamp(f *os.File, gen uint64) error {
+	var h [walFileHeader]byte
+	copy(h[:], walMagic[:])
+	binary.BigEndian.PutUint64(h[8:], gen)
+	if _, err := f.WriteAt(h[:], 0); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if !w.noSync {
+		if err := datasync(f); err != nil {
+			return fmt.Errorf("sync %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// append writes b as one record at the end of the complete ones and syncs
+// it. A failed write leaves at most a torn record there, which the next
+// append overwrites (and which reading would stop at); if the sync fails
+// the log is broken for good (what the disk holds is unknown).
 func (w *wal) append(b *chat.Batch) error {
 	if w.broken {
 		return errWALBroken
 	}
-	w.buf = appendWALRecord(w.buf[:0], b)
-	if _, err := w.f.Write(w.buf); err != nil {
-		if terr := w.f.Truncate(w.size); terr != nil {
-			w.broken = true
-		} else if _, serr := w.f.Seek(w.size, io.SeekStart); serr != nil {
-			w.broken = true
-		}
+	w.buf = encodeWALRecord(w.buf[:0], b, w.gen[:])
+	if _, err := w.f.WriteAt(w.buf, w.size); err != nil {
 		return fmt.Errorf("storage: write-ahead log: %w", err)
 	}
 	if !w.noSync {
-		if err := w.f.Sync(); err != nil {
+		if err := datasync(w.f); err != nil {
 			w.broken = true
 			return fmt.Errorf("storage: write-ahead log sync: %w (%w)", err, errWALBroken)
 		}
@@ -239,12 +310,14 @@ func (w *wal) append(b *chat.Batch) error {
 	return nil
 }
 
-// rotate renames the active file to the frozen name and starts an empty
-// active file; both names are made durable before it returns.
+// rotate renames the active file to the frozen name and makes the spare
+// (or, without one, a new file) the active one; both names are durable
+// before it returns.
 func (w *wal) rotate() error {
 	if w.broken {
 		return errWALBroken
 	}
+	w.lastUsed = w.size
 	if err := w.f.Close(); err != nil {
 		w.broken = true
 		return fmt.Errorf("close %s: %w", w.path, err)
@@ -253,12 +326,35 @@ func (w *wal) rotate() error {
 		w.broken = true
 		return fmt.Errorf("rotate %s: %w", w.path, err)
 	}
-	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		w.broken = true
-		return fmt.Errorf("create %s: %w", w.path, err)
+	var f *os.File
+	var gen uint64
+	if w.hasSpare {
+		// Already stamped and synced by prepareSpare: only renamed here.
+		w.hasSpare = false
+		gen = w.spareGen
+		err := os.Rename(w.spare, w.path)
+		if err == nil {
+			f, err = os.OpenFile(w.path, os.O_RDWR, 0)
+		}
+		if err != nil {
+			w.broken = true
+			return fmt.Errorf("rotate %s: %w", w.spare, err)
+		}
+	} else {
+		w.maxGen++
+		gen = w.maxGen
+		var err error
+		if f, err = os.OpenFile(w.path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600); err != nil {
+			w.broken = true
+			return fmt.Errorf("create %s: %w", w.path, err)
+		}
+		if err := w.stamp(f, gen); err != nil {
+			f.Close()
+			w.broken = true
+			return err
+		}
 	}
-	w.f, w.size = f, 0
+	w.f, w.gen, w.size = f, genBytes(gen), walFileHeader
 	if err := w.syncDir(); err != nil {
 		w.broken = true
 		return err
@@ -266,22 +362,77 @@ func (w *wal) rotate() error {
 	return nil
 }
 
-// dropFrozen deletes the frozen file, durably: after this no restart can
-// replay it over later direct writes.
+// dropFrozen retires the frozen file once a checkpoint has written it to
+// bbolt: it becomes the spare, stamped with a new generation (so none of
+// its records can ever be replayed again, whatever its name after a
+// crash) and extended with zeroes to twice what the last file used, so
+// that the next active file is written in place. Called by the
+// checkpointer under ckptMu, without applyMu: Applies go on meanwhile.
 func (w *wal) dropFrozen() error {
-	if err := os.Remove(w.frozen); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", w.frozen, err)
+	if w.hasSpare {
+		if err := os.Remove(w.frozen); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", w.frozen, err)
+		}
+		return w.syncDir()
 	}
-	return w.syncDir()
+	if err := os.Rename(w.frozen, w.spare); err != nil {
+		return fmt.Errorf("keep %s: %w", w.frozen, err)
+	}
+	f, err := os.OpenFile(w.spare, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", w.spare, err)
+	}
+	defer f.Close()
+	gen := w.maxGen + 1
+	// The stamp (synced) comes first: from here on the old records are
+	// dead under any name.
+	if err := w.stamp(f, gen); err != nil {
+		return err
+	}
+	w.maxGen = gen
+	if err := extend(f, min(max(2*w.lastUsed, walMinAlloc), walMaxAlloc)); err != nil {
+		return err
+	}
+	if !w.noSync {
+		if err := datasync(f); err != nil {
+			return fmt.Errorf("sync %s: %w", w.spare, err)
+		}
+	}
+	w.hasSpare, w.spareGen = true, gen
+	return nil
 }
 
-// close closes and deletes the active file; the caller has written
-// everything in it to bbolt.
+// zeroes is what extend writes.
+var zeroes = make([]byte, 256<<10)
+
+// extend writes zeroes from f's end up to size bytes (real blocks, not a
+// hole or an unwritten extent: overwriting them later changes no file
+// metadata, so a data sync stays one write).
+func extend(f *os.File, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	for off := fi.Size(); off < size; {
+		n := min(int64(len(zeroes)), size-off)
+		if _, err := f.WriteAt(zeroes[:n], off); err != nil {
+			return fmt.Errorf("extend %s: %w", f.Name(), err)
+		}
+		off += n
+	}
+	return nil
+}
+
+// close closes and deletes the active and spare files; the caller has
+// written everything in them to bbolt.
 func (w *wal) close() error {
 	err := w.f.Close()
-	if rerr := os.Remove(w.path); rerr != nil && err == nil {
-		err = rerr
+	for _, p := range []string{w.path, w.spare} {
+		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
 	}
+	w.hasSpare = false
 	if serr := w.syncDir(); serr != nil && err == nil {
 		err = serr
 	}

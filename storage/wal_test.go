@@ -313,8 +313,9 @@ func TestCrashRecovery(t *testing.T) {
 			if _, err := os.Stat(path + walFrozenSuffix); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("frozen WAL still there after Open: %v", err)
 			}
-			if fi, err := os.Stat(path + walSuffix); err != nil || fi.Size() != 0 {
-				t.Errorf("active WAL after Open: %v, %v; want empty", fi, err)
+			var none chat.Batch
+			if n, err := readWAL(path+walSuffix, &none); err != nil || n != 0 {
+				t.Errorf("active WAL after Open: %d records (%v); want none", n, err)
 			}
 			// The recovered store goes on working.
 			mustApply(t, c, p2pBatch(sessions, 7))
@@ -343,11 +344,16 @@ func walOf(bs ...*chat.Batch) []byte {
 // stops at a torn or corrupt last one (its Apply never returned).
 func TestTornWALTail(t *testing.T) {
 	const sessions = 3
-	full := walOf(p2pBatch(sessions, 4))
+	// The live files' records carry generation 1 (a fresh store).
+	gen := genBytes(1)
+	full := encodeWALRecord(nil, p2pBatch(sessions, 4), gen[:])
 	tests := []struct {
 		name string
 		tail []byte
+		want uint64
 	}{
+		{name: "a whole record", tail: full, want: 4},
+		{name: "a whole record of another generation", tail: walOf(p2pBatch(sessions, 4))},
 		{name: "half a header", tail: full[:5]},
 		{name: "header only", tail: full[:walHeader]},
 		{name: "payload cut short", tail: full[:len(full)-3]},
@@ -376,7 +382,7 @@ func TestTornWALTail(t *testing.T) {
 			}
 			f.Close()
 			c := reopen(t, path)
-			checkSessions(t, c, sessions, 3)
+			checkSessions(t, c, sessions, max(tc.want, 3))
 		})
 	}
 }
@@ -595,4 +601,47 @@ func compareStores(t *testing.T, ctx context.Context, s *Bolt, ref *memstore.Sto
 			}
 		}
 	}
+}
+
+// TestWALRecycled checks that a checkpointed WAL file becomes the spare,
+// stamped with a new generation and preallocated, that the next rotation
+// writes into it in place, and that the records left in it from before
+// never count again.
+func TestWALRecycled(t *testing.T) {
+	const sessions = 3
+	s := openTempOpt(t, Options{CheckpointInterval: -1})
+	setupSessions(t, s, sessions)
+	for seq := uint64(1); seq <= 6; seq++ {
+		mustApply(t, s, p2pBatch(sessions, seq))
+	}
+	settle(t, s) // the file with 6 records becomes the spare
+	fi, err := os.Stat(s.path + walSpareSuffix)
+	if err != nil {
+		t.Fatalf("no spare after a checkpoint: %v", err)
+	}
+	if fi.Size() < walMinAlloc {
+		t.Errorf("spare is %d bytes, want at least %d preallocated", fi.Size(), walMinAlloc)
+	}
+	var b chat.Batch
+	if n, err := readWAL(s.path+walSpareSuffix, &b); err != nil || n != 0 {
+		t.Fatalf("spare reads as %d records (%v), want none: its old records must be dead", n, err)
+	}
+	mustApply(t, s, p2pBatch(sessions, 7))
+	settle(t, s) // rotation: the spare is the active file now
+	if _, err := os.Stat(s.path + walSpareSuffix); err != nil {
+		t.Fatalf("no spare after the second checkpoint: %v", err)
+	}
+	mustApply(t, s, p2pBatch(sessions, 8))
+	fi, err = os.Stat(s.path + walSuffix)
+	if err != nil || fi.Size() < walMinAlloc {
+		t.Fatalf("active file %v (%v): want the preallocated spare, written in place", fi, err)
+	}
+	b = chat.Batch{}
+	n, err := readWAL(s.path+walSuffix, &b)
+	if err != nil || n != 1 || len(b.Messages) != sessions || b.Messages[0].Seq != 8 {
+		t.Fatalf("active file reads as %d records, %d messages (%v); want only the one of seq 8", n, len(b.Messages), err)
+	}
+	path := copyStore(t, s)
+	c := reopen(t, path)
+	checkSessions(t, c, sessions, 8)
 }

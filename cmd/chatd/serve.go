@@ -135,7 +135,7 @@ type server struct {
 func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
 	s := &server{started: time.Now()}
 	path := filepath.Join(cfg.DataDir, dbFile)
-	st, err := storage.Open(path, storage.Options{})
+	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
 	}

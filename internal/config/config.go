@@ -117,6 +117,9 @@ type Config struct {
 	HistoryLimit int
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
+	// CheckpointInterval is how often the store writes its write-ahead
+	// log's changes into the database file (sooner when they pass ~64 MiB).
+	CheckpointInterval time.Duration
 
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.

@@ -130,6 +130,8 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.HistoryLimit }),
 	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
 		func(c *Config) *int { return &c.JournalSize }),
+	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
+		func(c *Config) *time.Duration { return &c.CheckpointInterval }),
 
 	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),

@@ -1,0 +1,18 @@
+package storage
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// datasync flushes f's data and the metadata needed to read it back
+// (fdatasync): over blocks already written, no inode update, so one write.
+func datasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
