@@ -68,7 +68,7 @@ type Options struct {
 	// needs bbolt, and on Backup and Close.
 	CheckpointInterval time.Duration
 	// CheckpointMessages starts a checkpoint early once the overlay holds
-	// this many messages. Zero means 200,000.
+	// this many messages. Zero means 50,000 (a second at 50k msg/s).
 	CheckpointMessages int
 }
 
@@ -150,7 +150,7 @@ func Open(path string, opt Options) (*Bolt, error) {
 	s := &Bolt{db: db, path: path, active: newOverlay(), maxMsgs: int64(opt.CheckpointMessages),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.maxMsgs <= 0 {
-		s.maxMsgs = 200_000
+		s.maxMsgs = 50_000
 	}
 	if err := s.recover(opt.NoSync); err != nil {
 		db.Close()
