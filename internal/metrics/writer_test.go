@@ -130,6 +130,7 @@ func TestRuntimeAndProcessFamilies(t *testing.T) {
 	}
 	positive := []string{"go_goroutines", "go_threads", "go_gomaxprocs", "go_memstats_heap_alloc_bytes",
 		"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_sys_bytes",
+		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes",
 		"process_resident_memory_bytes", "process_start_time_seconds"}
 	for _, name := range positive {
 		if v, ok := fams.Value(name); !ok || v <= 0 {
