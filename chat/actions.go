@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Actions lists every client action, for docs and the unknown-action error.
@@ -321,7 +322,7 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
-	o := &op{sess: s, preview: preview}
+	o := &op{sess: s, preview: preview, start: time.Now().UnixNano()}
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
 	return o, nil

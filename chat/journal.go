@@ -17,6 +17,7 @@ type op struct {
 	preview string
 	origin  *Client // the connection that sent it: replied to, not echoed
 	reqID   []byte  // raw JSON id of the request, for reply_to
+	start   int64   // unix nanos when the send was decoded (SendAckSeconds)
 
 	// generic write
 	batch *Batch
@@ -261,6 +262,9 @@ func (c *Core) finish(o *op) {
 			o.origin.replyErr(o.reqID, o.result.err)
 		} else {
 			o.origin.reply(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send))
+			if o.start != 0 {
+				c.hists.ack.Observe(uint64(max(time.Now().UnixNano()-o.start, 0)))
+			}
 		}
 	}
 	if o.res != nil {

@@ -85,6 +85,18 @@ type StoreHistograms struct {
 	// CommitSeconds is the duration of the Store.Apply of a commit (the
 	// transaction and its fsync).
 	CommitSeconds HistogramSnapshot
+	// SendAckSeconds is, per message sent over a connection, the time from
+	// its decoding to its acknowledgement being queued to the sender:
+	// journal queue, commit and fsync included, the socket write not.
+	SendAckSeconds HistogramSnapshot
+}
+
+// ackBounds are the send-to-ack buckets in nanoseconds, fine around the
+// 2 ms latency budget.
+var ackBounds = []uint64{
+	100e3, 250e3, 500e3, 750e3,
+	1e6, 1.5e6, 2e6, 3e6, 5e6, 7.5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 500e6,
+	1e9, 2.5e9,
 }
 
 // commitBounds are the commit-duration buckets in nanoseconds: 50 µs to
@@ -104,6 +116,7 @@ var batchBounds = []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 40
 type storeHists struct {
 	batch  *Histogram
 	commit *Histogram // nanoseconds
+	ack    *Histogram // nanoseconds; observed by the deliverer
 }
 
 // observe records one commit that started at start and wrote n ops.
@@ -113,14 +126,14 @@ func (h *storeHists) observe(start time.Time, n int) {
 }
 
 func newStoreHists() *storeHists {
-	return &storeHists{batch: NewHistogram(batchBounds, 1), commit: NewHistogram(commitBounds, 1e9)}
+	return &storeHists{batch: NewHistogram(batchBounds, 1), commit: NewHistogram(commitBounds, 1e9), ack: NewHistogram(ackBounds, 1e9)}
 }
 
-// StoreHistograms returns the journal's batch-size and commit-duration
-// histograms.
+// StoreHistograms returns the journal's batch-size, commit-duration and
+// send-to-ack histograms.
 func (c *Core) StoreHistograms() StoreHistograms {
 	h := c.hists
-	return StoreHistograms{BatchSize: h.batch.Snapshot(), CommitSeconds: h.commit.Snapshot()}
+	return StoreHistograms{BatchSize: h.batch.Snapshot(), CommitSeconds: h.commit.Snapshot(), SendAckSeconds: h.ack.Snapshot()}
 }
 
 // Subscribers is the number of live event-bus subscriptions.

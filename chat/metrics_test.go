@@ -75,6 +75,11 @@ func TestStoreHistograms(t *testing.T) {
 	if h.BatchSize.Sum < 5 || h.CommitSeconds.Sum <= 0 {
 		t.Fatalf("batch sum %v, commit seconds %v", h.BatchSize.Sum, h.CommitSeconds.Sum)
 	}
+	// The five sends were acknowledged: five send-to-ack observations, each
+	// at least as long as a commit is short.
+	if n := h.SendAckSeconds.Count - before.SendAckSeconds.Count; n != 5 || h.SendAckSeconds.Sum <= 0 {
+		t.Fatalf("send-to-ack histogram: %d observations (sum %v), want 5", n, h.SendAckSeconds.Sum)
+	}
 	if h.CommitSeconds.Bounds[0] != 50e-6 || h.BatchSize.Bounds[len(h.BatchSize.Bounds)-1] != 4096 {
 		t.Fatalf("bounds %v / %v", h.CommitSeconds.Bounds, h.BatchSize.Bounds)
 	}

@@ -67,6 +67,7 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	sh := s.core.StoreHistograms()
 	w.Histogram("chatd_store_batch_size", "Writes committed together in one group commit.", metrics.HistogramData(sh.BatchSize))
 	w.Histogram("chatd_store_commit_seconds", "Duration of one group commit's store transaction, fsync included.", metrics.HistogramData(sh.CommitSeconds))
+	w.Histogram("chatd_send_ack_seconds", "Per message sent by a client: from its decoding to its acknowledgement being queued (journal wait, commit and fsync included; the socket write not).", metrics.HistogramData(sh.SendAckSeconds))
 	if w.Family("chatd_errors_total", metrics.Counter, "Errors answered to clients, by code.") {
 		for _, code := range chat.Codes {
 			w.Sample(float64(cs.Errors[code]), metrics.Label{Name: "code", Value: string(code)})

@@ -152,6 +152,11 @@ func TestMetrics(t *testing.T) {
 	if commits < 3 {
 		t.Fatalf("commits %v", commits)
 	}
+	// The three sends came over the HTTP API: no connection was acked, so
+	// the send-to-ack histogram is there and empty (chat's tests count it).
+	if fams["chatd_send_ack_seconds"].Type != "histogram" || value(t, fams, "chatd_send_ack_seconds_count") != 0 {
+		t.Errorf("chatd_send_ack_seconds: type %q count %v, want an empty histogram", fams["chatd_send_ack_seconds"].Type, value(t, fams, "chatd_send_ack_seconds_count"))
+	}
 	for _, hname := range []string{"chatd_store_batch_size", "chatd_store_commit_seconds"} {
 		if fams[hname].Type != "histogram" {
 			t.Fatalf("%s type %s", hname, fams[hname].Type)
