@@ -23,12 +23,15 @@ type dialer struct {
 	next    atomic.Uint64
 }
 
-// dial opens one TCP connection.
+// dial opens one TCP connection. TCP keep-alive is off: WebSocket pings
+// and HTTP idle timeouts already watch the connections, and it would cost
+// four setsockopt calls per connection.
 func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.timeout}
+	nd := net.Dialer{Timeout: d.timeout, KeepAlive: -1}
 	if len(d.srcs) > 0 {
 		i := d.next.Add(1) - 1
 		nd.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.srcs[i%uint64(len(d.srcs))], 0))
+		nd.Control = bindNoPort
 	}
 	return nd.DialContext(ctx, "tcp", d.ep.addr.String())
 }

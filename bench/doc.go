@@ -29,8 +29,13 @@
 //     every message seen live or by sync after a reconnect. A run whose
 //     counts do not add up reports the problem and is not OK.
 //
-// Ownership: a Run owns everything it creates; each client connection has
-// one reader goroutine (the only reader of its socket and read buffer) and
-// a mutex guarding its write side; counters shared across goroutines are
-// atomics; histograms are sharded, each shard behind its own mutex.
+// Ownership: a Run owns everything it creates. In p2p, group, churn and
+// http (and connect with --portable or off Linux) each client connection
+// has one reader goroutine (the only reader of its socket and read buffer)
+// and a mutex guarding its write side. The Linux connect scenario instead
+// runs one epoll loop per core (fastconnect_linux.go): each loop alone owns
+// its connections' sockets, buffers and state, from dial to close, so the
+// load generator's cost per connection stays well below the server's.
+// Counters shared across goroutines are atomics; histograms are sharded,
+// each shard behind its own mutex.
 package bench

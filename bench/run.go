@@ -413,9 +413,17 @@ func (e *env) ramp(users []int) []*wsConn {
 		ok.Add(1)
 		return nil
 	})
+	e.recordRamp(t0, ok.Load(), failed.Load(), &failures, len(users))
+	return conns
+}
+
+// recordRamp adds one ramp's outcome (started at t0, of n connections) to
+// the report's connection figures; both connectors end with it.
+func (e *env) recordRamp(t0 time.Time, ok, failed int64, failures *counts, n int) {
+	c := &e.rep.Conns
 	c.RampS += time.Since(t0).Seconds()
-	c.Connected += ok.Load()
-	c.Failed += failed.Load()
+	c.Connected += ok
+	c.Failed += failed
 	for k, v := range failures.snapshot() {
 		if c.Failures == nil {
 			c.Failures = map[string]int64{}
@@ -426,10 +434,9 @@ func (e *env) ramp(users []int) []*wsConn {
 		c.RatePerS = float64(c.Connected) / c.RampS
 	}
 	c.Latency = e.connectLat.Summary()
-	if f := failed.Load(); f > 0 {
-		e.problem(group3(f) + " of " + group3(int64(len(users))) + " connections failed")
+	if failed > 0 {
+		e.problem(group3(failed) + " of " + group3(int64(n)) + " connections failed")
 	}
-	return conns
 }
 
 // sleepUntil waits until run time at; false when ctx ended first.

@@ -16,9 +16,15 @@ import (
 // cause, and the server's memory per connection: the growth of the
 // server's own RSS figure (heap where RSS is not reported) from before the
 // ramp to Settle after the last login, divided by the connections.
+//
+// On Linux the connections are opened and held by the fast connector
+// (raw sockets on a few epoll loops, see fastconnect.go), so that the rate
+// measured is the server's and not chatbench's; elsewhere, or with
+// Portable, by the portable client that the other scenarios use.
 type Connect struct {
-	Conns  int           // connections to open; zero means 1,000
-	Settle time.Duration // idle time before the "after" memory sample; zero means 2s
+	Conns    int           // connections to open; zero means 1,000
+	Settle   time.Duration // idle time before the "after" memory sample; zero means 2s
+	Portable bool          // use the portable client (a goroutine per connection) even on Linux
 }
 
 // Name implements Scenario.
@@ -27,9 +33,10 @@ func (*Connect) Name() string { return "connect" }
 // MarshalJSON renders the parameters for the report.
 func (s *Connect) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Conns   int     `json:"conns"`
-		SettleS float64 `json:"settle_s"`
-	}{s.Conns, s.Settle.Seconds()})
+		Conns    int     `json:"conns"`
+		SettleS  float64 `json:"settle_s"`
+		Portable bool    `json:"portable,omitempty"`
+	}{s.Conns, s.Settle.Seconds(), s.Portable})
 }
 
 func (s *Connect) check(*Options) error {
@@ -50,8 +57,22 @@ func (s *Connect) sockets() int { return s.Conns }
 
 func (s *Connect) run(e *env) error {
 	users := seq(0, s.Conns)
-	conns := e.ramp(users)
-	defer e.closeAll(conns)
+	cpu0, hasCPU := cpuTime()
+	t0 := time.Now()
+	if fastSupported && !s.Portable {
+		h, err := e.rampFast(users)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			e.prog.set("closing", func(b []byte) []byte { return append(b, "closing connections"...) })
+			h.close(time.Second)
+		}()
+	} else {
+		conns := e.ramp(users)
+		defer e.closeAll(conns)
+	}
+	e.noteRampCPU(cpu0, hasCPU, t0, e.rep.Conns.Connected)
 	rampEnd := time.Now()
 	before := e.rep.Server
 	e.prog.set("settle", func(b []byte) []byte {

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -561,25 +560,16 @@ func (c *wsConn) close(wait time.Duration) {
 // handshake performs the WebSocket upgrade on a fresh socket. Bytes the
 // server sent after its response stay in the read buffer.
 func (c *wsConn) handshake(host, path string) error {
-	var kb [16]byte
-	binary.LittleEndian.PutUint64(kb[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(kb[8:], rand.Uint64())
-	key := base64.StdEncoding.EncodeToString(kb[:])
-	req := make([]byte, 0, 256)
-	req = append(req, "GET "...)
-	req = append(req, path...)
-	req = append(req, " HTTP/1.1\r\nHost: "...)
-	req = append(req, host...)
-	req = append(req, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
-	req = append(req, key...)
-	req = append(req, "\r\nSec-WebSocket-Version: 13\r\nUser-Agent: chatbench\r\n\r\n"...)
+	key := newWSKey(rand.Uint64(), rand.Uint64())
+	req := appendUpgradeRequest(make([]byte, 0, 256), host, path, key[:])
 	if _, err := c.nc.Write(req); err != nil {
 		return err
 	}
 	for {
-		if end := bytes.Index(c.rb[:c.re], []byte("\r\n\r\n")); end >= 0 {
+		if end := bytes.Index(c.rb[:c.re], crlfCRLF); end >= 0 {
 			c.rs = end + 4
-			return checkUpgrade(c.rb[:end+2], key)
+			want := acceptFor(key)
+			return checkUpgrade(c.rb[:end+2], want[:])
 		}
 		if c.re == len(c.rb) {
 			return errors.New("response header too long")
@@ -592,14 +582,18 @@ func (c *wsConn) handshake(host, path string) error {
 	}
 }
 
+// crlfCRLF ends an HTTP head.
+var crlfCRLF = []byte("\r\n\r\n")
+
 // upgradeError is a handshake answered with something other than 101.
 type upgradeError struct{ status int }
 
 func (e *upgradeError) Error() string { return "HTTP " + strconv.Itoa(e.status) }
 
 // checkUpgrade validates the server's handshake response head (status line
-// and header lines, each ending in CRLF).
-func checkUpgrade(head []byte, key string) error {
+// and header lines, each ending in CRLF): status 101 and the
+// Sec-WebSocket-Accept value want. It does not allocate unless it fails.
+func checkUpgrade(head []byte, want []byte) error {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	// "HTTP/1.1 101 Switching Protocols"
 	_, after, ok := bytes.Cut(line, []byte(" "))
@@ -613,13 +607,12 @@ func checkUpgrade(head []byte, key string) error {
 	if status != 101 {
 		return &upgradeError{status: int(status)}
 	}
-	want := wsproto.AcceptKey(key)
 	for len(rest) > 0 {
 		var h []byte
 		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, val, ok := bytes.Cut(h, []byte(":"))
 		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
-			if string(bytes.TrimSpace(val)) != want {
+			if !bytes.Equal(bytes.TrimSpace(val), want) {
 				return errors.New("wrong Sec-WebSocket-Accept")
 			}
 			return nil
@@ -666,8 +659,17 @@ func (c *wsConn) loginSync(app, token string) error {
 	}
 }
 
-// appendJSONString appends s as a JSON string (cold paths).
+// appendJSONString appends s as a JSON string, exactly as encoding/json
+// writes it. Strings of printable ASCII that need no escaping (tokens, app
+// ids) are copied without allocating; others go through encoding/json.
 func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(dst, b...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

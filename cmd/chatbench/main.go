@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,11 @@ Usage:
 Scenario flags (defaults in parentheses):
   connect  -n, --conns N         connections (1000)
            --settle DURATION     idle time before the memory sample (2s)
+           --portable            open the connections with the goroutine-per-
+                                 connection client the other scenarios use;
+                                 by default, on Linux, a few epoll loops open
+                                 and hold them so that chatbench's own cost
+                                 does not limit the rate it measures
   p2p      --pairs N             pairs of users, 2 connections each (1000)
            --rate MSG/S          messages per second in total (10000)
   group    --groups N            groups (1)
@@ -112,6 +118,8 @@ Common flags:
   --json                  print the report as one JSON line on stdout (the
                           table goes to stderr)
   --quiet                 no live progress line
+  --cpuprofile FILE       write chatbench's own CPU profile to FILE (go tool
+                          pprof), to tell the client's cost from the server's
 
 Latency is measured from each message's intended send time (open-loop, so a
 slow server shows up as latency, not as a lower rate); "send lag" is how late
@@ -135,6 +143,7 @@ type common struct {
 	state     string
 	jsonOut   bool
 	quiet     bool
+	cpuprof   string
 	connRate  float64
 	deadline  time.Duration
 	duration  time.Duration
@@ -169,6 +178,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.o.Workers, "workers", 32, "")
 	fs.BoolVar(&c.jsonOut, "json", false, "")
 	fs.BoolVar(&c.quiet, "quiet", false, "")
+	fs.StringVar(&c.cpuprof, "cpuprofile", "", "")
 }
 
 // resolve turns the flags into Options: addresses from chatd.run, the
@@ -259,6 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&sc.Conns, "conns", 1000, "")
 		fs.IntVar(&sc.Conns, "n", 1000, "")
 		fs.DurationVar(&sc.Settle, "settle", 2*time.Second, "")
+		fs.BoolVar(&sc.Portable, "portable", false, "")
 		s = sc
 	case "p2p":
 		sc := &bench.P2P{}
@@ -316,7 +327,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	stopProfile, err := startCPUProfile(c.cpuprof)
+	if err != nil {
+		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
+		return exitError
+	}
 	rep, err := bench.Run(ctx, c.o, s)
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, perr)
+	}
 	if rep != nil {
 		table := stdout
 		if c.jsonOut {
@@ -338,4 +357,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// startCPUProfile starts profiling chatbench's own CPU into path (empty:
+// no profile) and returns the function that stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, errors.New("--cpuprofile: " + err.Error())
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, errors.New("--cpuprofile: " + err.Error())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return errors.New("--cpuprofile: " + err.Error())
+		}
+		return nil
+	}, nil
 }
