@@ -6,8 +6,10 @@
 //
 // Who owns what:
 //   - Client.queue, Client.running, Client.closed: Client.mu, any goroutine.
-//     A Client's actions run one at a time, in arrival order, on a goroutine
-//     that exists only while the client has queued work.
+//     A Client's actions run one at a time, in arrival order, on a drain
+//     worker that holds the client only while it has queued work; an idle
+//     worker waits (Core.idle) for the next client that needs one, and
+//     exits after workerIdle.
 //   - user.clients: an immutable snapshot swapped under user.mu; fan-out
 //     reads it without locking.
 //   - sess.roster: an immutable snapshot swapped under sess.mu.
@@ -124,6 +126,11 @@ type Core struct {
 	unauthMu sync.Mutex
 	unauth   map[*Client]int64 // attached, not logged in → attach time (unix ns)
 
+	// idle hands a client with work to a drain worker that is waiting for
+	// one (unbuffered: a send succeeds only if a worker is ready; else a
+	// new worker starts). See Client.HandleMessage.
+	idle chan *Client
+
 	bus   *Bus
 	hists *storeHists // journal commit metrics (metrics.go)
 
@@ -184,6 +191,7 @@ func New(cfg Config, st Store) (*Core, error) {
 		pairs:    make(map[string]SessionID),
 		system:   make(map[string]SessionID),
 		unauth:   make(map[*Client]int64),
+		idle:     make(chan *Client),
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
