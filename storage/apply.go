@@ -86,7 +86,7 @@ const overlayHardFactor = 8
 // one arena reused across batches (bbolt keeps value slices until commit,
 // while it copies keys, so keys share one scratch buffer).
 func (s *Bolt) applyDirect(b *chat.Batch) error {
-	s.ckptMu.Lock()
+	s.lockCkpt()
 	defer s.ckptMu.Unlock()
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()

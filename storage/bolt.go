@@ -88,6 +88,12 @@ type Bolt struct {
 	// directly; guards cw.
 	ckptMu sync.Mutex
 	cw     writer // the checkpoint's scratch
+	// pacing is set (under ckptMu) while the background checkpointer
+	// runs a checkpoint: flush may rest between transactions.
+	pacing bool
+	// ckptWaiters counts callers blocked on ckptMu that must not wait
+	// out a paced checkpoint (lockCkpt).
+	ckptWaiters atomic.Int32
 
 	applyMu sync.Mutex // serialises Apply; guards w, wal and closed
 	w       writer     // a direct Apply's reusable scratch
@@ -227,7 +233,7 @@ func (s *Bolt) Close() error {
 func (s *Bolt) close() error {
 	close(s.stop)
 	<-s.done
-	s.ckptMu.Lock()
+	s.lockCkpt()
 	defer s.ckptMu.Unlock()
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()

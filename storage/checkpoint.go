@@ -18,6 +18,8 @@ import (
 const (
 	ckptChunk = 1024
 	ckptYield = 128
+	// ckptMaxRest caps the pause after one chunk's transaction.
+	ckptMaxRest = 20 * time.Millisecond
 )
 
 // errClosed is returned by Apply and Backup after Close.
@@ -42,16 +44,26 @@ func (s *Bolt) checkpointer(interval time.Duration) {
 		case <-tick:
 		case <-s.kick:
 		}
-		_ = s.checkpoint() // see above: retried, reported by Close
+		_ = s.checkpointPaced(true) // see above: retried, reported by Close
 	}
 }
 
 // checkpoint writes everything Apply has returned for into bbolt and
 // deletes its WAL. Hot Applies continue while bbolt commits: they go to a
 // fresh overlay and WAL file.
-func (s *Bolt) checkpoint() error {
-	s.ckptMu.Lock()
+func (s *Bolt) checkpoint() error { return s.checkpointPaced(false) }
+
+// checkpointPaced is checkpoint; paced (the background checkpointer only)
+// lets flush rest between transactions while nobody waits for ckptMu.
+func (s *Bolt) checkpointPaced(paced bool) error {
+	if paced {
+		s.ckptMu.Lock()
+	} else {
+		s.lockCkpt()
+	}
 	defer s.ckptMu.Unlock()
+	s.pacing = paced
+	defer func() { s.pacing = false }()
 	if err := s.flush(); err != nil { // one left by a failed checkpoint
 		return err
 	}
@@ -66,6 +78,14 @@ func (s *Bolt) checkpoint() error {
 		return err
 	}
 	return s.flush()
+}
+
+// lockCkpt takes ckptMu for a caller that must not wait out a paced
+// checkpoint: while it waits, flush stops resting between transactions.
+func (s *Bolt) lockCkpt() {
+	s.ckptWaiters.Add(1)
+	s.ckptMu.Lock()
+	s.ckptWaiters.Add(-1)
 }
 
 // checkpointLocked is checkpoint for a caller holding ckptMu and applyMu:
@@ -135,7 +155,17 @@ func (s *Bolt) flush() error {
 	}()
 	var sub chat.Batch
 	tx := func(fill func(tx *bolt.Tx) error) error {
+		start := time.Now()
 		err := s.db.Update(fill)
+		// Pace: rest as long as the transaction took (its fsync most of
+		// all), so that the WAL's syncs, which share the disk, queue
+		// behind one chunk's pages at a time rather than a whole
+		// checkpoint's. Not when someone waits for ckptMu (a direct
+		// write, Backup, Close) nor when the next overlay is filling up
+		// already: then the checkpoint is behind and must not wait.
+		if s.pacing && s.ckptWaiters.Load() == 0 && s.activeN.Load() < s.maxMsgs/2 {
+			time.Sleep(min(time.Since(start), ckptMaxRest))
+		}
 		runtime.Gosched()
 		return err
 	}
