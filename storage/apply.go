@@ -127,7 +127,8 @@ type writer struct {
 	// not decode is skipped rather than failing, so one corrupt record
 	// cannot stop every later checkpoint (reads of it fail anyway).
 	checkpoint bool
-	puts       int // Puts since the checkpoint last yielded
+	puts       int  // Puts since the checkpoint last yielded
+	relaxed    bool // the checkpoint may yield (see Bolt.flush)
 
 	// cidf learns every cid key the direct path writes (before the Put:
 	// a rolled-back key only costs a false positive).
@@ -481,10 +482,11 @@ func (w *writer) putMessages(b *chat.Batch) error {
 	return nil
 }
 
-// yield gives the processor away every ckptYield Puts of a checkpoint
-// (see Bolt.flush); hot paths never yield.
+// yield gives the processor away every ckptYield Puts of a relaxed
+// checkpoint (see Bolt.flush); hot paths and urgent checkpoints never
+// yield.
 func (w *writer) yield() {
-	if !w.checkpoint {
+	if !w.checkpoint || !w.relaxed {
 		return
 	}
 	if w.puts++; w.puts >= ckptYield {

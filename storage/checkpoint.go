@@ -150,23 +150,32 @@ func (s *Bolt) flush() error {
 	w := &s.cw
 	w.checkpoint = true
 	defer func() {
-		w.checkpoint = false
+		w.checkpoint, w.relaxed = false, false
 		w.release()
 	}()
 	var sub chat.Batch
+	// relaxed: the checkpoint may give way to the hot path (yield every
+	// ckptYield puts, rest between transactions). Only the background
+	// checkpointer, only while nobody waits for ckptMu (a direct write,
+	// Backup, Close) and only while the next overlay is less than half
+	// full: a checkpoint that is behind runs flat out, or under
+	// saturation the overlay outgrew it (at 60k msg/s offered it reached
+	// the hard limit and sends stalled for seconds).
+	relaxed := func() bool {
+		return s.pacing && s.ckptWaiters.Load() == 0 && s.activeN.Load() < s.maxMsgs/2
+	}
+	w.relaxed = relaxed()
 	tx := func(fill func(tx *bolt.Tx) error) error {
 		start := time.Now()
 		err := s.db.Update(fill)
 		// Pace: rest as long as the transaction took (its fsync most of
 		// all), so that the WAL's syncs, which share the disk, queue
 		// behind one chunk's pages at a time rather than a whole
-		// checkpoint's. Not when someone waits for ckptMu (a direct
-		// write, Backup, Close) nor when the next overlay is filling up
-		// already: then the checkpoint is behind and must not wait.
-		if s.pacing && s.ckptWaiters.Load() == 0 && s.activeN.Load() < s.maxMsgs/2 {
+		// checkpoint's.
+		if w.relaxed = relaxed(); w.relaxed {
 			time.Sleep(min(time.Since(start), ckptMaxRest))
+			runtime.Gosched()
 		}
-		runtime.Gosched()
 		return err
 	}
 	for i := 0; i < len(b.Messages); i += ckptChunk {
@@ -197,7 +206,9 @@ func (s *Bolt) flush() error {
 			cids := t.Bucket(bCIDs)
 			for n, k := range part {
 				if n%ckptYield == ckptYield-1 {
-					runtime.Gosched()
+					if w.relaxed = relaxed(); w.relaxed {
+						runtime.Gosched()
+					}
 				}
 				ref := fr.cids[k]
 				start := len(w.arena)
