@@ -77,6 +77,7 @@ type chatdProc struct {
 	exited   chan struct{} // closed when the process has exited
 	exitErr  error         // set before exited is closed
 	output   *syncBuffer   // its stdout and stderr
+	killed   bool          // killed on purpose (kill9): stop does nothing
 }
 
 // syncBuffer is a bytes.Buffer safe for the process's writers and the test.
@@ -103,8 +104,13 @@ func (s *syncBuffer) String() string {
 // then SIGKILL) when the test ends, checking that it exits cleanly.
 func startBinary(t *testing.T, nofile int, flags ...string) *chatdProc {
 	t.Helper()
+	return startBinaryIn(t, t.TempDir(), nofile, flags...)
+}
+
+// startBinaryIn is startBinary on the data folder dir (a restart).
+func startBinaryIn(t *testing.T, dir string, nofile int, flags ...string) *chatdProc {
+	t.Helper()
 	bin := chatdBinary(t)
-	dir := t.TempDir()
 	args := append([]string{"--data", dir, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--admin-key", binAdminKey, "--log-level", "warn"}, flags...)
 	var cmd *exec.Cmd
@@ -146,8 +152,19 @@ func startBinary(t *testing.T, nofile int, flags ...string) *chatdProc {
 	return p
 }
 
+// kill9 kills the process with SIGKILL (a crash: nothing runs on the
+// way out) and waits for it to be gone.
+func (p *chatdProc) kill9() {
+	p.killed = true
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
 // stop ends the process gracefully and checks that it exited with 0.
 func (p *chatdProc) stop() {
+	if p.killed {
+		return
+	}
 	select {
 	case <-p.exited:
 		p.t.Errorf("chatd had already exited: %v\n%s", p.exitErr, tail(p.output.String(), 4000))
