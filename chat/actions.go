@@ -160,7 +160,8 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	if first {
 		c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
 	}
-	cl.reply(appendOK(nil, r.ID, loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}))
+	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
+	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))
 }
 
 // authenticate checks a chat token.

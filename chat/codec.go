@@ -145,6 +145,25 @@ func appendOK(dst []byte, id []byte, data any) []byte {
 	return append(dst, '}')
 }
 
+// appendLoginOK encodes the reply to a login (hot in connection bursts):
+// what appendOK makes of a loginData, without encoding/json.
+func appendLoginOK(dst []byte, id []byte, d *loginData) []byte {
+	dst = appendReplyTo(dst, id)
+	dst = append(dst, `,"ok":true,"data":{"uid":`...)
+	dst = appendString(dst, d.UID)
+	dst = append(dst, `,"nickname":`...)
+	dst = appendString(dst, d.Nickname)
+	if d.Avatar != "" {
+		dst = append(dst, `,"avatar":`...)
+		dst = appendString(dst, d.Avatar)
+	}
+	dst = append(dst, `,"server_time":`...)
+	dst = strconv.AppendInt(dst, d.ServerTime, 10)
+	dst = append(dst, `,"expires_at":`...)
+	dst = strconv.AppendInt(dst, d.ExpiresAt, 10)
+	return append(dst, "}}"...)
+}
+
 // appendSendAck encodes the reply to a send (hot path).
 func appendSendAck(dst []byte, id []byte, r *SendResult) []byte {
 	dst = appendReplyTo(dst, id)
