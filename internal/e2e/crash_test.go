@@ -45,7 +45,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 		acked = map[int]ack{} // message number → its ack
 	)
 	const total = 400000 // a bound; the kill comes long before
-	killAt := 3000 // acks before the kill
+	killAt := 3000       // acks before the kill
 	done := make(chan struct{})
 	go func() { // reader: acks until the connection dies with the process
 		defer close(done)
