@@ -441,18 +441,7 @@ func (e *env) recordRamp(t0 time.Time, ok, failed int64, failures *counts, n int
 
 // sleepUntil waits until run time at; false when ctx ended first.
 func sleepUntil(ctx context.Context, clk clock, at int64) bool {
-	d := time.Duration(at - clk.now())
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleepCtx(ctx, time.Duration(at-clk.now()))
 }
 
 // closeAll closes every connection (close frame, then the socket) with

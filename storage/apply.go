@@ -127,8 +127,8 @@ type writer struct {
 	// not decode is skipped rather than failing, so one corrupt record
 	// cannot stop every later checkpoint (reads of it fail anyway).
 	checkpoint bool
-	puts       int  // Puts since the checkpoint last yielded
-	relaxed    bool // the checkpoint may yield (see Bolt.flush)
+	puts       int         // Puts since the checkpoint last yielded
+	mayYield   func() bool // set by a checkpoint: whether it may yield now (Bolt.relaxed)
 
 	// cidf learns every cid key the direct path writes (before the Put:
 	// a rolled-back key only costs a false positive).
@@ -482,16 +482,17 @@ func (w *writer) putMessages(b *chat.Batch) error {
 	return nil
 }
 
-// yield gives the processor away every ckptYield Puts of a relaxed
-// checkpoint (see Bolt.flush); hot paths and urgent checkpoints never
-// yield.
+// yield gives the processor away every ckptYield Puts of a checkpoint
+// while mayYield says so (see Bolt.flush); hot paths never yield.
 func (w *writer) yield() {
-	if !w.checkpoint || !w.relaxed {
+	if !w.checkpoint {
 		return
 	}
 	if w.puts++; w.puts >= ckptYield {
 		w.puts = 0
-		runtime.Gosched()
+		if w.mayYield() {
+			runtime.Gosched()
+		}
 	}
 }
 

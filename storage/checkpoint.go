@@ -49,7 +49,7 @@ func (s *Bolt) checkpointer(interval time.Duration) {
 }
 
 // checkpoint writes everything Apply has returned for into bbolt and
-// deletes its WAL. Hot Applies continue while bbolt commits: they go to a
+// retires its WAL file. Hot Applies continue while bbolt commits: they go to a
 // fresh overlay and WAL file.
 func (s *Bolt) checkpoint() error { return s.checkpointPaced(false) }
 
@@ -119,20 +119,20 @@ func (s *Bolt) freeze() error {
 	return nil
 }
 
-// flush writes the frozen overlay into bbolt, then drops it from memory
-// and deletes its WAL file. The caller holds ckptMu, the only writer of
-// s.frozen; bbolt commits run without mu, so reads and hot Applies go on
-// meanwhile.
+// flush writes the frozen overlay into bbolt, drops it from memory and
+// retires its WAL file (dropFrozen). The caller holds ckptMu, the only
+// writer of s.frozen; bbolt commits run without mu, so reads and hot
+// Applies go on meanwhile.
 //
 // The overlay goes in key order (each dirty page is still rewritten once)
-// but in transactions of at most ckptChunk puts, yielding the processor
-// between them and every ckptYield puts: one big transaction held a P for
-// tens of milliseconds of B+tree work and commit (10 ms scheduler slices
-// in the execution trace), and the journal and event loops queued behind
-// it, which was most of the 1:1 latency tail (docs/performance.md).
-// Readers still see the whole overlay until the last chunk has committed;
-// a crash between chunks replays the frozen WAL, which rewrites the same
-// values.
+// but in transactions of at most ckptChunk puts: one big transaction held
+// a P for tens of milliseconds of B+tree work and commit (10 ms scheduler
+// slices in the execution trace), and the journal and event loops queued
+// behind it, which was most of the 1:1 latency tail (docs/performance.md).
+// While relaxed it also yields every ckptYield puts and rests between
+// transactions. Readers still see the whole overlay until the last chunk
+// has committed; a crash between chunks replays the frozen WAL, which
+// rewrites the same values.
 func (s *Bolt) flush() error {
 	fr := s.frozen
 	if fr == nil {
@@ -148,68 +148,58 @@ func (s *Bolt) flush() error {
 	slices.Sort(keys)
 
 	w := &s.cw
-	w.checkpoint = true
+	w.checkpoint, w.mayYield = true, s.relaxed
 	defer func() {
-		w.checkpoint, w.relaxed = false, false
+		w.checkpoint, w.mayYield = false, nil
 		w.release()
 	}()
+	// chunks commits n puts in transactions of at most ckptChunk, put(lo,
+	// hi, tx) writing [lo, hi) of them.
+	chunks := func(n int, put func(lo, hi int, tx *bolt.Tx) error) error {
+		for lo := 0; lo < n; lo += ckptChunk {
+			start := time.Now()
+			hi := min(lo+ckptChunk, n)
+			if err := s.db.Update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			// Pace: rest as long as the transaction took (its fsync most
+			// of all), so that the WAL's syncs, which share the disk,
+			// queue behind one chunk's pages at a time rather than a
+			// whole checkpoint's.
+			if s.relaxed() {
+				time.Sleep(min(time.Since(start), ckptMaxRest))
+				runtime.Gosched()
+			}
+		}
+		return nil
+	}
 	var sub chat.Batch
-	// relaxed: the checkpoint may give way to the hot path (yield every
-	// ckptYield puts, rest between transactions). Only the background
-	// checkpointer, only while nobody waits for ckptMu (a direct write,
-	// Backup, Close) and only while the next overlay is less than half
-	// full: a checkpoint that is behind runs flat out, or under
-	// saturation the overlay outgrew it (at 60k msg/s offered it reached
-	// the hard limit and sends stalled for seconds).
-	relaxed := func() bool {
-		return s.pacing && s.ckptWaiters.Load() == 0 && s.activeN.Load() < s.maxMsgs/2
-	}
-	w.relaxed = relaxed()
-	tx := func(fill func(tx *bolt.Tx) error) error {
-		start := time.Now()
-		err := s.db.Update(fill)
-		// Pace: rest as long as the transaction took (its fsync most of
-		// all), so that the WAL's syncs, which share the disk, queue
-		// behind one chunk's pages at a time rather than a whole
-		// checkpoint's.
-		if w.relaxed = relaxed(); w.relaxed {
-			time.Sleep(min(time.Since(start), ckptMaxRest))
-			runtime.Gosched()
-		}
-		return err
-	}
-	for i := 0; i < len(b.Messages); i += ckptChunk {
-		sub = chat.Batch{Messages: b.Messages[i:min(i+ckptChunk, len(b.Messages))]}
+	apply := func(tx *bolt.Tx) error {
 		w.prepare(&sub)
-		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+		return w.apply(tx, &sub)
 	}
-	for i := 0; i < len(b.Summaries); i += ckptChunk {
-		sub = chat.Batch{Summaries: b.Summaries[i:min(i+ckptChunk, len(b.Summaries))]}
-		w.prepare(&sub)
-		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+	err := chunks(len(b.Messages), func(lo, hi int, tx *bolt.Tx) error {
+		sub = chat.Batch{Messages: b.Messages[lo:hi]}
+		return apply(tx)
+	})
+	if err == nil {
+		err = chunks(len(b.Summaries), func(lo, hi int, tx *bolt.Tx) error {
+			sub = chat.Batch{Summaries: b.Summaries[lo:hi]}
+			return apply(tx)
+		})
 	}
-	for i := 0; i < len(b.Reads); i += ckptChunk {
-		sub = chat.Batch{Reads: b.Reads[i:min(i+ckptChunk, len(b.Reads))]}
-		w.prepare(&sub)
-		if err := tx(func(t *bolt.Tx) error { return w.apply(t, &sub) }); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+	if err == nil {
+		err = chunks(len(b.Reads), func(lo, hi int, tx *bolt.Tx) error {
+			sub = chat.Batch{Reads: b.Reads[lo:hi]}
+			return apply(tx)
+		})
 	}
-	for i := 0; i < len(keys); i += ckptChunk {
-		part := keys[i:min(i+ckptChunk, len(keys))]
-		w.arena = slices.Grow(w.arena[:0], 16*len(part))
-		err := tx(func(t *bolt.Tx) error {
-			cids := t.Bucket(bCIDs)
-			for n, k := range part {
-				if n%ckptYield == ckptYield-1 {
-					if w.relaxed = relaxed(); w.relaxed {
-						runtime.Gosched()
-					}
-				}
+	if err == nil {
+		err = chunks(len(keys), func(lo, hi int, tx *bolt.Tx) error {
+			w.arena = slices.Grow(w.arena[:0], 16*(hi-lo))
+			cids := tx.Bucket(bCIDs)
+			for _, k := range keys[lo:hi] {
+				w.yield()
 				ref := fr.cids[k]
 				start := len(w.arena)
 				w.arena = appendMsgKey(w.arena, ref.session, ref.seq)
@@ -220,9 +210,9 @@ func (s *Bolt) flush() error {
 			}
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+	}
+	if err != nil {
+		return err
 	}
 	// Readers hold RLock across their bbolt read and overlay lookups: one
 	// that started before the commit still sees fr, one after sees bbolt.
@@ -233,6 +223,17 @@ func (s *Bolt) flush() error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// relaxed reports whether a checkpoint may give way to the hot path
+// (yield, rest between transactions): only the background checkpointer,
+// only while nobody waits for ckptMu (a direct write, Backup, Close), and
+// only while the next overlay is less than half full. A checkpoint that
+// is behind runs flat out: under saturation the overlay outgrew a
+// yielding one (at 60k msg/s offered it reached the hard limit and sends
+// stalled for seconds).
+func (s *Bolt) relaxed() bool {
+	return s.pacing && s.ckptWaiters.Load() == 0 && s.activeN.Load() < s.maxMsgs/2
 }
 
 // recover replays the WAL files left by a crash (the frozen one, then the
