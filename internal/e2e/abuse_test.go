@@ -114,6 +114,13 @@ func (c *rawClient) send(t *testing.T, msg string) {
 // frames) and reports whether it was ok.
 func (c *rawClient) reply(t *testing.T, id string) bool {
 	t.Helper()
+	return c.replyTo(t, id).OK
+}
+
+// replyTo reads frames until the reply to id (skipping events and control
+// frames) and returns it.
+func (c *rawClient) replyTo(t *testing.T, id string) sendReply {
+	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		f, err := ws.ReadFrame(c.r)
@@ -123,12 +130,9 @@ func (c *rawClient) reply(t *testing.T, id string) bool {
 		if f.Header.OpCode != ws.OpText {
 			continue
 		}
-		var r struct {
-			ReplyTo string `json:"reply_to"`
-			OK      bool   `json:"ok"`
-		}
+		var r sendReply
 		if json.Unmarshal(f.Payload, &r) == nil && r.ReplyTo == id {
-			return r.OK
+			return r
 		}
 	}
 }

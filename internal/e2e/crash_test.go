@@ -58,14 +58,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 			if f.Header.OpCode != ws.OpText {
 				continue
 			}
-			var r struct {
-				ReplyTo string `json:"reply_to"`
-				OK      bool   `json:"ok"`
-				Data    struct {
-					Session uint64 `json:"session_id"`
-					Seq     uint64 `json:"seq"`
-				} `json:"data"`
-			}
+			var r sendReply
 			if json.Unmarshal(f.Payload, &r) != nil || !r.OK || r.ReplyTo == "" {
 				continue
 			}
@@ -90,7 +83,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 		msg := `{"id":"` + strconv.Itoa(i) + `","action":"send","to":"bob","type":"text","cid":"c-` + strconv.Itoa(i) +
 			`","content":{"text":"m-` + strconv.Itoa(i) + `"}}`
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := writeText(c, msg); err != nil {
+		if err := wsutil.WriteClientText(c, []byte(msg)); err != nil {
 			break
 		}
 	}
@@ -168,12 +161,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 	}
 }
 
-// writeText writes one masked text frame, returning the error.
-func writeText(c *rawClient, msg string) error {
-	return wsutil.WriteClientText(c, []byte(msg))
-}
-
-// sendReply is the reply to a send.
+// sendReply is a reply; Data is filled for a send's.
 type sendReply struct {
 	ReplyTo string `json:"reply_to"`
 	OK      bool   `json:"ok"`
@@ -192,20 +180,7 @@ type sendReply struct {
 func (c *rawClient) call(t *testing.T, msg, id string) sendReply {
 	t.Helper()
 	c.send(t, msg)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		f, err := ws.ReadFrame(c.r)
-		if err != nil {
-			t.Fatalf("waiting for reply %s: %v", id, err)
-		}
-		if f.Header.OpCode != ws.OpText {
-			continue
-		}
-		var r sendReply
-		if json.Unmarshal(f.Payload, &r) == nil && r.ReplyTo == id {
-			return r
-		}
-	}
+	return c.replyTo(t, id)
 }
 
 // walGeneration reads the active WAL file's header ("chatdWAL", then the
