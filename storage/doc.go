@@ -34,17 +34,21 @@
 //     into bbolt in key order (each dirty page is rewritten once per
 //     checkpoint, not once per commit), then drops the frozen overlay and
 //     retires chat.db-wal.1 as the next spare. The bbolt commits run
-//     without the readers' lock, in transactions of at most 1,024 puts,
-//     yielding the processor between them and every 128 puts: one big
-//     transaction held a P for tens of milliseconds and the journal and
-//     event loops queued behind it.
+//     without the readers' lock, in transactions of at most 1,024 puts:
+//     one big transaction held a P for tens of milliseconds and the
+//     journal and event loops queued behind it. The background checkpoint
+//     also yields every 128 puts and rests after each transaction as long
+//     as it took (at most 20 ms), unless it is behind (the next overlay
+//     half full) or someone waits for it (see Bolt.relaxed).
 //   - Recycling: a retired file is first stamped with a new generation
 //     (synced), which kills every record in it, then extended with zeroes
 //     to twice what the last file used (1-64 MiB). Records are written in
 //     place over allocated blocks and made durable with fdatasync, which
-//     then need not commit file-size metadata: on this box a 600-byte
-//     append + sync to a growing file took p50 0.23 ms / p99 1.76 ms under
-//     load, in place 0.15 ms / 0.23 ms.
+//     then need not commit file-size metadata. One 600-byte record + sync
+//     (go test -run x -bench WALSync ./storage), quiet box: growing file
+//     p50 151-154 µs / p99 236-239 µs, in place p50 92-101 µs / p99
+//     144-179 µs; under load the growing file's tail was far longer (p99
+//     1.76 ms against 0.23 ms, the same loop run while CI ran).
 //   - Reads merge: Messages = bbolt's page with the frozen, then the active
 //     overlay's over it (an overlay message replaces bbolt's of the same
 //     seq; each source yields at most limit messages from the requested
