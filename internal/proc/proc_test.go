@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,22 +178,21 @@ func TestAdminKey(t *testing.T) {
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		t.Fatalf("key %q is not 64 hex digits", key)
 	}
-	if runtime.GOOS != "windows" {
-		st, _ := os.Stat(filepath.Join(dir, AdminKeyFile))
-		if st.Mode().Perm() != 0o600 {
-			t.Fatalf("admin.key mode %v, want 0600", st.Mode().Perm())
-		}
-		dst, _ := os.Stat(dir)
-		if dst.Mode().Perm() != 0o700 {
-			t.Fatalf("data folder mode %v, want 0700", dst.Mode().Perm())
-		}
-		if AdminKeyTooOpen(dir) {
-			t.Fatal("AdminKeyTooOpen on a 0600 file")
-		}
-		os.Chmod(filepath.Join(dir, AdminKeyFile), 0o644)
-		if !AdminKeyTooOpen(dir) {
-			t.Fatal("AdminKeyTooOpen false on a 0644 file")
-		}
+	// The file is unix-only (build constraint), so modes are checked.
+	st, _ := os.Stat(filepath.Join(dir, AdminKeyFile))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.key mode %v, want 0600", st.Mode().Perm())
+	}
+	dst, _ := os.Stat(dir)
+	if dst.Mode().Perm() != 0o700 {
+		t.Fatalf("data folder mode %v, want 0700", dst.Mode().Perm())
+	}
+	if AdminKeyTooOpen(dir) {
+		t.Fatal("AdminKeyTooOpen on a 0600 file")
+	}
+	os.Chmod(filepath.Join(dir, AdminKeyFile), 0o644)
+	if !AdminKeyTooOpen(dir) {
+		t.Fatal("AdminKeyTooOpen false on a 0644 file")
 	}
 	again, created, err := EnsureAdminKey(dir)
 	if err != nil || created || again != key {
