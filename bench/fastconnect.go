@@ -87,20 +87,7 @@ func (o *fastOptions) loopCount(n int) int {
 // time (at most ConnectRate per second), fills rep.Conns exactly as ramp
 // does and returns the connector holding the connections.
 func (e *env) rampFast(users []int) (fastHolder, error) {
-	st := &rampStats{}
-	c := &e.rep.Conns
-	c.Attempted += int64(len(users))
-	e.prog.set("ramp", func(b []byte) []byte {
-		b = append(b, "connected "...)
-		b = appendInt(b, st.ok.Load())
-		b = append(b, '/')
-		b = appendInt(b, int64(len(users)))
-		if f := st.failed.Load(); f > 0 {
-			b = append(b, ", failed "...)
-			b = appendInt(b, f)
-		}
-		return b
-	})
+	st := e.startRamp(len(users))
 	t0 := time.Now()
 	h, err := startFast(e.ctx, fastOptions{
 		ep: e.tgt.ws, srcs: e.open.d.srcs, app: e.o.App, tokens: e.open.tokens,
@@ -111,7 +98,7 @@ func (e *env) rampFast(users []int) (fastHolder, error) {
 		return nil, err
 	}
 	<-h.rampDone()
-	e.recordRamp(t0, st.ok.Load(), st.failed.Load(), &st.failures, len(users))
+	e.recordRamp(t0, st, len(users))
 	if err := h.err(); err != nil {
 		e.problem("the connector stopped early: " + err.Error())
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"chatd/httpapi/apiclient"
@@ -363,21 +362,7 @@ func (e *env) sampleStatus(first bool) (serverStatus, bool) {
 // same order, nil where the attempt failed. It fills rep.Conns.
 func (e *env) ramp(users []int) []*wsConn {
 	conns := make([]*wsConn, len(users))
-	var failures counts
-	var ok, failed atomic.Int64
-	c := &e.rep.Conns
-	c.Attempted += int64(len(users))
-	e.prog.set("ramp", func(b []byte) []byte {
-		b = append(b, "connected "...)
-		b = appendInt(b, ok.Load())
-		b = append(b, '/')
-		b = appendInt(b, int64(len(users)))
-		if f := failed.Load(); f > 0 {
-			b = append(b, ", failed "...)
-			b = appendInt(b, f)
-		}
-		return b
-	})
+	st := e.startRamp(len(users))
 	var pace *Pacer
 	if e.o.ConnectRate > 0 {
 		pace = &Pacer{Start: e.clk.now(), Rate: e.o.ConnectRate, Total: int64(len(users)), Stride: 1}
@@ -398,33 +383,53 @@ func (e *env) ramp(users []int) []*wsConn {
 		cn, err := e.open.open(ctx, users[k])
 		if err != nil {
 			if ctx.Err() == nil {
-				failed.Add(1)
+				st.failed.Add(1)
 				var ce *ConnectError
 				if errors.As(err, &ce) {
-					failures.add(ce.Key(), 1)
+					st.failures.add(ce.Key(), 1)
 				} else {
-					failures.add(err.Error(), 1)
+					st.failures.add(err.Error(), 1)
 				}
 			}
 			return nil
 		}
 		e.connectLat.Record(k, time.Since(start))
 		conns[k] = cn
-		ok.Add(1)
+		st.ok.Add(1)
 		return nil
 	})
-	e.recordRamp(t0, ok.Load(), failed.Load(), &failures, len(users))
+	e.recordRamp(t0, st, len(users))
 	return conns
 }
 
-// recordRamp adds one ramp's outcome (started at t0, of n connections) to
-// the report's connection figures; both connectors end with it.
-func (e *env) recordRamp(t0 time.Time, ok, failed int64, failures *counts, n int) {
+// startRamp counts n attempts in the report and shows the ramp's progress
+// from the stats it returns; both connectors start with it.
+func (e *env) startRamp(n int) *rampStats {
+	st := &rampStats{}
+	e.rep.Conns.Attempted += int64(n)
+	e.prog.set("ramp", func(b []byte) []byte {
+		b = append(b, "connected "...)
+		b = appendInt(b, st.ok.Load())
+		b = append(b, '/')
+		b = appendInt(b, int64(n))
+		if f := st.failed.Load(); f > 0 {
+			b = append(b, ", failed "...)
+			b = appendInt(b, f)
+		}
+		return b
+	})
+	return st
+}
+
+// recordRamp adds one ramp's outcome (started at t0, of n attempts) to the
+// report's connection figures; both connectors end with it.
+func (e *env) recordRamp(t0 time.Time, st *rampStats, n int) {
 	c := &e.rep.Conns
+	failed := st.failed.Load()
 	c.RampS += time.Since(t0).Seconds()
-	c.Connected += ok
+	c.Connected += st.ok.Load()
 	c.Failed += failed
-	for k, v := range failures.snapshot() {
+	for k, v := range st.failures.snapshot() {
 		if c.Failures == nil {
 			c.Failures = map[string]int64{}
 		}
