@@ -83,19 +83,16 @@ func (p *Pacer) Count() int64 {
 // events emitted.
 func (p *Pacer) run(ctx context.Context, clk clock, emit func(k, at int64)) int64 {
 	var n int64
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	sl := newSleeper()
+	defer sl.close()
 	for {
 		k, at, ok := p.Next()
 		if !ok {
 			return n
 		}
-		if wait := at - clk.now(); wait > 0 {
-			timer.Reset(time.Duration(wait))
-			select {
-			case <-ctx.Done():
+		if at > clk.now() {
+			if !sl.until(ctx, clk, at) {
 				return n
-			case <-timer.C:
 			}
 		} else if n&63 == 0 && ctx.Err() != nil {
 			return n

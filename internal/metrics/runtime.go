@@ -34,6 +34,7 @@ func WriteRuntime(w *Writer) {
 	w.Gauge("go_memstats_heap_objects", "Allocated heap objects.", float64(ms.HeapObjects))
 	w.Gauge("go_memstats_sys_bytes", "Bytes of memory obtained from the OS by the Go runtime, all uses.", float64(ms.Sys))
 	w.Gauge("go_memstats_next_gc_bytes", "Heap size at which the next GC cycle starts.", float64(ms.NextGC))
+	w.Counter("go_memstats_alloc_bytes_total", "Bytes allocated on the heap since start (the garbage the GC has to chase).", float64(ms.TotalAlloc))
 	w.Counter("go_gc_cycles_total", "Completed GC cycles.", float64(ms.NumGC))
 	w.Counter("go_gc_pause_seconds_total", "Total stop-the-world GC pause time.", float64(ms.PauseTotalNs)/1e9)
 	w.Gauge("go_gc_last_pause_seconds", "Duration of the most recent GC pause (0 before the first GC).", LastPause(&ms).Seconds())

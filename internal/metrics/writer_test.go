@@ -137,7 +137,7 @@ func TestRuntimeAndProcessFamilies(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
 		}
 	}
-	for _, name := range []string{"go_gc_cycles_total", "go_gc_pause_seconds_total", "go_gc_last_pause_seconds"} {
+	for _, name := range []string{"go_memstats_alloc_bytes_total", "go_gc_cycles_total", "go_gc_pause_seconds_total", "go_gc_last_pause_seconds"} {
 		if _, ok := fams.Value(name); !ok {
 			t.Errorf("%s missing", name)
 		}
