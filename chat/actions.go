@@ -126,7 +126,9 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	id, tok, err := c.authenticate(ctx, r.App, r.Token)
 	if err != nil {
 		c.stats.loginFails.Add(1)
-		c.publish(Event{Topic: TopicError, App: r.App, Error: c.clientError(err), Detail: "login from " + cl.peer.RemoteAddr()})
+		if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
+			c.publish(Event{Topic: TopicError, App: r.App, Error: c.clientError(err), Detail: "login from " + cl.peer.RemoteAddr()})
+		}
 		cl.replyErr(r.ID, err)
 		return
 	}
@@ -138,9 +140,11 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	c.unauthMu.Lock()
 	delete(c.unauth, cl)
 	c.unauthMu.Unlock()
-	cl.id = id
-	cl.u = c.userRef(id.App, id.UID)
-	cl.tokenHash = tok.Hash
+	// The registry's copies of app and uid: the token's strings, decoded
+	// for this login, become garbage instead of staying live per client.
+	cl.u, cl.id = c.userEntry(id.App, id.UID)
+	id = cl.id
+	cl.token = tokenTag(&tok.Hash)
 	cl.mu.Lock()
 	closed := cl.closed
 	if !closed {
@@ -156,9 +160,11 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	if first {
 		c.stats.usersOnline.Add(1)
 	}
-	c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
-	if first {
-		c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
+	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
+		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
+		if first {
+			c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
+		}
 	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
 	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))

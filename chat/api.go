@@ -198,7 +198,7 @@ func (c *Core) RevokeUserTokens(ctx context.Context, app, uid string) (kicked in
 func (c *Core) kick(app, uid string, h *[32]byte) int {
 	n := 0
 	for _, cl := range c.userRef(app, uid).online() {
-		if h != nil && cl.tokenHash != *h {
+		if h != nil && !cl.usesToken(h) {
 			continue
 		}
 		c.logout(cl, "token revoked")

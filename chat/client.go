@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,21 +10,90 @@ import (
 
 // Client is one connection as the core sees it. Created by Accept; the
 // transport calls HandleMessage for each text message and HandleClose once.
+//
+// The core holds one Client per connection, so it is kept to 96 bytes (a
+// malloc size class; TestClientSize pins it): the request queue is pooled
+// and attached only while requests wait, and the token is remembered by an
+// 8-byte tag instead of its whole hash.
 type Client struct {
 	core *Core
 	peer Peer
 
-	mu      sync.Mutex // guards queue, running, closed
-	queue   [][]byte   // requests waiting, each a private copy
-	running bool       // a drain goroutine is working the queue
-	closed  bool
+	mu    sync.Mutex // guards queue, running, closed
+	queue *reqQueue  // requests waiting; nil when none (see reqQueue)
 
 	// Set once by login on the client's drain goroutine, read afterwards by
 	// that goroutine and (via loggedIn) by others.
-	loggedIn  atomic.Bool
-	id        Identity
-	u         *user
-	tokenHash [32]byte
+	id Identity // strings shared with the user registry
+	u  *user
+	// token is tokenTag of the hash of the token the client logged in
+	// with; kick compares it (see tokenTag).
+	token uint64
+
+	loggedIn atomic.Bool
+	running  bool // a drain goroutine is working the queue; guarded by mu
+	closed   bool // guarded by mu
+}
+
+// tokenTag is what a Client keeps of its token's hash: the first 8 bytes.
+// Revoking a token kicks the connections whose tag matches, so a collision
+// (two tokens of one user sharing 64 bits of SHA-256, about 2^-64) could
+// only close one connection too many, never leave a revoked one open.
+func tokenTag(h *[32]byte) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
+
+// usesToken reports whether the client logged in with the token whose hash
+// is h (up to tokenTag's collisions).
+func (cl *Client) usesToken(h *[32]byte) bool { return cl.token == tokenTag(h) }
+
+// reqQueue is a client's waiting requests, each a private copy, oldest at
+// b[head]. A Client takes one from queuePool when a request has to wait and
+// its drain returns it once empty, so an idle client holds none and a
+// burst reuses the same backing array.
+type reqQueue struct {
+	b    [][]byte
+	head int // b[:head] have been taken (and cleared)
+}
+
+var queuePool = sync.Pool{New: func() any { return &reqQueue{b: make([][]byte, 0, 8)} }}
+
+// queueKeep is the largest backing array a pooled queue keeps.
+const queueKeep = 1024
+
+// waiting is the number of requests in q; q may be nil.
+func (q *reqQueue) waiting() int {
+	if q == nil {
+		return 0
+	}
+	return len(q.b) - q.head
+}
+
+// push appends req, first sliding the waiting requests to the front when
+// more than half the array has been taken.
+func (q *reqQueue) push(req []byte) {
+	if q.head > 0 && q.head*2 >= len(q.b) && len(q.b) == cap(q.b) {
+		n := copy(q.b, q.b[q.head:])
+		clear(q.b[n:])
+		q.b, q.head = q.b[:n], 0
+	}
+	q.b = append(q.b, req)
+}
+
+// pop removes and returns the oldest request; q must not be empty.
+func (q *reqQueue) pop() []byte {
+	req := q.b[q.head]
+	q.b[q.head] = nil
+	q.head++
+	return req
+}
+
+// putQueue empties q (dropping its requests) and pools it.
+func putQueue(q *reqQueue) {
+	if cap(q.b) > queueKeep {
+		return
+	}
+	clear(q.b)
+	q.b, q.head = q.b[:0], 0
+	queuePool.Put(q)
 }
 
 var _ Acceptor = (*Core)(nil)
@@ -50,14 +120,17 @@ func (cl *Client) HandleMessage(payload []byte) {
 		cl.mu.Unlock()
 		return
 	}
-	if len(cl.queue) >= cl.core.cfg.MaxQueue {
+	if cl.queue.waiting() >= cl.core.cfg.MaxQueue {
 		cl.mu.Unlock()
 		id := peekID(payload)
 		cl.core.countError(CodeRateLimited)
 		cl.reply(appendError(nil, id, CodeRateLimited, "too many requests in flight on this connection; wait for replies"))
 		return
 	}
-	cl.queue = append(cl.queue, append([]byte(nil), payload...))
+	if cl.queue == nil {
+		cl.queue = queuePool.Get().(*reqQueue)
+	}
+	cl.queue.push(append([]byte(nil), payload...))
 	start := !cl.running
 	cl.running = true
 	cl.mu.Unlock()
@@ -108,24 +181,29 @@ func (c *Core) drainWorker(cl *Client) {
 // calls HandleMessage, so nothing is queued between this check and its use.
 func (cl *Client) idle() bool {
 	cl.mu.Lock()
-	ok := !cl.running && len(cl.queue) == 0 && !cl.closed
+	ok := !cl.running && cl.queue == nil && !cl.closed
 	cl.mu.Unlock()
 	return ok
 }
 
+// drain runs the queued requests in order until the queue is empty or the
+// client closed, then detaches and pools the queue. The queue is non-nil
+// exactly while running is set: both change together under mu.
 func (cl *Client) drain() {
 	ctx := context.Background()
 	for {
 		cl.mu.Lock()
-		if len(cl.queue) == 0 || cl.closed {
+		q := cl.queue
+		if q.waiting() == 0 || cl.closed {
 			cl.queue = nil
 			cl.running = false
 			cl.mu.Unlock()
+			if q != nil {
+				putQueue(q)
+			}
 			return
 		}
-		req := cl.queue[0]
-		cl.queue[0] = nil
-		cl.queue = cl.queue[1:]
+		req := q.pop()
 		cl.mu.Unlock()
 		cl.core.handle(ctx, cl, req)
 	}

@@ -115,7 +115,7 @@ type Core struct {
 	appMu sync.Mutex // serialises app creation (id uniqueness)
 
 	mu       sync.Mutex // guards users, sessions, pairs, system
-	users    map[string]*user
+	users    map[string]*appUsers
 	sessions map[SessionID]*sess
 	pairs    map[string]SessionID // app\x00a\x00b → private session
 	system   map[string]SessionID // app\x00uid → system session
@@ -186,7 +186,7 @@ func New(cfg Config, st Store) (*Core, error) {
 		deliver:  make(chan []*op, 64),
 		spare:    make(chan []*op, 8),
 		done:     make(chan struct{}),
-		users:    make(map[string]*user),
+		users:    make(map[string]*appUsers),
 		sessions: make(map[SessionID]*sess),
 		pairs:    make(map[string]SessionID),
 		system:   make(map[string]SessionID),

@@ -3,21 +3,116 @@ package chat
 import (
 	"context"
 	"errors"
+	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
 
+// appUsers is the registry of one app: its users by uid. Core.users maps an
+// app id to it; Core.mu guards Core.users and every appUsers.
+type appUsers struct {
+	app   string    // the app id; shared by the Identity of every Client logged in to it
+	users userTable // uid → user
+}
+
+// userTable is a set of users keyed by uid: an open-addressing hash table
+// of *user with linear probing. The key is the user's own uid, so an entry
+// costs one 8-byte slot at a load between 3/8 and 3/4 (about 14 bytes per
+// user), where a map[string]*user costs a 24-byte slot plus control bytes
+// at a lower load (about 43). Users are never removed, so there is no
+// deletion. The zero value is empty and ready to use; not safe for
+// concurrent use (Core.mu guards it).
+type userTable struct {
+	slots []*user // len is zero or a power of two
+	n     int     // users in slots
+}
+
+// userSeed seeds the uid hash: random per process, so that uids cannot be
+// chosen to collide.
+var userSeed = maphash.MakeSeed()
+
+// userTableMin is the number of slots of a table's first allocation.
+const userTableMin = 8
+
+// get returns the user with uid, or nil.
+func (t *userTable) get(uid string) *user {
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.String(userSeed, uid) & mask; ; i = (i + 1) & mask {
+		u := t.slots[i]
+		if u == nil || u.uid == uid {
+			return u // the load stays under 1: an empty slot ends every probe
+		}
+	}
+}
+
+// add inserts u, whose uid must not be in t yet, growing t first if it
+// would pass a load of 3/4.
+func (t *userTable) add(u *user) {
+	if 4*(t.n+1) > 3*len(t.slots) {
+		old := t.slots
+		t.slots = make([]*user, max(2*len(old), userTableMin))
+		for _, x := range old {
+			if x != nil {
+				t.place(x)
+			}
+		}
+	}
+	t.place(u)
+	t.n++
+}
+
+// place puts u in the first free slot of its probe sequence.
+func (t *userTable) place(u *user) {
+	mask := uint64(len(t.slots) - 1)
+	i := maphash.String(userSeed, u.uid) & mask
+	for t.slots[i] != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = u
+}
+
 // user is the core's in-memory handle on one (app, uid): its online devices.
-// One exists for every user the process has seen; they are not freed.
+// One exists for every user the process has seen; they are not freed. It is
+// 32 bytes (TestClientSize): its app is the appUsers it is filed under.
 type user struct {
-	app, uid string
-	mu       sync.Mutex                // guards writers of clients
-	clients  atomic.Pointer[[]*Client] // immutable snapshot: online devices
+	uid     string
+	mu      sync.Mutex              // guards writers of clients
+	clients atomic.Pointer[devices] // immutable snapshot: online devices; nil when none
+}
+
+// devices is an immutable snapshot of a user's online devices. The common
+// case, one device, costs this 16-byte struct alone; two or more are a
+// slice behind more.
+type devices struct {
+	one  [1]*Client // the device, when more is nil
+	more *[]*Client // two or more devices
+}
+
+// list returns the devices. The slice aliases d: read-only.
+func (d *devices) list() []*Client {
+	if d.more != nil {
+		return *d.more
+	}
+	return d.one[:]
+}
+
+// newDevices returns the snapshot of cls (not empty; it is kept).
+func newDevices(cls []*Client) *devices {
+	if len(cls) == 1 {
+		return &devices{one: [1]*Client{cls[0]}}
+	}
+	more := new([]*Client)
+	*more = cls
+	return &devices{more: more}
 }
 
 func (u *user) online() []*Client {
-	if p := u.clients.Load(); p != nil {
-		return *p
+	if d := u.clients.Load(); d != nil {
+		return d.list()
 	}
 	return nil
 }
@@ -28,11 +123,14 @@ func (u *user) add(cl *Client) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := u.online()
+	if len(old) == 0 {
+		u.clients.Store(&devices{one: [1]*Client{cl}})
+		return true
+	}
 	next := make([]*Client, len(old), len(old)+1)
 	copy(next, old)
-	next = append(next, cl)
-	u.clients.Store(&next)
-	return len(old) == 0
+	u.clients.Store(newDevices(append(next, cl)))
+	return false
 }
 
 // remove unregisters a device; it reports whether the user went offline.
@@ -42,15 +140,15 @@ func (u *user) remove(cl *Client) bool {
 	old := u.online()
 	for i, x := range old {
 		if x == cl {
+			if len(old) == 1 {
+				u.clients.Store(nil)
+				return true
+			}
 			next := make([]*Client, 0, len(old)-1)
 			next = append(next, old[:i]...)
 			next = append(next, old[i+1:]...)
-			if len(next) == 0 {
-				u.clients.Store(nil)
-			} else {
-				u.clients.Store(&next)
-			}
-			return len(next) == 0
+			u.clients.Store(newDevices(next))
+			return false
 		}
 	}
 	return false
@@ -58,15 +156,28 @@ func (u *user) remove(cl *Client) bool {
 
 // userRef returns the handle for (app, uid), creating it.
 func (c *Core) userRef(app, uid string) *user {
-	k := userKey(app, uid)
+	u, _ := c.userEntry(app, uid)
+	return u
+}
+
+// userEntry returns the handle for (app, uid), creating it, and the
+// registry's own copies of app and uid as an Identity: a Client that keeps
+// those instead of the strings it was given shares them with the registry.
+func (c *Core) userEntry(app, uid string) (*user, Identity) {
 	c.mu.Lock()
-	u := c.users[k]
+	a := c.users[app]
+	if a == nil {
+		app = strings.Clone(app) // kept for the process's life: not a slice of a request
+		a = &appUsers{app: app}
+		c.users[app] = a
+	}
+	u := a.users.get(uid)
 	if u == nil {
-		u = &user{app: app, uid: uid}
-		c.users[k] = u
+		u = &user{uid: uid}
+		a.users.add(u)
 	}
 	c.mu.Unlock()
-	return u
+	return u, Identity{App: a.app, UID: u.uid}
 }
 
 // sess caches what the hot path needs of a session: kind and roster.

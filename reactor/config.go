@@ -51,7 +51,8 @@ type Config struct {
 	// MaxOutbound caps the bytes queued for one connection: messages the
 	// core has sent but the event loop has not written yet, plus what gnet
 	// holds because the socket is full. A connection past it is closed as
-	// a slow consumer (1008 "slow consumer"). Zero means 1 MiB.
+	// a slow consumer (1008 "slow consumer"). Zero means 1 MiB; at most
+	// 1 GiB.
 	MaxOutbound int
 	// Handshake is the upgrade policy (origins, subprotocols, head size,
 	// and whether permessage-deflate is offered: Handshake.Compression).
@@ -129,6 +130,9 @@ func (c *Config) fill(fdLimit int) error {
 		return errors.New("reactor: negative timeout")
 	case c.MaxMessage > 1<<30:
 		return errors.New("reactor: MaxMessage over 1 GiB")
+	case c.MaxOutbound > 1<<30:
+		// conn.pendingBytes is an int32.
+		return errors.New("reactor: MaxOutbound over 1 GiB")
 	case c.PingInterval >= c.IdleTimeout:
 		return errors.New("reactor: PingInterval must be shorter than IdleTimeout")
 	}

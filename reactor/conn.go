@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"math"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -80,33 +81,54 @@ const maxCloseReason = 123
 
 // conn is one client connection and the core's chat.Peer for it.
 //
-// Fields above mu are owned by the connection's event loop (gnet callbacks
-// for this connection and tasks run on its loop), except gc, loop and remote,
-// which are read-only once the core has the Peer. Fields below mu are shared
-// with the core's goroutines.
+// A server holds one conn per connection, so it is kept to 128 bytes (a
+// malloc size class; TestConnSize pins it): what only some connections
+// need lives behind pointers that are nil until used (the close frame's
+// code and reason, the Reader's fragment state), the remote address is
+// gnet's own *net.TCPAddr rather than a copy, and counters are narrow.
+//
+// Ownership is marked on each group of fields below. The connection's event
+// loop (gnet callbacks for this connection and tasks run on its loop) owns
+// the fields above mu and the groups marked so, except gc, h, loop and
+// remote, which are read-only once the core has the Peer (h is set just
+// before). mu guards pending, close, pendingBytes, slow and dead, which the
+// core's goroutines share; closing and inHandler are atomics.
 type conn struct {
-	gc     gnet.Conn
-	loop   *loop
-	remote netip.AddrPort // TCP peer, or the forwarded client when the peer is a trusted proxy
+	gc   gnet.Conn
+	h    chat.Handler
+	loop *loop
+	// remote is the TCP peer: gnet's own address, whose fields gnet never
+	// writes (its IP aliases gnet's immutable sockaddr). A zoned IPv6
+	// address is copied instead, because gnet recycles the zone's bytes
+	// when the connection closes. When the peer is a trusted proxy, the
+	// handshake replaces it with the forwarded client (port 0).
+	remote *net.TCPAddr
 
-	h        chat.Handler
-	rd       wsproto.Reader
-	stamp    int64 // unix nanos of the sweep that last saw fresh set (see loop.Run)
-	pinged   int64 // unix nanos of the sweep that last sent a ping
+	rd    wsproto.Reader
+	stamp int64 // unix nanos of the sweep that last saw fresh set (see loop.Run)
+
+	// mu guards pending, close, pendingBytes, slow and dead. Send and
+	// Close also call gc.Wake while holding it: retire marks the conn
+	// dead under mu, so no Wake can run after OnClose. That matters at
+	// shutdown, when gnet closes each loop's poller and eventfd right
+	// after closing its connections; a late Wake would write to a closed
+	// (maybe reused) fd number. Wake never blocks (a lock-free queue push
+	// plus an eventfd write).
+	mu      sync.Mutex
+	pending *frameList // payloads queued by Send, in order; nil when empty
+	// close is the close frame due after pending (or now, if slow); nil
+	// until a close is requested. Set once, never changed after.
+	close        *closeMsg
+	pendingBytes int32 // sum of len over pending; at most MaxOutbound (≤ 1 GiB)
+
+	// Owned by the loop.
 	slot     int32 // index in loop.conns; -1 once removed
 	leftover int32 // inbound bytes left buffered after the last OnTraffic
 	// zmax is the longest payload sent compressed: 0 when
 	// permessage-deflate was not negotiated, else the limit the client's
 	// server_max_window_bits implies (capped to MaxInt32). Set at the
 	// handshake.
-	zmax  int32
-	state uint8
-	why   why
-	// fresh means the state's clock restarts: set at open, at handshake
-	// completion, on every inbound read while open, and when closing
-	// starts. The next sweep stamps the time and clears it, so reads cost
-	// a bool store and no clock.
-	fresh bool
+	zmax int32
 
 	// closing is set once a close is requested or begun; the loop stops
 	// handing messages to the core. Written by any goroutine.
@@ -116,21 +138,39 @@ type conn struct {
 	// wake-up and an allocation per synchronous reply). Read under mu.
 	inHandler atomic.Bool
 
-	// mu guards the fields below. Send and Close also call gc.Wake while
-	// holding it: retire marks the conn dead under mu, so no Wake can run
-	// after OnClose. That matters at shutdown, when gnet closes each
-	// loop's poller and eventfd right after closing its connections; a
-	// late Wake would write to a closed (maybe reused) fd number. Wake
-	// never blocks (a lock-free queue push plus an eventfd write).
-	mu           sync.Mutex
-	pending      *frameList // payloads queued by Send, in order; nil when empty
-	pendingBytes int        // sum of len over pending
-	closeReq     bool       // a close frame is due after pending (or now, if slow)
-	slow         bool       // Send found the queue over MaxOutbound
-	dead         bool       // OnClose has run: Send and Close are no-ops
-	closeCode    wsproto.CloseCode
-	closeReason  string
+	// Owned by the loop.
+	state uint8
+	why   why
+	// fresh means the state's clock restarts: set at open, at handshake
+	// completion, on every inbound read while open, and when closing
+	// starts. The next sweep stamps the time and clears it, so reads cost
+	// a bool store and no clock.
+	fresh bool
+	// pings counts the pings sent since stamp (saturating): the sweep
+	// pings a silent connection once per PingInterval of silence.
+	pings uint8
+
+	// Guarded by mu.
+	slow bool // Send found the queue over MaxOutbound
+	dead bool // OnClose has run: Send and Close are no-ops
 }
+
+// closeMsg is the close frame a connection owes its client.
+type closeMsg struct {
+	code   wsproto.CloseCode
+	reason string
+}
+
+// The closes the reactor starts itself: shared and read-only, so that an
+// idle sweep or a shutdown allocates nothing per connection.
+var (
+	closeSlowMsg      = &closeMsg{code: closePolicy, reason: "slow consumer"}
+	closeIdleMsg      = &closeMsg{code: closeGoingAway, reason: "idle timeout"}
+	closeShutdownMsg  = &closeMsg{code: closeGoingAway, reason: "server shutting down"}
+	closeBinaryMsg    = &closeMsg{code: closeUnsupported, reason: "binary messages are not supported"}
+	closeNoHandlerMsg = &closeMsg{code: closeInternal, reason: "no handler"}
+	closeInflateMsg   = &closeMsg{code: closeInvalidPayload, reason: "invalid compressed message"}
+)
 
 // frameList is a pooled pending list. Send takes one when a connection's
 // queue goes from empty to non-empty and the loop returns it after writing,
@@ -159,15 +199,14 @@ var _ chat.Peer = (*conn)(nil)
 // gnet's own backlog before every write.)
 func (c *conn) Send(b []byte) bool {
 	c.mu.Lock()
-	if c.closeReq || c.dead {
+	if c.close != nil || c.dead {
 		c.mu.Unlock()
 		return false
 	}
 	wake := c.pending == nil
-	if c.pendingBytes+len(b) > c.loop.srv.cfg.MaxOutbound {
+	if int(c.pendingBytes)+len(b) > c.loop.srv.cfg.MaxOutbound {
 		c.slow = true
-		c.closeReq = true
-		c.closeCode, c.closeReason = closePolicy, "slow consumer"
+		c.close = closeSlowMsg
 		c.closing.Store(true)
 		if wake && !c.inHandler.Load() {
 			_ = c.gc.Wake(nil)
@@ -179,7 +218,7 @@ func (c *conn) Send(b []byte) bool {
 		c.pending = framePool.Get().(*frameList)
 	}
 	c.pending.b = append(c.pending.b, b)
-	c.pendingBytes += len(b)
+	c.pendingBytes += int32(len(b)) // ≤ MaxOutbound: checked above
 	if wake && !c.inHandler.Load() {
 		_ = c.gc.Wake(nil)
 	}
@@ -191,13 +230,13 @@ func (c *conn) Send(b []byte) bool {
 // queued, then closes the connection once the client answers (or after
 // CloseTimeout). Safe from any goroutine; idempotent.
 func (c *conn) Close(code int, reason string) {
+	m := &closeMsg{code: validCode(code), reason: reason}
 	c.mu.Lock()
-	if c.closeReq || c.dead {
+	if c.close != nil || c.dead {
 		c.mu.Unlock()
 		return
 	}
-	c.closeReq = true
-	c.closeCode, c.closeReason = validCode(code), reason
+	c.close = m
 	c.closing.Store(true)
 	if c.pending == nil && !c.inHandler.Load() {
 		_ = c.gc.Wake(nil)
@@ -208,13 +247,14 @@ func (c *conn) Close(code int, reason string) {
 // RemoteAddr is the client's address: the TCP peer as ip:port, or the
 // forwarded client IP when the peer is a trusted proxy.
 func (c *conn) RemoteAddr() string {
-	if !c.remote.IsValid() {
+	ap := addrPortOf(c.remote)
+	if !ap.IsValid() {
 		return ""
 	}
-	if c.remote.Port() == 0 {
-		return c.remote.Addr().String()
+	if ap.Port() == 0 {
+		return ap.Addr().String()
 	}
-	return c.remote.String()
+	return ap.String()
 }
 
 // validCode maps a close code the core passes to one that may be sent.
@@ -297,9 +337,9 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 		_, _ = c.gc.Write(l.out)
 		return gnet.Close // gnet flushes the response before closing
 	}
-	if len(s.trusted) > 0 && s.trustedPeer(c.remote.Addr()) {
+	if len(s.trusted) > 0 && s.trustedPeer(addrPortOf(c.remote).Addr()) {
 		if ip, ok := forwardedFor(req.XForwardedFor, req.XRealIP, s.trusted); ok {
-			c.remote = netip.AddrPortFrom(ip, 0)
+			c.remote = &net.TCPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}
 		}
 	}
 	l.out = wsproto.AppendHandshakeResponse(l.out[:0], &req)
@@ -314,7 +354,7 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 	h := s.acc.Accept(c)
 	if h == nil {
 		c.leftover = 0
-		return c.startCloseDiscard(closeInternal, "no handler", whyServer)
+		return c.startCloseDiscard(closeNoHandlerMsg, whyServer)
 	}
 	c.h = h
 	return c.readFrames(buf, n)
@@ -367,7 +407,7 @@ func (c *conn) readFrames(buf []byte, used int) gnet.Action {
 				return act
 			}
 			pongs = 0
-			if act := c.startClose(closeUnsupported, "binary messages are not supported", whyProtocol); act != gnet.None {
+			if act := c.startClose(closeBinaryMsg, whyProtocol); act != gnet.None {
 				return act
 			}
 		case wsproto.KindPing:
@@ -420,15 +460,15 @@ const inflateKeep = 256 << 10
 // wsproto) with its close code, after the pongs gathered so far, and
 // discards the rest of the stream.
 func (c *conn) protocolError(err error, pongs int) gnet.Action {
-	code, reason := closeInvalidPayload, "invalid compressed message"
+	m := closeInflateMsg
 	var ce *wsproto.CloseError
 	if errors.As(err, &ce) {
-		code, reason = ce.Code, ce.Reason
+		m = &closeMsg{code: ce.Code, reason: ce.Reason}
 	}
 	if act := c.writeOut(pongs); act != gnet.None {
 		return act
 	}
-	return c.startCloseDiscard(code, reason, whyProtocol)
+	return c.startCloseDiscard(m, whyProtocol)
 }
 
 // readClosing handles bytes that arrive after our close frame, from
@@ -477,15 +517,15 @@ func (c *conn) writeOut(frames int) gnet.Action {
 	return gnet.None
 }
 
-// startClose requests a close with code and reason (unless one is already
-// requested) and flushes: queued messages, then the close frame; the
-// connection moves to stateClosing. Called on the loop.
-func (c *conn) startClose(code wsproto.CloseCode, reason string, w why) gnet.Action {
+// startClose requests the close m (unless one is already requested) and
+// flushes: queued messages, then the close frame; the connection moves to
+// stateClosing. m is kept: shared or new, never modified. Called on the
+// loop.
+func (c *conn) startClose(m *closeMsg, w why) gnet.Action {
 	c.setWhy(w)
 	c.mu.Lock()
-	if !c.closeReq {
-		c.closeReq = true
-		c.closeCode, c.closeReason = code, reason
+	if c.close == nil {
+		c.close = m
 	}
 	c.mu.Unlock()
 	c.closing.Store(true)
@@ -495,9 +535,9 @@ func (c *conn) startClose(code wsproto.CloseCode, reason string, w why) gnet.Act
 // startCloseDiscard is startClose after a protocol error: the offending
 // frame cannot be consumed, so everything buffered is dropped and the
 // reader starts afresh (see readClosing).
-func (c *conn) startCloseDiscard(code wsproto.CloseCode, reason string, w why) gnet.Action {
+func (c *conn) startCloseDiscard(m *closeMsg, w why) gnet.Action {
 	c.rd.Reset()
-	if act := c.startClose(code, reason, w); act != gnet.None {
+	if act := c.startClose(m, w); act != gnet.None {
 		return act
 	}
 	c.leftover = 0
@@ -517,8 +557,8 @@ func (c *conn) flush() gnet.Action {
 		return gnet.None
 	}
 	c.mu.Lock()
-	fl, n := c.pending, c.pendingBytes
-	closeReq, slow, code, reason := c.closeReq, c.slow, c.closeCode, c.closeReason
+	fl, n := c.pending, int(c.pendingBytes)
+	cm, slow := c.close, c.slow
 	c.pending, c.pendingBytes = nil, 0
 	c.mu.Unlock()
 
@@ -528,7 +568,10 @@ func (c *conn) flush() gnet.Action {
 		if slow || c.gc.OutboundBuffered()+n > s.cfg.MaxOutbound {
 			putFrames(fl)
 			c.mu.Lock()
-			c.slow, c.closeReq = true, true
+			c.slow = true
+			if c.close == nil {
+				c.close = closeSlowMsg
+			}
 			c.mu.Unlock()
 			c.closing.Store(true)
 			return c.closeSlow()
@@ -540,14 +583,14 @@ func (c *conn) flush() gnet.Action {
 		}
 		s.notePeak(uint64(c.gc.OutboundBuffered()))
 	}
-	if !closeReq {
+	if cm == nil {
 		return gnet.None
 	}
 	if slow {
 		return c.closeSlow()
 	}
 	c.setWhy(whyServer)
-	l.out = wsproto.AppendClose(l.out[:0], code, truncateReason(reason))
+	l.out = wsproto.AppendClose(l.out[:0], cm.code, truncateReason(cm.reason))
 	if act := c.writeOut(1); act != gnet.None {
 		return act
 	}
@@ -565,7 +608,7 @@ func (c *conn) flush() gnet.Action {
 func (c *conn) closeSlow() gnet.Action {
 	c.setWhy(whySlow)
 	l := c.loop
-	l.out = wsproto.AppendClose(l.out[:0], closePolicy, "slow consumer")
+	l.out = wsproto.AppendClose(l.out[:0], closeSlowMsg.code, closeSlowMsg.reason)
 	if act := c.writeOut(1); act != gnet.None {
 		return act
 	}

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -90,7 +91,7 @@ func (l *loop) Run(context.Context) error {
 		}
 		c := l.conns[i]
 		if c.fresh {
-			c.fresh, c.stamp = false, now
+			c.fresh, c.stamp, c.pings = false, now, 0
 			continue
 		}
 		switch c.state {
@@ -103,11 +104,14 @@ func (l *loop) Run(context.Context) error {
 			silent := now - c.stamp
 			switch {
 			case silent >= idle:
-				if c.startClose(closeGoingAway, "idle timeout", whyIdle) == gnet.Close {
+				if c.startClose(closeIdleMsg, whyIdle) == gnet.Close {
 					_ = l.el.Close(c.gc)
 				}
-			case silent >= ping && now-c.pinged >= ping:
-				c.pinged = now
+			case silent/ping > int64(c.pings) && c.pings < math.MaxUint8:
+				// Once per PingInterval of silence. A client that
+				// left 255 pings unanswered gets no more; the idle
+				// timeout closes it.
+				c.pings++
 				c.ping()
 			}
 		case stateClosing:
@@ -132,7 +136,7 @@ func (l *loop) shutdown(context.Context) error {
 			c.setWhy(whyServer)
 			_ = l.el.Close(c.gc)
 		case stateOpen:
-			if c.startClose(closeGoingAway, "server shutting down", whyServer) == gnet.Close {
+			if c.startClose(closeShutdownMsg, whyServer) == gnet.Close {
 				_ = l.el.Close(c.gc)
 			}
 		}

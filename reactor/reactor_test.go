@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -435,8 +436,10 @@ func TestIdleTimeout(t *testing.T) {
 		if d := time.Since(start); d < cfg.IdleTimeout-50*time.Millisecond {
 			t.Fatalf("closed after %v, before IdleTimeout", d)
 		}
-		if pings == 0 {
-			t.Fatal("no ping before the idle close")
+		// One ping per PingInterval of silence: several before the idle
+		// close, never more than IdleTimeout/PingInterval.
+		if max := int(cfg.IdleTimeout / cfg.PingInterval); pings < 2 || pings > max {
+			t.Fatalf("%d pings before the idle close, want 2 to %d", pings, max)
 		}
 		waitFor(t, "idle close counted", 3*time.Second, func() bool { return s.Stats().ClosedIdle == 1 })
 	})
@@ -723,6 +726,44 @@ func TestSendFromOtherGoroutine(t *testing.T) {
 	}
 }
 
+// remoteOf keeps gnet's address unless it carries an IPv6 zone (whose bytes
+// gnet recycles at close), and addrPortOf unmaps IPv4-in-IPv6.
+func TestRemoteOf(t *testing.T) {
+	v4 := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000} // 16-byte form
+	zoned := &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 4001, Zone: "eth0"}
+	tests := []struct {
+		name     string
+		in       net.Addr
+		wantSame bool   // the conn keeps gnet's own *net.TCPAddr
+		want     string // addrPortOf's answer
+	}{
+		{name: "ipv4-in-ipv6 kept and unmapped", in: v4, wantSame: true, want: "192.0.2.1:4000"},
+		{name: "ipv6", in: &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 4002}, wantSame: true, want: "[2001:db8::7]:4002"},
+		{name: "zoned ipv6 copied", in: zoned, want: "[fe80::1%eth0]:4001"},
+		{name: "not tcp", in: &net.UnixAddr{Name: "/tmp/x", Net: "unix"}, want: "invalid AddrPort"},
+		{name: "nil", in: nil, want: "invalid AddrPort"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := remoteOf(tt.in)
+			if same := got != nil && net.Addr(got) == tt.in; same != tt.wantSame {
+				t.Fatalf("kept gnet's address: %v, want %v", same, tt.wantSame)
+			}
+			if s := addrPortOf(got).String(); s != tt.want {
+				t.Fatalf("addrPortOf = %q, want %q", s, tt.want)
+			}
+		})
+	}
+	// The zone survives gnet recycling the original's bytes.
+	z := []byte("eth0")
+	in := &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: unsafe.String(&z[0], len(z))}
+	got := remoteOf(in)
+	copy(z, "XXXX")
+	if got.Zone != "eth0" {
+		t.Fatalf("zone %q after the original's bytes changed", got.Zone)
+	}
+}
+
 func TestRemoteAddr(t *testing.T) {
 	proxies := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	tests := []struct {
@@ -797,6 +838,8 @@ func TestConfig(t *testing.T) {
 		{name: "ping not below idle", cfg: Config{PingInterval: time.Minute, IdleTimeout: time.Minute}, fdLimit: 1000, wantErr: true},
 		{name: "negative", cfg: Config{MaxOutbound: -1}, fdLimit: 1000, wantErr: true},
 		{name: "huge MaxMessage", cfg: Config{MaxMessage: 2 << 30}, fdLimit: 1000, wantErr: true},
+		{name: "huge MaxOutbound", cfg: Config{MaxOutbound: 1<<30 + 1}, fdLimit: 1000, wantErr: true},
+		{name: "MaxOutbound at its limit", cfg: Config{MaxOutbound: 1 << 30}, fdLimit: 1000},
 		{name: "bad addr", cfg: Config{Addr: "nonsense"}, fdLimit: 1000, wantErr: true},
 	}
 	for _, tt := range tests {

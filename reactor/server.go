@@ -36,6 +36,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,7 +365,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		gc:     gc,
 		loop:   l,
 		fresh:  true,
-		remote: addrPortOf(gc.RemoteAddr()),
+		remote: remoteOf(gc.RemoteAddr()),
 	}
 	l.add(c)
 	gc.SetContext(c)
@@ -433,10 +434,24 @@ func (e *events) OnTick() (time.Duration, gnet.Action) {
 	return s.tick, gnet.None
 }
 
-// addrPortOf converts gnet's remote address, unmapping IPv4-in-IPv6.
-func addrPortOf(a net.Addr) netip.AddrPort {
+// remoteOf returns the address a conn keeps for gnet's remote address a:
+// a itself, which gnet never modifies, unless it has an IPv6 zone, whose
+// bytes gnet returns to a pool when the connection closes; then a copy.
+// Called in OnOpen, so nothing is shared yet.
+func remoteOf(a net.Addr) *net.TCPAddr {
 	ta, ok := a.(*net.TCPAddr)
-	if !ok {
+	if !ok || ta == nil {
+		return nil
+	}
+	if ta.Zone != "" {
+		return &net.TCPAddr{IP: ta.IP, Port: ta.Port, Zone: strings.Clone(ta.Zone)}
+	}
+	return ta
+}
+
+// addrPortOf converts a conn's remote address, unmapping IPv4-in-IPv6.
+func addrPortOf(ta *net.TCPAddr) netip.AddrPort {
+	if ta == nil {
 		return netip.AddrPort{}
 	}
 	ap := ta.AddrPort()

@@ -70,7 +70,7 @@ type conformanceCase struct {
 	name       string
 	frames     []wire
 	raw        []byte // appended after frames: hand-made bytes
-	maxMessage int
+	maxMessage int32
 	deflate    bool
 	want       []msg
 	wantCode   CloseCode // 0: the stream must end cleanly
@@ -569,13 +569,33 @@ func conformanceLimits() []conformanceCase { // Autobahn 9.x, 10.x and our limit
 
 func TestConformanceLimits(t *testing.T) { runConformance(t, conformanceLimits()) }
 
-// With a limit near math.MaxInt, the largest declared length waits for its
-// payload instead of overflowing the frame end.
+// With the largest limit, the largest length it allows waits for its
+// payload instead of overflowing the frame end, and the largest length a
+// header can declare is refused as too big.
 func TestReaderHugeLimitNoOverflow(t *testing.T) {
-	r := Reader{MaxMessage: math.MaxInt}
-	raw := []byte{0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4, 5}
-	if _, n, ok, err := r.Next(raw); !errors.Is(err, ErrShortFrame) || n != 0 || ok {
-		t.Fatalf("n=%d ok=%v err=%v, want ErrShortFrame", n, ok, err)
+	cases := []struct {
+		name     string
+		length   [8]byte // the 64-bit extended payload length
+		wantCode CloseCode
+	}{
+		{name: "at-limit-waits", length: [8]byte{0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF}},
+		{name: "largest-declared-too-big", length: [8]byte{0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, wantCode: CloseMessageTooBig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Reader{MaxMessage: math.MaxInt32}
+			raw := append(append([]byte{0x82, 0xFF}, tc.length[:]...), 1, 2, 3, 4, 5)
+			_, n, ok, err := r.Next(raw)
+			if tc.wantCode != 0 {
+				if closeCode(err) != tc.wantCode || n != 0 || ok {
+					t.Fatalf("n=%d ok=%v err=%v, want close code %d", n, ok, err, tc.wantCode)
+				}
+				return
+			}
+			if !errors.Is(err, ErrShortFrame) || n != 0 || ok {
+				t.Fatalf("n=%d ok=%v err=%v, want ErrShortFrame", n, ok, err)
+			}
+		})
 	}
 }
 
@@ -587,12 +607,12 @@ func TestReaderReset(t *testing.T) {
 	if _, err := readAll(t, &r, encode(frag(OpText, big, false), frag(OpContinuation, "\xe2", false)), 0); err != nil {
 		t.Fatal(err)
 	}
-	if !r.inMessage || cap(r.buf) <= reassemblyKeep {
-		t.Fatalf("setup: inMessage=%v cap=%d", r.inMessage, cap(r.buf))
+	if !r.inMessage || r.frag == nil || cap(r.frag.buf) <= reassemblyKeep {
+		t.Fatalf("setup: inMessage=%v frag=%+v", r.inMessage, r.frag)
 	}
 	r.Reset()
-	if r.inMessage || r.buf != nil || r.text != utf8Accept || r.size != 0 {
-		t.Fatalf("after Reset: %+v", r)
+	if r.inMessage || r.frag.buf != nil || r.frag.text != utf8Accept || r.frag.size != 0 {
+		t.Fatalf("after Reset: %+v %+v", r, *r.frag)
 	}
 	// A continuation is now a violation and a new text message is fine.
 	if _, err := readAll(t, &r, encode(frag(OpContinuation, "x", true)), 0); closeCode(err) != CloseProtocolError {
@@ -612,13 +632,13 @@ func TestReaderBufferRelease(t *testing.T) {
 	r := Reader{MaxMessage: 1 << 20}
 	small := encode(frag(OpBinary, "ab", false), frag(OpContinuation, "cd", true))
 	m := nextMessage(t, &r, small)
-	if string(m.Payload) != "abcd" || cap(r.buf) == 0 {
-		t.Fatalf("small: %q, kept cap %d", m.Payload, cap(r.buf))
+	if string(m.Payload) != "abcd" || cap(r.frag.buf) == 0 {
+		t.Fatalf("small: %q, kept cap %d", m.Payload, cap(r.frag.buf))
 	}
 	large := repeat("L", reassemblyKeep)
 	m = nextMessage(t, &r, encode(frag(OpBinary, large, false), frag(OpContinuation, large, true)))
-	if string(m.Payload) != large+large || r.buf != nil {
-		t.Fatalf("large: %d bytes, kept buffer cap %d", len(m.Payload), cap(r.buf))
+	if string(m.Payload) != large+large || r.frag.buf != nil {
+		t.Fatalf("large: %d bytes, kept buffer cap %d", len(m.Payload), cap(r.frag.buf))
 	}
 }
 

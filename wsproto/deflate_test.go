@@ -256,7 +256,7 @@ func TestReaderDeflate(t *testing.T) {
 			name     string
 			kind     Kind
 			payload  string
-			max      int
+			max      int32
 			want     string
 			wantCode CloseCode
 		}{

@@ -16,7 +16,7 @@ import (
 // fuzzSeed is one conformance case as a fuzz seed.
 type fuzzSeed struct {
 	stream     []byte
-	maxMessage int
+	maxMessage int32
 	deflate    bool
 }
 
@@ -64,7 +64,7 @@ func TestConformanceSeedsCoverEveryCase(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range conformanceSeeds() {
-		f.Add(s.stream, max(s.maxMessage, 1<<16))
+		f.Add(s.stream, int(max(s.maxMessage, 1<<16)))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, max int) {
 		max %= 1 << 20
@@ -113,7 +113,7 @@ func FuzzParse(f *testing.F) {
 
 // readerRun feeds stream to a fresh Reader in two pieces cut at cut,
 // keeping the unconsumed tail between them like a connection buffer.
-func readerRun(t *testing.T, stream []byte, cut int, max int, deflate bool) ([]msg, CloseCode, bool) {
+func readerRun(t *testing.T, stream []byte, cut int, max int32, deflate bool) ([]msg, CloseCode, bool) {
 	stream = bytes.Clone(stream)
 	r := Reader{MaxMessage: max, Deflate: deflate}
 	var out []msg
@@ -162,8 +162,8 @@ func FuzzReader(f *testing.F) {
 	f.Add(encode(wire{fin: true, rsv: 4, op: OpText, payload: string(Deflate(nil, []byte("hello hello")))}), uint16(3), uint16(0), true)
 	f.Fuzz(func(t *testing.T, stream []byte, cut uint16, max uint16, deflate bool) {
 		c := int(cut) % (len(stream) + 1)
-		whole, wholeCode, wholeClean := readerRun(t, stream, len(stream), int(max), deflate)
-		split, splitCode, splitClean := readerRun(t, stream, c, int(max), deflate)
+		whole, wholeCode, wholeClean := readerRun(t, stream, len(stream), int32(max), deflate)
+		split, splitCode, splitClean := readerRun(t, stream, c, int32(max), deflate)
 		if !slices.Equal(whole, split) || wholeCode != splitCode || wholeClean != splitClean {
 			t.Fatalf("cut %d: whole %v/%d/%v, split %v/%d/%v", c, whole, wholeCode, wholeClean, split, splitCode, splitClean)
 		}

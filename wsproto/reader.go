@@ -64,13 +64,21 @@ const reassemblyKeep = 4 << 10
 // messages. One Reader per connection, owned by the connection's event loop
 // (not safe for concurrent use). The zero value is ready to use.
 //
+// A Reader is 16 bytes: a server holds one per connection, so the state of
+// a fragmented message (its size, UTF-8 state and reassembly buffer) lives
+// behind a pointer that is allocated by the first fragmented message and
+// kept for the next one. Most clients never fragment and never pay for it.
+//
 // After Next returns a *CloseError the stream is broken: send the close
 // frame and close the connection (or call Reset before reusing the Reader).
 type Reader struct {
+	// frag is the reassembly state; nil until a message is fragmented.
+	frag *fragment
 	// MaxMessage caps the payload of one whole message, summed over its
-	// fragments (compressed bytes for a compressed message). Zero means
-	// DefaultMaxMessage (64 KiB). Control frames do not count.
-	MaxMessage int
+	// fragments (compressed bytes for a compressed message). Zero (or a
+	// negative value) means DefaultMaxMessage (64 KiB). Control frames do
+	// not count.
+	MaxMessage int32
 	// Deflate allows RSV1 on the first frame of a data message, meaning
 	// permessage-deflate was negotiated (Request.Deflate.Enabled).
 	Deflate bool
@@ -78,11 +86,16 @@ type Reader struct {
 	// Fragmentation state: set by the first frame of a fragmented message
 	// and cleared by its final continuation frame.
 	inMessage  bool
-	kind       Kind      // of the message in progress
-	compressed bool      // the message in progress has RSV1 set
-	size       int       // payload bytes of the message in progress so far
-	text       utf8State // UTF-8 state across the fragments of a text message
-	buf        []byte    // reassembly buffer; nil until a message is fragmented
+	kind       Kind // of the message in progress
+	compressed bool // the message in progress has RSV1 set
+}
+
+// fragment is the part of a Reader's state that only a fragmented message
+// needs.
+type fragment struct {
+	size int       // payload bytes of the message in progress so far
+	text utf8State // UTF-8 state across the fragments of a text message
+	buf  []byte    // reassembly buffer
 }
 
 // Reset drops any message in progress, making the Reader ready for a new
@@ -91,18 +104,26 @@ func (r *Reader) Reset() {
 	r.inMessage = false
 	r.kind = 0
 	r.compressed = false
-	r.size = 0
-	r.text = utf8Accept
-	if cap(r.buf) > reassemblyKeep {
-		r.buf = nil
+	if f := r.frag; f != nil {
+		f.size = 0
+		f.text = utf8Accept
+		f.keep()
+	}
+}
+
+// keep empties the reassembly buffer, dropping it if it is larger than
+// reassemblyKeep.
+func (f *fragment) keep() {
+	if cap(f.buf) > reassemblyKeep {
+		f.buf = nil
 	} else {
-		r.buf = r.buf[:0]
+		f.buf = f.buf[:0]
 	}
 }
 
 func (r *Reader) maxMessage() int {
 	if r.MaxMessage > 0 {
-		return r.MaxMessage
+		return int(r.MaxMessage)
 	}
 	return DefaultMaxMessage
 }
@@ -159,7 +180,7 @@ func (r *Reader) Next(b []byte) (m Message, n int, ok bool, err error) {
 		}
 		size := uint64(0)
 		if h.op == OpContinuation {
-			size = uint64(r.size)
+			size = uint64(r.frag.size) // inMessage: frag is set
 		}
 		if h.length > uint64(r.maxMessage())-size {
 			return m, 0, false, errTooBig // §10.4
@@ -199,36 +220,36 @@ func (r *Reader) Next(b []byte) (m Message, n int, ok bool, err error) {
 			}
 			return Message{Kind: kind, Payload: payload, Compressed: compressed}, n, true, nil
 		}
+		if r.frag == nil {
+			r.frag = new(fragment)
+		}
 		r.inMessage = true
 		r.kind = kind
 		r.compressed = compressed
-		r.size = 0
-		r.text = utf8Accept
-		r.buf = r.buf[:0]
+		r.frag.size = 0
+		r.frag.text = utf8Accept
+		r.frag.buf = r.frag.buf[:0]
 	}
-	if r.kind == KindText && !r.compressed && !r.text.write(payload) {
+	f := r.frag // inMessage: set above or by the first fragment
+	if r.kind == KindText && !r.compressed && !f.text.write(payload) {
 		return Message{}, 0, false, errInvalidUTF8
 	}
-	r.size += len(payload)
-	r.buf = append(r.buf, payload...)
+	f.size += len(payload)
+	f.buf = append(f.buf, payload...)
 	if !h.fin {
 		return Message{}, n, false, nil
 	}
-	if r.kind == KindText && !r.compressed && r.text != utf8Accept {
+	if r.kind == KindText && !r.compressed && f.text != utf8Accept {
 		return Message{}, 0, false, errInvalidUTF8 // ends inside a character
 	}
-	m = Message{Kind: r.kind, Payload: r.buf, Compressed: r.compressed}
+	m = Message{Kind: r.kind, Payload: f.buf, Compressed: r.compressed}
 	r.inMessage = false
 	r.kind = 0
 	r.compressed = false
-	r.size = 0
+	f.size = 0
 	// m.Payload keeps the buffer alive for the caller until it lets go;
 	// the Reader only keeps a small one for reuse.
-	if cap(r.buf) > reassemblyKeep {
-		r.buf = nil
-	} else {
-		r.buf = r.buf[:0]
-	}
+	f.keep()
 	return m, n, true, nil
 }
 
