@@ -251,6 +251,7 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	case c.journal <- o:
 		return true
 	default:
+		putOp(o)
 		return false // full: the queued path waits for room
 	}
 }
@@ -329,7 +330,8 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
-	o := &op{sess: s, preview: preview, start: time.Now().UnixNano()}
+	o := newOp()
+	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
 	return o, nil
@@ -337,7 +339,9 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 
 // fanout delivers a committed message to every online device of every member
 // except the connection that sent it. The event is encoded once and shared.
-func (c *Core) fanout(o *op) {
+// It reports whether it handed o's message to the event bus, whose
+// subscribers read it later (so o must not be recycled).
+func (c *Core) fanout(o *op) (shared bool) {
 	m := &o.msg
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
@@ -359,7 +363,9 @@ func (c *Core) fanout(o *op) {
 	if c.bus.active() {
 		c.publish(Event{Topic: TopicMessage, App: o.msg.App, UID: o.msg.From, Session: o.msg.Session,
 			Type: o.msg.Type, Message: &o.msg, Members: r.uids()})
+		return true
 	}
+	return false
 }
 
 // ---- reading

@@ -233,6 +233,9 @@ func (c *Core) Send(ctx context.Context, app string, in SendInput) (SendResult, 
 		return SendResult{}, err
 	}
 	r := <-o.res
+	if r.err == nil {
+		r.send.MsgID = MsgID(r.send.Session, r.send.Seq)
+	}
 	return r.send, r.err
 }
 

@@ -104,13 +104,18 @@ type Core struct {
 	cfg   Config
 	store Store
 
-	journal  chan *op // see Config.JournalSize
-	deliver  chan []*op
-	spare    chan []*op // batches' op slices, back from the deliverer for reuse
-	closing  atomic.Bool
-	submitMu sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
-	running  atomic.Bool
-	done     chan struct{} // closed when Run has drained and returned
+	journal chan *op // see Config.JournalSize
+	deliver chan []*op
+	spare   chan []*op // batches' op slices, back from the deliverer for reuse
+	// delivering counts batches handed to the deliverer and not yet
+	// finished: the journal adds, the deliverer subtracts once a batch is
+	// fully answered. At zero the journal may deliver a batch itself
+	// without overtaking an earlier one (see commit).
+	delivering atomic.Int32
+	closing    atomic.Bool
+	submitMu   sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
+	running    atomic.Bool
+	done       chan struct{} // closed when Run has drained and returned
 
 	appMu sync.Mutex // serialises app creation (id uniqueness)
 

@@ -1,9 +1,11 @@
 package chat_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,11 +23,17 @@ type fakePeer struct {
 	closed int
 	reason string
 	notify chan struct{}
+	// slow, when set, is called before each frame is recorded: a
+	// connection that takes a while to accept a frame.
+	slow func(b []byte)
 }
 
 func newPeer() *fakePeer { return &fakePeer{notify: make(chan struct{}, 1)} }
 
 func (p *fakePeer) Send(b []byte) bool {
+	if p.slow != nil {
+		p.slow(b)
+	}
 	p.mu.Lock()
 	p.msgs = append(p.msgs, append([]byte(nil), b...))
 	p.mu.Unlock()
@@ -691,14 +699,8 @@ func TestSeqsContinueFromStoredMessagesNotJustSummary(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	core, err := chat.New(chat.Config{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- core.Run(cctx) }()
-	defer func() { cancel(); <-done }()
+	core, stop := startCore(t, st)
+	defer stop()
 	r, err := core.Send(ctx, "shop", chat.SendInput{From: "b", Session: 1, Type: "text", Content: json.RawMessage(`{"text":"3"}`)})
 	if err != nil || r.Seq != 3 {
 		t.Fatalf("send = %+v, %v; want seq 3", r, err)
@@ -823,4 +825,165 @@ func TestShutdownWhileSending(t *testing.T) {
 			t.Fatalf("round %d: %d stored, %d acknowledged", round, len(ms), acked.Load())
 		}
 	}
+}
+
+// Deliveries keep commit order even when the journal delivers small batches
+// itself and hands big ones to the deliverer: one sender alternates between
+// a big group (its fan-out goes to the deliverer) and a private chat with
+// the same recipient (small enough to deliver inline), and the recipient
+// must see every message in the order it was sent.
+func TestDeliveryKeepsCommitOrder(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	var members []string
+	for i := range 80 { // more than the inline fan-out bound
+		u := fmt.Sprintf("m%02d", i)
+		e.user(u)
+		members = append(members, strconv.Quote(u))
+	}
+	x := e.login(e.user("x"))
+	hub := e.login(e.user("hub"))
+	g := x.do(`"action":"group_create","name":"big","uids":["hub",` + strings.Join(members, ",") + `]`)
+	if !g.OK {
+		t.Fatalf("group_create: %+v", g.Error)
+	}
+	gid := data[struct {
+		ID uint64 `json:"session_id"`
+	}](t, g).ID
+	if r := x.do(`"action":"send","to":"hub","type":"text","content":{"text":"open"}`); !r.OK {
+		t.Fatalf("private send: %+v", r.Error)
+	}
+	hub.wait(t, event("message")) // consumed: only the n below remain
+	// The group's deliveries to hub are slow, so the deliverer is still
+	// busy with one when the next private message is committed.
+	groupMark := []byte(fmt.Sprintf(`"session_id":%d,`, gid))
+	hub.slow = func(b []byte) {
+		if bytes.Contains(b, groupMark) {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	const n = 200
+	for i := range n {
+		target := `"to":"hub"`
+		if i%2 == 0 {
+			target = fmt.Sprintf(`"session_id":%d`, gid)
+		}
+		x.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send",%s,"type":"text","content":{"text":"%d"}}`, i, target, i)))
+		time.Sleep(100 * time.Microsecond) // most sends commit in a batch of their own
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.count("message") < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	want := 0
+	for _, raw := range hub.msgs {
+		var f struct {
+			Event string `json:"event"`
+			Data  struct {
+				Content struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil || f.Event != "message" {
+			continue
+		}
+		if f.Data.Content.Text != strconv.Itoa(want) {
+			t.Fatalf("message %d arrived where %d was due (order broken)", atoiOr(f.Data.Content.Text), want)
+		}
+		want++
+	}
+	if want != n {
+		t.Fatalf("hub got %d of %d messages", want, n)
+	}
+}
+
+func atoiOr(s string) int {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// A cid makes a send idempotent within its session's last cidWindow (512)
+// messages: the same sender, the same session. The window survives a
+// restart (it is rebuilt from the store).
+func TestCIDWindow(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	if err := st.Apply(ctx, &chat.Batch{
+		Apps:     []chat.App{{ID: "shop", Secret: "s"}},
+		Users:    []chat.User{{App: "shop", UID: "a"}, {App: "shop", UID: "b"}},
+		Sessions: []chat.Session{{ID: 1, App: "shop", Kind: chat.KindPrivate, Pair: [2]string{"a", "b"}}, {ID: 2, App: "shop", Kind: chat.KindGroup}},
+		Members: []chat.Member{{Session: 1, UID: "a", Role: chat.RoleMember}, {Session: 1, UID: "b", Role: chat.RoleMember},
+			{Session: 2, UID: "a", Role: chat.RoleOwner}, {Session: 2, UID: "b", Role: chat.RoleMember}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*chat.Core, func()) { return startCore(t, st) }
+	send := func(core *chat.Core, from string, sid chat.SessionID, cid string) chat.SendResult {
+		t.Helper()
+		r, err := core.Send(ctx, "shop", chat.SendInput{From: from, Session: sid, Type: "text", Content: json.RawMessage(`{"text":"x"}`), CID: cid})
+		if err != nil {
+			t.Fatalf("send %s/%d/%q: %v", from, sid, cid, err)
+		}
+		return r
+	}
+	core, stop := start()
+	orig := send(core, "a", 1, "k")
+	for _, tc := range []struct {
+		name    string
+		from    string
+		session chat.SessionID
+		dup     bool
+	}{
+		{name: "retry", from: "a", session: 1, dup: true},
+		{name: "same cid, other session", from: "a", session: 2},
+		{name: "same cid, other sender", from: "b", session: 1},
+	} {
+		r := send(core, tc.from, tc.session, "k")
+		if r.Duplicate != tc.dup {
+			t.Fatalf("%s: duplicate = %v, want %v", tc.name, r.Duplicate, tc.dup)
+		}
+		if tc.dup && (r.Session != orig.Session || r.Seq != orig.Seq || r.CreatedAt != orig.CreatedAt || r.MsgID != orig.MsgID) {
+			t.Fatalf("%s: %+v, want the original %+v", tc.name, r, orig)
+		}
+	}
+	stop()
+
+	// After a restart the retry is still recognised, up to the edge of
+	// the window.
+	core, stop = start()
+	defer func() { stop() }()
+	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
+		t.Fatalf("retry after a restart = %+v, want the original seq %d", r, orig.Seq)
+	}
+	last := send(core, "b", 1, "").Seq
+	for last < orig.Seq+511 {
+		last = send(core, "b", 1, "").Seq
+	}
+	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
+		t.Fatalf("retry with the original the 512th newest = %+v", r)
+	}
+	send(core, "b", 1, "")
+	stop()
+	core, stop = start() // and rebuilt from the store at the edge too
+	if r := send(core, "a", 1, "k"); r.Duplicate {
+		t.Fatalf("retry 513 messages later = %+v, want a new message", r)
+	}
+}
+
+// startCore runs a core on st; stop ends it and waits for Run to return.
+func startCore(t *testing.T, st chat.Store) (core *chat.Core, stop func()) {
+	t.Helper()
+	core, err := chat.New(chat.Config{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	return core, func() { cancel(); <-done }
 }

@@ -30,8 +30,10 @@ type Store interface {
 	//    the user (UserSessions); deleting it removes that entry.
 	//  - Tokens: put, indexed under the user; DelTokens deletes by hash;
 	//    DelUserTokens deletes every token of a user.
-	//  - Messages: put under (Session, Seq). A message with a CID also
-	//    records (App, From, CID) → (Session, Seq) for CID.
+	//  - Messages: put under (Session, Seq), CID and all. (The journal
+	//    finds retried CIDs among a session's recent messages itself; see
+	//    cidWindow. There is no store-wide CID index: a random-keyed index
+	//    made every checkpoint rewrite pages all over the tree.)
 	//  - Summaries: set the session's Last* fields when Seq > LastSeq.
 	//  - Reads: raise the member's ReadSeq (never lower it; a missing member
 	//    is ignored).
@@ -52,8 +54,6 @@ type Store interface {
 	// ascending by seq; when newest is true it takes the newest of that range
 	// (still returned ascending). limit <= 0 means no limit.
 	Messages(ctx context.Context, id SessionID, lo, hi uint64, limit int, newest bool) ([]Message, error)
-	// CID finds the message a sender's client message id produced.
-	CID(ctx context.Context, app, from, cid string) (SessionID, uint64, error)
 	// MaxSessionID is the largest session id stored, 0 when none.
 	MaxSessionID(ctx context.Context) (SessionID, error)
 	Close() error

@@ -96,23 +96,16 @@ func TestApplyAllocs(t *testing.T) {
 			m := &b.Messages[i]
 			k0 := len(arena)
 			arena = appendMsgKey(arena, m.Session, m.Seq)
-			k1 := len(arena)
-			arena = appendCIDKey(arena, m.App, m.From, m.CID)
 			v0 := len(arena)
 			arena = appendMessage(arena, m)
-			v1 := len(arena)
-			arena = appendMsgKey(arena, m.Session, m.Seq)
-			keys = append(keys, arena[k0:k1], arena[k1:v0])
-			vals = append(vals, arena[v0:v1], arena[v1:])
+			keys = append(keys, arena[k0:v0])
+			vals = append(vals, arena[v0:])
 		}
 		return s.db.Update(func(tx *bolt.Tx) error {
-			msgs, cids := tx.Bucket(bMsgs), tx.Bucket(bCIDs)
+			msgs := tx.Bucket(bMsgs)
 			msgs.FillPercent = 0.9
-			for i := 0; i < len(keys); i += 2 {
+			for i := range keys {
 				if err := msgs.Put(keys[i], vals[i]); err != nil {
-					return err
-				}
-				if err := cids.Put(keys[i+1], vals[i+1]); err != nil {
 					return err
 				}
 			}
@@ -131,5 +124,25 @@ func TestApplyAllocs(t *testing.T) {
 	// message would add 3,750.
 	if excess[1]-excess[0] > 1000 {
 		t.Errorf("Apply's allocations beyond bbolt's grew from %v to %v with 3,750 more messages", excess[0], excess[1])
+	}
+}
+
+// TestOverlaySizedAfterPrevious checks that an overlay sized after the one
+// it follows takes a session's messages without regrowing its slice.
+func TestOverlaySizedAfterPrevious(t *testing.T) {
+	const n = 200
+	fill := func(o *overlay) {
+		for seq := uint64(1); seq <= n; seq++ {
+			o.putMsg(chat.Message{Session: 7, Seq: seq})
+		}
+	}
+	prev := newOverlay(nil)
+	fill(prev)
+	unsized := testing.AllocsPerRun(20, func() { fill(newOverlay(nil)) })
+	sized := testing.AllocsPerRun(20, func() { fill(newOverlay(prev)) })
+	// newOverlay's own maps, plus one slice of the right size.
+	t.Logf("allocs: sized %v, unsized %v", sized, unsized)
+	if sized > 8 || sized >= unsized {
+		t.Fatalf("allocs: %v sized after the previous overlay, %v unsized; want the sized one to allocate its slice once", sized, unsized)
 	}
 }

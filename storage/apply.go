@@ -53,13 +53,7 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 		return err
 	}
 	s.mu.Lock()
-	for i := range b.Messages {
-		if m := &b.Messages[i]; m.CID != "" {
-			s.cidKey = appendCIDKey(s.cidKey[:0], m.App, m.From, m.CID)
-			s.cidf.add(s.cidKey)
-		}
-	}
-	s.active.add(b, &s.cidKey)
+	s.active.add(b)
 	n, size := s.active.n, s.active.size
 	s.mu.Unlock()
 	s.activeN.Store(int64(n))
@@ -122,17 +116,12 @@ type writer struct {
 	hashes [][32]byte // DelUserTokens' hashes, collected before deleting
 
 	// checkpoint is set while a checkpoint writes an overlay: messages'
-	// cids entries are skipped (the checkpoint writes its overlay's cid
-	// index itself), and a summary or read mark whose stored record does
-	// not decode is skipped rather than failing, so one corrupt record
+	// a summary or read mark whose stored record does not decode is
+	// skipped rather than failing, so one corrupt record
 	// cannot stop every later checkpoint (reads of it fail anyway).
 	checkpoint bool
 	puts       int         // Puts since the checkpoint last yielded
 	mayYield   func() bool // set by a checkpoint: whether it may yield now (Bolt.relaxed)
-
-	// cidf learns every cid key the direct path writes (before the Put:
-	// a rolled-back key only costs a false positive).
-	cidf *cidFilter
 
 	// The app of the session last looked up by sessionApp.
 	appOf chat.SessionID
@@ -144,7 +133,7 @@ type writer struct {
 // buckets are one write transaction's bucket handles.
 type buckets struct {
 	apps, users, tokens, tokensByUser, sessions, pairs *bolt.Bucket
-	members, userSessions, msgs, cids                  *bolt.Bucket
+	members, userSessions, msgs                        *bolt.Bucket
 }
 
 // prepare sizes the arena for b.
@@ -153,9 +142,6 @@ func (w *writer) prepare(b *chat.Batch) {
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		need += maxMessageLen(m)
-		if m.CID != "" {
-			need += 16
-		}
 	}
 	need += 128 * (len(b.Apps) + len(b.Users) + len(b.Tokens) + len(b.Sessions) + len(b.Members) +
 		len(b.Summaries) + len(b.Reads))
@@ -186,7 +172,7 @@ func (w *writer) apply(tx *bolt.Tx, b *chat.Batch) error {
 	bk.apps, bk.users, bk.tokens = tx.Bucket(bApps), tx.Bucket(bUsers), tx.Bucket(bTokens)
 	bk.tokensByUser, bk.sessions, bk.pairs = tx.Bucket(bTokensByUser), tx.Bucket(bSessions), tx.Bucket(bPairs)
 	bk.members, bk.userSessions = tx.Bucket(bMembers), tx.Bucket(bUserSessions)
-	bk.msgs, bk.cids = tx.Bucket(bMsgs), tx.Bucket(bCIDs)
+	bk.msgs = tx.Bucket(bMsgs)
 	// Keys that mostly grow at the end (or at the end of one session's
 	// range) pack pages fuller; see doc.go for the measurement.
 	bk.msgs.FillPercent = 0.9
@@ -503,16 +489,6 @@ func (w *writer) putMessage(m *chat.Message) error {
 	w.key = appendMsgKey(w.key[:0], m.Session, m.Seq)
 	if err := w.bk.msgs.Put(w.key, w.since(start)); err != nil {
 		return fmt.Errorf("put message %d/%d: %w", m.Session, m.Seq, err)
-	}
-	if m.CID == "" || w.checkpoint {
-		return nil
-	}
-	start = len(w.arena)
-	w.arena = appendMsgKey(w.arena, m.Session, m.Seq)
-	w.key = appendCIDKey(w.key[:0], m.App, m.From, m.CID)
-	w.cidf.add(w.key)
-	if err := w.bk.cids.Put(w.key, w.since(start)); err != nil {
-		return fmt.Errorf("put cid of message %d/%d: %w", m.Session, m.Seq, err)
 	}
 	return nil
 }

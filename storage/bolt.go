@@ -32,7 +32,7 @@ var ErrNewerSchema = errors.New("storage: data file has a newer schema than this
 
 // SchemaVersion is the layout version this build writes into meta/schema.
 // See doc.go for the layout.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bucket names.
 var (
@@ -46,10 +46,14 @@ var (
 	bMembers      = []byte("members")
 	bUserSessions = []byte("user_sessions")
 	bMsgs         = []byte("msgs")
-	bCIDs         = []byte("cids")
 
 	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
-		bMembers, bUserSessions, bMsgs, bCIDs}
+		bMembers, bUserSessions, bMsgs}
+
+	// bCIDsV1 was schema 1's store-wide index of client message ids,
+	// dropped by the upgrade to schema 2 (the journal finds retried sends
+	// among a session's recent messages instead).
+	bCIDsV1 = []byte("cids")
 
 	keySchema = []byte("schema")
 )
@@ -100,8 +104,6 @@ type Bolt struct {
 	w       writer     // a direct Apply's reusable scratch
 	wal     *wal
 	closed  bool
-	cidKey  []byte     // scratch for overlay cid keys
-	cidf    *cidFilter // every cid key stored or in an overlay (see cidfilter.go)
 
 	// mu guards active and frozen (the pointers and what they hold).
 	// Apply takes it to add to active; readers hold RLock across their
@@ -154,7 +156,7 @@ func Open(path string, opt Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	s := &Bolt{db: db, path: path, active: newOverlay(), maxMsgs: int64(opt.CheckpointMessages),
+	s := &Bolt{db: db, path: path, active: newOverlay(nil), maxMsgs: int64(opt.CheckpointMessages),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.maxMsgs <= 0 {
 		s.maxMsgs = 50_000
@@ -162,10 +164,6 @@ func Open(path string, opt Options) (*Bolt, error) {
 	if err := s.recover(opt.NoSync); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: recover write-ahead log: %w", path, err)
-	}
-	if err := s.loadCIDFilter(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("storage: open %s: index cids: %w", path, err)
 	}
 	interval := opt.CheckpointInterval
 	if interval == 0 {
@@ -178,7 +176,7 @@ func Open(path string, opt Options) (*Bolt, error) {
 // initSchema checks the file's schema, read-only first so that a file this
 // build must refuse is never written to, then creates what is missing.
 func initSchema(db *bolt.DB) error {
-	fresh := false
+	fresh, upgrade := false, false
 	err := db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bMeta)
 		if meta == nil {
@@ -194,14 +192,15 @@ func initSchema(db *bolt.DB) error {
 		if len(v) != 4 {
 			return fmt.Errorf("meta/schema: %w", ErrCorrupt)
 		}
-		switch ver := binary.BigEndian.Uint32(v); {
+		ver := binary.BigEndian.Uint32(v)
+		switch {
 		case ver > SchemaVersion:
 			return fmt.Errorf("%w: the file has schema %d, this build knows up to %d; run a newer chatd",
 				ErrNewerSchema, ver, SchemaVersion)
 		case ver < 1:
 			return fmt.Errorf("meta/schema %d: %w", ver, ErrCorrupt)
 		}
-		// Migrations from older schemas go here.
+		upgrade = ver < SchemaVersion
 		return nil
 	})
 	if err != nil {
@@ -213,7 +212,13 @@ func initSchema(db *bolt.DB) error {
 				return err
 			}
 		}
-		if fresh {
+		// Schema 1 → 2: drop the cid index.
+		if upgrade && tx.Bucket(bCIDsV1) != nil {
+			if err := tx.DeleteBucket(bCIDsV1); err != nil {
+				return err
+			}
+		}
+		if fresh || upgrade {
 			return tx.Bucket(bMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
 		}
 		return nil
@@ -274,9 +279,6 @@ func (s *Bolt) Backup(w io.Writer) (int64, error) {
 	}
 	return n, nil
 }
-
-// errNoCID is CID's answer for a cid the filter has never seen.
-var errNoCID = notFound("cid")
 
 func notFound(what string) error { return fmt.Errorf("storage: %s: %w", what, chat.ErrNotFound) }
 
@@ -566,34 +568,6 @@ func step(c *bolt.Cursor, back bool) ([]byte, []byte) {
 	return c.Next()
 }
 
-// CID finds the message a sender's client message id produced: the
-// active overlay, then the frozen one, then bbolt.
-func (s *Bolt) CID(_ context.Context, app, from, cid string) (chat.SessionID, uint64, error) {
-	var id chat.SessionID
-	var seq uint64
-	var kb [96]byte
-	key := appendCIDKey(kb[:0], app, from, cid)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, o := range [2]*overlay{s.active, s.frozen} {
-		if o == nil {
-			continue
-		}
-		if ref, ok := o.cids[string(key)]; ok {
-			return ref.session, ref.seq, nil
-		}
-	}
-	if !s.cidf.mayContain(key) {
-		return 0, 0, errNoCID // the common case: no allocation
-	}
-	err := s.get(bCIDs, key, "cid", cid, func(v []byte) bool {
-		var ok bool
-		id, seq, ok = parseMsgKey(v)
-		return ok
-	})
-	return id, seq, err
-}
-
 // MaxSessionID is the largest session id stored, 0 when none.
 func (s *Bolt) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 	var id chat.SessionID
@@ -609,19 +583,4 @@ func (s *Bolt) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 		return nil
 	})
 	return id, err
-}
-
-// loadCIDFilter indexes every cid key already stored (after the WAL replay),
-// sized for twice as many so that a growing store rarely adds a filter.
-func (s *Bolt) loadCIDFilter() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bCIDs)
-		n := uint64(b.Stats().KeyN)
-		s.cidf = newCIDFilter(max(2*n, 1<<20))
-		s.w.cidf = s.cidf
-		return b.ForEach(func(k, _ []byte) error {
-			s.cidf.add(k)
-			return nil
-		})
-	})
 }

@@ -168,6 +168,67 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	})
 }
 
+// A schema-1 file (with its store-wide cid index) opens as schema 2: the
+// index is dropped, the messages stay.
+func TestOpenUpgradesSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := chat.Message{Session: 1, Seq: 1, App: "a", From: "u", Type: "text", Content: []byte(`{"text":"hi"}`), CID: "c1", CreatedAt: 5}
+	if err := s.Apply(ctx, &chat.Batch{
+		Sessions: []chat.Session{{ID: 1, App: "a", Kind: chat.KindGroup}},
+		Messages: []chat.Message{m},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Make it what schema 1 wrote.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bCIDsV1)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte("\x01a\x01u\x02c1"), appendMsgKey(nil, 1, 1)); err != nil {
+			return err
+		}
+		return tx.Bucket(bMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a schema-1 file: %v", err)
+	}
+	ms, err := s.Messages(ctx, 1, 1, 1, 1, false)
+	if err != nil || len(ms) != 1 || ms[0].CID != "c1" {
+		t.Fatalf("message after the upgrade = %+v, %v", ms, err)
+	}
+	s.Close()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get(keySchema); binary.BigEndian.Uint32(v) != SchemaVersion {
+			t.Errorf("schema after the upgrade = %d, want %d", binary.BigEndian.Uint32(v), SchemaVersion)
+		}
+		if tx.Bucket(bCIDsV1) != nil {
+			t.Error("the schema-1 cid index is still there")
+		}
+		return nil
+	})
+}
+
 func TestOpenRefusesForeignFile(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -224,16 +285,11 @@ func TestCloseTwice(t *testing.T) {
 	}
 }
 
-// setRaw writes a raw value, bypassing the codecs. A cid key also goes into
-// the cid filter, as every write path of the store does (a key written
-// behind the store's back is seen from the next Open on).
+// setRaw writes a raw value, bypassing the codecs.
 func setRaw(t *testing.T, s *Bolt, bucket, key, val []byte) {
 	t.Helper()
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key, val) }); err != nil {
 		t.Fatal(err)
-	}
-	if bytes.Equal(bucket, bCIDs) {
-		s.cidf.add(key)
 	}
 }
 
@@ -257,7 +313,6 @@ func TestCorruptRecords(t *testing.T) {
 	setRaw(t, s, bSessions, appendU64(nil, 2), garbage)
 	setRaw(t, s, bMembers, appendMemberKey(nil, 2, "u"), garbage)
 	setRaw(t, s, bMsgs, appendMsgKey(nil, 2, 1), garbage)
-	setRaw(t, s, bCIDs, appendCIDKey(nil, "a", "u", "c"), garbage)
 	setRaw(t, s, bPairs, appendPairKey(nil, "a", [2]string{"u", "v"}), garbage)
 
 	tests := []struct {
@@ -272,7 +327,6 @@ func TestCorruptRecords(t *testing.T) {
 		{name: "Member", call: func() error { _, err := s.Member(ctx, 2, "u"); return err }},
 		{name: "Members", call: func() error { _, err := s.Members(ctx, 2); return err }},
 		{name: "Messages", call: func() error { _, err := s.Messages(ctx, 2, 0, 10, 0, false); return err }},
-		{name: "CID", call: func() error { _, _, err := s.CID(ctx, "a", "u", "c"); return err }},
 		{name: "PrivateSession", call: func() error { _, err := s.PrivateSession(ctx, "a", "v", "u"); return err }},
 		{name: "Apply replacing a session", call: func() error {
 			return s.Apply(ctx, &chat.Batch{Sessions: []chat.Session{{ID: 2, App: "a", Kind: chat.KindGroup}}})

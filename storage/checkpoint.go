@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -112,7 +111,7 @@ func (s *Bolt) freeze() error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	s.mu.Lock()
-	s.frozen, s.active = s.active, newOverlay()
+	s.frozen, s.active = s.active, newOverlay(s.active)
 	s.mu.Unlock()
 	s.activeN.Store(0)
 	s.activeSize.Store(0)
@@ -138,14 +137,7 @@ func (s *Bolt) flush() error {
 	if fr == nil {
 		return nil
 	}
-	b := fr.batch()
-	keys := make([]string, 0, len(fr.cids))
-	for k := range fr.cids {
-		keys = append(keys, k)
-	}
-	// In key order: bbolt grows a node in memory until commit, and
-	// inserting random keys into a growing node is quadratic.
-	slices.Sort(keys)
+	b, runs := fr.batch()
 
 	w := &s.cw
 	w.checkpoint, w.mayYield = true, s.relaxed
@@ -178,10 +170,13 @@ func (s *Bolt) flush() error {
 		w.prepare(&sub)
 		return w.apply(tx, &sub)
 	}
-	err := chunks(len(b.Messages), func(lo, hi int, tx *bolt.Tx) error {
-		sub = chat.Batch{Messages: b.Messages[lo:hi]}
+	var msgs []chat.Message // one chunk's messages, reused
+	err := chunks(fr.n, func(lo, hi int, tx *bolt.Tx) error {
+		msgs, runs = nextMsgs(msgs, runs, hi-lo)
+		sub = chat.Batch{Messages: msgs}
 		return apply(tx)
 	})
+	clear(msgs[:cap(msgs)])
 	if err == nil {
 		err = chunks(len(b.Summaries), func(lo, hi int, tx *bolt.Tx) error {
 			sub = chat.Batch{Summaries: b.Summaries[lo:hi]}
@@ -192,23 +187,6 @@ func (s *Bolt) flush() error {
 		err = chunks(len(b.Reads), func(lo, hi int, tx *bolt.Tx) error {
 			sub = chat.Batch{Reads: b.Reads[lo:hi]}
 			return apply(tx)
-		})
-	}
-	if err == nil {
-		err = chunks(len(keys), func(lo, hi int, tx *bolt.Tx) error {
-			w.arena = slices.Grow(w.arena[:0], 16*(hi-lo))
-			cids := tx.Bucket(bCIDs)
-			for _, k := range keys[lo:hi] {
-				w.yield()
-				ref := fr.cids[k]
-				start := len(w.arena)
-				w.arena = appendMsgKey(w.arena, ref.session, ref.seq)
-				w.key = append(w.key[:0], k...)
-				if err := cids.Put(w.key, w.since(start)); err != nil {
-					return fmt.Errorf("put cid of message %d/%d: %w", ref.session, ref.seq, err)
-				}
-			}
-			return nil
 		})
 	}
 	if err != nil {

@@ -143,11 +143,6 @@ func parseMsgKey(k []byte) (chat.SessionID, uint64, bool) {
 	return chat.SessionID(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint64(k[8:]), true
 }
 
-// cidKey: str(app) str(from) str(cid). Bucket cids.
-func appendCIDKey(dst []byte, app, from, cid string) []byte {
-	return appendStr(appendStr(appendStr(dst, app), from), cid)
-}
-
 // ---- messages (hot path) ----
 
 // appendMessage appends m's value. Session and Seq live in the key.

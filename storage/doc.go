@@ -6,7 +6,7 @@
 // Every write goes through Apply, which the core's journal goroutine calls
 // with everything it has gathered (group commit). Committing a 1:1 chat's
 // batch straight to bbolt is slow: each message of a different session
-// dirties its own msgs leaf, a random cids leaf and branch pages, and
+// dirties its own msgs leaf and branch pages, and
 // bbolt rewrites every dirty page and fsyncs twice per commit (~20 ms for
 // 1,000 messages over 1,000 sessions on a grown file). So the hot part of
 // the traffic goes through a write-ahead log (WAL) first:
@@ -17,7 +17,7 @@
 //     Then its changes go into the active overlay, in memory, and Apply
 //     returns. The overlay holds, since the last checkpoint: each
 //     session's messages by seq, its newest summary, the highest read seq
-//     per member, and the cid index entries.
+//     per member.
 //   - Any other batch (Apps, Users, Tokens, DelTokens, DelUserTokens,
 //     Sessions, Members, DelMembers: rare) first runs a checkpoint, then
 //     commits the whole batch in one bbolt write transaction, as before
@@ -55,8 +55,7 @@
 //     end, so the merged end is exact); Session applies an overlay summary
 //     whose seq is above the stored LastSeq; Member and Members raise
 //     ReadSeq to the overlays' marks (a member missing from bbolt is still
-//     missing); CID looks in the active overlay, the frozen one, then
-//     bbolt. Other reads only use bbolt. A reader holds Bolt.mu's read lock
+//     missing). Other reads only use bbolt. A reader holds Bolt.mu's read lock
 //     across its bbolt read transaction and its overlay lookups, and the
 //     checkpoint drops the frozen overlay under the write lock after its
 //     commit, so a reader sees the frozen changes in memory or in bbolt,
@@ -105,12 +104,12 @@
 // chat.db-wal.1 and any spare are deleted, chat.db-wal is truncated,
 // stamped with generation 1 and synced, and the folder is fsynced. Replaying a record that a checkpoint already wrote
 // (a crash after its commit, before deleting chat.db-wal.1) changes
-// nothing: message and cid puts rewrite the same values, and summaries
+// nothing: message puts rewrite the same values, and summaries
 // and read marks only ever rise. No direct batch can lie between the two:
 // it runs only after the checkpoint has durably stamped the frozen file
 // with a new generation.
 //
-// # Layout (schema 1)
+// # Layout (schema 2)
 //
 // Notation: u64 is 8-byte big-endian, so numeric keys scan in numeric
 // order; str is a uvarint length followed by the bytes. Length-prefixed
@@ -118,7 +117,7 @@
 // and str(app) str(uid) is a prefix of exactly that user's keys.
 //
 //	bucket          key                              value
-//	meta            "schema"                         u32 schema version (1)
+//	meta            "schema"                         u32 schema version (2)
 //	apps            app id (raw)                     App record
 //	users           str(app) str(uid)                User record
 //	tokens          sha-256 (32 bytes)               Token record
@@ -128,7 +127,13 @@
 //	members         u64(session) uid (raw)           Member record
 //	user_sessions   str(app) str(uid) u64(session)   empty
 //	msgs            u64(session) u64(seq)            Message record
-//	cids            str(app) str(from) str(cid)      u64(session) u64(seq)
+//
+// Schema 1 also had cids, str(app) str(from) str(cid) → u64(session)
+// u64(seq): a store-wide index of client message ids. Its keys are random,
+// so every checkpoint rewrote leaves across the whole index (on a grown
+// file most of the checkpoint's pages and garbage). Open drops it when it
+// upgrades a schema-1 file; the journal now finds a retried cid among the
+// session's last 512 messages (chat/cidring.go), which carry their cid.
 //
 // Records are binary; each starts with a version byte (1), so a later
 // encoding can be told apart and migrated. Fields covered by the key are
@@ -176,7 +181,7 @@
 // (bbolt writes each dirty page with its own pwrite, then fsyncs): a
 // commit that touches 1,000 sessions costs ~15–20 ms whatever the layout.
 // That is why hot batches go through the WAL and reach bbolt only in
-// checkpoints. BenchmarkApplyGrown (200,000 messages and cids stored
+// checkpoints. BenchmarkApplyGrown (200,000 messages with cids stored
 // beforehand, fsync on, 2-core box shared with other jobs):
 //
 //	batch                          bbolt per commit    WAL

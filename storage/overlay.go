@@ -15,11 +15,15 @@ type overlay struct {
 	msgs  map[chat.SessionID][]chat.Message // each ascending by Seq, one per Seq
 	sums  map[chat.SessionID]chat.Summary   // the first with the highest Seq
 	reads map[readKey]uint64                // the highest read seq
-	cids  map[string]msgKeyVal              // appendCIDKey → message; the last put wins
 
 	n    int    // messages held
 	size int    // approximate bytes held
 	buf  []byte // current chunk that message contents are copied into
+
+	// hint is how many messages each session had in the previous overlay:
+	// a session's slice starts at that capacity, so steady traffic fills
+	// it without the copies of growing by append. Read-only.
+	hint map[chat.SessionID]int32
 }
 
 type readKey struct {
@@ -30,32 +34,38 @@ type readKey struct {
 // contentChunk is the size of the chunks message contents are copied into.
 const contentChunk = 256 << 10
 
-func newOverlay() *overlay {
-	return &overlay{
-		msgs:  make(map[chat.SessionID][]chat.Message),
-		sums:  make(map[chat.SessionID]chat.Summary),
-		reads: make(map[readKey]uint64),
-		cids:  make(map[string]msgKeyVal),
+// newOverlay returns an empty overlay sized after prev (nil: unsized), the
+// overlay it follows: under steady traffic each checkpoint interval looks
+// like the last, and presized maps and slices skip the garbage of growing.
+func newOverlay(prev *overlay) *overlay {
+	if prev == nil {
+		prev = &overlay{}
 	}
+	o := &overlay{
+		msgs:  make(map[chat.SessionID][]chat.Message, len(prev.msgs)),
+		sums:  make(map[chat.SessionID]chat.Summary, len(prev.sums)),
+		reads: make(map[readKey]uint64, len(prev.reads)),
+	}
+	if len(prev.msgs) > 0 {
+		o.hint = make(map[chat.SessionID]int32, len(prev.msgs))
+		for id, ms := range prev.msgs {
+			o.hint[id] = int32(min(len(ms), 1<<20))
+		}
+	}
+	return o
 }
 
 func (o *overlay) empty() bool {
-	return len(o.msgs)+len(o.sums)+len(o.reads)+len(o.cids) == 0
+	return len(o.msgs)+len(o.sums)+len(o.reads) == 0
 }
 
-// add applies the hot part of b, in the order chat.Store documents. kb is
-// scratch for a cid key.
-func (o *overlay) add(b *chat.Batch, kb *[]byte) {
+// add applies the hot part of b, in the order chat.Store documents.
+func (o *overlay) add(b *chat.Batch) {
 	for i := range b.Messages {
 		m := b.Messages[i]
 		m.Content = o.copyBytes(m.Content)
 		o.putMsg(m)
 		o.size += 64 + len(m.App) + len(m.From) + len(m.Type) + len(m.CID) + len(m.Content)
-		if m.CID != "" {
-			*kb = appendCIDKey((*kb)[:0], m.App, m.From, m.CID)
-			o.cids[string(*kb)] = msgKeyVal{session: m.Session, seq: m.Seq}
-			o.size += 48 + len(*kb)
-		}
 	}
 	for i := range b.Summaries {
 		sm := &b.Summaries[i]
@@ -93,6 +103,11 @@ func cmpSeq(m chat.Message, seq uint64) int { return cmp.Compare(m.Seq, seq) }
 // putMsg stores m; a later put of the same Seq replaces the earlier one.
 func (o *overlay) putMsg(m chat.Message) {
 	s := o.msgs[m.Session]
+	if s == nil {
+		if h := o.hint[m.Session]; h > 1 {
+			s = make([]chat.Message, 0, h)
+		}
+	}
 	if n := len(s); n == 0 || s[n-1].Seq < m.Seq {
 		s = append(s, m)
 		o.n++
@@ -137,9 +152,12 @@ func (o *overlay) rangeOf(id chat.SessionID, lo, hi uint64, limit int, newest bo
 // the highest read per member. CIDs are not in it: the caller writes
 // o.cids itself, so that an index entry whose message was replaced by a
 // later put of the same Seq survives, as it does in bbolt.
-func (o *overlay) batch() *chat.Batch {
-	b := &chat.Batch{
-		Messages:  make([]chat.Message, 0, o.n),
+//
+// The messages are not copied into the batch: msgRuns lists them as one
+// ascending run per session, in key order, and nextMsgs hands them out in
+// chunks.
+func (o *overlay) batch() (b *chat.Batch, msgRuns [][]chat.Message) {
+	b = &chat.Batch{
 		Summaries: make([]chat.Summary, 0, len(o.sums)),
 		Reads:     make([]chat.ReadMark, 0, len(o.reads)),
 	}
@@ -148,8 +166,9 @@ func (o *overlay) batch() *chat.Batch {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	msgRuns = make([][]chat.Message, 0, len(ids))
 	for _, id := range ids {
-		b.Messages = append(b.Messages, o.msgs[id]...)
+		msgRuns = append(msgRuns, o.msgs[id])
 	}
 	for _, sm := range o.sums {
 		b.Summaries = append(b.Summaries, sm)
@@ -164,7 +183,22 @@ func (o *overlay) batch() *chat.Batch {
 		}
 		return cmp.Compare(x.UID, y.UID)
 	})
-	return b
+	return b, msgRuns
+}
+
+// nextMsgs moves up to n messages from the front of runs into dst (reset
+// first) and returns dst and the runs left: the checkpoint's chunks, in key
+// order, through one reused buffer.
+func nextMsgs(dst []chat.Message, runs [][]chat.Message, n int) ([]chat.Message, [][]chat.Message) {
+	dst = dst[:0]
+	for len(runs) > 0 && len(dst) < n {
+		k := min(n-len(dst), len(runs[0]))
+		dst = append(dst, runs[0][:k]...)
+		if runs[0] = runs[0][k:]; len(runs[0]) == 0 {
+			runs = runs[1:]
+		}
+	}
+	return dst, runs
 }
 
 // mergeMsgs merges two ascending pages; on equal Seq the one from over

@@ -18,15 +18,6 @@ var _ chat.Store = (*Store)(nil)
 // pairKey is the private-pair index key; a <= b.
 type pairKey struct{ app, a, b string }
 
-// cidKey is the client-message-id index key.
-type cidKey struct{ app, from, cid string }
-
-// msgRef is where a CID's message lives.
-type msgRef struct {
-	session chat.SessionID
-	seq     uint64
-}
-
 // Store is an in-memory chat.Store. Every value is copied in on Apply and
 // out on reads, so callers never share memory with the store.
 type Store struct {
@@ -41,7 +32,6 @@ type Store struct {
 	members      map[chat.SessionID]map[string]chat.Member
 	userSessions map[chat.UserKey]map[chat.SessionID]struct{}
 	msgs         map[chat.SessionID][]chat.Message // ascending by Seq
-	cids         map[cidKey]msgRef
 	maxSession   chat.SessionID
 }
 
@@ -57,7 +47,6 @@ func New() *Store {
 		members:      make(map[chat.SessionID]map[string]chat.Member),
 		userSessions: make(map[chat.UserKey]map[chat.SessionID]struct{}),
 		msgs:         make(map[chat.SessionID][]chat.Message),
-		cids:         make(map[cidKey]msgRef),
 	}
 }
 
@@ -161,9 +150,6 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 	for _, m := range b.Messages {
 		m.Content = clone(m.Content)
 		s.putMessage(m)
-		if m.CID != "" {
-			s.cids[cidKey{app: m.App, from: m.From, cid: m.CID}] = msgRef{session: m.Session, seq: m.Seq}
-		}
 	}
 	for _, sm := range b.Summaries {
 		sess, ok := s.sessions[sm.Session]
@@ -365,17 +351,6 @@ func (s *Store) Messages(_ context.Context, id chat.SessionID, lo, hi uint64, li
 		out[k].Content = clone(out[k].Content)
 	}
 	return out, nil
-}
-
-// CID finds the message a sender's client message id produced.
-func (s *Store) CID(_ context.Context, app, from, cid string) (chat.SessionID, uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r, ok := s.cids[cidKey{app: app, from: from, cid: cid}]
-	if !ok {
-		return 0, 0, notFound("cid " + cid)
-	}
-	return r.session, r.seq, nil
 }
 
 // MaxSessionID is the largest session id stored, 0 when none.

@@ -121,9 +121,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 		if sess := mustSession(t, s, 10); sess.LastSeq != 4 || sess.LastPreview != "4" {
 			t.Fatalf("session 10 after reopen: LastSeq=%d LastPreview=%q, want 4 \"4\"", sess.LastSeq, sess.LastPreview)
 		}
-		if sid, seq, err := s.CID(ctx, "app1", "u2", "c4"); err != nil || sid != 10 || seq != 4 {
-			t.Fatalf("CID c4 after reopen = %d/%d, %v; want 10/4", sid, seq, err)
-		}
+		wantCID(t, s, 10, 4, "u2", "c4")
 	})
 }
 
@@ -246,8 +244,6 @@ func testEmptyStore(t *testing.T, s chat.Store) {
 	wantNotFound(t, "PrivateSession", err)
 	_, err = s.Member(ctx, 1, "u")
 	wantNotFound(t, "Member", err)
-	_, _, err = s.CID(ctx, "a", "u", "c")
-	wantNotFound(t, "CID", err)
 
 	if apps, err := s.Apps(ctx); err != nil || len(apps) != 0 {
 		t.Fatalf("Apps = %v, %v; want empty, nil", apps, err)
@@ -668,7 +664,6 @@ func testMessagesRange(t *testing.T, s chat.Store) {
 }
 
 func testCID(t *testing.T, s chat.Store) {
-	ctx := context.Background()
 	m1 := msg(1, 1, "u1", "c-1")
 	m2 := msg(1, 2, "u2", "c-1") // same cid, other sender
 	m3 := msg(2, 5, "u1", "c-2")
@@ -676,30 +671,18 @@ func testCID(t *testing.T, s chat.Store) {
 	m5 := msg(3, 1, "u1", "c-1")
 	m5.App = "a2" // same sender and cid, other app
 	apply(t, s, &chat.Batch{Messages: []chat.Message{m1, m2, m3, m4, m5}})
-
-	tests := []struct {
-		name           string
-		app, from, cid string
-		wantSession    chat.SessionID // 0: not found
-		wantSeq        uint64
-	}{
-		{name: "first sender", app: "app1", from: "u1", cid: "c-1", wantSession: 1, wantSeq: 1},
-		{name: "second sender same cid", app: "app1", from: "u2", cid: "c-1", wantSession: 1, wantSeq: 2},
-		{name: "other session", app: "app1", from: "u1", cid: "c-2", wantSession: 2, wantSeq: 5},
-		{name: "other app", app: "a2", from: "u1", cid: "c-1", wantSession: 3, wantSeq: 1},
-		{name: "unknown cid", app: "app1", from: "u1", cid: "c-3"},
-		{name: "empty cid not indexed", app: "app1", from: "u1", cid: ""},
-		{name: "unknown sender", app: "app1", from: "u3", cid: "c-1"},
+	for _, m := range []chat.Message{m1, m2, m3, m4, m5} {
+		wantCID(t, s, m.Session, m.Seq, m.From, m.CID)
 	}
-	for _, tc := range tests {
-		sid, seq, err := s.CID(ctx, tc.app, tc.from, tc.cid)
-		if tc.wantSession == 0 {
-			wantNotFound(t, tc.name, err)
-			continue
-		}
-		if err != nil || sid != tc.wantSession || seq != tc.wantSeq {
-			t.Fatalf("%s: CID = %d/%d, %v; want %d/%d", tc.name, sid, seq, err, tc.wantSession, tc.wantSeq)
-		}
+}
+
+// wantCID checks that message id/seq is stored with sender from and cid:
+// the journal finds retried sends by reading them back.
+func wantCID(t *testing.T, s chat.Store, id chat.SessionID, seq uint64, from, cid string) {
+	t.Helper()
+	ms, err := s.Messages(context.Background(), id, seq, seq, 1, false)
+	if err != nil || len(ms) != 1 || ms[0].From != from || ms[0].CID != cid {
+		t.Fatalf("message %d/%d = %+v, %v; want from %q with cid %q", id, seq, ms, err, from, cid)
 	}
 }
 
@@ -919,15 +902,9 @@ func testIDsWithSeparatorBytes(t *testing.T, s chat.Store) {
 	if id, err := s.PrivateSession(ctx, "a", "c\x00d", "b"); err != nil || id != 3 {
 		t.Fatalf("PrivateSession(a, c\\0d, b) = %d, %v; want 3", id, err)
 	}
-	if sid, seq, err := s.CID(ctx, "a", "b\x00c", "x"); err != nil || sid != 2 || seq != 1 {
-		t.Fatalf("CID(a, b\\0c, x) = %d/%d, %v; want 2/1", sid, seq, err)
-	}
-	if sid, seq, err := s.CID(ctx, "a", "b", "c\x00x"); err != nil || sid != 2 || seq != 2 {
-		t.Fatalf("CID(a, b, c\\0x) = %d/%d, %v; want 2/2", sid, seq, err)
-	}
-	if sid, seq, err := s.CID(ctx, "a\x00b", "c", "x"); err != nil || sid != 1 || seq != 1 {
-		t.Fatalf("CID(a\\0b, c, x) = %d/%d, %v; want 1/1", sid, seq, err)
-	}
+	wantCID(t, s, 2, 1, "b\x00c", "x")
+	wantCID(t, s, 2, 2, "b", "c\x00x")
+	wantCID(t, s, 1, 1, "c", "x")
 }
 
 // testNoAliasing checks that a store copies in and out: changing a batch
@@ -1184,10 +1161,7 @@ func testLargeBatch(t *testing.T, s chat.Store) {
 	}
 	wantSeqs(t, s, 3, 0, ^uint64(0), 3, true, n/sessions-2, n/sessions-1, n/sessions)
 	for _, i := range []int{0, 1, 4_999, n - 1} {
-		sid, seq, err := s.CID(ctx, "app1", "u1", "c"+strconv.Itoa(i))
-		if err != nil || sid != chat.SessionID(i%sessions+1) || seq != uint64(i/sessions+1) {
-			t.Fatalf("CID c%d = %d/%d, %v; want %d/%d", i, sid, seq, err, i%sessions+1, i/sessions+1)
-		}
+		wantCID(t, s, chat.SessionID(i%sessions+1), uint64(i/sessions+1), "u1", "c"+strconv.Itoa(i))
 	}
 }
 
@@ -1293,12 +1267,6 @@ func (f *fixture) verify(t *testing.T, s chat.Store) {
 	for i := range got {
 		if !sameMessage(got[i], f.messages[i]) {
 			t.Fatalf("Messages[%d] = %+v, want %+v", i, got[i], f.messages[i])
-		}
-	}
-	for _, m := range f.messages {
-		sid, seq, err := s.CID(ctx, m.App, m.From, m.CID)
-		if err != nil || sid != m.Session || seq != m.Seq {
-			t.Fatalf("CID(%s) = %d/%d, %v", m.CID, sid, seq, err)
 		}
 	}
 	if id, err := s.MaxSessionID(ctx); err != nil || id != 11 {
