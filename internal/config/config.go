@@ -164,6 +164,12 @@ func (c *Config) validate() error {
 	if c.MaxContent > c.MaxMessage {
 		return fmt.Errorf("max_content (%d) must not exceed max_message (%d): a message's content travels inside one WebSocket message", c.MaxContent, c.MaxMessage)
 	}
+	if c.MaxMessage > 1<<30 {
+		return fmt.Errorf("max_message (%d) must be at most 1GiB", c.MaxMessage)
+	}
+	if c.MaxOutbound > 1<<30 {
+		return fmt.Errorf("max_outbound (%d) must be at most 1GiB", c.MaxOutbound)
+	}
 	if c.HistoryLimit > 500 {
 		return fmt.Errorf("history_limit (%d) must be at most 500, the largest page a client may ask for", c.HistoryLimit)
 	}
