@@ -325,10 +325,12 @@ func (c *Core) finish(o *op) {
 		if o.result.err != nil {
 			o.origin.replyErr(o.reqID, o.result.err)
 		} else {
-			o.origin.reply(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send))
+			// Observed before the reply is queued, so that whoever
+			// reads the ack also sees it counted.
 			if o.start != 0 {
 				c.hists.ack.Observe(uint64(max(time.Now().UnixNano()-o.start, 0)))
 			}
+			o.origin.reply(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send))
 		}
 	}
 	if o.res != nil {
