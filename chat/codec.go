@@ -44,8 +44,12 @@ func decodeRequest(b []byte, r *request) *Error {
 		}
 		return Errf(CodeBadRequest, "bad JSON: field \""+fe.field+"\" must be "+fe.want)
 	case !ok:
-		*r = request{}
-		if err := json.Unmarshal(b, r); err != nil {
+		// A heap copy for encoding/json (the rare path), so that r itself
+		// never escapes: callers keep it on their stack.
+		slow := new(request)
+		err := json.Unmarshal(b, slow)
+		*r = *slow
+		if err != nil {
 			msg := "bad JSON: " + err.Error()
 			if se, ok := err.(*json.SyntaxError); ok {
 				msg = "bad JSON at byte " + strconv.FormatInt(se.Offset, 10) + ": " + se.Error()
