@@ -217,7 +217,7 @@ func (s *Bolt) relaxed() bool {
 // recover replays the WAL files left by a crash (the frozen one, then the
 // active one) into bbolt in one write transaction, deletes them and starts
 // an empty WAL. Replaying a record already in bbolt changes nothing:
-// message and cid puts rewrite the same values, summaries and read marks
+// message puts rewrite the same values, summaries and read marks
 // only ever rise.
 func (s *Bolt) recover(noSync bool) error {
 	active, frozen := s.path+walSuffix, s.path+walFrozenSuffix

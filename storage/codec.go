@@ -48,6 +48,17 @@ func (r *reader) byte() byte {
 	return c
 }
 
+// u64 reads 8 bytes big-endian (appendU64).
+func (r *reader) u64() uint64 {
+	if r.bad || len(r.b) < 8 {
+		r.bad = true
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
 func (r *reader) uvarint() uint64 {
 	if r.bad {
 		return 0

@@ -149,9 +149,7 @@ func (o *overlay) rangeOf(id chat.SessionID, lo, hi uint64, limit int, newest bo
 
 // batch returns the overlay's changes as one batch for writing to bbolt:
 // messages in key order (session, seq), the newest summary per session,
-// the highest read per member. CIDs are not in it: the caller writes
-// o.cids itself, so that an index entry whose message was replaced by a
-// later put of the same Seq survives, as it does in bbolt.
+// the highest read per member.
 //
 // The messages are not copied into the batch: msgRuns lists them as one
 // ascending run per session, in key order, and nextMsgs hands them out in

@@ -138,11 +138,7 @@ func decodeWALPayload(p []byte, b *chat.Batch) bool {
 	r := reader{b: p}
 	n := r.uvarint()
 	for range n {
-		if r.bad || len(r.b) < 8 {
-			return false
-		}
-		m := chat.Message{Session: chat.SessionID(binary.BigEndian.Uint64(r.b))}
-		r.b = r.b[8:]
+		m := chat.Message{Session: chat.SessionID(r.u64())}
 		m.Seq = r.uvarint()
 		v := r.raw()
 		if r.bad || !decodeMessage(v, &m) {
@@ -152,22 +148,20 @@ func decodeWALPayload(p []byte, b *chat.Batch) bool {
 	}
 	n = r.uvarint()
 	for range n {
-		if r.bad || len(r.b) < 8 {
+		if r.bad {
 			return false
 		}
-		sm := chat.Summary{Session: chat.SessionID(binary.BigEndian.Uint64(r.b))}
-		r.b = r.b[8:]
+		sm := chat.Summary{Session: chat.SessionID(r.u64())}
 		sm.Seq, sm.At = r.uvarint(), r.varint()
 		sm.From, sm.Type, sm.Preview = r.str(), r.str(), r.str()
 		b.Summaries = append(b.Summaries, sm)
 	}
 	n = r.uvarint()
 	for range n {
-		if r.bad || len(r.b) < 8 {
+		if r.bad {
 			return false
 		}
-		rm := chat.ReadMark{Session: chat.SessionID(binary.BigEndian.Uint64(r.b))}
-		r.b = r.b[8:]
+		rm := chat.ReadMark{Session: chat.SessionID(r.u64())}
 		rm.UID = r.str()
 		rm.Seq = r.uvarint()
 		b.Reads = append(b.Reads, rm)
