@@ -16,64 +16,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"chatd/chat"
-	"chatd/httpapi"
 	"chatd/httpapi/apiclient"
-	"chatd/reactor"
-	"chatd/storage"
+	"chatd/internal/teststack"
 )
-
-// startSmallBuffer is start with a live-stream buffer of 64 events.
-func startSmallBuffer(t *testing.T) (wsAddr, httpAddr string, core *chat.Core) {
-	t.Helper()
-	st, err := storage.Open(t.TempDir()+"/chat.db", storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err = chat.New(chat.Config{}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: adminKey, SubscriberBuffer: 64}, core, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2}, core, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	coreCtx, stopCore := context.WithCancel(context.Background())
-	netCtx, stopNet := context.WithCancel(context.Background())
-	coreDone, httpDone, wsDone := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	go func() { coreDone <- core.Run(coreCtx) }()
-	go func() { httpDone <- hs.Run(netCtx) }()
-	go func() { wsDone <- rs.Run(netCtx) }()
-	<-hs.Ready()
-	<-rs.Ready()
-	t.Cleanup(func() {
-		stopNet()
-		for _, c := range []chan error{httpDone, wsDone} {
-			if err := <-c; err != nil {
-				t.Error(err)
-			}
-		}
-		stopCore()
-		if err := <-coreDone; err != nil {
-			t.Error(err)
-		}
-		st.Close()
-	})
-	return rs.Addr(), hs.Addr(), core
-}
 
 // TestStuckSubscriberEndToEnd: a live-stream client that stops reading
 // (with a small TCP receive buffer) while real WebSocket traffic flows.
 // The core never waits for it, and when it reads again it learns exactly
 // how many events it missed.
 func TestStuckSubscriberEndToEnd(t *testing.T) {
-	wsAddr, httpAddr, core := startSmallBuffer(t)
+	// A live-stream buffer of 64 events.
+	srv := teststack.Start(t, t.TempDir(), teststack.Options{SubscriberBuffer: 64})
+	wsAddr, httpAddr, core := srv.WSAddr, srv.HTTPAddr, srv.Core
 	admin := &apiclient.Client{BaseURL: "http://" + httpAddr, AdminKey: adminKey, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	a, err := admin.CreateApp(context.Background(), "shop", "Shop")
 	if err != nil {

@@ -30,7 +30,9 @@ type Options struct {
 	MaxMessage   int
 	LoginTimeout time.Duration
 	Compression  bool
-	Log          zerolog.Logger // zero value: discard
+	// SubscriberBuffer is the live-stream buffer per subscriber, in events.
+	SubscriberBuffer int
+	Log              zerolog.Logger // zero value: discard
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it in
@@ -57,7 +59,7 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey}, core, o.Log)
+	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
