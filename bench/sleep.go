@@ -46,7 +46,9 @@ func (s *sleeper) until(ctx context.Context, clk clock, at int64) bool {
 			continue
 		}
 		if s.precise != nil {
-			wait -= preciseWindow / 2
+			// Leave the whole window to the precise timer: the Go
+			// timer may fire up to ~1 ms late.
+			wait -= preciseWindow
 		}
 		s.timer.Reset(wait)
 		select {
