@@ -341,7 +341,7 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 // except the connection that sent it. The event is encoded once and shared.
 // It reports whether it handed o's message to the event bus, whose
 // subscribers read it later (so o must not be recycled).
-func (c *Core) fanout(o *op) (shared bool) {
+func (c *Core) fanout(o *op, now bool) (shared bool) {
 	m := &o.msg
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
@@ -354,7 +354,7 @@ func (c *Core) fanout(o *op) (shared bool) {
 				continue
 			}
 			n++
-			if !cl.peer.Send(ev) {
+			if !sendTo(cl.peer, ev, now) {
 				c.stats.dropped.Add(1)
 			}
 		}

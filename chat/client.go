@@ -229,8 +229,12 @@ func (cl *Client) HandleClose() {
 }
 
 // reply sends one encoded reply or event to this connection.
-func (cl *Client) reply(b []byte) {
-	if !cl.peer.Send(b) {
+func (cl *Client) reply(b []byte) { cl.send(b, false) }
+
+// send is reply, written directly to an idle socket when now is set (see
+// NowSender).
+func (cl *Client) send(b []byte, now bool) {
+	if !sendTo(cl.peer, b, now) {
 		cl.core.stats.dropped.Add(1)
 	}
 }

@@ -239,12 +239,12 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		}
 	}
 	j.touched = touched[:0]
-	if c.delivering.Load() == 0 && fanoutWeight(ops) <= inlineDeliverWeight {
+	if w := fanoutWeight(ops); c.delivering.Load() == 0 && w <= inlineDeliverWeight {
 		// Nothing earlier is still being delivered, so answering here
 		// keeps commit order; and it saves the hand-over, a goroutine
 		// wake-up that cost ~90 µs (p50) to 0.5 ms (p99) on a busy
 		// 2-core box — more than fanning out a small batch.
-		c.deliverBatch(ops)
+		c.deliverBatch(ops, w <= directDeliverWeight)
 		return
 	}
 	c.delivering.Add(1)
@@ -255,6 +255,14 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 // fanoutWeight): bigger batches go to the deliverer so the next commit's
 // fsync overlaps their delivery.
 const inlineDeliverWeight = 64
+
+// directDeliverWeight bounds the fan-out for which the journal also
+// writes the frames to idle sockets itself (NowSender) instead of waking
+// each recipient's event loop: a write costs ~6 µs of the journal's time,
+// the wake-up it saves a thread hand-over that is cheap on average but
+// slow in the tail. Past a handful the loops' coalesced writes win, and
+// the journal's time is better spent on the next commit.
+const directDeliverWeight = 8
 
 // fanoutWeight estimates the delivery work of a batch: the members each
 // message goes to, one for every other op.
@@ -290,17 +298,18 @@ func appendBatch(dst, src *Batch) {
 // the next commit overlaps their delivery.
 func (c *Core) runDeliver() {
 	for ops := range c.deliver {
-		c.deliverBatch(ops)
+		c.deliverBatch(ops, false)
 		c.delivering.Add(-1)
 	}
 }
 
 // deliverBatch answers and fans out one committed batch, in order, and
 // recycles its slice. Run by the deliverer, or by the journal when the
-// deliverer is idle.
-func (c *Core) deliverBatch(ops []*op) {
+// deliverer is idle. now: write to idle sockets directly (see
+// directDeliverWeight).
+func (c *Core) deliverBatch(ops []*op, now bool) {
 	for _, o := range ops {
-		c.finish(o)
+		c.finish(o, now)
 	}
 	clear(ops) // drop the ops for the collector
 	select {
@@ -309,7 +318,7 @@ func (c *Core) deliverBatch(ops []*op) {
 	}
 }
 
-func (c *Core) finish(o *op) {
+func (c *Core) finish(o *op, now bool) {
 	if o.batch != nil {
 		if o.res != nil {
 			o.res <- o.result
@@ -319,7 +328,7 @@ func (c *Core) finish(o *op) {
 	shared := false
 	if o.result.err == nil && !o.dup {
 		c.stats.messagesIn.Add(1)
-		shared = c.fanout(o)
+		shared = c.fanout(o, now)
 	}
 	if o.origin != nil {
 		if o.result.err != nil {
@@ -330,7 +339,7 @@ func (c *Core) finish(o *op) {
 			if o.start != 0 {
 				c.hists.ack.Observe(uint64(max(time.Now().UnixNano()-o.start, 0)))
 			}
-			o.origin.reply(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send))
+			o.origin.send(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send), now)
 		}
 	}
 	if o.res != nil {

@@ -17,6 +17,28 @@ type Peer interface {
 	RemoteAddr() string
 }
 
+// NowSender is implemented by a Peer that can write a message on the
+// caller's goroutine. SendNow is Send, except that when the connection has
+// nothing queued and nothing unwritten it writes b to the socket before it
+// returns, instead of handing it to the connection's owner (an event loop,
+// which would have to be woken). It never blocks: what the socket does not
+// take is queued as Send would. The core calls it only for small
+// deliveries the journal makes itself, where the hand-over costs more than
+// the write.
+type NowSender interface {
+	SendNow(b []byte) bool
+}
+
+// sendTo sends b to p, with SendNow when now is set and p has it.
+func sendTo(p Peer, b []byte, now bool) bool {
+	if now {
+		if ns, ok := p.(NowSender); ok {
+			return ns.SendNow(b)
+		}
+	}
+	return p.Send(b)
+}
+
 // Close codes the core uses (RFC 6455 §7.4 and the 4000–4999 private range).
 const (
 	CloseNormal       = 1000

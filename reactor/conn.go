@@ -91,8 +91,14 @@ const maxCloseReason = 123
 // loop (gnet callbacks for this connection and tasks run on its loop) owns
 // the fields above mu and the groups marked so, except gc, h, loop and
 // remote, which are read-only once the core has the Peer (h is set just
-// before). mu guards pending, close, pendingBytes, slow and dead, which the
-// core's goroutines share; closing and inHandler are atomics.
+// before). mu guards pending, close, pendingBytes, slow, dead and direct,
+// which the core's goroutines share; closing and inHandler are atomics.
+//
+// Who writes the socket: the loop, through gnet, while direct is false;
+// or a core goroutine in SendNow, holding mu, while direct is true. The
+// loop clears direct (under mu, so it waits out a SendNow in progress)
+// before each of its writes, and sets it again only when gnet holds no
+// unwritten bytes and no close is due, so the two never interleave.
 type conn struct {
 	gc   gnet.Conn
 	h    chat.Handler
@@ -153,6 +159,11 @@ type conn struct {
 	// Guarded by mu.
 	slow bool // Send found the queue over MaxOutbound
 	dead bool // OnClose has run: Send and Close are no-ops
+	// direct means the socket is idle — gnet holds nothing unwritten,
+	// the loop is not writing, no close is due — so SendNow may write on
+	// its caller's goroutine. Set and cleared by the loop; SendNow
+	// clears it when its write is cut short.
+	direct bool
 }
 
 // closeMsg is the close frame a connection owes its client.
@@ -174,8 +185,13 @@ var (
 
 // frameList is a pooled pending list. Send takes one when a connection's
 // queue goes from empty to non-empty and the loop returns it after writing,
-// so an idle connection holds none.
-type frameList struct{ b [][]byte }
+// so an idle connection holds none. raw, when set, is the unwritten end of
+// a frame that SendNow began on the socket: the loop writes it first, as
+// is.
+type frameList struct {
+	b   [][]byte
+	raw []byte
+}
 
 var framePool = sync.Pool{New: func() any { return &frameList{b: make([][]byte, 0, 8)} }}
 
@@ -186,6 +202,7 @@ func putFrames(fl *frameList) {
 	}
 	clear(fl.b)
 	fl.b = fl.b[:0]
+	fl.raw = nil
 	framePool.Put(fl)
 }
 
@@ -199,8 +216,69 @@ var _ chat.Peer = (*conn)(nil)
 // gnet's own backlog before every write.)
 func (c *conn) Send(b []byte) bool {
 	c.mu.Lock()
-	if c.close != nil || c.dead {
+	ok := c.queueLocked(b)
+	c.mu.Unlock()
+	return ok
+}
+
+// SendNow is Send, except that when the socket is idle (see direct) it
+// writes b as one frame itself, on the caller's goroutine, before it
+// returns: no hand-over to the loop and no wake-up. If the socket takes
+// only part of the frame, the rest is queued for the loop to write first.
+// A message the client negotiated compression for goes through the loop,
+// which owns the shared compression cache's use. Safe from any goroutine.
+func (c *conn) SendNow(b []byte) bool {
+	c.mu.Lock()
+	if !c.direct || c.pending != nil || c.close != nil || c.dead ||
+		(c.zmax > 0 && len(b) >= c.loop.srv.cfg.CompressMin) {
+		ok := c.queueLocked(b)
 		c.mu.Unlock()
+		return ok
+	}
+	var hb [wsproto.MaxHeaderLen]byte
+	hdr := wsproto.AppendHeader(hb[:0], true, 0, wsproto.OpText, len(b))
+	n, _ := writeDirect(c.gc.Fd(), hdr, b) // an error writes nothing: queued below
+	total := len(hdr) + len(b)
+	if n == total {
+		c.mu.Unlock()
+		l := c.loop
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(total))
+		return true
+	}
+	c.direct = false
+	if n <= 0 {
+		// Nothing written (the socket is full, or broken: the loop
+		// finds out on its own write): queue it as Send would.
+		ok := c.queueLocked(b)
+		c.mu.Unlock()
+		return ok
+	}
+	// Part of the frame is on the wire: its end must go next, before
+	// anything queued later, so it heads the (empty) queue as raw bytes.
+	raw := make([]byte, 0, total-n)
+	if n < len(hdr) {
+		raw = append(raw, hdr[n:]...)
+		raw = append(raw, b...)
+	} else {
+		raw = append(raw, b[n-len(hdr):]...)
+	}
+	c.pending = framePool.Get().(*frameList)
+	c.pending.raw = raw
+	c.pendingBytes = int32(len(raw)) // ≤ one message ≤ 1 GiB
+	if !c.inHandler.Load() {
+		_ = c.gc.Wake(nil)
+	}
+	c.mu.Unlock()
+	l := c.loop
+	l.stats.framesOut.Add(1)
+	l.stats.bytesOut.Add(uint64(total))
+	return true
+}
+
+// queueLocked is Send with mu held.
+func (c *conn) queueLocked(b []byte) bool {
+	if c.close != nil || c.dead {
 		return false
 	}
 	wake := c.pending == nil
@@ -211,7 +289,6 @@ func (c *conn) Send(b []byte) bool {
 		if wake && !c.inHandler.Load() {
 			_ = c.gc.Wake(nil)
 		}
-		c.mu.Unlock()
 		return false
 	}
 	if wake {
@@ -222,7 +299,6 @@ func (c *conn) Send(b []byte) bool {
 	if wake && !c.inHandler.Load() {
 		_ = c.gc.Wake(nil)
 	}
-	c.mu.Unlock()
 	return true
 }
 
@@ -349,6 +425,7 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 	l.stats.handshakes.Add(1)
 	c.state = stateOpen
 	c.fresh = true
+	c.allowDirect()
 	c.rd = newReader(s, &req)
 	c.zmax = int32(min(req.Deflate.MaxCompressed(), math.MaxInt32))
 	h := s.acc.Accept(c)
@@ -442,6 +519,8 @@ func (c *conn) readFrames(buf []byte, used int) gnet.Action {
 		if act := c.flush(); act != gnet.None {
 			return act
 		}
+	} else if pongs > 0 {
+		c.allowDirect() // the pongs are written
 	}
 	if c.state == stateClosing {
 		return c.readClosing(buf, used)
@@ -507,6 +586,9 @@ func (c *conn) writeOut(frames int) gnet.Action {
 	if len(l.out) == 0 {
 		return gnet.None
 	}
+	c.mu.Lock()
+	c.direct = false // the loop writes now (see direct)
+	c.mu.Unlock()
 	l.stats.bytesOut.Add(uint64(len(l.out)))
 	l.stats.framesOut.Add(uint64(frames))
 	_, err := c.gc.Write(l.out)
@@ -559,11 +641,32 @@ func (c *conn) flush() gnet.Action {
 	c.mu.Lock()
 	fl, n := c.pending, int(c.pendingBytes)
 	cm, slow := c.close, c.slow
+	if fl == nil && cm == nil {
+		// Nothing to write: the socket is SendNow's while gnet holds
+		// nothing (it may have drained a backlog since the last write).
+		if !c.direct && !c.dead && c.gc.OutboundBuffered() == 0 {
+			c.direct = true
+		}
+		c.mu.Unlock()
+		return gnet.None
+	}
 	c.pending, c.pendingBytes = nil, 0
+	c.direct = false // the loop writes now (see direct)
 	c.mu.Unlock()
 
 	l := c.loop
 	s := l.srv
+	if fl != nil && fl.raw != nil {
+		// The end of a frame SendNow began goes first, whatever follows
+		// (it was counted when SendNow began it).
+		_, err := c.gc.Write(fl.raw)
+		n -= len(fl.raw)
+		fl.raw = nil
+		if err != nil || c.state == stateClosed {
+			putFrames(fl)
+			return gnet.Close
+		}
+	}
 	if fl != nil {
 		if slow || c.gc.OutboundBuffered()+n > s.cfg.MaxOutbound {
 			putFrames(fl)
@@ -584,6 +687,7 @@ func (c *conn) flush() gnet.Action {
 		s.notePeak(uint64(c.gc.OutboundBuffered()))
 	}
 	if cm == nil {
+		c.allowDirect()
 		return gnet.None
 	}
 	if slow {
@@ -597,6 +701,17 @@ func (c *conn) flush() gnet.Action {
 	c.state = stateClosing
 	c.fresh = true
 	return gnet.None
+}
+
+// allowDirect hands the socket to SendNow when gnet holds nothing
+// unwritten and no close is due. Called on the loop after it wrote.
+func (c *conn) allowDirect() {
+	if c.state != stateOpen || c.gc.OutboundBuffered() > 0 {
+		return
+	}
+	c.mu.Lock()
+	c.direct = c.close == nil && !c.dead
+	c.mu.Unlock()
 }
 
 // closeSlow closes a slow consumer: what the core queued and did not write
@@ -675,7 +790,9 @@ func (c *conn) writeFrames(payloads [][]byte) error {
 func (c *conn) ping() {
 	l := c.loop
 	l.out = wsproto.AppendFrame(l.out[:0], wsproto.OpPing, nil)
-	_ = c.writeOut(1)
+	if c.writeOut(1) == gnet.None {
+		c.allowDirect()
+	}
 }
 
 // truncateReason shortens a close reason to fit a control frame, at a rune

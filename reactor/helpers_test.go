@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -313,6 +314,23 @@ func rawDial(t testing.TB, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// deflateDial upgrades a raw connection offering permessage-deflate and
+// returns it, a reader positioned after the response, and the response.
+func deflateDial(t testing.TB, addr string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c := rawDial(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := strings.Replace(upgradeRequest(addr), "\r\n\r\n",
+		"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n", 1)
+	io.WriteString(c, req)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v, %v", resp, err)
+	}
+	return c, br, resp
 }
 
 // upgradeRequest is a valid WebSocket upgrade request head.

@@ -996,16 +996,7 @@ func TestCompressedMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{MaxMessage: maxMsg, Handshake: wsproto.HandshakeConfig{Compression: tt.compression}}
 			s := startServer(t, cfg, echoCore())
-			c := rawDial(t, s.Addr())
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			req := strings.Replace(upgradeRequest(s.Addr()), "\r\n\r\n",
-				"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n", 1)
-			io.WriteString(c, req)
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil || resp.StatusCode != 101 {
-				t.Fatalf("upgrade: %v, %v", resp, err)
-			}
+			c, br, resp := deflateDial(t, s.Addr())
 			ext := resp.Header.Get("Sec-WebSocket-Extensions")
 			if got := strings.HasPrefix(ext, "permessage-deflate"); got != tt.compression {
 				t.Fatalf("Sec-WebSocket-Extensions %q, compression %v", ext, tt.compression)
