@@ -425,9 +425,9 @@ func (c *conn) readHandshake(buf []byte) gnet.Action {
 	l.stats.handshakes.Add(1)
 	c.state = stateOpen
 	c.fresh = true
-	c.allowDirect()
 	c.rd = newReader(s, &req)
 	c.zmax = int32(min(req.Deflate.MaxCompressed(), math.MaxInt32))
+	c.allowDirect() // the 101 is written; zmax is set for SendNow
 	h := s.acc.Accept(c)
 	if h == nil {
 		c.leftover = 0
