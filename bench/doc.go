@@ -20,6 +20,12 @@
 //     latency instead of silently lowering the offered rate (no coordinated
 //     omission). The send lag (actual write time minus intended time) is
 //     reported separately so a client-side bottleneck is visible.
+//   - The server's share: before the schedule and after the drain,
+//     chatbench reads chatd's chatd_send_ack_seconds and
+//     chatd_store_commit_seconds histograms from /metrics (served to
+//     loopback clients) and reports the percentiles of the difference,
+//     interpolated within the buckets (servermetrics.go). Another server,
+//     or a remote chatd, gets a note instead.
 //   - Each message carries its intended send time in its content
 //     ({"t":nanoseconds,"text":"…"}) on the run's monotonic clock; the
 //     receiving client (the same process) computes delivery latency from

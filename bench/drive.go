@@ -25,6 +25,7 @@ type pickFunc func(k int64) (*wsConn, uint64)
 // or the run is stopped, and how long sending took.
 func (e *env) drive(rate float64, senders int, pick pickFunc) time.Duration {
 	workers := max(1, min(maxSendWorkers, senders))
+	e.markServer()
 	start := e.clk.now() + int64(10*time.Millisecond) // let every worker reach its first wait
 	e.tr.firstSend.Store(start)
 	var wg sync.WaitGroup
@@ -146,6 +147,7 @@ func (e *env) finishMessages(rate float64, sendFor time.Duration, expected int64
 		Echoes: tr.echoes.Load(), Foreign: tr.foreign.Load(),
 		AckLatency: tr.ack.Summary(), DeliveryLatency: tr.delivery.Summary(), SendLag: tr.lag.Summary(),
 	}
+	e.serverLatencies(m)
 	m.Unacked = max(m.Sent-m.Acked-m.Duplicates-tr.errs.total()-m.Lost, 0)
 	m.Missing = max(expected-m.Delivered, 0)
 	m.Extra = max(m.Delivered-expected, 0)

@@ -135,6 +135,7 @@ func (s *HTTP) run(e *env) error {
 		})
 	}
 	e.liveTraffic("run")
+	e.markServer()
 	start := e.clk.now() + int64(10*time.Millisecond)
 	tr.firstSend.Store(start)
 	p := newPacer(start, s.Rate, e.o.Duration, 0, 1)

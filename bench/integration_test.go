@@ -201,6 +201,14 @@ func TestScenariosAgainstChatd(t *testing.T) {
 	t.Run("p2p", func(t *testing.T) {
 		rep := runScenario(t, o, &P2P{Pairs: 20, Rate: 500})
 		checkMessages(t, rep, 500, o.Duration, 1)
+		// The server's histograms cover exactly this run's sends.
+		m := rep.Messages
+		if sa := m.ServerSendAck; sa == nil || sa.Count != m.Acked || sa.P50US <= 0 || sa.P99US < sa.P50US {
+			t.Errorf("server send→ack %+v: want %d sends, ordered percentiles", sa, m.Acked)
+		}
+		if c := m.ServerCommit; c == nil || c.Count < 1 || c.Count > m.Acked || c.P50US <= 0 {
+			t.Errorf("server commits %+v for %d messages", c, m.Acked)
+		}
 	})
 	t.Run("group", func(t *testing.T) {
 		rep := runScenario(t, o, &Group{Groups: 1, Members: 50, Rate: 50})
@@ -228,6 +236,10 @@ func TestScenariosAgainstChatd(t *testing.T) {
 	t.Run("http", func(t *testing.T) {
 		rep := runScenario(t, o, &HTTP{Rate: 200, Concurrency: 16, Pairs: 5})
 		checkMessages(t, rep, 200, o.Duration, 1)
+		// HTTP sends are committed but are not WebSocket sends.
+		if m := rep.Messages; m.ServerSendAck == nil || m.ServerSendAck.Count != 0 || m.ServerCommit == nil || m.ServerCommit.Count < 1 {
+			t.Errorf("server figures %+v / %+v: want no WebSocket sends and some commits", m.ServerSendAck, m.ServerCommit)
+		}
 		if h := rep.HTTP; h == nil || h.OK != 400 || h.Requests != 400 || h.Errors != nil || h.Latency.Count != 400 {
 			t.Errorf("http %+v", rep.HTTP)
 		}

@@ -91,6 +91,13 @@ type MessageReport struct {
 	AckLatency         Latency          `json:"ack_latency"`
 	DeliveryLatency    Latency          `json:"delivery_latency"`
 	SendLag            Latency          `json:"send_lag"`
+	// The server's own figures for the run, from its /metrics read
+	// before the schedule and after the drain (absent when it does not
+	// serve them): a WebSocket send decoded → its ack queued (after the
+	// commit, and after the deliveries of a small batch), and one group
+	// commit. No max: the server keeps buckets, not samples.
+	ServerSendAck *ServerLatency `json:"server_send_ack,omitempty"`
+	ServerCommit  *ServerLatency `json:"server_commit,omitempty"`
 }
 
 // ChurnReport is what the churn scenario checked.
@@ -252,6 +259,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("send → ack", latencyCells(m.AckLatency)...)
 		row("send → delivery", latencyCells(m.DeliveryLatency)...)
 		row("send lag (client)", latencyCells(m.SendLag)...)
+		if l := m.ServerSendAck; l != nil && l.Count > 0 {
+			row("send → ack (chatd)", serverCells(l)...)
+		}
+		if l := m.ServerCommit; l != nil && l.Count > 0 {
+			row("group commit (chatd)", serverCells(l)...)
+		}
 	}
 
 	if h := r.HTTP; h != nil {
@@ -325,6 +338,17 @@ func latencyCells(l Latency) []string {
 	}
 	return []string{formatMicros(l.P50US), formatMicros(l.P90US), formatMicros(l.P99US),
 		formatMicros(l.P999US), formatMicros(l.MaxUS), group3(l.Count)}
+}
+
+// serverCells formats a server histogram's percentiles (no max).
+func serverCells(l *ServerLatency) []string {
+	f := func(us int64) string {
+		if us < 0 {
+			return "over"
+		}
+		return formatMicros(us)
+	}
+	return []string{f(l.P50US), f(l.P90US), f(l.P99US), f(l.P999US), "-", group3(l.Count)}
 }
 
 func sortedKeys(m map[string]int64) []string {

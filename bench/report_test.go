@@ -18,7 +18,9 @@ func sampleReport() *Report {
 		Conns:     ConnReport{Attempted: 20, Connected: 20, RampS: 0.01, RatePerS: 2000, Latency: lat, Failures: map[string]int64{"dial: timeout": 1}},
 		Messages: &MessageReport{OfferedRate: 500, SendS: 2, Scheduled: 1000, Sent: 1000, Acked: 1000, ExpectedDeliveries: 1000,
 			Delivered: 997, Missing: 3, AckedPerS: 500, DeliveredPerS: 498.5, AckLatency: lat, DeliveryLatency: lat, SendLag: lat,
-			Errors: map[string]int64{"rate_limited": 2}},
+			Errors:        map[string]int64{"rate_limited": 2},
+			ServerSendAck: &ServerLatency{Count: 1000, P50US: 310, P90US: 620, P99US: 1240, P999US: -1},
+			ServerCommit:  &ServerLatency{Count: 400, P50US: 150, P90US: 300, P99US: 600, P999US: 900}},
 		Server: ServerReport{Version: "dev", PID: 42, ConnsPeak: 20, RSSBefore: 10 << 20, RSSPeak: 12 << 20, MemorySource: "rss_bytes", BytesPerConn: 1400},
 		Client: ClientReport{CPUSeconds: 0.5, CPUCores: 0.2, GOMAXPROCS: 2, Sockets: 20},
 	}
@@ -47,6 +49,7 @@ func TestReportJSONShape(t *testing.T) {
 		"messages.expected_deliveries", "messages.delivered", "messages.missing", "messages.acked_per_s", "messages.delivered_per_s",
 		"messages.ack_latency.p50_us", "messages.ack_latency.p90_us", "messages.ack_latency.p99_us", "messages.ack_latency.p999_us",
 		"messages.ack_latency.max_us", "messages.delivery_latency.p999_us", "messages.send_lag.p99_us",
+		"messages.server_send_ack.p99_us", "messages.server_send_ack.count", "messages.server_commit.p50_us",
 		"server.version", "server.rss_before", "server.rss_peak", "server.bytes_per_conn", "server.memory_source",
 		"client.cpu_s", "client.cpu_cores", "client.gomaxprocs",
 	}
@@ -88,6 +91,8 @@ func TestReportTable(t *testing.T) {
 		"997 of 1,000 expected",
 		"send → delivery",
 		"400µs", "1.50ms",
+		"send → ack (chatd)", "1.24ms", "over",
+		"group commit (chatd)", "900µs",
 		"memory per connection",
 		"1,400 bytes",
 		"3 of 1,000 expected deliveries did not arrive",

@@ -133,6 +133,11 @@ type env struct {
 
 	connectLat *Recorder
 	statusMu   sync.Mutex // guards the peak fields of rep.Server
+
+	// The server's histograms read before the schedule (servermetrics.go),
+	// or why they could not be.
+	srvBefore map[string]promHist
+	srvErr    error
 }
 
 // Run provisions what s needs, runs it and returns its report. Canceling

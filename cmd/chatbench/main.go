@@ -124,6 +124,9 @@ Common flags:
 Latency is measured from each message's intended send time (open-loop, so a
 slow server shows up as latency, not as a lower rate); "send lag" is how late
 chatbench itself wrote each message, to tell a busy client from a slow server.
+Against chatd on the same host, the report also gives the server's own share,
+read from its /metrics before and after the run: "send → ack (chatd)" (a send
+decoded to its ack queued) and "group commit (chatd)".
 Memory per connection is the growth of the server's RSS over the ramp: most
 meaningful on a freshly started server. chatbench refuses to open more sockets
 than its open-file limit allows. Every run stops by itself.
