@@ -243,6 +243,7 @@ func (c *conn) SendNow(b []byte) bool {
 		c.mu.Unlock()
 		l := c.loop
 		l.stats.framesOut.Add(1)
+		l.stats.directOut.Add(1)
 		l.stats.bytesOut.Add(uint64(total))
 		return true
 	}
@@ -272,6 +273,7 @@ func (c *conn) SendNow(b []byte) bool {
 	c.mu.Unlock()
 	l := c.loop
 	l.stats.framesOut.Add(1)
+	l.stats.directOut.Add(1) // begun directly; the loop writes only its end
 	l.stats.bytesOut.Add(uint64(total))
 	return true
 }

@@ -41,7 +41,10 @@ type loopStats struct {
 	bytesIn, bytesOut   atomic.Uint64
 	framesIn, framesOut atomic.Uint64
 	compressedOut       atomic.Uint64 // frames written with RSV1 (permessage-deflate)
-	closed              [whyCount]atomic.Uint64
+	// directOut counts frames SendNow wrote on its caller's goroutine
+	// (of framesOut); the one counter the loop shares with those callers.
+	directOut atomic.Uint64
+	closed    [whyCount]atomic.Uint64
 }
 
 // add registers a new connection. Called on the loop.

@@ -81,6 +81,9 @@ func TestSendNowWritesWithoutTheLoop(t *testing.T) {
 	if got := b.readText(t); got != "direct" {
 		t.Fatalf("got %q while the loop was blocked, want direct", got)
 	}
+	if st := s.Stats(); st.FramesDirect != 1 {
+		t.Errorf("FramesDirect %d, want 1 (the queued ones are not)", st.FramesDirect)
+	}
 	unblock()
 	b.pingPong(t)
 }
@@ -148,6 +151,9 @@ func TestSendNowKeepsOrder(t *testing.T) {
 		}
 	}
 	<-pings
+	if st := s.Stats(); st.FramesDirect == 0 || st.FramesDirect >= n {
+		t.Errorf("FramesDirect %d of %d: want some direct and some through the loop", st.FramesDirect, n)
+	}
 	if st := s.Stats(); st.PeakOutbound == 0 {
 		t.Errorf("gnet never buffered anything: the socket never filled, so the test did not cover a cut-short write")
 	}

@@ -109,6 +109,10 @@ type Stats struct {
 	// FramesCompressed counts frames written compressed (RSV1): one per
 	// recipient. BytesOut counts their compressed size.
 	FramesCompressed uint64
+	// FramesDirect counts the text frames written straight to an idle
+	// socket by the goroutine that produced them (SendNow), not by the
+	// connection's event loop; they are in FramesOut too.
+	FramesDirect uint64
 
 	Handshakes        uint64 // successful upgrades
 	HandshakeFailures uint64 // rejected upgrade requests (closed after the HTTP error)
@@ -278,6 +282,7 @@ func (s *Server) Stats() Stats {
 		st.FramesIn += m.framesIn.Load()
 		st.FramesOut += m.framesOut.Load()
 		st.FramesCompressed += m.compressedOut.Load()
+		st.FramesDirect += m.directOut.Load()
 		st.Handshakes += m.handshakes.Load()
 		st.HandshakeFailures += m.closed[whyHandshakeFailed].Load()
 		st.ClosedHandshakeTimeout += m.closed[whyHandshakeTimeout].Load()

@@ -40,6 +40,7 @@ func writeWSMetrics(w *metrics.Writer, st reactor.Stats) {
 	w.Counter("chatd_ws_frames_in_total", "WebSocket frames read, control frames and fragments included.", float64(st.FramesIn))
 	w.Counter("chatd_ws_frames_out_total", "WebSocket frames written, control frames included.", float64(st.FramesOut))
 	w.Counter("chatd_ws_frames_compressed_total", "Frames sent compressed (permessage-deflate).", float64(st.FramesCompressed))
+	w.Counter("chatd_ws_frames_direct_total", "Frames the journal wrote straight to an idle socket instead of waking its event loop.", float64(st.FramesDirect))
 	w.Counter("chatd_ws_deflates_total", "Payloads compressed; a broadcast is compressed once for all its recipients.", float64(st.Deflates))
 	w.Gauge("chatd_ws_peak_outbound_bytes", "Largest outbound backlog held for one connection since start (capped by max_outbound).", float64(st.PeakOutbound))
 }

@@ -13,7 +13,7 @@ func TestWriteWSMetrics(t *testing.T) {
 		Conns: 11, Opened: 12, Refused: 13,
 		ClosedHandshakeTimeout: 21, HandshakeFailures: 22, ClosedIdle: 23, ClosedSlow: 24,
 		ClosedProtocol: 25, ClosedPeer: 26, ClosedServer: 27,
-		BytesIn: 31, BytesOut: 32, FramesIn: 33, FramesOut: 34, Handshakes: 35, PeakOutbound: 36, FramesCompressed: 37, Deflates: 38,
+		BytesIn: 31, BytesOut: 32, FramesIn: 33, FramesOut: 34, Handshakes: 35, PeakOutbound: 36, FramesCompressed: 37, Deflates: 38, FramesDirect: 39,
 	}
 	var w metrics.Writer
 	writeWSMetrics(&w, st)
@@ -48,6 +48,7 @@ func TestWriteWSMetrics(t *testing.T) {
 		{name: "chatd_ws_peak_outbound_bytes", want: 36},
 		{name: "chatd_ws_frames_compressed_total", want: 37},
 		{name: "chatd_ws_deflates_total", want: 38},
+		{name: "chatd_ws_frames_direct_total", want: 39},
 	}
 	for _, tc := range tests {
 		if got, ok := fams.Value(tc.name, tc.labels...); !ok || got != tc.want {
