@@ -237,7 +237,7 @@ func TestHandshakeRejected(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
-			expectEOF(t, c, br, 3*time.Second)
+			expectEOF(t, c, br, 10*time.Second)
 			waitFor(t, "failure counted", 2*time.Second, func() bool { return s.Stats().HandshakeFailures == before+1 })
 			other.echo(t, "still here")
 		})
@@ -276,7 +276,7 @@ func TestProtocolErrors(t *testing.T) {
 			// Answer the close like a well-behaved client; the server then
 			// closes TCP.
 			c.Write(clientFrame(true, ws.OpClose, ws.NewCloseFrameBody(code, ""), true))
-			expectEOF(t, c, c.r, 3*time.Second)
+			expectEOF(t, c, c.r, 10*time.Second)
 			waitFor(t, "protocol close counted", 2*time.Second, func() bool { return s.Stats().ClosedProtocol == before+1 })
 			other.echo(t, "unaffected")
 		})
@@ -297,7 +297,7 @@ func TestProtocolErrorWithoutCloseReply(t *testing.T) {
 		t.Fatalf("code %d, want 1002", code)
 	}
 	c.Write([]byte("garbage that must be discarded, not parsed"))
-	expectEOF(t, c, c.r, 3*time.Second)
+	expectEOF(t, c, c.r, 10*time.Second)
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("closed after %v, before CloseTimeout", d)
 	}
@@ -323,7 +323,7 @@ func TestClientClose(t *testing.T) {
 			if code != tt.wantCode {
 				t.Fatalf("echoed code %d, want %d", code, tt.wantCode)
 			}
-			expectEOF(t, c, c.r, 3*time.Second)
+			expectEOF(t, c, c.r, 10*time.Second)
 			waitFor(t, "HandleClose", 2*time.Second, func() bool { return core.closed.Load() == 1 })
 			if st := s.Stats(); st.ClosedPeer != 1 || st.Closed != 1 || st.Conns != 0 {
 				t.Fatalf("stats %+v", st)
@@ -353,7 +353,7 @@ func TestCoreClose(t *testing.T) {
 		t.Fatalf("close %d %q", code, reason)
 	}
 	c.Write(clientFrame(true, ws.OpClose, ws.NewCloseFrameBody(code, ""), true))
-	expectEOF(t, c, c.r, 3*time.Second)
+	expectEOF(t, c, c.r, 10*time.Second)
 	waitFor(t, "HandleClose", 2*time.Second, func() bool { return core.closed.Load() == 1 })
 	if st := s.Stats(); st.ClosedServer != 1 {
 		t.Fatalf("ClosedServer = %d, want 1", st.ClosedServer)
@@ -392,8 +392,8 @@ func TestHandshakeTimeout(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	expectEOF(t, silent, silent, 3*time.Second)
-	expectEOF(t, slow, slow, 3*time.Second)
+	expectEOF(t, silent, silent, 10*time.Second)
+	expectEOF(t, slow, slow, 10*time.Second)
 	close(stop)
 	wg.Wait()
 	if d := time.Since(start); d < timeout-50*time.Millisecond {
@@ -544,7 +544,10 @@ func TestSendOverMaxOutbound(t *testing.T) {
 			accepted.Store(2)
 		}
 	})
-	s := startServer(t, Config{MaxOutbound: maxOut}, core)
+	// The client never answers the close: the server hangs up after
+	// CloseTimeout (plus up to a sweep tick), well inside expectEOF's wait
+	// even on a loaded CI box.
+	s := startServer(t, Config{MaxOutbound: maxOut, CloseTimeout: 500 * time.Millisecond}, core)
 	c := dial(t, s.Addr())
 	c.sendText(t, "give me a big one")
 	code, reason := c.expectClose(t, 3*time.Second)
@@ -554,7 +557,7 @@ func TestSendOverMaxOutbound(t *testing.T) {
 	if accepted.Load() != 2 {
 		t.Fatal("Send of a message over MaxOutbound returned true")
 	}
-	expectEOF(t, c, c.r, 3*time.Second)
+	expectEOF(t, c, c.r, 5*time.Second)
 	waitFor(t, "slow close counted", 2*time.Second, func() bool { return s.Stats().ClosedSlow == 1 })
 }
 
@@ -608,7 +611,7 @@ func TestConnectionCap(t *testing.T) {
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("refused connection: response %v, %v; want a 503", resp, err)
 	}
-	expectEOF(t, rc, resp.Body, 3*time.Second)
+	expectEOF(t, rc, resp.Body, 10*time.Second)
 
 	for i, c := range admitted {
 		c.echo(t, "admitted "+strconv.Itoa(i))
