@@ -644,11 +644,9 @@ func (c *conn) flush() gnet.Action {
 	fl, n := c.pending, int(c.pendingBytes)
 	cm, slow := c.close, c.slow
 	if fl == nil && cm == nil {
-		// Nothing to write: the socket is SendNow's while gnet holds
-		// nothing (it may have drained a backlog since the last write).
-		if !c.direct && !c.dead && c.gc.OutboundBuffered() == 0 {
-			c.direct = true
-		}
+		// Nothing to write: the socket is SendNow's again if gnet has
+		// drained any backlog since the last write.
+		c.allowDirectLocked()
 		c.mu.Unlock()
 		return gnet.None
 	}
@@ -708,12 +706,14 @@ func (c *conn) flush() gnet.Action {
 // allowDirect hands the socket to SendNow when gnet holds nothing
 // unwritten and no close is due. Called on the loop after it wrote.
 func (c *conn) allowDirect() {
-	if c.state != stateOpen || c.gc.OutboundBuffered() > 0 {
-		return
-	}
 	c.mu.Lock()
-	c.direct = c.close == nil && !c.dead
+	c.allowDirectLocked()
 	c.mu.Unlock()
+}
+
+// allowDirectLocked is allowDirect with mu held.
+func (c *conn) allowDirectLocked() {
+	c.direct = c.state == stateOpen && c.close == nil && !c.dead && c.gc.OutboundBuffered() == 0
 }
 
 // closeSlow closes a slow consumer: what the core queued and did not write
