@@ -112,6 +112,7 @@ type Core struct {
 	// fully answered. At zero the journal may deliver a batch itself
 	// without overtaking an earlier one (see commit).
 	delivering atomic.Int32
+	tracer     atomic.Pointer[msgTracer] // a running TraceMessages (msgtrace.go), or nil
 	closing    atomic.Bool
 	submitMu   sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
 	running    atomic.Bool
@@ -171,6 +172,7 @@ type Stats struct {
 	Commits       uint64        // group commits
 	LastCommit    time.Duration // duration of the newest commit
 	LastBatch     int           // writes in the newest commit
+	Tracing       bool          // a message trace runs (StartTrace)
 	Errors        map[Code]uint64
 }
 
@@ -244,6 +246,7 @@ func (c *Core) Stats() Stats {
 		Commits:       c.stats.commits.Load(),
 		LastCommit:    time.Duration(c.stats.commitNanos.Load()),
 		LastBatch:     int(c.stats.lastBatch.Load()),
+		Tracing:       c.tracer.Load() != nil,
 		Errors:        make(map[Code]uint64, len(Codes)),
 	}
 	for i, code := range Codes {

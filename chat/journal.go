@@ -19,6 +19,9 @@ type op struct {
 	reqID   []byte  // raw JSON id of the request, for reply_to
 	start   int64   // unix nanos when the send was decoded (SendAckSeconds)
 
+	// set by the journal only while a message trace runs (msgtrace.go)
+	commitStart, commitEnd int64
+
 	// generic write
 	batch *Batch
 
@@ -206,6 +209,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	if !b.Empty() {
 		start := time.Now()
 		err = c.store.Apply(ctx, b)
+		c.traceCommit(ops, start, time.Now().UnixNano())
 		c.stats.commitNanos.Store(int64(time.Since(start)))
 		c.stats.commits.Add(1)
 		c.stats.lastBatch.Store(int64(len(ops)))
@@ -342,6 +346,7 @@ func (c *Core) finish(o *op, now bool) {
 			if o.start != 0 {
 				c.hists.ack.Observe(uint64(max(time.Now().UnixNano()-o.start, 0)))
 			}
+			c.traceAnswered(o) // before the ack, so a client that has it finds the record
 			o.origin.send(appendSendAck(make([]byte, 0, 160+len(o.reqID)), o.reqID, &o.result.send), now)
 		}
 	}

@@ -63,6 +63,7 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	w.Counter("chatd_deliveries_total", "Message events queued to recipients' connections.", float64(cs.Deliveries))
 	w.Counter("chatd_deliveries_dropped_total", "Events a connection refused because its outbound queue was full (slow consumer).", float64(cs.Dropped))
 	w.Gauge("chatd_journal_depth", "Writes waiting for the group-commit journal.", float64(cs.JournalDepth))
+	w.Gauge("chatd_message_trace_running", "1 while GET /debug/msgtrace is tracing messages, else 0.", b2f(cs.Tracing))
 	w.Counter("chatd_store_commits_total", "Group commits (one store transaction and fsync each).", float64(cs.Commits))
 	sh := s.core.StoreHistograms()
 	w.Histogram("chatd_store_batch_size", "Writes committed together in one group commit.", metrics.HistogramData(sh.BatchSize))
@@ -88,4 +89,12 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	}
 	metrics.WriteRuntime(w)
 	metrics.WriteProcess(w)
+}
+
+// b2f is a boolean gauge's value.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -60,6 +60,7 @@ const (
 	epClient
 	epMetrics
 	epPprof
+	epMsgTrace
 	epSubscribe
 	epCount
 )
@@ -81,6 +82,7 @@ var endpoints = [epCount]endpoint{
 	epClient:        {pattern: "/v1/client", auth: authToken, post: (*Server).userClient, allow: "POST"},
 	epMetrics:       {pattern: "/metrics", auth: authLocal, get: (*Server).metrics, allow: "GET"},
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
+	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 }
 
@@ -102,6 +104,8 @@ func resolve(p []byte) (int, []byte) {
 		return epSubscribe, nil
 	case "/metrics":
 		return epMetrics, nil
+	case "/debug/msgtrace":
+		return epMsgTrace, nil
 	case "/api/v1/users":
 		return epUsers, nil
 	case "/api/v1/tokens/revoke":
