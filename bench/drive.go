@@ -26,6 +26,9 @@ type pickFunc func(k int64) (*wsConn, uint64)
 func (e *env) drive(rate float64, senders int, pick pickFunc) time.Duration {
 	workers := max(1, min(maxSendWorkers, senders))
 	e.markServer()
+	if e.tr.trace != nil {
+		e.tr.trace.startServer(e)
+	}
 	start := e.clk.now() + int64(10*time.Millisecond) // let every worker reach its first wait
 	e.tr.firstSend.Store(start)
 	var wg sync.WaitGroup
@@ -148,6 +151,9 @@ func (e *env) finishMessages(rate float64, sendFor time.Duration, expected int64
 		AckLatency: tr.ack.Summary(), DeliveryLatency: tr.delivery.Summary(), SendLag: tr.lag.Summary(),
 	}
 	e.serverLatencies(m)
+	if t := tr.trace; t != nil && t.srv != nil {
+		m.Trace = t.finish(e)
+	}
 	m.Unacked = max(m.Sent-m.Acked-m.Duplicates-tr.errs.total()-m.Lost, 0)
 	m.Missing = max(expected-m.Delivered, 0)
 	m.Extra = max(m.Delivered-expected, 0)

@@ -27,6 +27,9 @@ type HTTP struct {
 func (*HTTP) Name() string { return "http" }
 
 func (s *HTTP) check(o *Options) error {
+	if o.Trace != "" {
+		return errors.New("http: --trace follows WebSocket sends (p2p, group, churn); chatd does not trace sends made over HTTP")
+	}
 	if s.Rate == 0 {
 		s.Rate = 1000
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -210,6 +211,20 @@ func TestScenariosAgainstChatd(t *testing.T) {
 			t.Errorf("server commits %+v for %d messages", c, m.Acked)
 		}
 	})
+	t.Run("p2p traced", func(t *testing.T) {
+		to := o
+		to.Trace = filepath.Join(t.TempDir(), "trace.txt")
+		rep := runScenario(t, to, &P2P{Pairs: 20, Rate: 500})
+		checkMessages(t, rep, 500, o.Duration, 1)
+		checkTrace(t, rep, to.Trace)
+	})
+	t.Run("group traced", func(t *testing.T) {
+		to := o
+		to.Trace = filepath.Join(t.TempDir(), "trace.txt")
+		rep := runScenario(t, to, &Group{Groups: 1, Members: 10, Rate: 50})
+		checkMessages(t, rep, 50, o.Duration, 9)
+		checkTrace(t, rep, to.Trace)
+	})
 	t.Run("group", func(t *testing.T) {
 		rep := runScenario(t, o, &Group{Groups: 1, Members: 50, Rate: 50})
 		checkMessages(t, rep, 50, o.Duration, 49)
@@ -323,5 +338,55 @@ func TestRunAgainstNothingFailsCleanly(t *testing.T) {
 	_, err := Run(context.Background(), o, &Connect{Conns: 1})
 	if err == nil || !strings.Contains(err.Error(), "list apps") {
 		t.Fatalf("Run against a closed port: %v, want a clear provisioning error", err)
+	}
+}
+
+// checkTrace asserts that a traced run joined every delivery with chatd's
+// records (the trace starts before the schedule and ends after it), that
+// the parts add up to the delivery latency for every joined record in the
+// file, and that the report's parts are ordered distributions.
+func checkTrace(t *testing.T, rep *Report, path string) {
+	t.Helper()
+	m := rep.Messages
+	tr := m.Trace
+	if tr == nil {
+		t.Fatalf("no trace in the report; notes %v", rep.Notes)
+	}
+	if tr.Joined != m.Delivered || tr.Untraced != 0 || tr.File != path {
+		t.Errorf("trace joined %d, untraced %d of %d deliveries, file %q", tr.Joined, tr.Untraced, m.Delivered, tr.File)
+	}
+	if len(tr.Parts) != len(traceParts) || tr.Total.Latency.Count != m.Delivered {
+		t.Fatalf("trace parts %+v, total %+v", tr.Parts, tr.Total)
+	}
+	for _, p := range append(tr.Parts, tr.Total) {
+		if l := p.Latency; l.Count != m.Delivered || l.P99US < l.P50US || l.MaxUS < l.P999US {
+			t.Errorf("part %q: %+v", p.Name, l)
+		}
+	}
+	if tr.Total.Latency.P50US <= 0 || tr.Parts[3].Latency.P50US <= 0 {
+		t.Errorf("total p50 %d µs, group commit p50 %d µs: want both positive", tr.Total.Latency.P50US, tr.Parts[3].Latency.P50US)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if int64(len(lines)-1) != m.Delivered || !strings.HasPrefix(lines[0], "# chatbench trace: session seq due written decoded") {
+		t.Fatalf("trace file: %d lines, header %q; want %d records", len(lines), lines[0], m.Delivered)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) != 9 {
+			t.Fatalf("trace record %q: want 9 fields", l)
+		}
+		var pt [7]int64
+		for i := range pt {
+			pt[i], _ = strconv.ParseInt(f[2+i], 10, 64)
+		}
+		// The server's points are ordered; written precedes decoded and
+		// due precedes written (open loop: never early).
+		if !(pt[0] <= pt[1] && pt[1] <= pt[2] && pt[2] <= pt[3] && pt[3] <= pt[4] && pt[4] <= pt[5]) {
+			t.Fatalf("trace record %q: points out of order", l)
+		}
 	}
 }

@@ -98,6 +98,8 @@ type MessageReport struct {
 	// commit. No max: the server keeps buckets, not samples.
 	ServerSendAck *ServerLatency `json:"server_send_ack,omitempty"`
 	ServerCommit  *ServerLatency `json:"server_commit,omitempty"`
+	// Trace splits every delivery's latency into its parts (--trace).
+	Trace *TraceReport `json:"trace,omitempty"`
 }
 
 // ChurnReport is what the churn scenario checked.
@@ -265,6 +267,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if l := m.ServerCommit; l != nil && l.Count > 0 {
 			row("group commit (chatd)", serverCells(l)...)
 		}
+		if tr := m.Trace; tr != nil {
+			traceRows(tr, row, head)
+		}
 	}
 
 	if h := r.HTTP; h != nil {
@@ -413,3 +418,22 @@ func compactSources(s []string) []string {
 }
 
 func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
+
+// traceRows renders a TraceReport: each part of the delivery latency, then
+// the total, with the parts' means over the slowest 1% and around the
+// median.
+func traceRows(tr *TraceReport, row func(string, ...string), head func(string)) {
+	head("where the time went (--trace: " + group3(tr.Joined) + " deliveries joined, " + group3(tr.Untraced) + " untraced)")
+	row("part", "p50", "p90", "p99", "p99.9", "slowest 1% (mean)", "median (mean)")
+	for _, p := range append(slices.Clone(tr.Parts), tr.Total) {
+		l := p.Latency
+		if l.Count == 0 {
+			continue
+		}
+		row(p.Name, formatMicros(l.P50US), formatMicros(l.P90US), formatMicros(l.P99US), formatMicros(l.P999US),
+			formatMicros(int64(p.SlowestMeanUS)), formatMicros(int64(p.MedianMeanUS)))
+	}
+	if tr.File != "" {
+		row("records", tr.File)
+	}
+}

@@ -63,6 +63,12 @@ type Options struct {
 	// Workers is how many HTTP requests provisioning runs at once. Zero
 	// means 32.
 	Workers int
+	// Trace, for the WebSocket message scenarios (p2p, group, churn), has
+	// chatd trace every send during the schedule (GET /debug/msgtrace),
+	// joins its records with chatbench's and splits each delivery's
+	// latency into its parts (trace.go): the summary goes in the report,
+	// the joined records into this file. Empty: no trace.
+	Trace string
 
 	// Progress receives the live status line; nil prints nothing.
 	Progress io.Writer
@@ -200,6 +206,9 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 	prov := &provisioner{api: api, path: o.StatePath, workers: o.Workers, rep: &rep.Provision, prog: prog, st: st}
 	runTag := newRunTag()
 	tr := newTraffic(clk, runTag)
+	if o.Trace != "" {
+		tr.trace = newMsgTrace(o.Trace)
+	}
 	e := &env{
 		o: o, ctx: runCtx, clk: clk, tgt: tgt, api: api, prov: prov, tr: tr, rep: rep, prog: prog,
 		runTag: runTag, connectLat: NewRecorder(),

@@ -39,7 +39,10 @@ func (s *Connect) MarshalJSON() ([]byte, error) {
 	}{s.Conns, s.Settle.Seconds(), s.Portable})
 }
 
-func (s *Connect) check(*Options) error {
+func (s *Connect) check(o *Options) error {
+	if o.Trace != "" {
+		return errors.New("connect: --trace follows messages; the connect scenario sends none")
+	}
 	if s.Conns == 0 {
 		s.Conns = 1000
 	}

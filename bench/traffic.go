@@ -86,6 +86,8 @@ type traffic struct {
 	// obs, when set, is told every seq; published with setObserver once
 	// the observer is fully built, read by reader goroutines.
 	obs atomic.Pointer[observerBox]
+
+	trace *msgTrace // --trace: set before the run starts, then read-only; nil: none
 }
 
 type observerBox struct{ o observer }
@@ -106,11 +108,14 @@ func storeMax(a *atomic.Int64, v int64) {
 	}
 }
 
-func (t *traffic) onAck(c *wsConn, at int64, session, seq uint64, dup bool) {
+func (t *traffic) onAck(c *wsConn, at, sent int64, session, seq uint64, dup bool) {
 	now := t.clk.now()
 	if dup {
 		t.dups.Add(1)
 		return
+	}
+	if t.trace != nil {
+		t.trace.acked(session, seq, at, sent)
 	}
 	t.acked.Add(1)
 	t.ack.Record(c.user, time.Duration(now-at))
@@ -141,6 +146,9 @@ func (t *traffic) onMessage(c *wsConn, m *msgFields) {
 		now := t.clk.now()
 		t.delivered.Add(1)
 		t.delivery.Record(c.user, time.Duration(now-m.t))
+		if t.trace != nil {
+			t.trace.received(m.session, m.seq, now)
+		}
 		storeMax(&t.lastDelivery, now)
 	}
 }

@@ -45,6 +45,7 @@ const (
 type pendingReq struct {
 	kind reqKind
 	at   int64       // reqSend: intended run time
+	sent int64       // reqSend: run time it was written (just before the write)
 	ch   chan []byte // reqCall: gets the reply; closed when the connection ends
 }
 
@@ -197,10 +198,11 @@ func (c *wsConn) writeSendLocked(at int64, session uint64) error {
 	if c.pending == nil {
 		c.pending = make(map[uint64]pendingReq, 16)
 	}
-	c.pending[id] = pendingReq{kind: reqSend, at: at}
-	c.inflight++
 	frame := c.finish(wsproto.OpText)
-	c.cfg.tr.lag.Record(c.user, time.Duration(c.cfg.clk.now()-at))
+	now := c.cfg.clk.now()
+	c.pending[id] = pendingReq{kind: reqSend, at: at, sent: now}
+	c.inflight++
+	c.cfg.tr.lag.Record(c.user, time.Duration(now-at))
 	if err := c.write(frame); err != nil {
 		delete(c.pending, id)
 		c.inflight--
@@ -520,7 +522,7 @@ func (c *wsConn) onReply(id uint64, rest, whole []byte) {
 	if bytes.HasPrefix(rest, []byte(`,"ok":true`)) {
 		seq, _ := fieldUint(rest, keySeq)
 		session, _ := fieldUint(rest, keySessionID)
-		c.cfg.tr.onAck(c, pr.at, session, seq, bytes.Contains(rest, keyDuplicate))
+		c.cfg.tr.onAck(c, pr.at, pr.sent, session, seq, bytes.Contains(rest, keyDuplicate))
 		return
 	}
 	code, ok := fieldString(rest, keyCode)

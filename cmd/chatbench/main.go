@@ -120,6 +120,12 @@ Common flags:
   --quiet                 no live progress line
   --cpuprofile FILE       write chatbench's own CPU profile to FILE (go tool
                           pprof), to tell the client's cost from the server's
+  --trace FILE            p2p, group, churn: have chatd trace every send
+                          (GET /debug/msgtrace, loopback only), split each
+                          delivery's latency into its parts (send lag, to
+                          chatd, queued, group commit, fan-out, to the
+                          client) in the report, and write the joined
+                          records to FILE
 
 Latency is measured from each message's intended send time (open-loop, so a
 slow server shows up as latency, not as a lower rate); "send lag" is how late
@@ -182,6 +188,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.jsonOut, "json", false, "")
 	fs.BoolVar(&c.quiet, "quiet", false, "")
 	fs.StringVar(&c.cpuprof, "cpuprofile", "", "")
+	fs.StringVar(&c.o.Trace, "trace", "", "")
 }
 
 // resolve turns the flags into Options: addresses from chatd.run, the
