@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,6 +315,27 @@ func TestScenariosAgainstChatd(t *testing.T) {
 		}
 		if !rep.Interrupted || rep.OK || rep.Messages == nil || rep.Messages.Sent == 0 {
 			t.Errorf("interrupted report: interrupted %v ok %v messages %+v", rep.Interrupted, rep.OK, rep.Messages)
+		}
+	})
+	t.Run("interrupt does not wait for the trace", func(t *testing.T) {
+		// chatd's trace runs for the whole minute; the report must not.
+		ctx, cancel := context.WithCancel(context.Background())
+		oi := o
+		oi.Duration = time.Minute
+		oi.Trace = filepath.Join(t.TempDir(), "trace.txt")
+		time.AfterFunc(1500*time.Millisecond, cancel)
+		start := time.Now()
+		rep, err := Run(ctx, oi, &P2P{Pairs: 5, Rate: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Errorf("interrupted traced run took %v", took)
+		}
+		if !rep.Interrupted || rep.Messages == nil || rep.Messages.Trace != nil || !slices.ContainsFunc(rep.Notes, func(n string) bool {
+			return strings.Contains(n, "no trace: the run was stopped early")
+		}) {
+			t.Errorf("interrupted traced run: interrupted %v, trace %+v, notes %q", rep.Interrupted, rep.Messages.Trace, rep.Notes)
 		}
 	})
 	t.Run("hard deadline bounds the run", func(t *testing.T) {

@@ -169,7 +169,11 @@ func fetchServerTrace(ctx context.Context, e *env, secs float64) srvResult {
 	if err != nil {
 		return srvResult{err: err}
 	}
-	resp, err := e.api.HTTP.Do(req)
+	// The API client's timeout bounds ordinary requests; this one takes
+	// the whole schedule, bounded by ctx instead.
+	hc := *e.api.HTTP
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
 	if err != nil {
 		return srvResult{err: err}
 	}
@@ -230,6 +234,12 @@ func (r *traceRow) total() int64 { return r.points[6] - r.points[0] }
 // becomes a note: the run's own figures stand without the trace.
 func (t *msgTrace) finish(e *env) *TraceReport {
 	var sr srvResult
+	if e.stopped() {
+		// chatd's trace runs on for the schedule's full length: not
+		// worth waiting for after Ctrl-C.
+		e.rep.Notes = append(e.rep.Notes, "no trace: the run was stopped early (interrupt or deadline)")
+		return nil
+	}
 	select {
 	case sr = <-t.srv:
 	case <-time.After(e.o.Duration + traceSlack + 40*time.Second):
