@@ -112,7 +112,7 @@ type Core struct {
 	// fully answered. At zero the journal may deliver a batch itself
 	// without overtaking an earlier one (see commit).
 	delivering atomic.Int32
-	tracer     atomic.Pointer[msgTracer] // a running TraceMessages (msgtrace.go), or nil
+	tracer     atomic.Pointer[msgTracer] // a running message trace (StartTrace, msgtrace.go), or nil
 	closing    atomic.Bool
 	submitMu   sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
 	running    atomic.Bool

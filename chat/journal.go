@@ -209,7 +209,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	if !b.Empty() {
 		start := time.Now()
 		err = c.store.Apply(ctx, b)
-		c.traceCommit(ops, start, time.Now().UnixNano())
+		c.traceCommit(ops, start)
 		c.stats.commitNanos.Store(int64(time.Since(start)))
 		c.stats.commits.Add(1)
 		c.stats.lastBatch.Store(int64(len(ops)))

@@ -89,13 +89,14 @@ func (m *MessageTrace) Stop() ([]TraceRecord, int) {
 	return m.t.recs, m.t.lost
 }
 
-// traceCommit stamps the ops of a batch with its commit's times when a
-// trace runs. Called by the journal after the Apply.
-func (c *Core) traceCommit(ops []*op, start time.Time, end int64) {
+// traceCommit stamps the ops of a batch with its commit's times (the
+// Apply began at start and has just returned) when a trace runs. Called
+// by the journal.
+func (c *Core) traceCommit(ops []*op, start time.Time) {
 	if c.tracer.Load() == nil {
 		return
 	}
-	s := start.UnixNano()
+	s, end := start.UnixNano(), time.Now().UnixNano()
 	for _, o := range ops {
 		o.commitStart, o.commitEnd = s, end
 	}
