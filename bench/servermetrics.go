@@ -146,24 +146,37 @@ func (h promHist) summary() *ServerLatency {
 		P50US: us(0.5), P90US: us(0.9), P99US: us(0.99), P999US: us(0.999)}
 }
 
+// getServer GETs path from the server's HTTP API with hc (unsigned: the
+// loopback-only /metrics and /debug endpoints) and returns the body of a
+// 200 answer, or an error naming the status. The caller closes the body.
+func (e *env) getServer(ctx context.Context, hc *http.Client, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(e.api.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		p, _, _ := strings.Cut(path, "?")
+		return nil, errors.New("GET " + p + ": HTTP " + strconv.Itoa(resp.StatusCode))
+	}
+	return resp.Body, nil
+}
+
 // scrapeServer reads the server's histograms, or returns an error (not
 // chatd, an old chatd, /metrics refused to a remote client).
 func (e *env) scrapeServer(ctx context.Context) (map[string]promHist, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(e.api.BaseURL, "/")+"/metrics", nil)
+	body, err := e.getServer(ctx, e.api.HTTP, "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := e.api.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New("GET /metrics: HTTP " + strconv.Itoa(resp.StatusCode))
-	}
-	hs := parsePromHists(resp.Body, metricSendAck, metricCommit)
+	defer body.Close()
+	hs := parsePromHists(body, metricSendAck, metricCommit)
 	if len(hs) == 0 {
 		return nil, errors.New("/metrics has no " + metricSendAck + " or " + metricCommit)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -145,16 +144,12 @@ const traceStartWait = 3 * time.Second
 func traceRunning(e *env) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(e.api.BaseURL, "/")+"/metrics", nil)
+	body, err := e.getServer(ctx, e.api.HTTP, "/metrics")
 	if err != nil {
 		return false
 	}
-	resp, err := e.api.HTTP.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	defer body.Close()
+	sc := bufio.NewScanner(body)
 	for sc.Scan() {
 		if sc.Text() == "chatd_message_trace_running 1" {
 			return true
@@ -164,24 +159,16 @@ func traceRunning(e *env) bool {
 }
 
 func fetchServerTrace(ctx context.Context, e *env, secs float64) srvResult {
-	url := strings.TrimSuffix(e.api.BaseURL, "/") + "/debug/msgtrace?seconds=" + strconv.FormatFloat(secs, 'f', 3, 64)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return srvResult{err: err}
-	}
 	// The API client's timeout bounds ordinary requests; this one takes
 	// the whole schedule, bounded by ctx instead.
 	hc := *e.api.HTTP
 	hc.Timeout = 0
-	resp, err := hc.Do(req)
+	body, err := e.getServer(ctx, &hc, "/debug/msgtrace?seconds="+strconv.FormatFloat(secs, 'f', 3, 64))
 	if err != nil {
-		return srvResult{err: err}
+		return srvResult{err: fmt.Errorf("%w (a chatd that traces messages serves it to loopback clients)", err)}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return srvResult{err: errors.New("GET /debug/msgtrace: HTTP " + strconv.Itoa(resp.StatusCode) + " (a chatd that traces messages serves it to loopback clients)")}
-	}
-	return parseServerTrace(bufio.NewScanner(resp.Body))
+	defer body.Close()
+	return parseServerTrace(bufio.NewScanner(body))
 }
 
 // parseServerTrace reads GET /debug/msgtrace's text: a "#" line (whose
@@ -192,11 +179,10 @@ func parseServerTrace(sc *bufio.Scanner) srvResult {
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#") {
-			if f := strings.Fields(line); len(f) >= 3 {
-				for i := 1; i < len(f); i++ {
-					if f[i] == "dropped" {
-						r.dropped, _ = strconv.ParseInt(f[i-1], 10, 64)
-					}
+			f := strings.Fields(line)
+			for i := 1; i < len(f); i++ {
+				if f[i] == "dropped" {
+					r.dropped, _ = strconv.ParseInt(f[i-1], 10, 64)
 				}
 			}
 			continue
