@@ -52,6 +52,12 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	if err := s.wal.append(b); err != nil {
 		return err
 	}
+	if s.wal.wantsGrowth() {
+		select {
+		case s.growKick <- struct{}{}:
+		default:
+		}
+	}
 	s.mu.Lock()
 	s.active.add(b)
 	n, size := s.active.n, s.active.size

@@ -240,3 +240,20 @@ func BenchmarkWALSync(b *testing.B) {
 		})
 	}
 }
+
+// extend writes zeroes from f's end up to size bytes, as grow does, in
+// one go.
+func extend(f *os.File, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	for off := fi.Size(); off < size; {
+		n := min(int64(len(zeroes)), size-off)
+		if _, err := f.WriteAt(zeroes[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}

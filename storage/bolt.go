@@ -91,8 +91,9 @@ type Bolt struct {
 
 	// ckptMu serialises checkpoints and batches applied to bbolt
 	// directly; guards cw.
-	ckptMu sync.Mutex
-	cw     writer // the checkpoint's scratch
+	ckptMu  sync.Mutex
+	cw      writer       // the checkpoint's scratch
+	ckptTxs atomic.Int64 // bbolt transactions checkpoints have committed
 	// pacing is set (under ckptMu) while the background checkpointer
 	// runs a checkpoint: flush may rest between transactions.
 	pacing bool
@@ -119,6 +120,7 @@ type Bolt struct {
 	maxMsgs             int64
 
 	kick      chan struct{} // wakes the checkpointer early; capacity 1
+	growKick  chan struct{} // asks the checkpointer to grow the WAL; capacity 1
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the checkpointer has returned
 	closeOnce sync.Once
@@ -157,7 +159,7 @@ func Open(path string, opt Options) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	s := &Bolt{db: db, path: path, active: newOverlay(nil), maxMsgs: int64(opt.CheckpointMessages),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), growKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.maxMsgs <= 0 {
 		s.maxMsgs = 50_000
 	}

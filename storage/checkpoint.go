@@ -12,11 +12,24 @@ import (
 	"chatd/chat"
 )
 
-// A checkpoint writes at most ckptChunk Puts per bbolt transaction and
-// yields the processor every ckptYield Puts (see flush).
+// A checkpoint writes at most ckptChunk Puts per bbolt transaction while
+// it is relaxed (see Bolt.relaxed), ckptChunkBehind when it must catch up,
+// and yields the processor every ckptYield Puts (see flush).
+//
+// Every bbolt commit ends in fdatasync, and on a disk with a write cache
+// (a virtual disk here) a sync waits for everything written before it,
+// so a WAL sync that lands behind a checkpoint transaction waits for that
+// transaction's pages too. With transactions of 1,024 message Puts, the
+// messages sent during a checkpoint (~9% of a p2p run at 10k msg/s) were
+// 25-46% of those slower than 2 ms end to end; with 256, the checkpoint
+// runs longer but the slow messages it adds fell by half (traced runs,
+// docs/performance.md, sixth session). A checkpoint that is behind goes
+// back to the bigger transactions: fewer syncs and branch page rewrites
+// per message, so it keeps up at 60k msg/s.
 const (
-	ckptChunk = 1024
-	ckptYield = 128
+	ckptChunk       = 256
+	ckptChunkBehind = 1024
+	ckptYield       = 128
 	// ckptMaxRest caps the pause after one chunk's transaction.
 	ckptMaxRest = 20 * time.Millisecond
 )
@@ -42,8 +55,43 @@ func (s *Bolt) checkpointer(interval time.Duration) {
 			return
 		case <-tick:
 		case <-s.kick:
+		case <-s.growKick:
+			s.growWAL(walGrowSteps)
+			continue
 		}
 		_ = s.checkpointPaced(true) // see above: retried, reported by Close
+	}
+}
+
+// growWAL grows the active WAL file ahead of its records (wal.grow), at
+// most steps chunks, resting after each as long as it took while nobody
+// waits for ckptMu; it asks for another call if it stopped short. A
+// failure is not reported: growing only spares the WAL's syncs the
+// file's metadata, and append extends the file itself.
+func (s *Bolt) growWAL(steps int) {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.growLocked(steps)
+}
+
+// growLocked is growWAL for a caller holding ckptMu.
+func (s *Bolt) growLocked(steps int) {
+	more, _ := s.wal.grow(&s.applyMu, steps, func(took time.Duration) bool {
+		if s.ckptWaiters.Load() != 0 {
+			return false
+		}
+		select {
+		case <-s.stop:
+			return false
+		case <-time.After(min(took, ckptMaxRest)):
+			return true
+		}
+	})
+	if more {
+		select {
+		case s.growKick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -124,12 +172,12 @@ func (s *Bolt) freeze() error {
 // Applies go on meanwhile.
 //
 // The overlay goes in key order (each dirty page is still rewritten once)
-// but in transactions of at most ckptChunk puts: one big transaction held
-// a P for tens of milliseconds of B+tree work and commit (10 ms scheduler
-// slices in the execution trace), and the journal and event loops queued
-// behind it, which was most of the 1:1 latency tail (docs/performance.md).
-// While relaxed it also yields every ckptYield puts and rests between
-// transactions. Readers still see the whole overlay until the last chunk
+// but in transactions of at most ckptChunk (ckptChunkBehind) puts: one
+// big transaction held a P for tens of milliseconds of B+tree work and
+// commit (10 ms scheduler slices in the execution trace), and the journal
+// and event loops queued behind it, which was most of the 1:1 latency
+// tail (docs/performance.md). While relaxed it also yields every
+// ckptYield puts and rests between transactions. Readers still see the whole overlay until the last chunk
 // has committed; a crash between chunks replays the frozen WAL, which
 // rewrites the same values.
 func (s *Bolt) flush() error {
@@ -145,14 +193,31 @@ func (s *Bolt) flush() error {
 		w.checkpoint, w.mayYield = false, nil
 		w.release()
 	}()
-	// chunks commits n puts in transactions of at most ckptChunk, put(lo,
-	// hi, tx) writing [lo, hi) of them.
+	// chunks commits n puts in transactions of at most ckptChunk (or
+	// ckptChunkBehind), put(lo, hi, tx) writing [lo, hi) of them.
 	chunks := func(n int, put func(lo, hi int, tx *bolt.Tx) error) error {
-		for lo := 0; lo < n; lo += ckptChunk {
+		for lo := 0; lo < n; {
 			start := time.Now()
-			hi := min(lo+ckptChunk, n)
+			size := ckptChunkBehind
+			if s.relaxed() {
+				size = ckptChunk
+			}
+			hi := min(lo+size, n)
 			if err := s.db.Update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
+			}
+			s.ckptTxs.Add(1)
+			lo = hi
+			// The freeze just rotated the WAL, maybe to a new file: the
+			// background checkpointer (which, unlike checkpointLocked's
+			// callers, does not hold applyMu) grows it a step between
+			// transactions rather than only after the whole checkpoint.
+			if s.pacing {
+				select {
+				case <-s.growKick:
+					s.growLocked(1)
+				default:
+				}
 			}
 			// Pace: rest as long as the transaction took (its fsync most
 			// of all), so that the WAL's syncs, which share the disk,

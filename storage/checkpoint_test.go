@@ -24,10 +24,10 @@ func BenchmarkCheckpoint(b *testing.B) {
 }
 
 // TestCheckpointInChunks checks a checkpoint larger than one transaction
-// (ckptChunk) of each kind: messages, summaries, read marks and cids all
-// reach bbolt, as a reopen without any WAL shows.
+// (ckptChunkBehind, as nothing paces it) of each kind: messages, summaries,
+// read marks and cids all reach bbolt, as a reopen without any WAL shows.
 func TestCheckpointInChunks(t *testing.T) {
-	sessions := ckptChunk + ckptChunk/2 // every kind spans two transactions
+	sessions := ckptChunkBehind + ckptChunkBehind/2 // every kind spans two transactions
 	s := openTempOpt(t, Options{CheckpointInterval: -1})
 	setupSessions(t, s, sessions)
 	for seq := uint64(1); seq <= 2; seq++ {
@@ -44,4 +44,33 @@ func TestCheckpointInChunks(t *testing.T) {
 	}
 	c := reopen(t, path)
 	checkSessions(t, c, sessions, 2)
+}
+
+// TestCheckpointChunkSize checks the size of a checkpoint's transactions:
+// the background checkpointer, while relaxed, commits at most ckptChunk
+// Puts per transaction, so each WAL sync queues behind little of bbolt's
+// writing; a checkpoint someone waits for commits ckptChunkBehind.
+func TestCheckpointChunkSize(t *testing.T) {
+	sessions := 2*ckptChunk + 10
+	s := openTempOpt(t, Options{CheckpointInterval: -1})
+	setupSessions(t, s, sessions)
+	settle(t, s)
+
+	mustApply(t, s, p2pBatch(sessions, 1))
+	before := s.ckptTxs.Load()
+	if err := s.checkpointPaced(true); err != nil {
+		t.Fatal(err)
+	}
+	// Messages, summaries and read marks: three chunks each.
+	if got, want := s.ckptTxs.Load()-before, int64(3*3); got != want {
+		t.Errorf("relaxed checkpoint of %d sessions: %d transactions, want %d (at most %d puts each)", sessions, got, want, ckptChunk)
+	}
+
+	mustApply(t, s, p2pBatch(sessions, 2))
+	before = s.ckptTxs.Load()
+	settle(t, s) // unpaced: one transaction per kind
+	if got, want := s.ckptTxs.Load()-before, int64(3); got != want {
+		t.Errorf("unpaced checkpoint of %d sessions: %d transactions, want %d", sessions, got, want)
+	}
+	checkSessions(t, s, sessions, 2)
 }

@@ -34,17 +34,24 @@
 //     into bbolt in key order (each dirty page is rewritten once per
 //     checkpoint, not once per commit), then drops the frozen overlay and
 //     retires chat.db-wal.1 as the next spare. The bbolt commits run
-//     without the readers' lock, in transactions of at most 1,024 puts:
-//     one big transaction held a P for tens of milliseconds and the
-//     journal and event loops queued behind it. The background checkpoint
-//     also yields every 128 puts and rests after each transaction as long
-//     as it took (at most 20 ms), unless it is behind (the next overlay
-//     half full) or someone waits for it (see Bolt.relaxed).
-//   - Recycling: a retired file is first stamped with a new generation
-//     (synced), which kills every record in it, then extended with zeroes
-//     to twice what the last file used (1-64 MiB). Records are written in
-//     place over allocated blocks and made durable with fdatasync, which
-//     then need not commit file-size metadata. One 600-byte record + sync
+//     without the readers' lock, in transactions of at most 256 puts
+//     (1,024 when behind): one big transaction held a P for tens of
+//     milliseconds and the journal and event loops queued behind it, and
+//     a WAL sync queued behind a transaction's pages waits for all of
+//     them. The background checkpoint also yields every 128 puts and
+//     rests after each transaction as long as it took (at most 20 ms),
+//     unless it is behind (the next overlay half full) or someone waits
+//     for it (see Bolt.relaxed).
+//   - Growing and recycling: the checkpointer keeps the active file's
+//     real blocks ahead of its records (at least 1 MiB past them, up to
+//     twice what they use, at most 64 MiB), writing zeroes 128 KiB at a
+//     time, each step synced and followed by a rest as long as it took
+//     (wal.grow; Apply asks for it, and a checkpoint grows a step between
+//     its transactions). A retired file is stamped with a new generation
+//     (synced), which kills every record in it, and kept at its size as
+//     the spare. Records are written in place over allocated blocks and
+//     made durable with fdatasync, which then need not commit file-size
+//     metadata. One 600-byte record + sync
 //     (go test -run x -bench WALSync ./storage), quiet box: growing file
 //     p50 151-154 µs / p99 236-239 µs, in place p50 92-101 µs / p99
 //     144-179 µs; under load the growing file's tail was far longer (p99

@@ -7,6 +7,9 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"chatd/chat"
 )
@@ -38,11 +41,20 @@ const walFileHeader = 16
 
 var walMagic = [8]byte{'c', 'h', 'a', 't', 'd', 'W', 'A', 'L'}
 
-// The preallocated size of a WAL file: twice what the last full one used,
-// within these bounds.
+// How far the active WAL file is kept ahead of its records with real
+// blocks (see wal.grow): at least walMinAlloc past them and up to twice
+// what they use, and no further than walMaxAlloc in all.
 const (
 	walMinAlloc = 1 << 20
 	walMaxAlloc = 64 << 20
+)
+
+// grow writes walGrowChunk bytes of zeroes per step, at most walGrowSteps
+// steps per call, so that the checkpointer goes back to its other work
+// between calls.
+const (
+	walGrowChunk = 128 << 10
+	walGrowSteps = 16
 )
 
 // walChecksum is the CRC of a record of the first format: its length
@@ -209,7 +221,7 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 // wal is the open active log file and the spare. Owned by Apply under
 // Bolt.applyMu (append), and by the checkpointer, which rotates it while
 // holding applyMu and ckptMu and prepares the spare under ckptMu (spare,
-// spareGen, maxGen, lastUsed are only touched under ckptMu).
+// spareGen, maxGen are only touched under ckptMu).
 type wal struct {
 	f      *os.File
 	path   string  // active file
@@ -224,7 +236,17 @@ type wal struct {
 	hasSpare bool   // spare holds a file stamped with spareGen, synced
 	spareGen uint64 // generation written into the spare's header
 	maxGen   uint64 // the highest generation handed out
-	lastUsed int64  // bytes the last rotated-out file used
+
+	// Growing the active file ahead of its records (grow): alloc is how
+	// many bytes of the active file are real, synced blocks (written by
+	// grow and rotate, both under ckptMu; read by wantsGrowth under
+	// applyMu); spareAlloc is the same of the spare (under ckptMu);
+	// noGrow is set when growing failed for the active file, so that a
+	// full disk is not retried on every append (under ckptMu; rotate
+	// clears it).
+	alloc      atomic.Int64
+	spareAlloc int64
+	noGrow     bool
 }
 
 // openWAL creates (truncating) the active log file with generation 1 and
@@ -253,6 +275,7 @@ func openWAL(path string, noSync bool) (*wal, error) {
 	}
 	w.gen = genBytes(1)
 	w.size = walFileHeader
+	w.alloc.Store(walFileHeader)
 	return w, nil
 }
 
@@ -304,6 +327,86 @@ func (w *wal) append(b *chat.Batch) error {
 	return nil
 }
 
+// wantsGrowth reports whether the active file's real blocks end less
+// than walMinAlloc past its records (so that appends would soon extend
+// the file) and it may still grow. Called by append's caller, under
+// applyMu.
+func (w *wal) wantsGrowth() bool {
+	a := w.alloc.Load()
+	return a < walMaxAlloc && w.size+walMinAlloc > a
+}
+
+// growTarget is the size grow extends the active file to when its records
+// use used bytes: walMinAlloc past them at least, twice them if more, at
+// most walMaxAlloc.
+func growTarget(used int64) int64 {
+	return min(max(2*used, used+walMinAlloc), walMaxAlloc)
+}
+
+// grow writes zeroes past the end of the active file's real blocks (and
+// past its records), walGrowChunk bytes at a time, each chunk synced
+// before the next, until the file reaches growTarget of what its records
+// use, or after steps chunks (more reports that it stopped short). After
+// each chunk it calls pause with the time the chunk took; pause sleeps to
+// pace the disk, or returns false to stop now. The caller holds ckptMu
+// (so no rotation runs); appends go on meanwhile.
+//
+// Why: appending past a file's end makes every fdatasync write the
+// file's size and block allocation too (on ext4 without a journal, the
+// inode and the allocation maps), and preallocating a whole file at once
+// (16 MB of zeroes and one sync, when the first spare was made) stalled
+// the WAL syncs queued behind it for tens of milliseconds. Growing in
+// small synced steps makes a WAL sync wait for at most one step. Zeroes,
+// not fallocate: real blocks, not unwritten extents, so that overwriting
+// them later changes no file metadata and a data sync stays one write.
+//
+// Each chunk is written under applyMu at or past the records' end, so
+// zeroes never land on a record; records written later overwrite zeroes,
+// which is what the space is for. The sync runs without applyMu. The
+// chunks go through a descriptor of grow's own: a failed sync here is
+// still reported to the next sync of append's descriptor (Linux reports a
+// writeback error to every descriptor open when it happened), so a record
+// is never acknowledged on the strength of a sync whose error grow
+// consumed. A failed open, write or sync sets noGrow until the next
+// rotation: growing is an optimisation, and append extends the file
+// itself.
+func (w *wal) grow(applyMu *sync.Mutex, steps int, pause func(time.Duration) bool) (more bool, err error) {
+	if w.noGrow {
+		return false, nil
+	}
+	f, err := os.OpenFile(w.path, os.O_RDWR, 0)
+	if err != nil {
+		w.noGrow = true
+		return false, fmt.Errorf("grow %s: %w", w.path, err)
+	}
+	defer f.Close()
+	for step := 0; ; step++ {
+		applyMu.Lock()
+		off := max(w.alloc.Load(), w.size) // past the size, appends made it real
+		target := growTarget(w.size)
+		if w.broken || off >= target || step == steps {
+			applyMu.Unlock()
+			w.alloc.Store(off)
+			return !w.broken && off < target, nil
+		}
+		start := time.Now()
+		n := min(walGrowChunk, target-off)
+		_, err := f.WriteAt(zeroes[:n], off)
+		applyMu.Unlock()
+		if err == nil && !w.noSync {
+			err = datasync(f)
+		}
+		if err != nil {
+			w.noGrow = true
+			return false, fmt.Errorf("grow %s: %w", w.path, err)
+		}
+		w.alloc.Store(off + n)
+		if !pause(time.Since(start)) {
+			return off+n < target, nil
+		}
+	}
+}
+
 // rotate renames the active file to the frozen name and makes the spare
 // (or, without one, a new file) the active one; both names are durable
 // before it returns.
@@ -311,7 +414,6 @@ func (w *wal) rotate() error {
 	if w.broken {
 		return errWALBroken
 	}
-	w.lastUsed = w.size
 	if err := w.f.Close(); err != nil {
 		w.broken = true
 		return fmt.Errorf("close %s: %w", w.path, err)
@@ -322,10 +424,11 @@ func (w *wal) rotate() error {
 	}
 	var f *os.File
 	var gen uint64
+	alloc := int64(walFileHeader)
 	if w.hasSpare {
-		// Already stamped and synced by prepareSpare: only renamed here.
+		// Already stamped and synced by dropFrozen: only renamed here.
 		w.hasSpare = false
-		gen = w.spareGen
+		gen, alloc = w.spareGen, w.spareAlloc
 		err := os.Rename(w.spare, w.path)
 		if err == nil {
 			f, err = os.OpenFile(w.path, os.O_RDWR, 0)
@@ -349,6 +452,8 @@ func (w *wal) rotate() error {
 		}
 	}
 	w.f, w.gen, w.size = f, genBytes(gen), walFileHeader
+	w.alloc.Store(alloc)
+	w.noGrow = false
 	if err := w.syncDir(); err != nil {
 		w.broken = true
 		return err
@@ -359,9 +464,11 @@ func (w *wal) rotate() error {
 // dropFrozen retires the frozen file once a checkpoint has written it to
 // bbolt: it becomes the spare, stamped with a new generation (so none of
 // its records can ever be replayed again, whatever its name after a
-// crash) and extended with zeroes to twice what the last file used, so
-// that the next active file is written in place. Called by the
-// checkpointer under ckptMu, without applyMu: Applies go on meanwhile.
+// crash), keeping its size: grow made it real blocks up to twice what
+// its records used, so the next active file is written in place from the
+// start (and grow extends it further if that is not enough). Called by
+// the checkpointer under ckptMu, without applyMu: Applies go on
+// meanwhile.
 func (w *wal) dropFrozen() error {
 	if w.hasSpare {
 		if err := os.Remove(w.frozen); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -384,38 +491,18 @@ func (w *wal) dropFrozen() error {
 		return err
 	}
 	w.maxGen = gen
-	if err := extend(f, min(max(2*w.lastUsed, walMinAlloc), walMaxAlloc)); err != nil {
-		return err
-	}
-	if !w.noSync {
-		if err := datasync(f); err != nil {
-			return fmt.Errorf("sync %s: %w", w.spare, err)
-		}
-	}
-	w.hasSpare, w.spareGen = true, gen
-	return nil
-}
-
-// zeroes is what extend writes.
-var zeroes = make([]byte, 256<<10)
-
-// extend writes zeroes from f's end up to size bytes (real blocks, not a
-// hole or an unwritten extent: overwriting them later changes no file
-// metadata, so a data sync stays one write).
-func extend(f *os.File, size int64) error {
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", f.Name(), err)
+		return fmt.Errorf("stat %s: %w", w.spare, err)
 	}
-	for off := fi.Size(); off < size; {
-		n := min(int64(len(zeroes)), size-off)
-		if _, err := f.WriteAt(zeroes[:n], off); err != nil {
-			return fmt.Errorf("extend %s: %w", f.Name(), err)
-		}
-		off += n
-	}
+	// Every byte of it is a real, synced block: records synced by append,
+	// zeroes by grow.
+	w.hasSpare, w.spareGen, w.spareAlloc = true, gen, fi.Size()
 	return nil
 }
+
+// zeroes is what grow writes.
+var zeroes = make([]byte, walGrowChunk)
 
 // close closes and deletes the active and spare files; the caller has
 // written everything in them to bbolt.

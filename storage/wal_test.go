@@ -372,12 +372,17 @@ func TestTornWALTail(t *testing.T) {
 			for seq := uint64(1); seq <= 3; seq++ {
 				mustApply(t, s, p2pBatch(sessions, seq))
 			}
+			s.ckptMu.Lock() // no growing while the log is copied
 			path := copyStore(t, s)
-			f, err := os.OpenFile(path+walSuffix, os.O_APPEND|os.O_WRONLY, 0)
+			end := s.wal.size // where the next record would have gone
+			s.ckptMu.Unlock()
+			// The tail goes right after the complete records, as a torn
+			// append leaves it, over any zeroes grown ahead of them.
+			f, err := os.OpenFile(path+walSuffix, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.Write(tc.tail); err != nil {
+			if _, err := f.WriteAt(tc.tail, end); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()
@@ -594,9 +599,9 @@ func compareStores(t *testing.T, ctx context.Context, s *Bolt, ref *memstore.Sto
 }
 
 // TestWALRecycled checks that a checkpointed WAL file becomes the spare,
-// stamped with a new generation and preallocated, that the next rotation
-// writes into it in place, and that the records left in it from before
-// never count again.
+// stamped with a new generation and keeping its size, that the next
+// rotation writes into it in place, and that the records left in it from
+// before never count again.
 func TestWALRecycled(t *testing.T) {
 	const sessions = 3
 	s := openTempOpt(t, Options{CheckpointInterval: -1})
@@ -604,14 +609,16 @@ func TestWALRecycled(t *testing.T) {
 	for seq := uint64(1); seq <= 6; seq++ {
 		mustApply(t, s, p2pBatch(sessions, seq))
 	}
-	settle(t, s) // the file with 6 records becomes the spare
+	s.growWAL(walGrowSteps) // what Apply asked the checkpointer for
+	settle(t, s)            // the file with 6 records becomes the spare
 	fi, err := os.Stat(s.path + walSpareSuffix)
 	if err != nil {
 		t.Fatalf("no spare after a checkpoint: %v", err)
 	}
 	if fi.Size() < walMinAlloc {
-		t.Errorf("spare is %d bytes, want at least %d preallocated", fi.Size(), walMinAlloc)
+		t.Errorf("spare is %d bytes, want at least %d grown ahead of its records", fi.Size(), walMinAlloc)
 	}
+	spareSize := fi.Size()
 	var b chat.Batch
 	if n, err := readWAL(s.path+walSpareSuffix, &b); err != nil || n != 0 {
 		t.Fatalf("spare reads as %d records (%v), want none: its old records must be dead", n, err)
@@ -621,10 +628,13 @@ func TestWALRecycled(t *testing.T) {
 	if _, err := os.Stat(s.path + walSpareSuffix); err != nil {
 		t.Fatalf("no spare after the second checkpoint: %v", err)
 	}
+	if a := s.wal.alloc.Load(); a != spareSize {
+		t.Errorf("after the rotation the active file has %d real bytes, want the spare's %d", a, spareSize)
+	}
 	mustApply(t, s, p2pBatch(sessions, 8))
 	fi, err = os.Stat(s.path + walSuffix)
-	if err != nil || fi.Size() < walMinAlloc {
-		t.Fatalf("active file %v (%v): want the preallocated spare, written in place", fi, err)
+	if err != nil || fi.Size() < spareSize {
+		t.Fatalf("active file %v (%v): want the spare, written in place", fi, err)
 	}
 	b = chat.Batch{}
 	n, err := readWAL(s.path+walSuffix, &b)
@@ -634,4 +644,73 @@ func TestWALRecycled(t *testing.T) {
 	path := copyStore(t, s)
 	c := reopen(t, path)
 	checkSessions(t, c, sessions, 8)
+}
+
+// TestWALGrowsAhead checks that the active WAL file is grown with synced
+// zeroes ahead of its records, from a fresh store on, so that appends
+// land in place instead of extending the file, and that the log still
+// reads back exactly its records.
+func TestWALGrowsAhead(t *testing.T) {
+	const sessions = 20
+	s := openTempOpt(t, Options{CheckpointInterval: -1})
+	setupSessions(t, s, sessions)
+	mustApply(t, s, p2pBatch(sessions, 1))
+	// Apply asked the checkpointer to grow the file; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.wal.alloc.Load() < walMinAlloc {
+		if time.Now().After(deadline) {
+			t.Fatalf("active file has %d real bytes after 10 s, want %d grown ahead", s.wal.alloc.Load(), walMinAlloc)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.ckptMu.Lock() // no growing while the sizes are read
+	fi, err := os.Stat(s.path + walSuffix)
+	grown := s.wal.alloc.Load()
+	s.ckptMu.Unlock()
+	if err != nil || fi.Size() != grown {
+		t.Fatalf("file %v (%v), want %d bytes", fi, err, grown)
+	}
+	s.ckptMu.Lock() // appends alone, in place: the size does not move
+	for seq := uint64(2); seq <= 20; seq++ {
+		mustApply(t, s, p2pBatch(sessions, seq))
+	}
+	fi, err = os.Stat(s.path + walSuffix)
+	s.ckptMu.Unlock()
+	if err != nil || fi.Size() != grown {
+		t.Fatalf("after 19 more appends the file is %v (%v), want still %d bytes: written in place", fi, err, grown)
+	}
+	var b chat.Batch
+	if n, err := readWAL(s.path+walSuffix, &b); err != nil || n != 20 {
+		t.Fatalf("the grown file reads as %d records (%v), want 20", n, err)
+	}
+	checkSessions(t, reopen(t, copyStore(t, s)), sessions, 20)
+}
+
+// TestWALGrowRacesAppends grows the active file while batches are being
+// appended (the checkpointer and the journal at once) and then replays a
+// crash copy of the log: zeroes written by grow must never land on a
+// record, whatever the interleaving.
+func TestWALGrowRacesAppends(t *testing.T) {
+	const sessions = 50
+	s := openTempOpt(t, Options{CheckpointInterval: -1, NoSync: true})
+	setupSessions(t, s, sessions)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			s.growWAL(1) // one chunk at a time, as between checkpoint transactions
+		}
+	}()
+	const last = 400
+	for seq := uint64(1); seq <= last; seq++ {
+		mustApply(t, s, p2pBatch(sessions, seq))
+	}
+	<-done
+	s.ckptMu.Lock()
+	path := copyStore(t, s)
+	s.ckptMu.Unlock()
+	if fi, err := os.Stat(path + walSuffix); err != nil || fi.Size() <= s.wal.size {
+		t.Fatalf("copied log %v (%v): want it grown past its %d bytes of records", fi, err, s.wal.size)
+	}
+	checkSessions(t, reopen(t, path), sessions, last)
 }
