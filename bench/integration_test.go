@@ -392,6 +392,7 @@ func checkTrace(t *testing.T, rep *Report, path string) {
 	if int64(len(lines)-1) != m.Delivered || !strings.HasPrefix(lines[0], "# chatbench trace: session seq due written decoded") {
 		t.Fatalf("trace file: %d lines, header %q; want %d records", len(lines), lines[0], m.Delivered)
 	}
+	checkTraceEpoch(t, lines[0])
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
 		if len(f) != 9 {

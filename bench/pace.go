@@ -8,10 +8,21 @@ import (
 
 // clock is a run's time base: nanoseconds since the run's epoch on the
 // monotonic clock. Every intended, sent and received time of a run is on
-// this clock, so latencies never suffer from wall-clock steps.
-type clock struct{ epoch time.Time }
+// this clock, so latencies never suffer from wall-clock steps. mono is the
+// epoch on the system's CLOCK_MONOTONIC (0 where there is none to read),
+// so that a trace file can be lined up with tools that stamp events on it,
+// such as perf.
+type clock struct {
+	epoch time.Time
+	mono  int64
+}
 
-func newClock() clock { return clock{epoch: time.Now()} }
+func newClock() clock {
+	before := monotonicNS()
+	epoch := time.Now()
+	after := monotonicNS()
+	return clock{epoch: epoch, mono: before + (after-before)/2}
+}
 
 // now is the current run time in nanoseconds.
 func (c clock) now() int64 { return int64(time.Since(c.epoch)) }

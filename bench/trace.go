@@ -254,7 +254,7 @@ func (t *msgTrace) finish(e *env) *TraceReport {
 	if sr.dropped > 0 {
 		e.rep.Notes = append(e.rep.Notes, "chatd's trace dropped "+group3(sr.dropped)+" records past its cap")
 	}
-	if err := writeTraceRows(t.path, rows); err != nil {
+	if err := writeTraceRows(t.path, rows, e.clk); err != nil {
 		e.rep.Notes = append(e.rep.Notes, "trace file: "+err.Error())
 		rep.File = ""
 	}
@@ -289,8 +289,10 @@ func (t *msgTrace) finish(e *env) *TraceReport {
 }
 
 // writeTraceRows writes the joined rows to path (none when empty), by due
-// time, one per line, in nanoseconds on the run clock.
-func writeTraceRows(path string, rows []traceRow) error {
+// time, one per line, in nanoseconds on the run clock, after a header line
+// that names the columns and gives the run clock's zero in Unix and (on
+// Linux) CLOCK_MONOTONIC nanoseconds.
+func writeTraceRows(path string, rows []traceRow, clk clock) error {
 	if path == "" {
 		return nil
 	}
@@ -301,7 +303,7 @@ func writeTraceRows(path string, rows []traceRow) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	w.WriteString("# chatbench trace: session seq due written decoded commit_start commit_end fanned_out received (ns on the run clock)\n")
+	w.WriteString(traceHeader(clk))
 	var b []byte
 	for i := range sorted {
 		r := &sorted[i]
@@ -320,4 +322,18 @@ func writeTraceRows(path string, rows []traceRow) error {
 		return err
 	}
 	return f.Close()
+}
+
+// traceHeader is the trace file's first line. The run clock's zero is
+// given as unix_ns and, where the platform has it, monotonic_ns (the
+// CLOCK_MONOTONIC reading perf uses with -k mono), so that
+// internal/tools/tracejoin can place chatd's syncs and GC cycles on the
+// run clock.
+func traceHeader(clk clock) string {
+	h := "# chatbench trace: session seq due written decoded commit_start commit_end fanned_out received (ns on the run clock; zero at unix_ns=" +
+		strconv.FormatInt(clk.epoch.UnixNano(), 10)
+	if clk.mono != 0 {
+		h += " monotonic_ns=" + strconv.FormatInt(clk.mono, 10)
+	}
+	return h + ")\n"
 }
