@@ -13,11 +13,17 @@
 //	go run ./internal/tools/tracejoin -trace trace.txt -perf sc.txt -dbfd N
 //
 // N is chatd's descriptor of chat.db (ls -l /proc/PID/fd). The uprobes
-// are optional: without them the GC lines are empty.
+// are optional: without them the GC lines are empty. A second,
+// system-wide record of sched:sched_switch (perf record -k mono -a -e
+// sched:sched_switch, its perf script output given after a comma:
+// -perf sc.txt,sw.txt) adds the long runs of a kernel thread (-busy,
+// kdamond by default: on the VM this was measured on, DAMON's proactive
+// reclaim) and the deliveries near them.
 package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +41,7 @@ func main() {
 	perfPath := flag.String("perf", "", "perf script -F tid,time,event,trace --ns output")
 	dbfd := flag.Int("dbfd", -1, "chatd's file descriptor of chat.db")
 	slow := flag.Duration("slow", 2*time.Millisecond, "a delivery slower than this is slow")
+	busy := flag.String("busy", "kdamond", "a kernel thread (comm prefix) whose long runs to report, from sched:sched_switch events")
 	flag.Parse()
 	if *tracePath == "" || *perfPath == "" || *dbfd < 0 {
 		flag.Usage()
@@ -49,12 +56,16 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	pf, err := os.Open(*perfPath)
-	if err != nil {
-		fail(err)
+	var files []io.Reader
+	for _, p := range strings.Split(*perfPath, ",") {
+		f, err := os.Open(p)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		files = append(files, f)
 	}
-	defer pf.Close()
-	ev, err := readPerf(pf, mono, *dbfd)
+	ev, err := readPerf(io.MultiReader(files...), mono, *dbfd, *busy)
 	if err != nil {
 		fail(err)
 	}
@@ -107,16 +118,21 @@ type span struct{ start, end int64 }
 type events struct {
 	dbWrites []int64 // bbolt page writes and sync starts and ends (chat.db)
 	gc       []span  // from gcStart to the end of mark termination
+	busy     []span  // the busy thread's runs (sched_switch in to out)
 }
 
 var perfRE = regexp.MustCompile(`^\s*(\d+)\s+(\d+)\.(\d+):\s+\S+:(\S+):\s*(.*)$`)
 
+var switchRE = regexp.MustCompile(`prev_comm=(.*) prev_pid=(\d+) .* ==> next_comm=(.*) next_pid=(\d+)`)
+
 // readPerf reads perf script output (-F tid,time,event,trace --ns),
 // placing each event on the run clock (its zero is mono on
-// CLOCK_MONOTONIC).
-func readPerf(r io.Reader, mono int64, dbfd int) (events, error) {
+// CLOCK_MONOTONIC). The runs of threads whose name starts with busy come
+// from sched:sched_switch events (a system-wide record: perf record -a).
+func readPerf(r io.Reader, mono int64, dbfd int, busy string) (events, error) {
 	var ev events
-	syncFD := map[string]int{} // tid → fd of its fdatasync in flight
+	syncFD := map[string]int{}   // tid → fd of its fdatasync in flight
+	busyIn := map[string]int64{} // pid of a busy thread → when it was switched in
 	var gcStart int64 = -1
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -146,6 +162,18 @@ func readPerf(r io.Reader, mono int64, dbfd int) (events, error) {
 			if hexArg(args, "fd") == dbfd {
 				ev.dbWrites = append(ev.dbWrites, t)
 			}
+		case name == "sched_switch" && busy != "":
+			sw := switchRE.FindStringSubmatch(args)
+			if sw == nil {
+				continue
+			}
+			if in, ok := busyIn[sw[2]]; ok && strings.HasPrefix(sw[1], busy) {
+				ev.busy = append(ev.busy, span{in, t})
+				delete(busyIn, sw[2])
+			}
+			if strings.HasPrefix(sw[3], busy) {
+				busyIn[sw[4]] = t
+			}
 		case strings.HasPrefix(name, "gcstart"):
 			gcStart = t
 		case strings.HasPrefix(name, "gcmt"):
@@ -156,6 +184,7 @@ func readPerf(r io.Reader, mono int64, dbfd int) (events, error) {
 		}
 	}
 	slices.Sort(ev.dbWrites)
+	slices.SortFunc(ev.busy, func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	return ev, sc.Err()
 }
 
@@ -187,6 +216,11 @@ const (
 	gcTail   = 1 * int64(time.Millisecond)
 	burstGap = 2 * int64(time.Millisecond)
 	bigBurst = 20
+	// The busy thread's runs less than busyGap apart are one; one of at
+	// least busyMin counts, with deliveries due busyPad either side.
+	busyGap = 1 * int64(time.Millisecond)
+	busyMin = 2 * int64(time.Millisecond)
+	busyPad = 3 * int64(time.Millisecond)
 )
 
 // group is the deliveries of one kind.
@@ -227,6 +261,9 @@ type result struct {
 	inGC, neither       group
 	bursts, inBigBursts int
 	burstSizes          []int
+	busyRuns            []span // the busy thread's long runs
+	busyTime            int64  // all its runs, long or not
+	nearBusy, farBusy   group
 }
 
 func covered(spans []span, t, lead, tail int64) bool {
@@ -277,6 +314,25 @@ func analyse(rows []row, ev events, slow int64) result {
 	}
 	r.all, r.inCkpt, r.out = newGroup(all, slow), newGroup(in, slow), newGroup(out, slow)
 	r.inGC, r.neither = newGroup(gc, slow), newGroup(neither, slow)
+	var runs []span
+	for _, b := range ev.busy {
+		r.busyTime += b.end - b.start
+		if n := len(runs); n > 0 && b.start-runs[n-1].end < busyGap {
+			runs[n-1].end = max(runs[n-1].end, b.end)
+		} else {
+			runs = append(runs, b)
+		}
+	}
+	r.busyRuns = slices.DeleteFunc(runs, func(s span) bool { return s.end-s.start < busyMin })
+	var near, far []int64
+	for _, d := range rows {
+		if covered(r.busyRuns, d.due, busyPad, busyPad) {
+			near = append(near, d.lat)
+		} else {
+			far = append(far, d.lat)
+		}
+	}
+	r.nearBusy, r.farBusy = newGroup(near, slow), newGroup(far, slow)
 	slices.Sort(slowOut)
 	size := 0
 	for i, t := range slowOut {
@@ -317,6 +373,15 @@ func (r result) String() string {
 	fmt.Fprintf(&b, "GC cycles: %d, %v each on average (outside checkpoints:)\n", r.gcCycles, r.gcMean.Round(10*time.Microsecond))
 	line("during a GC cycle", r.inGC)
 	line("neither", r.neither)
+	if r.busyTime > 0 {
+		var long []string
+		for _, s := range r.busyRuns {
+			long = append(long, ms(s.end-s.start))
+		}
+		fmt.Fprintf(&b, "the busy thread: %s on a CPU in all; %d runs of %v or more %v\n", ms(r.busyTime), len(r.busyRuns), time.Duration(busyMin), long)
+		line("near one (±3 ms)", r.nearBusy)
+		line("not near one", r.farBusy)
+	}
 	top := r.burstSizes[:min(10, len(r.burstSizes))]
 	fmt.Fprintf(&b, "slow deliveries outside checkpoints: %d bursts (less than %v apart), largest %v; %d in bursts of %d or more\n",
 		r.bursts, time.Duration(burstGap), top, r.inBigBursts, bigBurst)

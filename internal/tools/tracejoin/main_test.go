@@ -47,6 +47,18 @@ func TestJoin(t *testing.T) {
 		fmt.Fprintf(&pf, " 43 %s: syscalls:sys_enter_fdatasync: fd: 0x00000009\n", at(t))
 		fmt.Fprintf(&pf, " 43 %s:  syscalls:sys_exit_fdatasync: 0x0\n", at(t+ms/5))
 	}
+	// kdamond runs 805–815 ms in two stretches 0.5 ms apart (one run),
+	// and 0.5 ms at 300 ms (too short to count).
+	sw := func(t int64, prev, prevPID, next, nextPID string) {
+		fmt.Fprintf(&pf, " 0 %s: sched:sched_switch: prev_comm=%s prev_pid=%s prev_prio=120 prev_state=S ==> next_comm=%s next_pid=%s next_prio=120\n",
+			at(t), prev, prevPID, next, nextPID)
+	}
+	sw(805*ms, "chatd", "7", "kdamond.0", "77")
+	sw(810*ms, "kdamond.0", "77", "swapper/1", "0")
+	sw(810*ms+ms/2, "swapper/1", "0", "kdamond.0", "77")
+	sw(815*ms, "kdamond.0", "77", "chatbench", "9")
+	sw(300*ms, "chatd", "7", "kdamond.0", "77")
+	sw(300*ms+ms/2, "kdamond.0", "77", "chatd", "7")
 	fmt.Fprintf(&pf, " 44 %s: probe_chatd:gcstart: (42cbe0)\n", at(502*ms))
 	fmt.Fprintf(&pf, " 44 %s: probe_chatd:gcmt: (42df00)\n", at(508*ms))
 
@@ -54,7 +66,7 @@ func TestJoin(t *testing.T) {
 	if err != nil || m != mono || len(rows) != 1000 {
 		t.Fatalf("readTrace: %d rows, mono %d, %v", len(rows), m, err)
 	}
-	ev, err := readPerf(strings.NewReader(pf.String()), m, 8)
+	ev, err := readPerf(strings.NewReader(pf.String()), m, 8, "kdamond")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +92,15 @@ func TestJoin(t *testing.T) {
 	if r.bursts != 3 || r.inBigBursts != 20 || r.burstSizes[0] != 20 {
 		t.Errorf("bursts %d %v (%d in big ones), want 3 with the largest of 20", r.bursts, r.burstSizes, r.inBigBursts)
 	}
-	if s := r.String(); !strings.Contains(s, "during a checkpoint") || !strings.Contains(s, "bursts") {
+	// 5 + 4.5 + 0.5 ms on a CPU; deliveries due 802–818 ms are near the
+	// long run: 17, all in the burst, so all slow.
+	if len(r.busyRuns) != 1 || r.busyRuns[0] != (span{805 * ms, 815 * ms}) || r.busyTime != 10*ms {
+		t.Errorf("kdamond runs %v (%d ns in all), want one of 805–815 ms and 10 ms in all", r.busyRuns, r.busyTime)
+	}
+	if r.nearBusy.n != 17 || r.nearBusy.slow != 17 || r.farBusy.slow != 56-17 {
+		t.Errorf("near kdamond: %+v, not near: %+v; want 17 slow near, 39 slow elsewhere", r.nearBusy, r.farBusy)
+	}
+	if s := r.String(); !strings.Contains(s, "during a checkpoint") || !strings.Contains(s, "bursts") || !strings.Contains(s, "near one") {
 		t.Errorf("report:\n%s", s)
 	}
 }
