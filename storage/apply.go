@@ -53,10 +53,7 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 		return err
 	}
 	if s.wal.wantsGrowth() {
-		select {
-		case s.growKick <- struct{}{}:
-		default:
-		}
+		poke(s.growKick)
 	}
 	s.mu.Lock()
 	s.active.add(b)
@@ -65,10 +62,7 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	s.activeN.Store(int64(n))
 	s.activeSize.Store(int64(size))
 	if int64(n) >= s.maxMsgs || size >= checkpointBytes {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+		poke(s.kick)
 	}
 	return nil
 }

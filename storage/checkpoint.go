@@ -88,10 +88,16 @@ func (s *Bolt) growLocked(steps int) {
 		}
 	})
 	if more {
-		select {
-		case s.growKick <- struct{}{}:
-		default:
-		}
+		poke(s.growKick)
+	}
+}
+
+// poke wakes the checkpointer through ch (capacity 1) without waiting: a
+// wake-up already pending stands for this one.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -177,9 +183,9 @@ func (s *Bolt) freeze() error {
 // commit (10 ms scheduler slices in the execution trace), and the journal
 // and event loops queued behind it, which was most of the 1:1 latency
 // tail (docs/performance.md). While relaxed it also yields every
-// ckptYield puts and rests between transactions. Readers still see the whole overlay until the last chunk
-// has committed; a crash between chunks replays the frozen WAL, which
-// rewrites the same values.
+// ckptYield puts and rests between transactions. Readers still see the
+// whole overlay until the last chunk has committed; a crash between
+// chunks replays the frozen WAL, which rewrites the same values.
 func (s *Bolt) flush() error {
 	fr := s.frozen
 	if fr == nil {
