@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # chatbench smoke test (used by CI): build chatd and chatbench, start chatd on
 # a temporary data folder with 127.0.0.1 ports, run a tiny connect and p2p
-# load, stop chatd. Exits non-zero if chatbench fails (an error, or a failed
+# load and a short host probe, stop chatd. Exits non-zero if chatbench fails (an error, or a failed
 # check such as a lost message). No timing thresholds: CI machines vary.
 #
 # Usage: bench/smoke.sh        (from anywhere inside the repository)
@@ -51,4 +51,7 @@ echo "smoke: chatbench connect -n 300 --duration 3s"
 echo "smoke: chatbench p2p --pairs 50 --rate 2000 --duration 3s"
 "${bench[@]}" p2p --data "$data" --pairs 50 --rate 2000 --duration 3s --deadline 2m --json >"$work/p2p.json"
 grep -q '"scenario":"p2p"' "$work/p2p.json" || { echo "smoke: p2p printed no JSON report" >&2; exit 1; }
+echo "smoke: chatbench probe --duration 1s"
+"${bench[@]}" probe --data "$data" --duration 1s --json >"$work/probe.json"
+grep -q '"scenario":"probe"' "$work/probe.json" || { echo "smoke: probe printed no JSON report" >&2; exit 1; }
 echo "smoke: ok"

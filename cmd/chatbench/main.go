@@ -58,6 +58,10 @@ Usage:
   chatbench http [flags]      the server API's send endpoint at a fixed rate
   chatbench cleanup [flags]   revoke every token chatbench made (users stay:
                               chatd cannot delete users yet)
+  chatbench probe [flags]     the host alone, no chatd: how late a sleeping
+                              thread wakes (stalls), an ideal group-commit
+                              journal on the data folder's disk, a loopback
+                              TCP round trip: the floor under chatd's figures
   chatbench help              print this help
 
 Scenario flags (defaults in parentheses):
@@ -81,6 +85,16 @@ Scenario flags (defaults in parentheses):
   http     --rate REQ/S          send requests per second (1000)
            --concurrency N       requests in flight at most (64)
            --pairs N             pairs of users online as senders/recipients (50)
+
+  probe    --parts LIST          stalls,disk,loopback (all)
+           --duration DURATION   per part (5s)
+           --dir DIR             folder for the disk part's scratch file (the
+                                 --data folder when it exists, else .)
+           --rate N              disk: records per second (10000)
+           --record BYTES        disk: bytes per record (300)
+           --depth N             disk: fdatasyncs in flight (1)
+           --tick DURATION       stalls: the sampler's sleep (1ms)
+           --json, --quiet, --data as below; probe needs no server
 
 Common flags:
   --data DIR              chatd's data folder: admin.key, chatd.run (addresses
@@ -268,6 +282,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, usage)
 		return exitOK
 	}
+	if name == "probe" {
+		return runProbe(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("chatbench "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var c common
@@ -308,7 +325,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s = sc
 	case "cleanup":
 	default:
-		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http; also cleanup, help)\n", name)
+		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http; also probe, cleanup, help)\n", name)
 		return exitError
 	}
 	if err := fs.Parse(args); err != nil {
@@ -365,6 +382,86 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case !rep.OK:
 		fmt.Fprintf(stderr, "chatbench %s: FAILED: %s\n", name, strings.Join(rep.Problems, "; "))
 		return exitFailed
+	}
+	return exitOK
+}
+
+// runProbe is `chatbench probe`: the host's own floor, no server needed.
+func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("chatbench probe", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var p bench.Probe
+	var parts, data, dir string
+	var jsonOut, quiet bool
+	defData := os.Getenv("CHATD_DATA_DIR")
+	if defData == "" {
+		defData = "./data"
+	}
+	fs.StringVar(&parts, "parts", strings.Join(bench.ProbeParts, ","), "")
+	fs.DurationVar(&p.Duration, "duration", 5*time.Second, "")
+	fs.StringVar(&data, "data", defData, "")
+	fs.StringVar(&dir, "dir", "", "")
+	fs.Float64Var(&p.Rate, "rate", 10000, "")
+	fs.IntVar(&p.Record, "record", 300, "")
+	fs.IntVar(&p.Depth, "depth", 1, "")
+	fs.DurationVar(&p.Tick, "tick", time.Millisecond, "")
+	fs.BoolVar(&jsonOut, "json", false, "")
+	fs.BoolVar(&quiet, "quiet", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "chatbench probe: %v (see chatbench help)\n", err)
+		return exitError
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "chatbench probe: unexpected argument %q (see chatbench help)\n", fs.Arg(0))
+		return exitError
+	}
+	// Zero values mean "default" to bench.Probe; here they are mistakes.
+	if p.Duration <= 0 || p.Rate <= 0 || p.Record <= 0 || p.Depth <= 0 || p.Tick <= 0 {
+		fmt.Fprintln(stderr, "chatbench probe: --duration, --rate, --record, --depth and --tick must be positive")
+		return exitError
+	}
+	for _, part := range strings.Split(parts, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			p.Parts = append(p.Parts, part)
+		}
+	}
+	if len(p.Parts) == 0 {
+		fmt.Fprintln(stderr, "chatbench probe: --parts is empty (parts: "+strings.Join(bench.ProbeParts, ", ")+")")
+		return exitError
+	}
+	p.Dir = dir
+	if p.Dir == "" {
+		// The disk chatd's store is on, when that folder exists.
+		p.Dir = "."
+		if st, err := os.Stat(data); err == nil && st.IsDir() {
+			p.Dir = data
+		}
+	}
+	if !quiet {
+		p.Progress = stderr
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stderr == os.Stderr {
+			p.ProgressTTY = true
+		}
+	}
+	rep, err := bench.RunProbe(ctx, p)
+	if err != nil {
+		fmt.Fprintf(stderr, "chatbench probe: %v\n", strings.TrimPrefix(err.Error(), "probe: "))
+		return exitError
+	}
+	table := stdout
+	if jsonOut {
+		table = stderr
+	}
+	rep.WriteTable(table)
+	if jsonOut {
+		rep.WriteJSON(stdout)
+	}
+	if rep.Interrupted {
+		return exitInterrupted
 	}
 	return exitOK
 }

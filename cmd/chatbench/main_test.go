@@ -40,6 +40,14 @@ func TestUsageAndBadInvocations(t *testing.T) {
 		{name: "bad sources", args: []string{"connect", "--sources", "127.0.0.9-127.0.0.1", "--admin-key", "k", "--ws", "127.0.0.1:1", "--http", "127.0.0.1:1"},
 			wantCode: exitError, wantStderr: "--sources"},
 		{name: "odd churn", args: []string{"churn", "-n", "3", "--admin-key", "k"}, wantCode: exitError, wantStderr: "even number"},
+		{name: "probe in the help", args: []string{"help"}, wantCode: exitOK, wantStdout: "chatbench probe [flags]"},
+		{name: "probe: unknown part", args: []string{"probe", "--parts", "disk,gpu"}, wantCode: exitError, wantStderr: `unknown part "gpu"`},
+		{name: "probe: no parts", args: []string{"probe", "--parts", " , "}, wantCode: exitError, wantStderr: "--parts is empty"},
+		{name: "probe: zero rate", args: []string{"probe", "--rate", "0"}, wantCode: exitError, wantStderr: "must be positive"},
+		{name: "probe: depth too large", args: []string{"probe", "--depth", "65"}, wantCode: exitError, wantStderr: "--depth must be 1 to 64"},
+		{name: "probe: missing folder", args: []string{"probe", "--parts", "disk", "--dir", "/nonexistent/chatbench-probe"},
+			wantCode: exitError, wantStderr: "/nonexistent/chatbench-probe is not a folder"},
+		{name: "probe: scenario flag", args: []string{"probe", "--pairs", "3"}, wantCode: exitError, wantStderr: "-pairs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,6 +64,55 @@ func TestUsageAndBadInvocations(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, errb.String())
 			}
 		})
+	}
+}
+
+// TestProbeJSON runs `chatbench probe` for real: no server, one JSON line
+// on stdout, the table on stderr, the scratch file in the data folder and
+// gone afterwards.
+func TestProbeJSON(t *testing.T) {
+	data := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"probe", "--data", data, "--duration", "300ms", "--rate", "1000", "--json", "--quiet"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errb.String())
+	}
+	var rep struct {
+		Scenario string `json:"scenario"`
+		Params   struct {
+			Parts []string `json:"parts"`
+			Dir   string   `json:"dir"`
+		} `json:"params"`
+		Stalls *struct {
+			Wakes int64 `json:"wakes"`
+		} `json:"stalls"`
+		Disk *struct {
+			File    string `json:"file"`
+			Records int64  `json:"records"`
+		} `json:"disk"`
+		Loopback *struct {
+			RoundTrip struct {
+				Count int64 `json:"count"`
+			} `json:"round_trip"`
+		} `json:"loopback"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON report: %v\n%s", err, out.String())
+	}
+	if rep.Scenario != "probe" || strings.Join(rep.Params.Parts, ",") != "stalls,disk,loopback" || rep.Params.Dir != data {
+		t.Errorf("report %+v", rep)
+	}
+	if rep.Stalls == nil || rep.Stalls.Wakes == 0 || rep.Disk == nil || rep.Disk.Records != 300 || rep.Loopback == nil || rep.Loopback.RoundTrip.Count == 0 {
+		t.Errorf("a part measured nothing: stalls %+v disk %+v loopback %+v", rep.Stalls, rep.Disk, rep.Loopback)
+	}
+	if rep.Disk != nil && filepath.Dir(rep.Disk.File) != data {
+		t.Errorf("scratch file %s, want it in the data folder %s", rep.Disk.File, data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(data, "*")); len(left) != 0 {
+		t.Errorf("left in the data folder: %v", left)
+	}
+	if !strings.Contains(errb.String(), "arrival → durable") {
+		t.Errorf("no table on stderr:\n%s", errb.String())
 	}
 }
 
