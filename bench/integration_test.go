@@ -193,6 +193,10 @@ func TestScenariosAgainstChatd(t *testing.T) {
 		if s.Error != "" || s.PID != srv.run.PID || s.ConnsPeak < 200 || s.MemorySource == "" || s.BytesPerConn == 0 {
 			t.Errorf("server figures %+v", s)
 		}
+		// The stall sampler ran through the ramp and the hold.
+		if h := rep.HostStalls; h == nil || h.Wakes < 100 || h.Lateness.Count != h.Wakes {
+			t.Errorf("host stalls %+v: want the sampler's wake-ups over the run", h)
+		}
 	})
 	t.Run("connect again reuses what was provisioned", func(t *testing.T) {
 		rep := runScenario(t, o, &Connect{Conns: 50, Settle: time.Millisecond})

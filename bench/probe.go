@@ -257,6 +257,10 @@ func (s *stallSampler) wake(now int64, late time.Duration) {
 	}
 }
 
+// quotaPattern reports whether most long stalls (at least 5) ended at the
+// same point of a 100 ms cycle.
+func (r *StallReport) quotaPattern() bool { return r.Long >= 5 && 2*r.Aligned >= r.Long }
+
 // quotaPeriod is the period a CPU quota is most often enforced over: the
 // Linux default cpu.cfs_period_us, which cgroup-based hypervisors and
 // container runtimes keep.
@@ -298,25 +302,29 @@ func mostInWindow(ts []int64, period, w int64) int {
 	return best
 }
 
-// sampleStalls runs the stall sampler for d (or until ctx ends) on a
-// thread of its own.
+// sampleStalls runs the stall sampler for d (or until ctx ends).
 func sampleStalls(ctx context.Context, tick, d time.Duration) *StallReport {
+	stop := startStalls(tick)
+	sleepCtx(ctx, d)
+	return stop()
+}
+
+// startStalls starts the stall sampler on a thread of its own; the
+// function it returns stops it and reports.
+func startStalls(tick time.Duration) (stop func() *StallReport) {
 	s := newStallSampler(tick)
+	var quit atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		start := probeNow()
-		until := start + int64(d)
 		next := start + int64(tick)
-		for ctx.Err() == nil {
+		for !quit.Load() {
 			sleepUntilMono(next)
 			now := probeNow()
 			s.wake(now, time.Duration(now-next))
-			if now >= until {
-				break
-			}
 			next += int64(tick)
 			if next <= now { // a stall: do not pile up the ticks it swallowed
 				next = now + int64(tick)
@@ -324,8 +332,11 @@ func sampleStalls(ctx context.Context, tick, d time.Duration) *StallReport {
 		}
 		s.span = time.Duration(probeNow() - start)
 	}()
-	<-done
-	return s.report()
+	return func() *StallReport {
+		quit.Store(true)
+		<-done
+		return s.report()
+	}
 }
 
 // ---- disk
@@ -510,7 +521,7 @@ func runLoopback(ctx context.Context, d time.Duration) (*LoopReport, error) {
 
 func (r *ProbeReport) addNotes() {
 	for _, s := range r.stallsAll {
-		if s == nil || s.Long < 5 || 2*s.Aligned < s.Long {
+		if s == nil || !s.quotaPattern() {
 			continue
 		}
 		r.Notes = append(r.Notes, strconv.FormatInt(s.Aligned, 10)+" of the "+strconv.FormatInt(s.Long, 10)+

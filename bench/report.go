@@ -32,6 +32,10 @@ type Report struct {
 	HTTP      *HTTPReport     `json:"http,omitempty"`
 	Server    ServerReport    `json:"server"`
 	Client    ClientReport    `json:"client"`
+	// HostStalls is a thread of chatbench's own sleeping 1 ms at a time
+	// through the run: how late it woke says how often the machine
+	// itself stopped (see Probe), which no server can hide.
+	HostStalls *StallReport `json:"host_stalls,omitempty"`
 }
 
 // ReportOptions are the shared options a run used.
@@ -321,6 +325,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("cpu", fmtFloat(cl.CPUSeconds, 2)+"s = "+fmtFloat(cl.CPUCores, 2)+" cores of "+strconv.Itoa(cl.GOMAXPROCS))
 	if cl.LoadBefore > 0 || cl.LoadAfter > 0 {
 		row("host load", fmtFloat(cl.LoadBefore, 2)+" before, "+fmtFloat(cl.LoadAfter, 2)+" after (1-minute average, "+strconv.Itoa(cl.NumCPU)+" CPUs)")
+	}
+	if h := r.HostStalls; h != nil && h.Wakes > 0 {
+		row("host stalls", "a thread sleeping "+formatMicros(h.TickUS)+" woke ≥1ms late "+group3(h.Stalls1ms)+" times, ≥5ms "+
+			group3(h.Stalls5ms)+" (longest "+formatMicros(h.Lateness.MaxUS)+", "+fmtFloat(h.StalledPct, 1)+"% of the run)")
 	}
 	if len(r.Notes) > 0 {
 		head("notes")

@@ -21,8 +21,9 @@ func sampleReport() *Report {
 			Errors:        map[string]int64{"rate_limited": 2},
 			ServerSendAck: &ServerLatency{Count: 1000, P50US: 310, P90US: 620, P99US: 1240, P999US: -1},
 			ServerCommit:  &ServerLatency{Count: 400, P50US: 150, P90US: 300, P99US: 600, P999US: 900}},
-		Server: ServerReport{Version: "dev", PID: 42, ConnsPeak: 20, RSSBefore: 10 << 20, RSSPeak: 12 << 20, MemorySource: "rss_bytes", BytesPerConn: 1400},
-		Client: ClientReport{CPUSeconds: 0.5, CPUCores: 0.2, GOMAXPROCS: 2, Sockets: 20},
+		Server:     ServerReport{Version: "dev", PID: 42, ConnsPeak: 20, RSSBefore: 10 << 20, RSSPeak: 12 << 20, MemorySource: "rss_bytes", BytesPerConn: 1400},
+		Client:     ClientReport{CPUSeconds: 0.5, CPUCores: 0.2, GOMAXPROCS: 2, Sockets: 20},
+		HostStalls: &StallReport{TickUS: 1000, Wakes: 2500, Stalls1ms: 12, Stalls5ms: 2, StalledPct: 0.4, Lateness: Latency{Count: 2500, MaxUS: 6200}},
 	}
 }
 
@@ -96,6 +97,7 @@ func TestReportTable(t *testing.T) {
 		"memory per connection",
 		"1,400 bytes",
 		"3 of 1,000 expected deliveries did not arrive",
+		"host stalls", "woke ≥1ms late 12 times, ≥5ms 2 (longest 6.20ms, 0.4% of the run)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -109,6 +111,7 @@ func TestReportNotes(t *testing.T) {
 		client ClientReport
 		lag    Latency
 		ack    Latency
+		stalls *StallReport
 		want   []string
 	}{
 		{name: "quiet host, punctual client", client: ClientReport{NumCPU: 2, GOMAXPROCS: 2, LoadBefore: 0.5, CPUCores: 0.3},
@@ -119,10 +122,18 @@ func TestReportNotes(t *testing.T) {
 			lag: Latency{P99US: 116_000}, ack: Latency{P99US: 306_000}, want: []string{"send lag p99 116.0ms, ack p99 306.0ms"}},
 		{name: "small lag under a slow server is not a note", client: ClientReport{NumCPU: 2, GOMAXPROCS: 2},
 			lag: Latency{P99US: 2000}, ack: Latency{P99US: 300_000}},
+		{name: "short stalls are not a note", client: ClientReport{NumCPU: 2, GOMAXPROCS: 2},
+			stalls: &StallReport{TickUS: 1000, Wakes: 9000, Stalls1ms: 40, Long: 3}},
+		{name: "host stalls", client: ClientReport{NumCPU: 2, GOMAXPROCS: 2},
+			stalls: &StallReport{TickUS: 1000, Wakes: 9000, Stalls1ms: 40, Stalls5ms: 7, Long: 20, Aligned: 4, Lateness: Latency{MaxUS: 9100}},
+			want:   []string{"woke 5 ms or more late 7 times (longest 9.10ms); latencies that long"}},
+		{name: "host stalls on a quota", client: ClientReport{NumCPU: 2, GOMAXPROCS: 2},
+			stalls: &StallReport{TickUS: 1000, Wakes: 9000, Stalls1ms: 40, Stalls5ms: 7, Long: 20, Aligned: 18, Lateness: Latency{MaxUS: 9100}},
+			want:   []string{"18 of its 20 stalls of 2 ms or more ended at the same point of a 100 ms cycle"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Report{Client: tt.client, Messages: &MessageReport{SendLag: tt.lag, AckLatency: tt.ack}}
+			r := &Report{Client: tt.client, Messages: &MessageReport{SendLag: tt.lag, AckLatency: tt.ack}, HostStalls: tt.stalls}
 			r.addNotes()
 			if len(r.Notes) != len(tt.want) {
 				t.Fatalf("notes %q, want %d", r.Notes, len(tt.want))

@@ -237,7 +237,9 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 		prog.note("note: the server does not report rss_bytes; its memory is read from /proc/" + strconv.Itoa(rep.Server.PID) + "/statm")
 	}
 
+	stopStalls := startStalls(time.Millisecond)
 	runErr := s.run(e)
+	rep.HostStalls = stopStalls()
 
 	// Whatever happened, record what was made and measured.
 	if err := st.Save(o.StatePath); err != nil && runErr == nil {
@@ -531,6 +533,15 @@ func (r *Report) addNotes() {
 	}
 	if m := r.Messages; m != nil && m.Foreign > 0 {
 		r.Notes = append(r.Notes, group3(m.Foreign)+" messages not sent by this run reached its users (another client or chatbench run on the same app?); they are not counted")
+	}
+	if h := r.HostStalls; h != nil && h.Stalls5ms > 0 {
+		n := "the host stalled: a thread sleeping " + formatMicros(h.TickUS) + " at a time woke 5 ms or more late " +
+			group3(h.Stalls5ms) + " times (longest " + formatMicros(h.Lateness.MaxUS) + ")"
+		if h.quotaPattern() {
+			n += ", and " + strconv.FormatInt(h.Aligned, 10) + " of its " + strconv.FormatInt(h.Long, 10) +
+				" stalls of 2 ms or more ended at the same point of a 100 ms cycle, the mark of a CPU quota the host enforces"
+		}
+		r.Notes = append(r.Notes, n+"; latencies that long are the machine's as much as the server's (chatbench probe measures the host alone)")
 	}
 	if m := r.Messages; m != nil && m.SendLag.P99US > 1000 && m.SendLag.P99US*5 > m.AckLatency.P99US {
 		why := "the host may be short of CPU"

@@ -147,6 +147,9 @@ chatbench itself wrote each message, to tell a busy client from a slow server.
 Against chatd on the same host, the report also gives the server's own share,
 read from its /metrics before and after the run: "send → ack (chatd)" (a send
 decoded to its ack queued) and "group commit (chatd)".
+Every report also gives the host's stalls over the run: how late a thread of
+chatbench's that sleeps 1 ms at a time woke (chatbench probe measures the host
+alone, with no server).
 Memory per connection is the growth of the server's RSS over the ramp: most
 meaningful on a freshly started server. chatbench refuses to open more sockets
 than its open-file limit allows. Every run stops by itself.
