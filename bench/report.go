@@ -32,9 +32,10 @@ type Report struct {
 	HTTP      *HTTPReport     `json:"http,omitempty"`
 	Server    ServerReport    `json:"server"`
 	Client    ClientReport    `json:"client"`
-	// HostStalls is a thread of chatbench's own sleeping 1 ms at a time
-	// through the run: how late it woke says how often the machine
-	// itself stopped (see Probe), which no server can hide.
+	// HostStalls is a sampler sleeping 1 ms at a time through the run,
+	// in a process of its own (Options.StallSampler): how late it woke
+	// says how often the machine itself stopped (see Probe), which no
+	// server can hide.
 	HostStalls *StallReport `json:"host_stalls,omitempty"`
 }
 

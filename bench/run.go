@@ -70,6 +70,11 @@ type Options struct {
 	// the joined records into this file. Empty: no trace.
 	Trace string
 
+	// StallSampler is the command line of a process that samples the
+	// host's stalls beside the run (RunStallSampler: it samples until its
+	// stdin closes); empty samples on a thread of this process instead.
+	StallSampler []string
+
 	// Progress receives the live status line; nil prints nothing.
 	Progress io.Writer
 	// ProgressTTY rewrites one line in place instead of printing lines.
@@ -237,9 +242,11 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 		prog.note("note: the server does not report rss_bytes; its memory is read from /proc/" + strconv.Itoa(rep.Server.PID) + "/statm")
 	}
 
-	stopStalls := startStalls(time.Millisecond)
+	stopStalls := startHostStalls(o.StallSampler)
 	runErr := s.run(e)
-	rep.HostStalls = stopStalls()
+	if rep.HostStalls, err = stopStalls(); err != nil {
+		rep.Notes = append(rep.Notes, "no host stall figures: "+err.Error())
+	}
 
 	// Whatever happened, record what was made and measured.
 	if err := st.Save(o.StatePath); err != nil && runErr == nil {

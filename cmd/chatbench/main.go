@@ -147,9 +147,9 @@ chatbench itself wrote each message, to tell a busy client from a slow server.
 Against chatd on the same host, the report also gives the server's own share,
 read from its /metrics before and after the run: "send → ack (chatd)" (a send
 decoded to its ack queued) and "group commit (chatd)".
-Every report also gives the host's stalls over the run: how late a thread of
-chatbench's that sleeps 1 ms at a time woke (chatbench probe measures the host
-alone, with no server).
+Every report also gives the host's stalls over the run: how late a small
+process chatbench starts beside it, sleeping 1 ms at a time, woke (chatbench
+probe measures the host alone, with no server).
 Memory per connection is the growth of the server's RSS over the ramp: most
 meaningful on a freshly started server. chatbench refuses to open more sockets
 than its open-file limit allows. Every run stops by itself.
@@ -288,6 +288,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if name == "probe" {
 		return runProbe(ctx, args, stdout, stderr)
 	}
+	if name == stallSamplerCmd {
+		// The stall sampler beside a run: see bench.Options.StallSampler.
+		if err := bench.RunStallSampler(os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "chatbench %s: %v\n", stallSamplerCmd, err)
+			return exitError
+		}
+		return exitOK
+	}
 	fs := flag.NewFlagSet("chatbench "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var c common
@@ -357,6 +365,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if exe, err := os.Executable(); err == nil {
+		c.o.StallSampler = []string{exe, stallSamplerCmd}
+	}
 	stopProfile, err := startCPUProfile(c.cpuprof)
 	if err != nil {
 		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
@@ -388,6 +399,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// stallSamplerCmd is the hidden command chatbench runs itself as, beside a
+// scenario, to sample the host's stalls from a process of their own.
+const stallSamplerCmd = "internal-stall-sampler"
 
 // runProbe is `chatbench probe`: the host's own floor, no server needed.
 func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -238,9 +238,18 @@ func TestJSONRunAgainstChatd(t *testing.T) {
 			Acked     int64 `json:"acked"`
 			Delivered int64 `json:"delivered"`
 		} `json:"messages"`
+		HostStalls *struct {
+			Wakes int64 `json:"wakes"`
+		} `json:"host_stalls"`
+		Notes []string `json:"notes"`
 	}
 	if err := json.Unmarshal([]byte(lines[0]), &rep); err != nil {
 		t.Fatal(err)
+	}
+	// The stall sampler ran as a process of its own (this binary, see
+	// TestMain) through the run's second or so.
+	if rep.HostStalls == nil || rep.HostStalls.Wakes < 100 {
+		t.Errorf("host stalls %+v, notes %q: want the sampler process's wake-ups", rep.HostStalls, rep.Notes)
 	}
 	if rep.Scenario != "p2p" || !rep.OK || rep.Params.Pairs != 5 || rep.Params.Rate != 100 || rep.Messages.Acked != 100 || rep.Messages.Delivered != 100 {
 		t.Errorf("report %+v", rep)

@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the stall sampler process.
+func TestMain(m *testing.M) {
+	switch os.Getenv("CHATBENCH_TEST_STALL_SAMPLER") {
+	case "run":
+		if err := RunStallSampler(os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "garbage":
+		os.Stdout.WriteString("not a report\n")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestHostStallsChild(t *testing.T) {
+	t.Setenv("CHATBENCH_TEST_STALL_SAMPLER", "run")
+	stop := startHostStalls([]string{os.Args[0]})
+	time.Sleep(400 * time.Millisecond)
+	r, err := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 ms ticks from whenever the child got going until its stdin
+	// closed: some, at most 400.
+	if r.Wakes < 20 || r.Wakes > 401 || r.Lateness.Count != r.Wakes || r.TickUS != 1000 {
+		t.Errorf("report %+v", r)
+	}
+}
+
+func TestHostStallsChildFails(t *testing.T) {
+	if _, err := startHostStalls([]string{"/nonexistent/chatbench-sampler"})(); err == nil || !strings.Contains(err.Error(), "stall sampler") {
+		t.Errorf("missing command: error %v", err)
+	}
+	t.Setenv("CHATBENCH_TEST_STALL_SAMPLER", "garbage")
+	if _, err := startHostStalls([]string{os.Args[0]})(); err == nil || !strings.Contains(err.Error(), "bad report") {
+		t.Errorf("garbage from the child: error %v", err)
+	}
+}
+
+func TestHostStallsInProcess(t *testing.T) {
+	stop := startHostStalls(nil)
+	time.Sleep(100 * time.Millisecond)
+	r, err := stop()
+	if err != nil || r.Wakes < 10 || r.Wakes > 101 {
+		t.Errorf("report %+v, error %v", r, err)
+	}
+}
