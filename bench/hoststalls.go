@@ -16,23 +16,25 @@ import (
 // wake-ups would also wait for chatbench's own goroutines, garbage
 // collections and busy Ps, and the figure is meant to be the machine's.
 
-// RunStallSampler is that process's side: it samples until r ends (the
-// parent closes the pipe), then writes the StallReport to w as JSON.
-func RunStallSampler(r io.Reader, w io.Writer) error {
-	stop := startStalls(time.Millisecond)
+// RunStallSampler is that process's side: it samples every tick until r
+// ends (the parent closes the pipe), then writes the StallReport to w as
+// JSON.
+func RunStallSampler(r io.Reader, w io.Writer, tick time.Duration) error {
+	stop := startStalls(tick)
 	io.Copy(io.Discard, r)
 	return json.NewEncoder(w).Encode(stop())
 }
 
-// startHostStalls starts the sampler: argv as a child process when given,
-// else a thread of this process. The function it returns stops it and
-// returns its report.
-func startHostStalls(argv []string) (stop func() (*StallReport, error)) {
+// startHostStalls starts the sampler with the given tick: argv as a child
+// process when given (the tick appended to its arguments), else a thread
+// of this process. The function it returns stops it and returns its
+// report.
+func startHostStalls(argv []string, tick time.Duration) (stop func() (*StallReport, error)) {
 	if len(argv) == 0 {
-		s := startStalls(time.Millisecond)
+		s := startStalls(tick)
 		return func() (*StallReport, error) { return s(), nil }
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], append(argv[1:len(argv):len(argv)], tick.String())...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1") // one thread that sleeps: nothing else to wait for
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -11,7 +11,11 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("CHATBENCH_TEST_STALL_SAMPLER") {
 	case "run":
-		if err := RunStallSampler(os.Stdin, os.Stdout); err != nil {
+		tick, err := time.ParseDuration(os.Args[len(os.Args)-1])
+		if err != nil {
+			os.Exit(2)
+		}
+		if err := RunStallSampler(os.Stdin, os.Stdout, tick); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -24,31 +28,31 @@ func TestMain(m *testing.M) {
 
 func TestHostStallsChild(t *testing.T) {
 	t.Setenv("CHATBENCH_TEST_STALL_SAMPLER", "run")
-	stop := startHostStalls([]string{os.Args[0]})
+	stop := startHostStalls([]string{os.Args[0]}, 2*time.Millisecond)
 	time.Sleep(400 * time.Millisecond)
 	r, err := stop()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 ms ticks from whenever the child got going until its stdin
-	// closed: some, at most 400.
-	if r.Wakes < 20 || r.Wakes > 401 || r.Lateness.Count != r.Wakes || r.TickUS != 1000 {
+	// 2 ms ticks from whenever the child got going until its stdin
+	// closed: some, at most 200.
+	if r.Wakes < 10 || r.Wakes > 201 || r.Lateness.Count != r.Wakes || r.TickUS != 2000 {
 		t.Errorf("report %+v", r)
 	}
 }
 
 func TestHostStallsChildFails(t *testing.T) {
-	if _, err := startHostStalls([]string{"/nonexistent/chatbench-sampler"})(); err == nil || !strings.Contains(err.Error(), "stall sampler") {
+	if _, err := startHostStalls([]string{"/nonexistent/chatbench-sampler"}, time.Millisecond)(); err == nil || !strings.Contains(err.Error(), "stall sampler") {
 		t.Errorf("missing command: error %v", err)
 	}
 	t.Setenv("CHATBENCH_TEST_STALL_SAMPLER", "garbage")
-	if _, err := startHostStalls([]string{os.Args[0]})(); err == nil || !strings.Contains(err.Error(), "bad report") {
+	if _, err := startHostStalls([]string{os.Args[0]}, time.Millisecond)(); err == nil || !strings.Contains(err.Error(), "bad report") {
 		t.Errorf("garbage from the child: error %v", err)
 	}
 }
 
 func TestHostStallsInProcess(t *testing.T) {
-	stop := startHostStalls(nil)
+	stop := startHostStalls(nil, time.Millisecond)
 	time.Sleep(100 * time.Millisecond)
 	r, err := stop()
 	if err != nil || r.Wakes < 10 || r.Wakes > 101 {

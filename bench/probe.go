@@ -46,6 +46,9 @@ type Probe struct {
 	Depth    int           // disk syncs in flight; zero means 1
 	Record   int           // disk record bytes; zero means 300 (a short text message as chatd's WAL holds it)
 	Tick     time.Duration // stall sampler's sleep; zero means 1ms
+	// StallSampler runs the stall sampler in a process of its own (see
+	// Options.StallSampler); empty samples on a thread of this process.
+	StallSampler []string
 
 	Progress    io.Writer // live status line; nil prints nothing
 	ProgressTTY bool
@@ -202,7 +205,7 @@ func RunProbe(ctx context.Context, p Probe) (*ProbeReport, error) {
 		show(part, time.Now())
 		switch part {
 		case "stalls":
-			rep.Stalls = sampleStalls(ctx, p.Tick, p.Duration)
+			rep.Stalls, err = sampleStalls(ctx, p.StallSampler, p.Tick, p.Duration)
 			rep.stallsAll = append(rep.stallsAll, rep.Stalls)
 		case "disk":
 			rep.Disk, err = p.runDisk(ctx)
@@ -302,9 +305,10 @@ func mostInWindow(ts []int64, period, w int64) int {
 	return best
 }
 
-// sampleStalls runs the stall sampler for d (or until ctx ends).
-func sampleStalls(ctx context.Context, tick, d time.Duration) *StallReport {
-	stop := startStalls(tick)
+// sampleStalls runs the stall sampler (see startHostStalls) for d, or
+// until ctx ends.
+func sampleStalls(ctx context.Context, argv []string, tick, d time.Duration) (*StallReport, error) {
+	stop := startHostStalls(argv, tick)
 	sleepCtx(ctx, d)
 	return stop()
 }
@@ -372,13 +376,17 @@ func (p *Probe) runDisk(ctx context.Context) (*DiskReport, error) {
 	}
 
 	var stalls *StallReport
+	var serr error
 	stallsDone := make(chan struct{})
 	go func() {
-		stalls = sampleStalls(ctx, p.Tick, p.Duration)
+		stalls, serr = sampleStalls(ctx, p.StallSampler, p.Tick, p.Duration)
 		close(stallsDone)
 	}()
 	rep, err := journalProbe(ctx, f, p.Rate, p.Duration, p.Depth, p.Record, size)
 	<-stallsDone
+	if err == nil {
+		err = serr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -242,7 +242,7 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 		prog.note("note: the server does not report rss_bytes; its memory is read from /proc/" + strconv.Itoa(rep.Server.PID) + "/statm")
 	}
 
-	stopStalls := startHostStalls(o.StallSampler)
+	stopStalls := startHostStalls(o.StallSampler, time.Millisecond)
 	runErr := s.run(e)
 	if rep.HostStalls, err = stopStalls(); err != nil {
 		rep.Notes = append(rep.Notes, "no host stall figures: "+err.Error())

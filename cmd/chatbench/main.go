@@ -290,7 +290,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if name == stallSamplerCmd {
 		// The stall sampler beside a run: see bench.Options.StallSampler.
-		if err := bench.RunStallSampler(os.Stdin, stdout); err != nil {
+		tick := time.Millisecond
+		if len(args) > 0 {
+			d, err := time.ParseDuration(args[0])
+			if err != nil || d <= 0 {
+				fmt.Fprintf(stderr, "chatbench %s: bad tick %q\n", stallSamplerCmd, args[0])
+				return exitError
+			}
+			tick = d
+		}
+		if err := bench.RunStallSampler(os.Stdin, stdout, tick); err != nil {
 			fmt.Fprintf(stderr, "chatbench %s: %v\n", stallSamplerCmd, err)
 			return exitError
 		}
@@ -365,9 +374,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	if exe, err := os.Executable(); err == nil {
-		c.o.StallSampler = []string{exe, stallSamplerCmd}
-	}
+	c.o.StallSampler = stallSampler()
 	stopProfile, err := startCPUProfile(c.cpuprof)
 	if err != nil {
 		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
@@ -403,6 +410,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // stallSamplerCmd is the hidden command chatbench runs itself as, beside a
 // scenario, to sample the host's stalls from a process of their own.
 const stallSamplerCmd = "internal-stall-sampler"
+
+// stallSampler is the command line of chatbench's stall sampler process,
+// or nil when chatbench cannot find its own executable (the sampler then
+// runs on a thread of this process).
+func stallSampler() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, stallSamplerCmd}
+}
 
 // runProbe is `chatbench probe`: the host's own floor, no server needed.
 func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -465,6 +483,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			p.ProgressTTY = true
 		}
 	}
+	p.StallSampler = stallSampler()
 	rep, err := bench.RunProbe(ctx, p)
 	if err != nil {
 		fmt.Fprintf(stderr, "chatbench probe: %v\n", strings.TrimPrefix(err.Error(), "probe: "))

@@ -47,6 +47,7 @@ func TestUsageAndBadInvocations(t *testing.T) {
 		{name: "probe: depth too large", args: []string{"probe", "--depth", "65"}, wantCode: exitError, wantStderr: "--depth must be 1 to 64"},
 		{name: "probe: missing folder", args: []string{"probe", "--parts", "disk", "--dir", "/nonexistent/chatbench-probe"},
 			wantCode: exitError, wantStderr: "/nonexistent/chatbench-probe is not a folder"},
+		{name: "stall sampler: bad tick", args: []string{stallSamplerCmd, "soon"}, wantCode: exitError, wantStderr: `bad tick "soon"`},
 		{name: "probe: scenario flag", args: []string{"probe", "--pairs", "3"}, wantCode: exitError, wantStderr: "-pairs"},
 	}
 	for _, tt := range tests {
