@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 )
 
@@ -545,20 +543,11 @@ func (r *ProbeReport) addNotes() {
 }
 
 // WriteJSON writes r as one JSON line.
-func (r *ProbeReport) WriteJSON(w io.Writer) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
+func (r *ProbeReport) WriteJSON(w io.Writer) error { return writeJSONLine(w, r) }
 
 // WriteTable writes r for people.
 func (r *ProbeReport) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k string, vs ...string) { io.WriteString(tw, "  "+k+"\t"+strings.Join(vs, "\t")+"\n") }
-	head := func(s string) { io.WriteString(tw, s+"\n") }
+	tw, head, row := newTable(w)
 	verdict := "done"
 	if r.Interrupted {
 		verdict = "INTERRUPTED"

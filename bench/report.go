@@ -161,8 +161,11 @@ type ClientReport struct {
 }
 
 // WriteJSON writes r as one JSON line.
-func (r *Report) WriteJSON(w io.Writer) error {
-	b, err := json.Marshal(r)
+func (r *Report) WriteJSON(w io.Writer) error { return writeJSONLine(w, r) }
+
+// writeJSONLine writes v as one JSON line.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -170,13 +173,18 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return err
 }
 
+// newTable returns a tab-aligned writer over w with its two kinds of
+// line: a heading, and an indented row of cells. Flush it when done.
+func newTable(w io.Writer) (tw *tabwriter.Writer, head func(string), row func(string, ...string)) {
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head = func(s string) { io.WriteString(tw, s+"\n") }
+	row = func(k string, vs ...string) { io.WriteString(tw, "  "+k+"\t"+strings.Join(vs, "\t")+"\n") }
+	return tw, head, row
+}
+
 // WriteTable writes r for people.
 func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k string, vs ...string) {
-		io.WriteString(tw, "  "+k+"\t"+strings.Join(vs, "\t")+"\n")
-	}
-	head := func(s string) { io.WriteString(tw, s+"\n") }
+	tw, head, row := newTable(w)
 
 	verdict := "OK"
 	switch {
