@@ -533,7 +533,7 @@ func (r *ProbeReport) addNotes() {
 		r.Notes = append(r.Notes, strconv.FormatInt(s.Aligned, 10)+" of the "+strconv.FormatInt(s.Long, 10)+
 			" stalls of 2 ms or more ended within the same 5 ms of a 100 ms cycle: a CPU quota enforced per 100 ms"+
 			" (the host's CFS bandwidth control) most likely stops this machine when it uses its share, and more"+
-			" CPU or I/O makes it stop more often")
+			" load, I/O above all, makes it stop more often")
 		break
 	}
 	if s, d := r.Stalls, r.Disk; s != nil && d != nil && d.Stalls != nil && d.Stalls.Stalls5ms > 2*s.Stalls5ms+2 {
