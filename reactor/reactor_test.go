@@ -497,12 +497,15 @@ func TestSlowConsumer(t *testing.T) {
 					sendFailed.Store(true)
 					return
 				}
-				if sent%(64<<10) == 0 {
-					// Paced so that the loop keeps draining the queue
-					// into the socket: the limit is reached because the
-					// client does not read, not because of one burst.
-					time.Sleep(time.Millisecond)
-				}
+				// Paced so that the loop keeps draining the queue into
+				// the socket and gnet's buffer: the limit is reached
+				// because the client does not read, not because the
+				// queue outgrew MaxOutbound while the loop was kept off
+				// a CPU (on a loaded 2-vCPU box a burst of 64 KiB per
+				// millisecond did that before gnet held anything, and
+				// PeakOutbound stayed 0). One chunk per millisecond
+				// needs the loop to miss 16 ms in a row for that.
+				time.Sleep(time.Millisecond)
 			}
 		}()
 	})
