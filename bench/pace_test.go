@@ -113,6 +113,29 @@ func TestPacerRunStopsOnCancel(t *testing.T) {
 	}
 }
 
+// TestPacerRunStopsOnCancelAtHighRate: at 2,000 events/s every wait is
+// shorter than the sleeper's precise window, which does not watch ctx; the
+// pacer must still stop soon after cancel, not at the end of its hour.
+func TestPacerRunStopsOnCancelAtHighRate(t *testing.T) {
+	clk := newClock()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := newPacer(clk.now(), 2000, time.Hour, 0, 1)
+	done := make(chan int64)
+	go func() { done <- p.run(ctx, clk, func(k, at int64) {}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	t0 := time.Now()
+	select {
+	case <-done:
+		// 64 events at 2,000/s is 32 ms; allow for a loaded box.
+		if el := time.Since(t0); el > time.Second {
+			t.Errorf("stopped %v after cancel", el)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+}
+
 func TestPacerRunCatchesUpWhenLate(t *testing.T) {
 	// An emitter slower than the schedule must not drop events or shift
 	// their intended times: late events keep their original time.
