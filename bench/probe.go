@@ -397,6 +397,8 @@ func (p *Probe) runDisk(ctx context.Context) (*DiskReport, error) {
 // is the next batch; depth syncs in flight, completed in order. It writes
 // in place over the first size bytes of f, wrapping around.
 func journalProbe(ctx context.Context, f *os.File, rate float64, d time.Duration, depth, rec int, size int64) (*DiskReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	clk := newClock()
 	total := streamTotal(rate, d)
 	arrivals := make(chan int64, min(total, 1<<20)+1)
@@ -407,7 +409,15 @@ func journalProbe(ctx context.Context, f *os.File, rate float64, d time.Duration
 	}()
 
 	durable, syncs := NewRecorder(), NewRecorder()
-	var failed atomic.Value // error
+	var failMu sync.Mutex // guards failed
+	var failed error
+	fail := func(err error) {
+		failMu.Lock()
+		if failed == nil {
+			failed = err
+		}
+		failMu.Unlock()
+	}
 	var records, batches atomic.Int64
 	slots := make(chan struct{}, depth)
 	prev := make(chan struct{})
@@ -440,7 +450,12 @@ func journalProbe(ctx context.Context, f *os.File, rate float64, d time.Duration
 			off = 0
 		}
 		if _, err := f.WriteAt(buf, off); err != nil {
-			return nil, errors.New("probe: disk: " + err.Error())
+			fail(err)
+			<-slots
+			cancel()
+			for range arrivals { // let the pacer finish
+			}
+			break
 		}
 		off += int64(n)
 		batches.Add(1)
@@ -449,7 +464,7 @@ func journalProbe(ctx context.Context, f *os.File, rate float64, d time.Duration
 		wg.Go(func() {
 			s0 := time.Now()
 			if err := datasync(f); err != nil {
-				failed.CompareAndSwap(nil, err)
+				fail(errors.New("fdatasync: " + err.Error()))
 			}
 			syncs.Record(0, time.Since(s0))
 			<-slots
@@ -462,9 +477,9 @@ func journalProbe(ctx context.Context, f *os.File, rate float64, d time.Duration
 			close(done)
 		})
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		return nil, errors.New("probe: disk: fdatasync: " + err.Error())
+	wg.Wait() // every sync is over before f may be closed
+	if failed != nil {
+		return nil, errors.New("probe: disk: " + failed.Error())
 	}
 	rep := &DiskReport{Records: records.Load(), Batches: batches.Load(), Durable: durable.Summary(), Sync: syncs.Summary()}
 	if el := time.Since(t0).Seconds(); el > 0 {

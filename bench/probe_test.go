@@ -193,3 +193,25 @@ func TestProbeBadParams(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalProbeWriteError: a write that fails ends the disk part with
+// that error, without waiting out the schedule or leaving the pacer stuck.
+func TestJournalProbeWriteError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ro.wal")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t0 := time.Now()
+	_, err = journalProbe(context.Background(), f, 1000, time.Minute, 1, 100, 1<<20)
+	if err == nil || !strings.Contains(err.Error(), "probe: disk:") {
+		t.Fatalf("error %v, want the write's", err)
+	}
+	if el := time.Since(t0); el > 30*time.Second {
+		t.Errorf("took %v: the failure waited for the schedule", el)
+	}
+}
