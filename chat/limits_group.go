@@ -24,17 +24,22 @@ type groupLimits struct {
 	lastPrune int64                   // unix ms
 }
 
-// groupBudget is one user's two buckets at time at (unix ms).
+// groupBudget is one user's two buckets at time at (unix ms). Tokens are
+// counted in 1/60000ths, so a bucket of limit tokens a minute refills by
+// exactly limit units a millisecond: integer arithmetic, no rounding.
 type groupBudget struct {
-	groups, adds float64 // tokens left
+	groups, adds int64 // units left
 	at           int64
 }
+
+// perMinute is one token in units.
+const perMinute = 60000
 
 // refill brings b up to now.
 func (b *groupBudget) refill(now int64, groupsPerMin, addsPerMin int) {
 	if el := now - b.at; el > 0 {
-		b.groups = min(float64(groupsPerMin), b.groups+float64(el)*float64(groupsPerMin)/60000)
-		b.adds = min(float64(addsPerMin), b.adds+float64(el)*float64(addsPerMin)/60000)
+		b.groups = min(int64(groupsPerMin)*perMinute, b.groups+el*int64(groupsPerMin))
+		b.adds = min(int64(addsPerMin)*perMinute, b.adds+el*int64(addsPerMin))
 		b.at = now
 	}
 }
@@ -55,19 +60,19 @@ func (c *Core) takeGroupBudget(app, uid string, groups, adds int) *Error {
 	key := userKey(app, uid)
 	b := l.users[key]
 	if b == nil {
-		b = &groupBudget{groups: float64(gpm), adds: float64(apm), at: now}
+		b = &groupBudget{groups: int64(gpm) * perMinute, adds: int64(apm) * perMinute, at: now}
 	}
 	b.refill(now, gpm, apm)
-	if need := float64(groups) - b.groups; need > 0 {
+	if need := int64(groups)*perMinute - b.groups; need > 0 {
 		return Errf(CodeRateLimited, "group creation limit: at most "+strconv.Itoa(gpm)+
-			" groups per minute; retry in "+retryIn(need*60000/float64(gpm)))
+			" groups per minute; retry in "+retryIn((need+int64(gpm)-1)/int64(gpm)))
 	}
-	if need := float64(adds) - b.adds; need > 0 {
+	if need := int64(adds)*perMinute - b.adds; need > 0 {
 		return Errf(CodeRateLimited, "member limit: at most "+strconv.Itoa(apm)+
-			" members added to groups per minute; retry in "+retryIn(need*60000/float64(apm)))
+			" members added to groups per minute; retry in "+retryIn((need+int64(apm)-1)/int64(apm)))
 	}
-	b.groups -= float64(groups)
-	b.adds -= float64(adds)
+	b.groups -= int64(groups) * perMinute
+	b.adds -= int64(adds) * perMinute
 	if l.users == nil {
 		l.users = make(map[string]*groupBudget)
 	}
@@ -76,12 +81,8 @@ func (c *Core) takeGroupBudget(app, uid string, groups, adds int) *Error {
 }
 
 // retryIn words a wait of ms milliseconds, rounded up to a second.
-func retryIn(ms float64) string {
-	s := int64(ms+999) / 1000
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10) + " s"
+func retryIn(ms int64) string {
+	return strconv.FormatInt(max((ms+999)/1000, 1), 10) + " s"
 }
 
 // prune drops the budgets that have refilled, at most once a minute.
