@@ -549,10 +549,23 @@ func scanContent(b []byte, c *contentScan) bool {
 			case "html":
 				c.html, c.hasHTML = v, true
 			}
-			if (k == "url" || k == "cover" || k == "image") && c.badURL == "" {
+			if c.badURL == "" {
 				// Every occurrence: a duplicate key must not slip one past.
-				if why := checkURL(v); why != "" {
-					c.badURL, c.badURLWhy = k, why
+				// (Constants, not k: k aliases the input and must not
+				// escape, or it costs an allocation per key.)
+				field := ""
+				switch k {
+				case "url":
+					field = "url"
+				case "cover":
+					field = "cover"
+				case "image":
+					field = "image"
+				}
+				if field != "" {
+					if why := checkURL(v); why != "" {
+						c.badURL, c.badURLWhy = field, why
+					}
 				}
 			}
 		case "blocks":
