@@ -485,6 +485,8 @@ type SessionView struct {
 	LastType    string    `json:"last_type,omitempty"`
 	LastPreview string    `json:"last_preview,omitempty"`
 	CreatedAt   int64     `json:"created_at"`
+	// MembersTruncated: Members lists only as many uids as fit one reply.
+	MembersTruncated bool `json:"members_truncated,omitempty"`
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -527,7 +529,7 @@ func (c *Core) sessionInfo(ctx context.Context, id Identity, sid SessionID) (*Se
 		return nil, err
 	}
 	v.Members = s.members().uids()
-	return v, nil
+	return c.capMembers(v)
 }
 
 type sessionsList struct {

@@ -75,3 +75,25 @@ func (c *Core) fitPage(ms []Message, keepNewest bool) ([]Message, bool) {
 	}
 	return ms[:n], true
 }
+
+// capMembers trims the member list of a `session` reply to what fits
+// MaxReply (a group may have 100,000 members), and says so.
+func (c *Core) capMembers(v *SessionView) (*SessionView, error) {
+	all := v.Members
+	v.Members = nil
+	base, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	room := c.cfg.MaxReply - replyOverhead - len(base) - len(`,"members":[],"members_truncated":true`)
+	var scratch []byte
+	for i, uid := range all {
+		scratch = appendString(scratch[:0], uid) // encoding/json escapes the same bytes
+		if room -= len(scratch) + 1; room < 0 {
+			v.Members, v.MembersTruncated = all[:i], true
+			return v, nil
+		}
+	}
+	v.Members = all
+	return v, nil
+}

@@ -381,6 +381,83 @@ func TestVictimInManyGroupsKeepsItsConnection(t *testing.T) {
 			t.Fatalf("ping after sessions: %+v", f.Error)
 		}
 	})
+	t.Run("a group whose member list is over the outbound limit", func(t *testing.T) {
+		s := startWith(t, teststack.Options{MaxOutbound: 16 << 10})
+		app := s.app("shop")
+		tv := pushUser(t, app, "victim")
+		var members []string
+		for i := range 60 { // 60 uids of 64 bytes, each 369 encoded: 22 KB
+			uid := strconv.Itoa(100+i) + strings.Repeat("<", 61)
+			if _, err := app.PushUser(ctx, apiclient.PushUserInput{UID: uid}); err != nil {
+				t.Fatal(err)
+			}
+			members = append(members, uid)
+		}
+		g, err := app.CreateGroup(ctx, apiclient.GroupInput{Owner: "victim", Name: "big", Members: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := login(t, s.WSAddr, "shop", tv)
+		f := v.do(`"action":"session","session_id":` + strconv.FormatUint(g.ID, 10))
+		if !f.OK || len(f.raw) > 8<<10 {
+			t.Fatalf("session: ok=%v, %d bytes (limit %d)", f.OK, len(f.raw), 8<<10)
+		}
+		sv := decode[struct {
+			Members   []string `json:"members"`
+			Truncated bool     `json:"members_truncated"`
+		}](t, f)
+		if !sv.Truncated || len(sv.Members) == 0 || len(sv.Members) >= 61 || sv.Members[0] != "victim" {
+			t.Fatalf("session: members_truncated=%v, %d members listed, first %q", sv.Truncated, len(sv.Members), sv.Members)
+		}
+		if f := v.do(`"action":"ping"`); !f.OK {
+			t.Fatalf("ping after session: %+v", f.Error)
+		}
+	})
+	t.Run("history and sync pages over the outbound limit", func(t *testing.T) {
+		s := startWith(t, teststack.Options{MaxOutbound: 16 << 10})
+		app := s.app("shop")
+		tv := pushUser(t, app, "victim")
+		pushUser(t, app, "mallory")
+		big := strings.Repeat("x", 3000)
+		var sid uint64
+		for range 8 { // 8 × 3 KB: a default page of 50 would be 24 KB
+			r, err := app.Send(ctx, apiclient.SendInput{From: "mallory", To: "victim", Type: "text", Content: json.RawMessage(`{"text":"` + big + `"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sid = r.Session
+		}
+		v := login(t, s.WSAddr, "shop", tv)
+		type page struct {
+			Messages []struct {
+				Seq uint64 `json:"seq"`
+			} `json:"messages"`
+			HasMore bool `json:"has_more"`
+		}
+		var seen []uint64
+		before := uint64(0)
+		for range 10 {
+			f := v.do(`"action":"history","session_id":` + strconv.FormatUint(sid, 10) + `,"before":` + strconv.FormatUint(before, 10))
+			if !f.OK || len(f.raw) > 8<<10 {
+				t.Fatalf("history before %d: ok=%v, %d bytes", before, f.OK, len(f.raw))
+			}
+			p := decode[page](t, f)
+			for i := len(p.Messages) - 1; i >= 0; i-- {
+				seen = append(seen, p.Messages[i].Seq)
+			}
+			if !p.HasMore {
+				break
+			}
+			before = p.Messages[0].Seq
+		}
+		if len(seen) != 8 || seen[0] != 8 || seen[7] != 1 {
+			t.Fatalf("paging back saw seqs %v; want 8 down to 1", seen)
+		}
+		f := v.do(`"action":"sync","session_id":` + strconv.FormatUint(sid, 10) + `,"after":0`)
+		if p := decode[page](t, f); !f.OK || len(f.raw) > 8<<10 || !p.HasMore || len(p.Messages) == 0 || p.Messages[0].Seq != 1 {
+			t.Fatalf("sync: ok=%v, %d bytes, %+v", f.OK, len(f.raw), p)
+		}
+	})
 	t.Run("over the count cap", func(t *testing.T) {
 		s := startWith(t, teststack.Options{Core: chat.Config{MaxSessionsListed: 10}})
 		app := s.app("shop")
