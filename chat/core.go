@@ -17,6 +17,10 @@
 //     are never removed while the process runs).
 //   - the seq counters and the CID check: the journal goroutine alone.
 //   - Core.unauth (connections awaiting login): Core.unauthMu.
+//   - Core.expiry (logged-in connections' token expiries): its own mu, a
+//     leaf; the sweeper closes what falls due.
+//   - Core.groupLimits (per-user group budgets): its own mu, a leaf,
+//     taken under sess.mu by group_add.
 //
 // Lock order (LOCKS.md): createLocks[i], appMu or sess.mu may be held across
 // store reads, a journal write and Peer sends, and may take the leaf locks
