@@ -45,7 +45,7 @@ func TestDefaults(t *testing.T) {
 		DataDir: dir, WSAddr: ":22886", HTTPAddr: ":22887", LogLevel: "info",
 		LogMaxSizeMB: 100, LogMaxBackups: 10, HandshakeTimeout: 10 * time.Second,
 		IdleTimeout: 60 * time.Second, PingInterval: 25 * time.Second, MaxMessage: 64 << 10,
-		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50,
+		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50, MaxSessionsListed: 1000, GroupCreateRate: 20, GroupAddRate: 200,
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -219,6 +219,7 @@ func TestValidation(t *testing.T) {
 		{name: "ping not under idle", env: []string{"CHATD_PING_INTERVAL=60s"}, wantErr: `ping_interval (1m0s) must be shorter than idle_timeout (1m0s)`},
 		{name: "content over message", args: []string{"--max-content=1MiB"}, wantErr: `max_content (1048576) must not exceed max_message (65536)`},
 		{name: "history limit over max page", env: []string{"CHATD_HISTORY_LIMIT=501"}, wantErr: `history_limit (501) must be at most 500`},
+		{name: "token ttl over a year", env: []string{"CHATD_TOKEN_TTL=8761h"}, wantErr: `token_ttl (8761h0m0s) must be at most 8760h (365 days)`},
 		{name: "outbound over 1GiB", args: []string{"--max-outbound=2GiB"}, wantErr: `max_outbound (2147483648) must be at most 1GiB`},
 		{name: "message over 1GiB", args: []string{"--max-message=2GiB", "--max-content=1KiB"}, wantErr: `max_message (2147483648) must be at most 1GiB`},
 		{name: "file unknown key", file: "ws_adr = :1\n", wantErr: `chatd.conf:1: unknown setting "ws_adr"`},
