@@ -220,7 +220,7 @@ func appendMessage(dst []byte, m *Message) []byte {
 // MarshalJSON encodes m as the protocol's message object with the same
 // encoder as the message event, msg_id included: a message read back
 // through history, sync or the server API is the object its recipients
-// were pushed, byte for byte.
+// were pushed.
 func (m Message) MarshalJSON() ([]byte, error) {
 	return appendMessage(nil, &m), nil
 }
