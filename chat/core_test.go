@@ -907,78 +907,16 @@ func atoiOr(s string) int {
 	return v
 }
 
-// A cid makes a send idempotent within its session's last cidWindow (512)
-// messages: the same sender, the same session. The window survives a
-// restart (it is rebuilt from the store).
-func TestCIDWindow(t *testing.T) {
-	ctx := context.Background()
-	st := memstore.New()
-	if err := st.Apply(ctx, &chat.Batch{
-		Apps:     []chat.App{{ID: "shop", Secret: "s"}},
-		Users:    []chat.User{{App: "shop", UID: "a"}, {App: "shop", UID: "b"}},
-		Sessions: []chat.Session{{ID: 1, App: "shop", Kind: chat.KindPrivate, Pair: [2]string{"a", "b"}}, {ID: 2, App: "shop", Kind: chat.KindGroup}},
-		Members: []chat.Member{{Session: 1, UID: "a", Role: chat.RoleMember}, {Session: 1, UID: "b", Role: chat.RoleMember},
-			{Session: 2, UID: "a", Role: chat.RoleOwner}, {Session: 2, UID: "b", Role: chat.RoleMember}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start := func() (*chat.Core, func()) { return startCore(t, st) }
-	send := func(core *chat.Core, from string, sid chat.SessionID, cid string) chat.SendResult {
-		t.Helper()
-		r, err := core.Send(ctx, "shop", chat.SendInput{From: from, Session: sid, Type: "text", Content: json.RawMessage(`{"text":"x"}`), CID: cid})
-		if err != nil {
-			t.Fatalf("send %s/%d/%q: %v", from, sid, cid, err)
-		}
-		return r
-	}
-	core, stop := start()
-	orig := send(core, "a", 1, "k")
-	for _, tc := range []struct {
-		name    string
-		from    string
-		session chat.SessionID
-		dup     bool
-	}{
-		{name: "retry", from: "a", session: 1, dup: true},
-		{name: "same cid, other session", from: "a", session: 2},
-		{name: "same cid, other sender", from: "b", session: 1},
-	} {
-		r := send(core, tc.from, tc.session, "k")
-		if r.Duplicate != tc.dup {
-			t.Fatalf("%s: duplicate = %v, want %v", tc.name, r.Duplicate, tc.dup)
-		}
-		if tc.dup && (r.Session != orig.Session || r.Seq != orig.Seq || r.CreatedAt != orig.CreatedAt || r.MsgID != orig.MsgID) {
-			t.Fatalf("%s: %+v, want the original %+v", tc.name, r, orig)
-		}
-	}
-	stop()
-
-	// After a restart the retry is still recognised, up to the edge of
-	// the window.
-	core, stop = start()
-	defer func() { stop() }()
-	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
-		t.Fatalf("retry after a restart = %+v, want the original seq %d", r, orig.Seq)
-	}
-	last := send(core, "b", 1, "").Seq
-	for last < orig.Seq+511 {
-		last = send(core, "b", 1, "").Seq
-	}
-	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
-		t.Fatalf("retry with the original the 512th newest = %+v", r)
-	}
-	send(core, "b", 1, "")
-	stop()
-	core, stop = start() // and rebuilt from the store at the edge too
-	if r := send(core, "a", 1, "k"); r.Duplicate {
-		t.Fatalf("retry 513 messages later = %+v, want a new message", r)
-	}
-}
-
 // startCore runs a core on st; stop ends it and waits for Run to return.
 func startCore(t *testing.T, st chat.Store) (core *chat.Core, stop func()) {
 	t.Helper()
-	core, err := chat.New(chat.Config{}, st)
+	return startCoreWith(t, chat.Config{}, st)
+}
+
+// startCoreWith is startCore with a config.
+func startCoreWith(t *testing.T, cfg chat.Config, st chat.Store) (core *chat.Core, stop func()) {
+	t.Helper()
+	core, err := chat.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}

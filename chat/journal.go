@@ -84,7 +84,7 @@ func (c *Core) runJournal(ctx context.Context) error {
 	j := journalState{
 		lastSeq: make(map[SessionID]uint64),
 		cids:    make(map[cidKey]*op),
-		rings:   make(map[SessionID]*cidRing),
+		cid:     cidState{sessions: make(map[SessionID]*cidSession)},
 		hists:   c.hists,
 	}
 	var batch Batch
@@ -135,7 +135,7 @@ func (c *Core) gather(first *op) []*op {
 }
 
 // cidKey identifies a client message id within a batch: a sender's CID in
-// one session (see cidWindow).
+// one session (see cidring.go).
 type cidKey struct {
 	session   SessionID
 	from, cid string
@@ -145,7 +145,7 @@ type cidKey struct {
 type journalState struct {
 	lastSeq map[SessionID]uint64   // authoritative: only the journal appends messages
 	cids    map[cidKey]*op         // CIDs in the batch being built
-	rings   map[SessionID]*cidRing // recent CIDs of sessions that got sends with one (cidring.go)
+	cid     cidState               // senders' recent CIDs of sessions that got sends with one (cidring.go)
 	touched []SessionID            // scratch: sessions given seqs by the batch being built
 	hists   *storeHists            // commit metrics (metrics.go)
 }
@@ -216,18 +216,17 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		j.hists.observe(start, len(ops))
 	}
 	if err == nil {
-		// Durable: the sessions' CID rings learn the new messages.
+		// Durable: the sessions' CID lists learn the new messages.
 		for _, o := range ops {
 			if o.batch != nil || o.result.err != nil || o.dup {
 				continue
 			}
-			if r := j.rings[o.msg.Session]; r != nil && o.msg.Seq > r.last {
-				var h uint64
-				if o.msg.CID != "" {
-					h = cidHash(o.msg.From, o.msg.CID)
-				}
-				r.record(o.msg.Seq, h)
+			if s := j.cid.sessions[o.msg.Session]; s != nil {
+				j.cid.record(s, &o.msg)
 			}
+		}
+		if j.cid.entries > maxCIDEntries {
+			j.cid.evict(0)
 		}
 	}
 	if err != nil {
