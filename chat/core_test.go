@@ -135,7 +135,12 @@ type env struct {
 
 func newEnv(t *testing.T, cfg chat.Config) *env {
 	t.Helper()
-	st := memstore.New()
+	return newEnvOn(t, cfg, memstore.New())
+}
+
+// newEnvOn is newEnv on the store st.
+func newEnvOn(t *testing.T, cfg chat.Config, st chat.Store) *env {
+	t.Helper()
 	core, err := chat.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
