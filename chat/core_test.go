@@ -930,3 +930,80 @@ func startCoreWith(t *testing.T, cfg chat.Config, st chat.Store) (core *chat.Cor
 	go func() { done <- core.Run(ctx) }()
 	return core, func() { cancel(); <-done }
 }
+
+// Drain, the first step of a stop: when it returns, every send that is
+// stored has its ok reply queued to its connection already (the transport
+// closes the connection next); later writes are refused "server is
+// stopping" while reads are still served.
+func TestDrainAnswersEveryStoredSendFirst(t *testing.T) {
+	st := memstore.New()
+	core, err := chat.New(chat.Config{MaxBatch: 3}, slowStore{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	e := &env{t: t, core: core, store: st}
+	if e.app, err = core.CreateApp(ctx, "shop", "Shop"); err != nil {
+		t.Fatal(err)
+	}
+	ta, tb := e.user("alice"), e.user("bob")
+	a, b := e.login(ta), e.login(tb)
+	first := data[ack](t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"warm the cache"}`))
+	const n = 200
+	for i := 0; i < n; i++ {
+		for _, d := range []*device{a, b} {
+			d.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send","to":"%s","type":"text","cid":"c%d","content":{"text":"%d"}}`,
+				i, map[*device]string{a: "bob", b: "alice"}[d], i, i)))
+		}
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	if err := core.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	// Snapshot the replies as they are when Drain returns.
+	replied := map[*device]map[string]uint64{}
+	for _, d := range []*device{a, b} {
+		replied[d] = map[string]uint64{}
+		d.mu.Lock()
+		for _, m := range d.msgs {
+			var f frame
+			if json.Unmarshal(m, &f) == nil && f.OK && len(f.ReplyTo) > 0 {
+				var r ack
+				json.Unmarshal(f.Data, &r)
+				replied[d][strings.Trim(string(f.ReplyTo), `"`)] = r.Seq
+			}
+		}
+		d.mu.Unlock()
+	}
+	ms, err := st.Messages(context.Background(), chat.SessionID(first.Session), 1, ^uint64(0), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, m := range ms[1:] {
+		d := map[string]*device{"alice": a, "bob": b}[m.From]
+		id := strings.TrimPrefix(m.CID, "c")
+		if seq, ok := replied[d][id]; !ok || seq != m.Seq {
+			t.Fatalf("%s's send %s is stored as seq %d but had no ok reply when Drain returned (%v, %d)", m.From, id, m.Seq, ok, seq)
+		}
+		stored++
+	}
+	if stored < 10 {
+		t.Fatalf("only %d of %d sends stored before the drain", stored, 2*n)
+	}
+	// After the drain: reads served, writes refused.
+	if f := a.do(`"action":"history","session_id":` + strconv.FormatUint(first.Session, 10)); !f.OK {
+		t.Fatalf("history after Drain: %+v", f.Error)
+	}
+	f := a.do(`"action":"send","to":"bob","type":"text","content":{"text":"late"}`)
+	if f.OK || f.Error.Code != chat.CodeUnavailable || f.Error.Message != "server is stopping" {
+		t.Fatalf("send after Drain: %+v, want unavailable: server is stopping", f)
+	}
+	if _, err := core.Send(context.Background(), "shop", chat.SendInput{From: "alice", To: "bob", Type: "text", Content: json.RawMessage(`{"text":"late"}`)}); err == nil {
+		t.Fatal("Send after Drain succeeded")
+	}
+}
