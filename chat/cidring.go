@@ -24,7 +24,8 @@ import (
 // from where the last read stopped, until that sender has cidPerSender
 // CIDs or a message older than cidMaxAge (or seq 1) is reached. So a
 // rebuild reads at most the session's messages of the last cidMaxAge, each
-// once, whichever senders ask.
+// once, whichever senders ask: 0.6–1.3 µs a message from storage.Bolt
+// (its BenchmarkCIDRebuildScan), during which the journal commits nothing.
 //
 // There is no store-wide CID index: a random-keyed index made every
 // checkpoint rewrite pages across its whole tree.
