@@ -34,13 +34,13 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 	if r.Action == "send" {
 		// Replied to after the commit, by the deliverer.
 		if err := c.sendFrom(ctx, cl, &r); err != nil {
-			cl.replyErr(r.ID, err)
+			cl.replyErr(r.ID, "send", err)
 		}
 		return
 	}
 	data, err := c.dispatch(ctx, cl, &r)
 	if err != nil {
-		cl.replyErr(r.ID, err)
+		cl.replyErr(r.ID, r.Action, err)
 		return
 	}
 	cl.reply(appendOK(nil, r.ID, data))
@@ -96,8 +96,11 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
 }
 
-// clientError turns any error into what a client may see.
-func (c *Core) clientError(err error) *Error {
+// clientError turns any error into what a client may see. An error that
+// is neither a client error nor ErrNotFound is an internal one: it is
+// logged (Config.LogError) with what failed, and the client is told what
+// failed in general terms.
+func (c *Core) clientError(what string, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
@@ -105,7 +108,8 @@ func (c *Core) clientError(err error) *Error {
 	if errors.Is(err, ErrNotFound) {
 		return Errf(CodeNotFound, "not found")
 	}
-	return Errf(CodeInternal, "internal error; the server log has details")
+	c.cfg.LogError(what, err)
+	return Errf(CodeInternal, "internal error: "+what+" failed; the server log has details")
 }
 
 // ---- login
@@ -120,21 +124,22 @@ type loginData struct {
 
 func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	if cl.loggedIn.Load() {
-		cl.replyErr(r.ID, Errf(CodeConflict, "already logged in on this connection"))
+		cl.replyErr(r.ID, "login", Errf(CodeConflict, "already logged in on this connection"))
 		return
 	}
 	id, tok, err := c.authenticate(ctx, r.App, r.Token)
 	if err != nil {
 		c.stats.loginFails.Add(1)
-		if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
-			c.publish(Event{Topic: TopicError, App: r.App, Error: c.clientError(err), Detail: "login from " + cl.peer.RemoteAddr()})
+		e := c.clientError("login", err) // once: logged here if internal
+		if c.bus.active() {              // RemoteAddr formats a string: only for a subscriber
+			c.publish(Event{Topic: TopicError, App: r.App, Error: e, Detail: "login from " + cl.peer.RemoteAddr()})
 		}
-		cl.replyErr(r.ID, err)
+		cl.replyErr(r.ID, "login", e)
 		return
 	}
 	u, err := c.User(ctx, id.App, id.UID)
 	if err != nil {
-		cl.replyErr(r.ID, err)
+		cl.replyErr(r.ID, "login", err)
 		return
 	}
 	c.unauthMu.Lock()
@@ -247,7 +252,7 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	}
 	id := append([]byte(nil), r.ID...)
 	if err != nil {
-		cl.replyErr(id, err)
+		cl.replyErr(id, "send", err)
 		return true
 	}
 	o.origin, o.reqID = cl, id

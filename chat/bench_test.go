@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,7 +196,13 @@ func BenchmarkGroupSend(b *testing.B) {
 // BenchmarkHandleSend drives the transport entry point (HandleMessage, as the
 // reactor calls it on an event loop) with 1:1 sends, including the ack back
 // to the sender, with a store that costs nothing.
-func BenchmarkHandleSend(b *testing.B) {
+func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, false) }
+
+// BenchmarkHandleSendCID is BenchmarkHandleSend with a fresh cid on every
+// send: the idempotency check (cidring.go) on the hot path.
+func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, true) }
+
+func benchHandleSend(b *testing.B, cids bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := New(Config{MaxQueue: 1 << 20}, newNullStore())
@@ -221,11 +228,21 @@ func BenchmarkHandleSend(b *testing.B) {
 		b.Fatal(err)
 	}
 	req := []byte(fmt.Sprintf(`{"id":"1","action":"send","session_id":%d,"type":"text","content":{"text":"hello there, how are you today?"}}`, s.ID))
+	var creq []byte
+	if cids {
+		creq = []byte(fmt.Sprintf(`{"id":"1","action":"send","session_id":%d,"type":"text","content":{"text":"hello there, how are you today?"},"cid":"`, s.ID))
+	}
+	n := len(creq)
 	base := peers[0].n.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		hs[0].HandleMessage(req)
+		if cids {
+			creq = append(strconv.AppendInt(creq[:n], int64(i), 36), '"', '}')
+			hs[0].HandleMessage(creq)
+		} else {
+			hs[0].HandleMessage(req)
+		}
 		for i%256 == 255 && peers[0].n.Load() < base+int64(i)-1024 {
 			// keep at most ~1k in flight, like a client with a window
 		}

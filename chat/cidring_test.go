@@ -2,27 +2,27 @@ package chat
 
 import "testing"
 
-func TestCIDRingRecordsTheWindow(t *testing.T) {
-	var r cidRing
-	for seq := uint64(1); seq <= 3*cidWindow; seq++ {
-		r.record(seq, seq*10) // hash = seq*10: every message carries a CID
-	}
-	seen := func(h uint64) (got []uint64) {
-		r.candidates(h, func(seq uint64) bool { got = append(got, seq); return false })
+func TestCIDListKeepsTheNewest(t *testing.T) {
+	seqs := func(l *cidList, h uint64) (got []uint64) {
+		l.candidates(h, func(seq uint64) bool { got = append(got, seq); return false })
 		return got
 	}
-	last := uint64(3 * cidWindow)
+	var l cidList
+	for seq := uint64(1); seq <= 3*cidPerSender; seq++ {
+		l.pushNew(cidEnt{seq: seq, h: seq * 10})
+	}
+	last := uint64(3 * cidPerSender)
 	for _, tc := range []struct {
 		name string
 		seq  uint64
 		want bool
 	}{
 		{name: "newest", seq: last, want: true},
-		{name: "oldest in the window", seq: last - cidWindow + 1, want: true},
-		{name: "just out of the window", seq: last - cidWindow, want: false},
+		{name: "oldest kept", seq: last - cidPerSender + 1, want: true},
+		{name: "just dropped", seq: last - cidPerSender, want: false},
 		{name: "laps ago", seq: 5, want: false},
 	} {
-		got := seen(tc.seq * 10)
+		got := seqs(&l, tc.seq*10)
 		if tc.want && (len(got) != 1 || got[0] != tc.seq) {
 			t.Errorf("%s: candidates for seq %d = %v", tc.name, tc.seq, got)
 		}
@@ -30,26 +30,35 @@ func TestCIDRingRecordsTheWindow(t *testing.T) {
 			t.Errorf("%s: seq %d still a candidate: %v", tc.name, tc.seq, got)
 		}
 	}
-	// A gap in the seqs clears the slots it skips: nothing a lap old
-	// survives under a new seq.
-	oldest := last - cidWindow + 1 // in the window until the gap
-	r.record(last+cidWindow/2, 7)
-	if got := seen(oldest * 10); len(got) != 0 {
-		t.Errorf("a slot skipped by the gap kept seq %d's hash as %v", oldest, got)
+	if l.n != cidPerSender || len(l.buf) != cidPerSender {
+		t.Errorf("full list: n = %d, buffer %d; want both %d", l.n, len(l.buf), cidPerSender)
 	}
-	if got := seen((last - 1) * 10); len(got) != 1 || got[0] != last-1 {
-		t.Errorf("seq %d, still in the window, gives %v", last-1, got)
+
+	// A rebuild adds older entries below the newer ones, until full; the
+	// order stays newest first, and collisions are all offered.
+	var r cidList
+	r.pushNew(cidEnt{seq: 100, h: 7})
+	for seq := uint64(99); seq > 0; seq-- {
+		if !r.pushOld(cidEnt{seq: seq, h: seq % 3}) {
+			t.Fatalf("pushOld(%d) refused with %d of %d", seq, r.n, cidPerSender)
+		}
 	}
-	if got := seen(7); len(got) != 1 || got[0] != last+cidWindow/2 {
-		t.Errorf("candidates after the gap = %v", got)
+	r.pushNew(cidEnt{seq: 101, h: 7})
+	if got := seqs(&r, 7); len(got) != 2 || got[0] != 101 || got[1] != 100 {
+		t.Errorf("candidates(7) = %v, want [101 100]", got)
 	}
-	// candidates stops when fn says so, newest first.
-	r2 := cidRing{}
-	r2.record(1, 9)
-	r2.record(2, 9)
-	var order []uint64
-	r2.candidates(9, func(seq uint64) bool { order = append(order, seq); return true })
-	if len(order) != 1 || order[0] != 2 {
-		t.Errorf("candidates order = %v, want [2] (newest first, stopped)", order)
+	if got := seqs(&r, 0); len(got) != 33 || got[0] != 99 || got[32] != 3 {
+		t.Errorf("candidates(0) = %v, want 99, 96, … 3", got)
+	}
+	var stopped []uint64
+	r.candidates(7, func(seq uint64) bool { stopped = append(stopped, seq); return true })
+	if len(stopped) != 1 || stopped[0] != 101 {
+		t.Errorf("candidates stopped by fn = %v, want [101]", stopped)
+	}
+	for r.n < cidPerSender {
+		r.pushOld(cidEnt{seq: 0, h: 1})
+	}
+	if r.pushOld(cidEnt{seq: 0, h: 2}) {
+		t.Errorf("pushOld into a full list accepted")
 	}
 }

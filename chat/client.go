@@ -239,8 +239,9 @@ func (cl *Client) send(b []byte, now bool) {
 	}
 }
 
-func (cl *Client) replyErr(id []byte, err error) {
-	e := cl.core.clientError(err)
+// replyErr answers request id of action with err (see clientError).
+func (cl *Client) replyErr(id []byte, action string, err error) {
+	e := cl.core.clientError(action, err)
 	cl.core.countError(e.Code)
 	cl.reply(appendError(nil, id, e.Code, e.Message))
 }

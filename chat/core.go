@@ -36,6 +36,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,11 @@ type Config struct {
 	MemberAddsPerMinute int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// LogError receives every failure the core answers `internal` for,
+	// once, with what failed (a store read of an action, a commit); the
+	// client is told only that it happened. Nil means the standard
+	// library's log package. Called from any goroutine; must not block.
+	LogError func(what string, err error)
 }
 
 // MaxPage is the largest history or sync page a client may ask for.
@@ -130,6 +136,9 @@ func (c *Config) fill() {
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
 	}
+	if c.LogError == nil {
+		c.LogError = func(what string, err error) { log.Printf("chat: %s failed: %v", what, err) }
+	}
 }
 
 // Core is the chat server's state and rules. Create it with New, start it
@@ -150,6 +159,9 @@ type Core struct {
 	closing    atomic.Bool
 	submitMu   sync.RWMutex // read-held across "not closing?" + enqueue; the journal write-locks to close
 	running    atomic.Bool
+	drainReq   chan struct{} // closed by Drain: the journal stops taking writes
+	drainOnce  sync.Once
+	drained    chan struct{} // closed once every queued write is committed and answered
 	done       chan struct{} // closed when Run has drained and returned
 
 	appMu sync.Mutex // serialises app creation (id uniqueness)
@@ -229,6 +241,8 @@ func New(cfg Config, st Store) (*Core, error) {
 		journal:  make(chan *op, cfg.JournalSize),
 		deliver:  make(chan []*op, 64),
 		spare:    make(chan []*op, 8),
+		drainReq: make(chan struct{}),
+		drained:  make(chan struct{}),
 		done:     make(chan struct{}),
 		users:    make(map[string]*appUsers),
 		sessions: make(map[SessionID]*sess),
@@ -263,9 +277,31 @@ func (c *Core) Run(ctx context.Context) error {
 	err := c.runJournal(ctx)
 	close(c.deliver)
 	<-delivered
+	close(c.drained)
 	<-sweepDone
 	close(c.done)
 	return err
+}
+
+// Drain is the first step of a graceful stop: from now on writes (sends,
+// and every other change) are refused `unavailable` "server is stopping";
+// the writes already queued are committed, and every one is answered —
+// its reply queued to its connection, its caller woken — before Drain
+// returns. Reads are still served until Run's ctx ends. The transports
+// close their clients after Drain, so a stored send is never left without
+// its reply. Drain returns ctx's error if that takes longer (a stalled
+// disk), or at once if Run is not running.
+func (c *Core) Drain(ctx context.Context) error {
+	if !c.running.Load() {
+		return nil
+	}
+	c.drainOnce.Do(func() { close(c.drainReq) })
+	select {
+	case <-c.drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("chat: drain: %d writes still queued: %w", len(c.journal), ctx.Err())
+	}
 }
 
 // Stats returns a snapshot of the core's counters.

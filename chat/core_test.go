@@ -135,7 +135,12 @@ type env struct {
 
 func newEnv(t *testing.T, cfg chat.Config) *env {
 	t.Helper()
-	st := memstore.New()
+	return newEnvOn(t, cfg, memstore.New())
+}
+
+// newEnvOn is newEnv on the store st.
+func newEnvOn(t *testing.T, cfg chat.Config, st chat.Store) *env {
+	t.Helper()
 	core, err := chat.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
@@ -907,78 +912,16 @@ func atoiOr(s string) int {
 	return v
 }
 
-// A cid makes a send idempotent within its session's last cidWindow (512)
-// messages: the same sender, the same session. The window survives a
-// restart (it is rebuilt from the store).
-func TestCIDWindow(t *testing.T) {
-	ctx := context.Background()
-	st := memstore.New()
-	if err := st.Apply(ctx, &chat.Batch{
-		Apps:     []chat.App{{ID: "shop", Secret: "s"}},
-		Users:    []chat.User{{App: "shop", UID: "a"}, {App: "shop", UID: "b"}},
-		Sessions: []chat.Session{{ID: 1, App: "shop", Kind: chat.KindPrivate, Pair: [2]string{"a", "b"}}, {ID: 2, App: "shop", Kind: chat.KindGroup}},
-		Members: []chat.Member{{Session: 1, UID: "a", Role: chat.RoleMember}, {Session: 1, UID: "b", Role: chat.RoleMember},
-			{Session: 2, UID: "a", Role: chat.RoleOwner}, {Session: 2, UID: "b", Role: chat.RoleMember}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start := func() (*chat.Core, func()) { return startCore(t, st) }
-	send := func(core *chat.Core, from string, sid chat.SessionID, cid string) chat.SendResult {
-		t.Helper()
-		r, err := core.Send(ctx, "shop", chat.SendInput{From: from, Session: sid, Type: "text", Content: json.RawMessage(`{"text":"x"}`), CID: cid})
-		if err != nil {
-			t.Fatalf("send %s/%d/%q: %v", from, sid, cid, err)
-		}
-		return r
-	}
-	core, stop := start()
-	orig := send(core, "a", 1, "k")
-	for _, tc := range []struct {
-		name    string
-		from    string
-		session chat.SessionID
-		dup     bool
-	}{
-		{name: "retry", from: "a", session: 1, dup: true},
-		{name: "same cid, other session", from: "a", session: 2},
-		{name: "same cid, other sender", from: "b", session: 1},
-	} {
-		r := send(core, tc.from, tc.session, "k")
-		if r.Duplicate != tc.dup {
-			t.Fatalf("%s: duplicate = %v, want %v", tc.name, r.Duplicate, tc.dup)
-		}
-		if tc.dup && (r.Session != orig.Session || r.Seq != orig.Seq || r.CreatedAt != orig.CreatedAt || r.MsgID != orig.MsgID) {
-			t.Fatalf("%s: %+v, want the original %+v", tc.name, r, orig)
-		}
-	}
-	stop()
-
-	// After a restart the retry is still recognised, up to the edge of
-	// the window.
-	core, stop = start()
-	defer func() { stop() }()
-	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
-		t.Fatalf("retry after a restart = %+v, want the original seq %d", r, orig.Seq)
-	}
-	last := send(core, "b", 1, "").Seq
-	for last < orig.Seq+511 {
-		last = send(core, "b", 1, "").Seq
-	}
-	if r := send(core, "a", 1, "k"); !r.Duplicate || r.Seq != orig.Seq {
-		t.Fatalf("retry with the original the 512th newest = %+v", r)
-	}
-	send(core, "b", 1, "")
-	stop()
-	core, stop = start() // and rebuilt from the store at the edge too
-	if r := send(core, "a", 1, "k"); r.Duplicate {
-		t.Fatalf("retry 513 messages later = %+v, want a new message", r)
-	}
-}
-
 // startCore runs a core on st; stop ends it and waits for Run to return.
 func startCore(t *testing.T, st chat.Store) (core *chat.Core, stop func()) {
 	t.Helper()
-	core, err := chat.New(chat.Config{}, st)
+	return startCoreWith(t, chat.Config{}, st)
+}
+
+// startCoreWith is startCore with a config.
+func startCoreWith(t *testing.T, cfg chat.Config, st chat.Store) (core *chat.Core, stop func()) {
+	t.Helper()
+	core, err := chat.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -986,4 +929,81 @@ func startCore(t *testing.T, st chat.Store) (core *chat.Core, stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- core.Run(ctx) }()
 	return core, func() { cancel(); <-done }
+}
+
+// Drain, the first step of a stop: when it returns, every send that is
+// stored has its ok reply queued to its connection already (the transport
+// closes the connection next); later writes are refused "server is
+// stopping" while reads are still served.
+func TestDrainAnswersEveryStoredSendFirst(t *testing.T) {
+	st := memstore.New()
+	core, err := chat.New(chat.Config{MaxBatch: 3}, slowStore{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	e := &env{t: t, core: core, store: st}
+	if e.app, err = core.CreateApp(ctx, "shop", "Shop"); err != nil {
+		t.Fatal(err)
+	}
+	ta, tb := e.user("alice"), e.user("bob")
+	a, b := e.login(ta), e.login(tb)
+	first := data[ack](t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"warm the cache"}`))
+	const n = 200
+	for i := 0; i < n; i++ {
+		for _, d := range []*device{a, b} {
+			d.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"%d","action":"send","to":"%s","type":"text","cid":"c%d","content":{"text":"%d"}}`,
+				i, map[*device]string{a: "bob", b: "alice"}[d], i, i)))
+		}
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	if err := core.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	// Snapshot the replies as they are when Drain returns.
+	replied := map[*device]map[string]uint64{}
+	for _, d := range []*device{a, b} {
+		replied[d] = map[string]uint64{}
+		d.mu.Lock()
+		for _, m := range d.msgs {
+			var f frame
+			if json.Unmarshal(m, &f) == nil && f.OK && len(f.ReplyTo) > 0 {
+				var r ack
+				json.Unmarshal(f.Data, &r)
+				replied[d][strings.Trim(string(f.ReplyTo), `"`)] = r.Seq
+			}
+		}
+		d.mu.Unlock()
+	}
+	ms, err := st.Messages(context.Background(), chat.SessionID(first.Session), 1, ^uint64(0), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, m := range ms[1:] {
+		d := map[string]*device{"alice": a, "bob": b}[m.From]
+		id := strings.TrimPrefix(m.CID, "c")
+		if seq, ok := replied[d][id]; !ok || seq != m.Seq {
+			t.Fatalf("%s's send %s is stored as seq %d but had no ok reply when Drain returned (%v, %d)", m.From, id, m.Seq, ok, seq)
+		}
+		stored++
+	}
+	if stored < 10 {
+		t.Fatalf("only %d of %d sends stored before the drain", stored, 2*n)
+	}
+	// After the drain: reads served, writes refused.
+	if f := a.do(`"action":"history","session_id":` + strconv.FormatUint(first.Session, 10)); !f.OK {
+		t.Fatalf("history after Drain: %+v", f.Error)
+	}
+	f := a.do(`"action":"send","to":"bob","type":"text","content":{"text":"late"}`)
+	if f.OK || f.Error.Code != chat.CodeUnavailable || f.Error.Message != "server is stopping" {
+		t.Fatalf("send after Drain: %+v, want unavailable: server is stopping", f)
+	}
+	if _, err := core.Send(context.Background(), "shop", chat.SendInput{From: "alice", To: "bob", Type: "text", Content: json.RawMessage(`{"text":"late"}`)}); err == nil {
+		t.Fatal("Send after Drain succeeded")
+	}
 }

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -38,8 +39,9 @@ type opResult struct {
 	err  error
 }
 
-// errJournalClosed answers writes submitted after shutdown began.
-var errJournalClosed = Errf(CodeUnavailable, "server is shutting down")
+// errJournalClosed answers writes submitted after stopping began (Drain,
+// or Run's ctx ending).
+var errJournalClosed = Errf(CodeUnavailable, "server is stopping")
 
 // submit queues o. It blocks at most 2 s when the journal is full (the disk
 // is behind), then answers unavailable.
@@ -79,12 +81,12 @@ func (c *Core) write(ctx context.Context, b *Batch) error {
 // runJournal is the single writer: it drains up to MaxBatch queued writes
 // into one Batch, assigns seqs, resolves CIDs, commits with one Apply (one
 // fsync) and hands the finished ops to the delivery goroutine. It returns
-// once ctx is done and the queue is empty.
+// once ctx is done (or Drain was called) and the queue is empty.
 func (c *Core) runJournal(ctx context.Context) error {
 	j := journalState{
 		lastSeq: make(map[SessionID]uint64),
 		cids:    make(map[cidKey]*op),
-		rings:   make(map[SessionID]*cidRing),
+		cid:     cidState{sessions: make(map[SessionID]*cidSession)},
 		hists:   c.hists,
 	}
 	var batch Batch
@@ -93,20 +95,34 @@ func (c *Core) runJournal(ctx context.Context) error {
 		case first := <-c.journal:
 			c.commit(&j, &batch, c.gather(first))
 		case <-ctx.Done():
-			// Refuse new writes, wait out the submitters already past the
-			// closing check (at most submit's 2 s wait for room), then
-			// commit everything queued: nothing is left unanswered.
-			c.submitMu.Lock()
-			c.closing.Store(true)
-			c.submitMu.Unlock()
-			for {
-				ops := c.gather(nil)
-				if len(ops) == 0 {
-					return nil
-				}
-				c.commit(&j, &batch, ops)
-			}
+			c.closeJournal(&j, &batch)
+			return nil
+		case <-c.drainReq:
+			c.closeJournal(&j, &batch)
+			return nil
 		}
+	}
+}
+
+// closeJournal refuses new writes, commits what the submitters already
+// past the closing check queue (committing meanwhile, so one waiting for
+// room gets it), then everything left: nothing is left unanswered.
+func (c *Core) closeJournal(j *journalState, batch *Batch) {
+	c.closing.Store(true)
+	for !c.submitMu.TryLock() {
+		if ops := c.gather(nil); len(ops) > 0 {
+			c.commit(j, batch, ops)
+		} else {
+			time.Sleep(50 * time.Microsecond) // a submitter between its check and its enqueue
+		}
+	}
+	c.submitMu.Unlock()
+	for {
+		ops := c.gather(nil)
+		if len(ops) == 0 {
+			return
+		}
+		c.commit(j, batch, ops)
 	}
 }
 
@@ -135,7 +151,7 @@ func (c *Core) gather(first *op) []*op {
 }
 
 // cidKey identifies a client message id within a batch: a sender's CID in
-// one session (see cidWindow).
+// one session (see cidring.go).
 type cidKey struct {
 	session   SessionID
 	from, cid string
@@ -143,11 +159,12 @@ type cidKey struct {
 
 // journalState is owned by the journal goroutine.
 type journalState struct {
-	lastSeq map[SessionID]uint64   // authoritative: only the journal appends messages
-	cids    map[cidKey]*op         // CIDs in the batch being built
-	rings   map[SessionID]*cidRing // recent CIDs of sessions that got sends with one (cidring.go)
-	touched []SessionID            // scratch: sessions given seqs by the batch being built
-	hists   *storeHists            // commit metrics (metrics.go)
+	lastSeq map[SessionID]uint64 // authoritative: only the journal appends messages
+	cids    map[cidKey]*op       // CIDs in the batch being built
+	cid     cidState             // senders' recent CIDs of sessions that got sends with one (cidring.go)
+	touched []SessionID          // scratch: sessions given seqs by the batch being built
+	failure commitFailure        // the failed commits being logged
+	hists   *storeHists          // commit metrics (metrics.go)
 }
 
 func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
@@ -171,7 +188,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 			}
 			old, found, err := c.findCID(ctx, j, m)
 			if err != nil {
-				o.result.err = err
+				o.result.err = c.clientError("reading session "+strconv.FormatUint(uint64(m.Session), 10)+"'s messages for the cid check", err)
 				continue
 			}
 			if found {
@@ -185,7 +202,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		if !ok {
 			s, err := c.store.Session(ctx, m.Session)
 			if err != nil {
-				o.result.err = err
+				o.result.err = c.clientError("reading session "+strconv.FormatUint(uint64(m.Session), 10)+" for its last seq", err)
 				continue
 			}
 			last = s.LastSeq
@@ -215,22 +232,29 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		c.stats.lastBatch.Store(int64(len(ops)))
 		j.hists.observe(start, len(ops))
 	}
+	if err == nil && j.failure.msg != "" && !b.Empty() {
+		if j.failure.writes > 0 {
+			c.cfg.LogError("journal: "+strconv.Itoa(j.failure.writes)+" more writes (not logged one by one) were refused before commits succeeded again",
+				errors.New(j.failure.msg))
+		}
+		j.failure = commitFailure{}
+	}
 	if err == nil {
-		// Durable: the sessions' CID rings learn the new messages.
+		// Durable: the sessions' CID lists learn the new messages.
 		for _, o := range ops {
 			if o.batch != nil || o.result.err != nil || o.dup {
 				continue
 			}
-			if r := j.rings[o.msg.Session]; r != nil && o.msg.Seq > r.last {
-				var h uint64
-				if o.msg.CID != "" {
-					h = cidHash(o.msg.From, o.msg.CID)
-				}
-				r.record(o.msg.Seq, h)
+			if s := j.cid.sessions[o.msg.Session]; s != nil {
+				j.cid.record(s, &o.msg)
 			}
+		}
+		if j.cid.entries > maxCIDEntries {
+			j.cid.evict(0)
 		}
 	}
 	if err != nil {
+		err = j.commitFailed(c, err, b, len(ops))
 		// Nothing in this batch is durable: forget the seqs handed out so the
 		// next batch re-reads them from the store.
 		for _, sid := range touched {
@@ -253,6 +277,37 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	}
 	c.delivering.Add(1)
 	c.deliver <- ops
+}
+
+// commitFailure collapses a run of commits failing the same way into one
+// log line a second (a store that fails keeps failing, once per batch).
+type commitFailure struct {
+	msg    string    // the last error logged
+	at     time.Time // when
+	writes int       // writes refused since, for the same reason, not logged yet
+}
+
+// commitFailed logs a commit of ops writes (b) that failed with err, and
+// returns what their clients are told: err itself when it is a client
+// error (the store's way to say "unavailable"), else `internal`.
+func (j *journalState) commitFailed(c *Core, err error, b *Batch, ops int) error {
+	now := c.cfg.Now()
+	msg := err.Error()
+	if msg == j.failure.msg && now.Sub(j.failure.at) < time.Second {
+		j.failure.writes += ops
+	} else {
+		what := "journal: committing " + strconv.Itoa(ops) + " writes (" + strconv.Itoa(len(b.Messages)) + " messages)"
+		if j.failure.writes > 0 {
+			what += " (and " + strconv.Itoa(j.failure.writes) + " writes refused earlier, for the same reason, not logged)"
+		}
+		c.cfg.LogError(what, err)
+		j.failure = commitFailure{msg: msg, at: now}
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Errf(CodeInternal, "internal error: storing the write failed; the server log has details")
 }
 
 // inlineDeliverWeight bounds the fan-out the journal does itself (see
@@ -338,7 +393,7 @@ func (c *Core) finish(o *op, now bool) {
 	}
 	if o.origin != nil {
 		if o.result.err != nil {
-			o.origin.replyErr(o.reqID, o.result.err)
+			o.origin.replyErr(o.reqID, "send", o.result.err)
 		} else {
 			// Observed before the reply is queued, so that whoever
 			// reads the ack also sees it counted.

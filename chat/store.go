@@ -31,9 +31,10 @@ type Store interface {
 	//  - Tokens: put, indexed under the user; DelTokens deletes by hash;
 	//    DelUserTokens deletes every token of a user.
 	//  - Messages: put under (Session, Seq), CID and all. (The journal
-	//    finds retried CIDs among a session's recent messages itself; see
-	//    cidWindow. There is no store-wide CID index: a random-keyed index
-	//    made every checkpoint rewrite pages all over the tree.)
+	//    finds retried CIDs among each sender's recent messages itself,
+	//    reading a session's newest messages when it must; see
+	//    cidring.go. There is no store-wide CID index: a random-keyed
+	//    index made every checkpoint rewrite pages all over the tree.)
 	//  - Summaries: set the session's Last* fields when Seq > LastSeq.
 	//  - Reads: raise the member's ReadSeq (never lower it; a missing member
 	//    is ignored).

@@ -75,6 +75,11 @@ type Options struct {
 	// CheckpointMessages starts a checkpoint early once the overlay holds
 	// this many messages. Zero means 50,000 (a second at 50k msg/s).
 	CheckpointMessages int
+	// LogError receives the failures nobody waits for: a background
+	// checkpoint that failed (see checkpointer), and with a nil err the
+	// news that checkpoints succeed again. Nil means the standard
+	// library's log package.
+	LogError func(what string, err error)
 }
 
 // checkpointBytes starts a checkpoint early once the overlay holds about
@@ -171,7 +176,7 @@ func Open(path string, opt Options) (*Bolt, error) {
 	if interval == 0 {
 		interval = time.Second
 	}
-	go s.checkpointer(interval)
+	go s.checkpointer(interval, opt.LogError)
 	return s, nil
 }
 

@@ -3,8 +3,10 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,9 +43,21 @@ var errClosed = errors.New("storage: closed")
 // checkpointer runs checkpoints every interval (never when interval < 0)
 // and whenever Apply finds the overlay full, until Close. A failed
 // checkpoint leaves everything in the WAL and the overlays; the next one
-// retries, and Close reports the error if it persists.
-func (s *Bolt) checkpointer(interval time.Duration) {
+// retries, and Close reports the error if it persists. Failures are
+// logged (logError; nil: the log package): the first of a run at once,
+// then at most one line a minute counting them, and the recovery.
+func (s *Bolt) checkpointer(interval time.Duration, logError func(what string, err error)) {
 	defer close(s.done)
+	if logError == nil {
+		logError = func(what string, err error) {
+			if err == nil {
+				log.Printf("storage: %s", what)
+			} else {
+				log.Printf("storage: %s failed: %v", what, err)
+			}
+		}
+	}
+	var failed ckptFailures
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
@@ -60,7 +74,40 @@ func (s *Bolt) checkpointer(interval time.Duration) {
 			s.growWAL(walGrowSteps)
 			continue
 		}
-		_ = s.checkpointPaced(true) // see above: retried, reported by Close
+		failed.note(s.checkpointPaced(true), time.Now(), logError) // see above: retried, reported by Close
+	}
+}
+
+// ckptFailLogEvery is how often a run of failing checkpoints is logged
+// again.
+const ckptFailLogEvery = time.Minute
+
+// ckptFailures tracks a run of failed background checkpoints for the log.
+type ckptFailures struct {
+	n  int       // failures in the run
+	at time.Time // when last logged
+}
+
+// note records a checkpoint's outcome and logs what is due.
+func (f *ckptFailures) note(err error, now time.Time, logError func(string, error)) {
+	if errors.Is(err, errClosed) {
+		return
+	}
+	if err == nil {
+		if f.n > 0 {
+			logError("checkpoint succeeded after "+strconv.Itoa(f.n)+" failures in a row", nil)
+		}
+		*f = ckptFailures{}
+		return
+	}
+	f.n++
+	if f.n == 1 || now.Sub(f.at) >= ckptFailLogEvery {
+		what := "checkpoint (the WAL keeps every change; it is retried)"
+		if f.n > 1 {
+			what = "checkpoint (" + strconv.Itoa(f.n) + " failures in a row; the WAL keeps every change; retried)"
+		}
+		logError(what, err)
+		f.at = now
 	}
 }
 

@@ -128,14 +128,17 @@ type server struct {
 }
 
 // build opens the store and wires core, HTTP API and reactor from cfg. The
-// stack starts them in that order and stops them in reverse: the reactor
-// first (clients get close 1001), then the HTTP API, then the core (which
-// drains its journal: every acknowledged message is on disk), then the
-// store.
+// stack starts them in that order and stops them in reverse: first the
+// core's drain (writes are refused from then on, and every queued one is
+// committed and answered, its reply queued to its connection), then the
+// reactor (which writes those replies, then closes clients with 1001), the
+// HTTP API, the core, the store. Draining before closing is what gives
+// every stored send its reply.
 func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
 	s := &server{started: time.Now()}
 	path := filepath.Join(cfg.DataDir, dbFile)
-	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval})
+	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval,
+		LogError: logError(log.With().Str("component", "storage").Logger())})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
 	}
@@ -158,6 +161,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxSessionsListed:   cfg.MaxSessionsListed,
 		GroupsPerMinute:     cfg.GroupCreateRate,
 		MemberAddsPerMinute: cfg.GroupAddRate,
+		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {
 		return fail(fmt.Errorf("core: %w", err))
@@ -210,11 +214,45 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 				Core: s.core, Version: Version(), StartedAt: s.started,
 				Transport: func() metrics.Transport { return transportFigures(s.ws.Stats()) },
 			}).Run},
+			{Name: "drain", Run: func(ctx context.Context) error {
+				<-ctx.Done()
+				return s.drain(drainTimeout(cfg.ShutdownTimeout))
+			}},
 		},
 		StopTimeout: cfg.ShutdownTimeout,
 		Log:         log,
 	}
 	return s, nil
+}
+
+// drainTimeout is how long the stop waits for the journal to commit and
+// answer what is queued: half the stop's budget, so that a stalled disk
+// still leaves time to close the clients and the listeners.
+func drainTimeout(stop time.Duration) time.Duration {
+	if stop <= 0 {
+		stop = 30 * time.Second
+	}
+	return stop / 2
+}
+
+// drain is the first step of a stop (see build).
+func (s *server) drain(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.core.Drain(ctx)
+}
+
+// logError adapts log to the core's and the store's error hook: one
+// error line per call naming what failed (a nil err is news that the
+// failure is over, at info).
+func logError(log zerolog.Logger) func(what string, err error) {
+	return func(what string, err error) {
+		if err == nil {
+			log.Info().Msg(what)
+			return
+		}
+		log.Error().Err(err).Str("what", what).Msg(what + " failed")
+	}
 }
 
 // status answers GET /admin/v1/status.

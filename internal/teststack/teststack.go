@@ -41,8 +41,9 @@ type Options struct {
 	Core chat.Config
 }
 
-// Server is one running chatd. Stop (also run by t.Cleanup) stops it in
-// reverse order and closes the store; it is idempotent.
+// Server is one running chatd. Stop (also run by t.Cleanup) stops it as
+// chatd does (drain the core, close the transports, stop the core, close
+// the store); it is idempotent.
 type Server struct {
 	Core     *chat.Core
 	WS       *reactor.Server
@@ -101,6 +102,13 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	s := &Server{Core: core, WS: rs, WSAddr: rs.Addr(), HTTPAddr: hs.Addr()}
 	s.Admin = &apiclient.Client{BaseURL: "http://" + s.HTTPAddr, AdminKey: AdminKey, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	s.stopFn = func() {
+		// chatd's order: drain the core (every queued write answered),
+		// then close the transports, then stop the core.
+		dctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := core.Drain(dctx); err != nil {
+			t.Errorf("core Drain: %v", err)
+		}
+		cancel()
 		stopNet()
 		for name, ch := range map[string]chan error{"reactor": wsDone, "httpapi": httpDone} {
 			if err := <-ch; err != nil {
