@@ -66,7 +66,7 @@ func TestSignedAuthFailures(t *testing.T) {
 		{name: "missing timestamp", o: reqOpts{key: c.Secret, app: "shop"}, mutate: del(HeaderTimestamp), status: 401, code: "unauthorized", msg: "missing X-Chatd-Timestamp"},
 		{name: "missing nonce", o: reqOpts{key: c.Secret, app: "shop"}, mutate: del(HeaderNonce), status: 401, code: "unauthorized", msg: "missing X-Chatd-Nonce"},
 		{name: "missing app", o: reqOpts{key: c.Secret}, status: 401, code: "unauthorized", msg: "missing X-Chatd-App"},
-		{name: "unknown app", o: reqOpts{key: c.Secret, app: "ghost"}, status: 401, code: "unauthorized", msg: `unknown app "ghost"`},
+		{name: "unknown app", o: reqOpts{key: c.Secret, app: "ghost"}, status: 401, code: "unauthorized", msg: "bad signature"},
 		{name: "another app's secret", o: reqOpts{key: c.Secret, app: "other"}, status: 401, code: "unauthorized", msg: "bad signature"},
 		{name: "timestamp not a number", o: reqOpts{key: c.Secret, app: "shop", ts: "12:00"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Timestamp: want unix seconds"},
 		{name: "timestamp in ms", o: reqOpts{key: c.Secret, app: "shop", ts: strconv.FormatInt(now*1000, 10)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window", prefix: true},
@@ -106,6 +106,49 @@ func TestSignedAuthFailures(t *testing.T) {
 			}
 			if tt.prefix && !strings.HasPrefix(a.Msg, tt.msg) || !tt.prefix && a.Msg != tt.msg {
 				t.Fatalf("message %q, want %q", a.Msg, tt.msg)
+			}
+		})
+	}
+}
+
+// TestUnknownAppLooksLikeBadSignature probes app ids without a key: a
+// request naming an app that does not exist must get the same answer as
+// one naming a real app with a wrong key, whatever else is wrong with it,
+// so the answers do not reveal which app ids exist.
+func TestUnknownAppLooksLikeBadSignature(t *testing.T) {
+	h := newHarness(t, nil)
+	h.app("shop")
+	now := time.Now().Unix()
+	body := []byte(`{"uid":"alice"}`)
+	probes := []struct {
+		name string
+		o    reqOpts
+	}{
+		{name: "guessed key", o: reqOpts{key: "guessed-secret"}},
+		{name: "garbage signature", o: reqOpts{key: "guessed-secret", sig: strings.Repeat("ab", 32)}},
+		{name: "stale timestamp", o: reqOpts{key: "guessed-secret", ts: strconv.FormatInt(now-3600, 10)}},
+	}
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			var got [2]answer
+			for i, app := range []string{"shop", "no-such-app"} {
+				o := p.o
+				o.method, o.path, o.body, o.app = "POST", "/api/v1/users", body, app
+				got[i] = do(t, h.remote, rawReq(t, o))
+			}
+			known, unknown := got[0], got[1]
+			if known.Status != 401 || known.Code != "unauthorized" {
+				t.Fatalf("known app: %d %s %q, want 401 unauthorized", known.Status, known.Code, known.Msg)
+			}
+			ts := func(m string) string { // the server time in the window message may tick
+				if i := strings.Index(m, "(server time "); i >= 0 {
+					return m[:i]
+				}
+				return m
+			}
+			if unknown.Status != known.Status || unknown.Code != known.Code || ts(unknown.Msg) != ts(known.Msg) {
+				t.Fatalf("unknown app answered %d %s %q, known app with a wrong key %d %s %q",
+					unknown.Status, unknown.Code, unknown.Msg, known.Status, known.Code, known.Msg)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -122,16 +123,20 @@ type Status struct {
 
 // Server is the HTTP listener. Create it with New and start it with Run.
 type Server struct {
-	cfg       Config
-	core      *chat.Core
-	log       zerolog.Logger
-	adminKey  []byte
-	window    int64 // SignatureWindow in whole seconds, >= 1
-	windowMsg string
-	nonces    *nonceCache
-	startedAt time.Time
-	srv       *fasthttp.Server
-	handler   fasthttp.RequestHandler
+	cfg      Config
+	core     *chat.Core
+	log      zerolog.Logger
+	adminKey []byte
+	// unknownAppKey is a random per-process key that requests naming an
+	// unknown app are verified against, so that they fail exactly like a
+	// bad signature (auth.go).
+	unknownAppKey []byte
+	window        int64 // SignatureWindow in whole seconds, >= 1
+	windowMsg     string
+	nonces        *nonceCache
+	startedAt     time.Time
+	srv           *fasthttp.Server
+	handler       fasthttp.RequestHandler
 
 	// reqCtx is the context core calls run under: it outlives the Run
 	// context by the shutdown grace so that in-flight requests finish, and
@@ -181,16 +186,21 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	if window < 1 {
 		window = 1
 	}
+	unknownAppKey := make([]byte, 32)
+	if _, err := rand.Read(unknownAppKey); err != nil {
+		return nil, fmt.Errorf("httpapi: random key: %w", err)
+	}
 	s := &Server{
-		cfg:       cfg,
-		core:      core,
-		log:       log,
-		adminKey:  []byte(cfg.AdminKey),
-		window:    window,
-		windowMsg: "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
-		nonces:    newNonceCache(window, cfg.MaxNonces),
-		startedAt: time.Now(),
-		ready:     make(chan struct{}),
+		unknownAppKey: unknownAppKey,
+		cfg:           cfg,
+		core:          core,
+		log:           log,
+		adminKey:      []byte(cfg.AdminKey),
+		window:        window,
+		windowMsg:     "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
+		nonces:        newNonceCache(window, cfg.MaxNonces),
+		startedAt:     time.Now(),
+		ready:         make(chan struct{}),
 	}
 	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
 	s.handler = s.serveHTTP
