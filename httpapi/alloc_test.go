@@ -37,3 +37,15 @@ func TestNonceAddAllocs(t *testing.T) {
 		t.Fatalf("nonce lookup: %v allocs/op", n)
 	}
 }
+
+func TestAmbiguousLengthAllocs(t *testing.T) {
+	raw := []byte("Host: chatd.test\r\nContent-Type: application/json\r\nContent-Length: 15\r\nX-Chatd-App: shop\r\n")
+	n := testing.AllocsPerRun(100, func() {
+		if ambiguousLength(raw) {
+			t.Fatal("ambiguous")
+		}
+	})
+	if n != 0 {
+		t.Fatalf("ambiguousLength: %v allocs/op", n)
+	}
+}
