@@ -197,43 +197,65 @@ func (s *Server) authToken(ctx *fasthttp.RequestCtx) (chat.Identity, error) {
 
 // clientIP is the address of the client: the peer, or, when the peer is a
 // trusted proxy, the nearest address in X-Forwarded-For that is not a
-// trusted proxy (the leftmost if all are), else X-Real-IP. A malformed
-// forwarded address makes the peer address the answer. Non-TCP peers (for
-// example in-memory test connections) have the invalid Addr.
+// trusted proxy (the leftmost if all are), else X-Real-IP. Non-TCP peers
+// (for example in-memory test connections) have the invalid Addr.
+//
+// It fails closed: whenever the forwarding headers of a trusted proxy
+// cannot be believed, the answer is the invalid Addr (not loopback, not
+// anybody), never the proxy's own address, which would make every client
+// behind a proxy on the same host look local. That is the case when an
+// address in X-Forwarded-For or X-Real-IP does not parse, and when both
+// headers are present and X-Real-IP names an address outside the trusted
+// proxies that X-Forwarded-For does not end at: one of the two was written
+// by the client (a proxy that sets X-Real-IP and passes the client's
+// X-Forwarded-For through unchanged).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer := addrOf(ctx.RemoteAddr())
 	if !s.trusted(peer) {
 		return peer
 	}
-	if xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor); len(xff) > 0 {
-		var leftmost netip.Addr
-		for rest := xff; len(rest) > 0; {
-			i := bytes.LastIndexByte(rest, ',')
-			part := bytes.TrimSpace(rest[i+1:])
-			rest = rest[:max(i, 0)]
-			a, err := netip.ParseAddr(string(part))
-			if err != nil {
-				return peer
-			}
-			a = a.Unmap()
-			if !s.trusted(a) {
-				return a
-			}
-			leftmost = a
-			if i < 0 {
-				break
-			}
+	var real netip.Addr
+	xr := bytes.TrimSpace(ctx.Request.Header.Peek("X-Real-IP"))
+	if len(xr) > 0 {
+		a, err := netip.ParseAddr(string(xr))
+		if err != nil {
+			return netip.Addr{}
 		}
-		if leftmost.IsValid() {
-			return leftmost
+		real = a.Unmap()
+	}
+	xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
+	if len(xff) == 0 {
+		if real.IsValid() {
+			return real
+		}
+		return peer
+	}
+	var client, leftmost netip.Addr
+	for rest := xff; len(rest) > 0; {
+		i := bytes.LastIndexByte(rest, ',')
+		part := bytes.TrimSpace(rest[i+1:])
+		rest = rest[:max(i, 0)]
+		a, err := netip.ParseAddr(string(part))
+		if err != nil {
+			return netip.Addr{}
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			client = a
+			break
+		}
+		leftmost = a
+		if i < 0 {
+			break
 		}
 	}
-	if xr := bytes.TrimSpace(ctx.Request.Header.Peek("X-Real-IP")); len(xr) > 0 {
-		if a, err := netip.ParseAddr(string(xr)); err == nil {
-			return a.Unmap()
-		}
+	if !client.IsValid() {
+		client = leftmost
 	}
-	return peer
+	if real.IsValid() && !s.trusted(real) && real != client {
+		return netip.Addr{}
+	}
+	return client
 }
 
 // trusted reports whether a is a trusted proxy.

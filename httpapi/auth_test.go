@@ -322,7 +322,14 @@ func TestClientIP(t *testing.T) {
 		{name: "trusted proxy: XFF client", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "198.51.100.7", trusted: trusted, want: "198.51.100.7"},
 		{name: "rightmost untrusted wins over spoofed left", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "127.0.0.1, 198.51.100.7, 10.0.0.9", trusted: trusted, want: "198.51.100.7"},
 		{name: "all trusted: leftmost", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "10.1.1.1,10.2.2.2", trusted: trusted, want: "10.1.1.1"},
-		{name: "malformed XFF: peer", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "not-an-ip", trusted: trusted, want: "10.0.0.2"},
+		{name: "malformed XFF: nobody", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "not-an-ip", trusted: trusted, want: "invalid IP"},
+		{name: "malformed XFF entry behind a good one: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "garbage, 10.0.0.9", trusted: trusted, want: "invalid IP"},
+		{name: "malformed XFF with X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "garbage", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
+		{name: "malformed X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, realIP: "localhost", trusted: trusted, want: "invalid IP"},
+		{name: "XFF and X-Real-IP agree", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "198.51.100.8", realIP: "198.51.100.8", trusted: trusted, want: "198.51.100.8"},
+		{name: "X-Real-IP is a trusted proxy in the chain", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "198.51.100.8, 10.0.0.3", realIP: "10.0.0.3", trusted: trusted, want: "198.51.100.8"},
+		{name: "client-written XFF contradicts X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "127.0.0.2", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
+		{name: "client-written all-trusted XFF contradicts X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "127.0.0.1", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
 		{name: "X-Real-IP from trusted proxy", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, realIP: "198.51.100.8", trusted: trusted, want: "198.51.100.8"},
 		{name: "mapped IPv4 peer", peer: &net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1")}, want: "127.0.0.1"},
 		{name: "IPv6 loopback", peer: &net.TCPAddr{IP: net.ParseIP("::1")}, want: "::1"},
@@ -368,6 +375,57 @@ func TestAdminThroughTrustedProxy(t *testing.T) {
 	req.Header.Set("X-Forwarded-For", "127.0.0.1")
 	if a := do(t, h.local, req); a.Status != 200 {
 		t.Fatalf("proxied local admin: %d %s", a.Status, a.Body)
+	}
+}
+
+// TestForwardedGarbageIsNotLoopback is the attack on a chatd behind a
+// proxy on the same host (trusted, on loopback) that sets X-Real-IP and
+// passes the client's own X-Forwarded-For through: a remote client must
+// not reach the loopback-only endpoints by making chatd fall back to the
+// proxy's address.
+func TestForwardedGarbageIsNotLoopback(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	headers := []struct{ name, xff, real string }{
+		{name: "garbage XFF", xff: "garbage", real: "198.51.100.7"},
+		{name: "garbage XFF, no X-Real-IP", xff: "garbage"},
+		{name: "empty XFF entry", xff: "198.51.100.7,", real: "198.51.100.7"},
+		{name: "garbage X-Real-IP", real: "127.0.0.1:80"},
+		{name: "forged loopback XFF", xff: "127.0.0.1", real: "198.51.100.7"},
+	}
+	paths := []struct {
+		path   string
+		signed bool
+	}{
+		{path: "/metrics"},
+		{path: "/debug/msgtrace?seconds=1"},
+		{path: "/debug/pprof/goroutine"},
+		{path: "/admin/v1/status", signed: true},
+	}
+	for _, hd := range headers {
+		for _, p := range paths {
+			t.Run(hd.name+" "+p.path, func(t *testing.T) {
+				o := reqOpts{method: "GET", path: p.path}
+				if p.signed {
+					o.key = testAdminKey
+				}
+				req := rawReq(t, o)
+				if hd.xff != "" {
+					req.Header.Set("X-Forwarded-For", hd.xff)
+				}
+				if hd.real != "" {
+					req.Header.Set("X-Real-IP", hd.real)
+				}
+				if a := do(t, h.local, req); a.Status != 403 || a.Code != "forbidden" {
+					t.Fatalf("%s through the proxy: %d %s, want 403 forbidden", p.path, a.Status, a.Body)
+				}
+			})
+		}
+	}
+	// The proxy's own direct calls, without forwarding headers, stay local.
+	if a := do(t, h.local, rawReq(t, reqOpts{method: "GET", path: "/admin/v1/status", key: testAdminKey})); a.Status != 200 {
+		t.Fatalf("direct loopback admin call: %d %s", a.Status, a.Body)
 	}
 }
 
