@@ -25,7 +25,7 @@ func TestResolveAllocs(t *testing.T) {
 }
 
 func TestNonceAddAllocs(t *testing.T) {
-	c := newNonceCache(300, 1000)
+	c := newNonceCache(300, 1000, 1000)
 	nonce := []byte("nonce-allocs-1")
 	c.add(kindApp, "shop", nonce, 400, 100)
 	n := testing.AllocsPerRun(100, func() {

@@ -89,6 +89,13 @@ func (s *Server) verify(ctx *fasthttp.RequestCtx, sh signedHeaders, kind byte, i
 	if sh.tsv < now-s.window || sh.tsv > now+s.window {
 		return chat.Errf(chat.CodeUnauthorized, s.windowMsg+" (server time "+itoa(now)+")")
 	}
+	if sh.tsv > now+s.ahead {
+		// Bounded more tightly than the past: the nonce is remembered
+		// until the timestamp leaves the window, so a timestamp far ahead
+		// would keep it (and its share of the cache) alive that much
+		// longer.
+		return chat.Errf(chat.CodeUnauthorized, s.aheadMsg+" (server time "+itoa(now)+")")
+	}
 	var got [sha256.Size]byte
 	if len(sh.sig) != 2*sha256.Size {
 		return errBadSig

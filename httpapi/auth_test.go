@@ -72,8 +72,9 @@ func TestSignedAuthFailures(t *testing.T) {
 		{name: "timestamp in ms", o: reqOpts{key: c.Secret, app: "shop", ts: strconv.FormatInt(now*1000, 10)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window", prefix: true},
 		{name: "stale timestamp", o: reqOpts{key: c.Secret, app: "shop", ts: ts(-301)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window (server time ", prefix: true},
 		{name: "future timestamp", o: reqOpts{key: c.Secret, app: "shop", ts: ts(301)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window", prefix: true},
+		{name: "ahead inside the window but past the 1 minute bound", o: reqOpts{key: c.Secret, app: "shop", ts: ts(120)}, status: 401, code: "unauthorized", msg: "timestamp more than 1 minute ahead of the server clock (server time ", prefix: true},
 		{name: "old but inside the window", o: reqOpts{key: c.Secret, app: "shop", ts: ts(-290)}, status: 200},
-		{name: "ahead but inside the window", o: reqOpts{key: c.Secret, app: "shop", ts: ts(290)}, status: 200},
+		{name: "ahead but inside the bound", o: reqOpts{key: c.Secret, app: "shop", ts: ts(50)}, status: 200},
 		{name: "nonce too short", o: reqOpts{key: c.Secret, app: "shop", nonce: "abc"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
 		{name: "nonce too long", o: reqOpts{key: c.Secret, app: "shop", nonce: strings.Repeat("n", 65)}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
 		{name: "nonce bad character", o: reqOpts{key: c.Secret, app: "shop", nonce: "abcdefgh.ij"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
@@ -200,9 +201,9 @@ func TestReplay(t *testing.T) {
 }
 
 func TestNonceCacheFullIs429(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxNonces = 3 })
-	c := h.app("shop") // one nonce (admin)
-	for i := 0; i < 2; i++ {
+	h := newHarness(t, func(c *Config) { c.MaxNonces, c.MaxNoncesPerKey = 3, 3 })
+	c := h.app("shop") // one nonce, in the admin key's own partition
+	for i := 0; i < 3; i++ {
 		if _, err := c.PushUser(context.Background(), apiclient.PushUserInput{UID: "alice"}); err != nil {
 			t.Fatal(err)
 		}
@@ -214,10 +215,40 @@ func TestNonceCacheFullIs429(t *testing.T) {
 	}
 }
 
+// TestOneAppCannotLockOthersOut is the tenant attack on the replay cache:
+// one app signing as fast as it can must run into its own limit, while
+// other apps and the admin key keep being served.
+func TestOneAppCannotLockOthersOut(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxNonces = 8 })
+	greedy := h.app("greedy")
+	quiet := h.app("quiet")
+	bg := context.Background()
+	refused := false
+	for i := 0; i < 20 && !refused; i++ {
+		_, err := greedy.PushUser(bg, apiclient.PushUserInput{UID: "u" + strconv.Itoa(i)})
+		if err != nil {
+			apiErr(t, err, 429, "rate_limited")
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("the greedy app was never refused: the cache is unbounded")
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := quiet.PushUser(bg, apiclient.PushUserInput{UID: "q" + strconv.Itoa(i)}); err != nil {
+			t.Fatalf("another app after the greedy one filled its share: %v", err)
+		}
+	}
+	// The admin key (two creates so far, a partition of 4) is served too.
+	if _, err := h.admin.Status(bg); err != nil {
+		t.Fatalf("the admin key after the greedy app filled its share: %v", err)
+	}
+}
+
 func TestNonceCache(t *testing.T) {
 	const window = 300
 	t.Run("replay until expiry, then reusable", func(t *testing.T) {
-		c := newNonceCache(window, 10)
+		c := newNonceCache(window, 10, 10)
 		n := []byte("nonce-aaaa")
 		if r := c.add(kindApp, "shop", n, 1000+window, 1000); r != nonceAdded {
 			t.Fatalf("first add %v", r)
@@ -233,7 +264,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("keys are separate", func(t *testing.T) {
-		c := newNonceCache(window, 10)
+		c := newNonceCache(window, 10, 10)
 		n := []byte("nonce-bbbb")
 		for _, k := range []struct {
 			kind byte
@@ -252,7 +283,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("full until entries expire", func(t *testing.T) {
-		c := newNonceCache(window, 3)
+		c := newNonceCache(window, 3, 3)
 		for i := 0; i < 3; i++ {
 			if r := c.add(kindApp, "shop", []byte("nonce-"+strconv.Itoa(i)+"xxx"), 10+int64(i), 1); r != nonceAdded {
 				t.Fatalf("add %d: %v", i, r)
@@ -272,8 +303,46 @@ func TestNonceCache(t *testing.T) {
 			t.Fatalf("len %d, want 2", c.len())
 		}
 	})
+	t.Run("per-key partitions", func(t *testing.T) {
+		c := newNonceCache(window, 6, 4)
+		add := func(kind byte, id string, i int) nonceResult {
+			return c.add(kind, id, []byte("nonce-"+strconv.Itoa(i)+"xxx"), 100, 1)
+		}
+		for i := 0; i < 4; i++ {
+			if r := add(kindApp, "a", i); r != nonceAdded {
+				t.Fatalf("a %d: %v", i, r)
+			}
+		}
+		if r := add(kindApp, "a", 4); r != nonceFull {
+			t.Fatalf("a over its partition: %v, want full", r)
+		}
+		for i := 0; i < 2; i++ {
+			if r := add(kindApp, "b", i); r != nonceAdded {
+				t.Fatalf("b %d: %v", i, r)
+			}
+		}
+		if r := add(kindApp, "c", 0); r != nonceFull {
+			t.Fatalf("c over the apps' total: %v, want full", r)
+		}
+		// The admin key's partition is outside the apps' total.
+		for i := 0; i < 4; i++ {
+			if r := add(kindAdmin, "", i); r != nonceAdded {
+				t.Fatalf("admin %d with the apps full: %v", i, r)
+			}
+		}
+		if r := add(kindAdmin, "", 4); r != nonceFull {
+			t.Fatalf("admin over its partition: %v, want full", r)
+		}
+		// Expiry frees each partition.
+		if r := c.add(kindApp, "c", []byte("nonce-later"), 200, 101); r != nonceAdded {
+			t.Fatalf("c after expiry: %v", r)
+		}
+		if c.len() != 1 {
+			t.Fatalf("len %d, want 1 after the sweep", c.len())
+		}
+	})
 	t.Run("periodic sweep bounds memory", func(t *testing.T) {
-		c := newNonceCache(8, 1_000_000) // sweep every second
+		c := newNonceCache(8, 1_000_000, 1_000_000) // sweep every second
 		for i := 0; i < 1000; i++ {
 			c.add(kindApp, "shop", []byte("nonce-"+strconv.Itoa(i)+"-x"), 5, 1)
 		}
@@ -286,7 +355,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("concurrent: one winner per nonce", func(t *testing.T) {
-		c := newNonceCache(window, 1_000_000)
+		c := newNonceCache(window, 1_000_000, 1_000_000)
 		var wins atomic.Int64
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {

@@ -37,9 +37,12 @@ const (
 	DefaultMaxBody         = 1 << 20
 	DefaultSignatureWindow = 5 * time.Minute
 	DefaultMaxConns        = 256
-	// DefaultMaxNonces caps the replay cache (all keys together). About 40
-	// bytes per entry: 1,000,000 entries is ~40 MiB in the worst case.
+	// DefaultMaxNonces caps the replay cache's app keys together. About 48
+	// bytes per entry: 1,000,000 entries is ~48 MiB in the worst case.
 	DefaultMaxNonces = 1_000_000
+	// DefaultSignatureAhead is how far ahead of the server clock a
+	// signed request's timestamp may be.
+	DefaultSignatureAhead = time.Minute
 )
 
 // shutdownGrace bounds how long Run waits for in-flight requests after its
@@ -67,9 +70,22 @@ type Config struct {
 	// SignatureWindow is how far a signed request's timestamp may be from
 	// the server clock, either way. Zero means 5 minutes.
 	SignatureWindow time.Duration
-	// MaxNonces caps the replay cache. Zero means 1,000,000. When it is full
-	// of unexpired nonces signed requests are answered 429 rate_limited.
+	// SignatureAhead is how far ahead of the server clock a signed
+	// request's timestamp may be; behind, SignatureWindow applies. A nonce
+	// is remembered until its timestamp leaves the window, so this bounds
+	// how long one lives: at most SignatureWindow + SignatureAhead. Zero
+	// means 1 minute, or SignatureWindow if that is shorter.
+	SignatureAhead time.Duration
+	// MaxNonces caps the replay cache's live nonces of all app keys
+	// together. Zero means 1,000,000. When it is full, or a key's own
+	// partition is (MaxNoncesPerKey), that key's signed requests are
+	// answered 429 rate_limited.
 	MaxNonces int
+	// MaxNoncesPerKey caps the live nonces of one key (an app, or the
+	// admin key, whose partition is outside MaxNonces), so that one app's
+	// traffic cannot lock the other apps or the admin out. Zero means half
+	// of MaxNonces.
+	MaxNoncesPerKey int
 	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP headers
 	// are believed. Requests from any other peer are judged by the peer
 	// address alone.
@@ -133,6 +149,8 @@ type Server struct {
 	unknownAppKey []byte
 	window        int64 // SignatureWindow in whole seconds, >= 1
 	windowMsg     string
+	ahead         int64 // SignatureAhead in whole seconds, >= 1
+	aheadMsg      string
 	nonces        *nonceCache
 	startedAt     time.Time
 	srv           *fasthttp.Server
@@ -175,8 +193,14 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	if cfg.SignatureWindow <= 0 {
 		cfg.SignatureWindow = DefaultSignatureWindow
 	}
+	if cfg.SignatureAhead <= 0 {
+		cfg.SignatureAhead = min(DefaultSignatureAhead, cfg.SignatureWindow)
+	}
 	if cfg.MaxNonces <= 0 {
 		cfg.MaxNonces = DefaultMaxNonces
+	}
+	if cfg.MaxNoncesPerKey <= 0 {
+		cfg.MaxNoncesPerKey = max(1, cfg.MaxNonces/2)
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -185,6 +209,10 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
 		window = 1
+	}
+	ahead := int64(cfg.SignatureAhead / time.Second)
+	if ahead < 1 {
+		ahead = 1
 	}
 	unknownAppKey := make([]byte, 32)
 	if _, err := rand.Read(unknownAppKey); err != nil {
@@ -198,7 +226,9 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		adminKey:      []byte(cfg.AdminKey),
 		window:        window,
 		windowMsg:     "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
-		nonces:        newNonceCache(window, cfg.MaxNonces),
+		ahead:         ahead,
+		aheadMsg:      "timestamp more than " + windowText(time.Duration(ahead)*time.Second) + " ahead of the server clock",
+		nonces:        newNonceCache(window, cfg.MaxNonces, cfg.MaxNoncesPerKey),
 		startedAt:     time.Now(),
 		ready:         make(chan struct{}),
 	}

@@ -185,6 +185,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		AdminFromAnywhere: cfg.AdminFromAnywhere,
 		MaxBody:           cfg.HTTPMaxBody,
 		SignatureWindow:   cfg.SignatureWindow,
+		SignatureAhead:    cfg.SignatureAhead,
 		TrustedProxies:    cfg.TrustedPrefixes(),
 		MaxConns:          cfg.HTTPMaxConns,
 		Version:           Version(),

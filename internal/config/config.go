@@ -106,8 +106,11 @@ type Config struct {
 	// HTTPMaxBody caps one HTTP request body in bytes.
 	HTTPMaxBody int
 	// SignatureWindow is how far a signed request's timestamp may be from
-	// the server clock, either way.
+	// the server clock, either way (ahead, SignatureAhead is tighter).
 	SignatureWindow time.Duration
+	// SignatureAhead is how far ahead of the server clock a signed
+	// request's timestamp may be; it bounds how long a nonce is kept.
+	SignatureAhead time.Duration
 
 	// TokenTTL is the default lifetime of an issued chat token.
 	TokenTTL time.Duration

@@ -121,6 +121,8 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.HTTPMaxBody }),
 	dur("signature_window", "5m", "how far a signed request's timestamp may be from the server clock",
 		func(c *Config) *time.Duration { return &c.SignatureWindow }),
+	dur("signature_ahead", "1m", "how far ahead of the server clock a signed request's timestamp may be (bounds how long its nonce is kept)",
+		func(c *Config) *time.Duration { return &c.SignatureAhead }),
 
 	dur("token_ttl", "720h", "default lifetime of an issued chat token",
 		func(c *Config) *time.Duration { return &c.TokenTTL }),
