@@ -97,6 +97,10 @@ type Config struct {
 	MaxConns int
 	// Version is reported by /healthz and the status endpoint.
 	Version string
+	// Cmdline is what GET /debug/pprof/cmdline shows (NUL-separated, as
+	// Go's handler does): the process's arguments with secrets redacted. Nil shows the program name
+	// alone, never os.Args, which may hold the admin key.
+	Cmdline []string
 	// Status fills GET /admin/v1/status. Nil means a status built from the
 	// process and the core's counters. Blank Version and HTTPAddr fields are
 	// filled in by the server either way.

@@ -476,3 +476,39 @@ func TestTrustedPrefixes(t *testing.T) {
 		t.Fatalf("TrustedPrefixes = %q, want %q", got, want)
 	}
 }
+
+func TestSecretArgs(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name     string
+		args     []string
+		redacted []string
+		stripped []string
+	}{
+		{name: "separate value", args: []string{"--data", "d", "--admin-key", key, "--loops", "2"},
+			redacted: []string{"--data", "d", "--admin-key", "***", "--loops", "2"},
+			stripped: []string{"--data", "d", "--loops", "2"}},
+		{name: "inline value, one dash", args: []string{"-admin-key=" + key, "--wait", "5s"},
+			redacted: []string{"-admin-key=***", "--wait", "5s"},
+			stripped: []string{"--wait", "5s"}},
+		{name: "given twice", args: []string{"--admin-key=" + key, "--admin-key", key},
+			redacted: []string{"--admin-key=***", "--admin-key", "***"},
+			stripped: nil},
+		{name: "after the terminator", args: []string{"--", "--admin-key", key},
+			redacted: []string{"--", "--admin-key", key},
+			stripped: []string{"--", "--admin-key", key}},
+		{name: "no secrets", args: []string{"--data", "d"},
+			redacted: []string{"--data", "d"},
+			stripped: []string{"--data", "d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RedactArgs(tt.args); !reflect.DeepEqual(got, tt.redacted) {
+				t.Errorf("RedactArgs = %q, want %q", got, tt.redacted)
+			}
+			if got := StripSecretArgs(tt.args); !reflect.DeepEqual(got, tt.stripped) {
+				t.Errorf("StripSecretArgs = %q, want %q", got, tt.stripped)
+			}
+		})
+	}
+}

@@ -70,7 +70,7 @@ var settings = []*Setting{
 		func(c *Config) *string { return &c.WSAddr }),
 	addr("http_addr", DefaultHTTPAddr, "HTTP API listen address (host:port; port 0 picks a free port)",
 		func(c *Config) *string { return &c.HTTPAddr }),
-	secret("admin_key", "", "server admin key; empty means <data_dir>/admin.key (created on first start)",
+	secret("admin_key", "", "server admin key; empty means <data_dir>/admin.key (created on first start). Prefer that file or the environment: a --admin-key value is visible to other users in the process list",
 		func(c *Config) *string { return &c.AdminKey }),
 
 	level("log_level", "info", "log level: trace, debug, info, warn, error",
