@@ -166,6 +166,15 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	path := ctx.URI().PathOriginal()
 	id, param := resolve(path)
+	if reservedLane(ctx) {
+		// A slot beyond MaxConns (admit.go): serve what the operator and
+		// health checks need, then free it.
+		ctx.SetConnectionClose()
+		if id == epNone || !onReservedLane(id) {
+			writeError(ctx, errBusy)
+			return
+		}
+	}
 	if id == epNone {
 		writeError(ctx, chat.Errf(chat.CodeNotFound,
 			"no such endpoint: "+string(ctx.Method())+" "+string(path)))

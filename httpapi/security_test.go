@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,242 @@ func TestSmugglingShapeRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatalf("plain chunked request: %d, want 401 (unsigned)", resp.StatusCode)
+	}
+}
+
+// slowConn is an attacker's connection that trickles a request one byte
+// every interval until the server cuts it, then reports how long it
+// lasted and what it was answered.
+type slowConn struct {
+	done   chan struct{}
+	lasted time.Duration
+	status int // the answer's status, 0 if none
+	sent   int // bytes trickled
+}
+
+// trickle writes head at once (may be empty), then the bytes of tail one
+// at a time every interval (repeating tail), until a write fails or the
+// server answers and closes.
+func trickle(c net.Conn, head, tail string, interval time.Duration) *slowConn {
+	sc := &slowConn{done: make(chan struct{})}
+	start := time.Now()
+	answered := make(chan int, 1)
+	go func() {
+		// The reader sees the server's answer (a 408, say) and its close.
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		st := 0
+		if err == nil {
+			st = resp.StatusCode
+			io.Copy(io.Discard, resp.Body)
+			c.Read(make([]byte, 1)) // then EOF
+		}
+		answered <- st
+	}()
+	go func() {
+		defer close(sc.done)
+		if head != "" {
+			io.WriteString(c, head)
+		}
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case st := <-answered:
+				sc.status, sc.lasted = st, time.Since(start)
+				c.Close()
+				return
+			case <-tick.C:
+			}
+			// Bounded: the test's own guard, far beyond any deadline here.
+			if time.Since(start) > 15*time.Second {
+				c.Close()
+				sc.status, sc.lasted = <-answered, time.Since(start)
+				return
+			}
+			if _, err := c.Write([]byte{tail[i%len(tail)]}); err == nil {
+				sc.sent++
+			}
+		}
+	}()
+	return sc
+}
+
+// TestSlowlorisKeepsHealthAndAdmin floods the listener with connections
+// that trickle their requests, from several loopback addresses, and checks
+// that the flood cannot take the HTTP API down: each address holds at most
+// its share of slots, the slow connections are cut at their deadlines
+// however steadily they trickle, and throughout, /healthz and the admin
+// API answer the operator's address.
+func TestSlowlorisKeepsHealthAndAdmin(t *testing.T) {
+	const (
+		maxConns = 4
+		perIP    = 2
+		reserved = 2
+		// Long enough for the operator's calls below to run while the
+		// flood holds every general slot, short enough to wait for.
+		hdrTimeout = 2 * time.Second
+		bodyTimout = 2 * time.Second
+		interval   = 50 * time.Millisecond
+	)
+	h := newTCPHarness(t, func(c *Config) {
+		c.MaxConns, c.MaxConnsPerIP, c.ReservedConns = maxConns, perIP, reserved
+		c.ReservedPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.HeaderTimeout, c.BodyTimeout = hdrTimeout, bodyTimout
+	})
+	// The attack: two addresses, each filling its share of the general
+	// lane, one with slow headers and one with a slow body.
+	slowHeader := "GET /healthz HTTP/1.1\r\nHost: chatd.test\r\nX-Pad: "
+	slowBodyHead := "POST /api/v1/users HTTP/1.1\r\nHost: chatd.test\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+	var slow []*slowConn
+	for i := 0; i < perIP; i++ {
+		slow = append(slow, trickle(h.dial(t, "127.0.0.2"), "", slowHeader+strings.Repeat("a", 1000), interval))
+		slow = append(slow, trickle(h.dial(t, "127.0.0.3"), slowBodyHead, `{"uid":"aaaa"}`, interval))
+	}
+	waitFor(t, "the general lane to fill", func() bool { g, _ := h.srv.admission.inUse(); return g == maxConns })
+
+	// One more from an address at its cap: refused at once with 429.
+	if st, msg := refusedStatus(t, h.dial(t, "127.0.0.2")); st != 429 || !strings.Contains(msg, "too many connections from 127.0.0.2") {
+		t.Fatalf("connection over the per-address cap: %d %q", st, msg)
+	}
+	// A new address while the general lane is full: 503 at once.
+	if st, msg := refusedStatus(t, h.dial(t, "127.0.0.4")); st != 503 || !strings.Contains(msg, "server busy") {
+		t.Fatalf("connection with every general slot taken: %d %q", st, msg)
+	}
+
+	// The operator's address still gets /healthz and the admin API ...
+	op := opClient(h, "127.0.0.1")
+	// A reserved connection is closed after its answer; the client may
+	// be quicker to open the next than the server to close the last.
+	lanesFree := func() {
+		waitFor(t, "the reserved lane to be free", func() bool { _, r := h.srv.admission.inUse(); return r == 0 })
+	}
+	for i := 0; i < 3; i++ {
+		lanesFree()
+		if a := do(t, op, mustReq(t, "GET", baseURL+"/healthz")); a.Status != 200 {
+			t.Fatalf("/healthz during the flood: %d %s", a.Status, a.Body)
+		}
+		lanesFree()
+		req := rawReq(t, reqOpts{method: "GET", path: "/admin/v1/status", key: testAdminKey})
+		if a := do(t, op, req); a.Status != 200 {
+			t.Fatalf("admin status during the flood: %d %s", a.Status, a.Body)
+		}
+	}
+	lanesFree()
+	fams := scrape(t, op)
+	for _, m := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{name: "chatd_http_connections", label: "lane", value: "general", want: maxConns},
+		{name: "chatd_http_connections_refused_total", label: "reason", value: "per_ip", want: 1},
+		{name: "chatd_http_connections_refused_total", label: "reason", value: "busy", want: 1},
+	} {
+		if v := value(t, fams, m.name, m.label, m.value); v != m.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", m.name, m.label, m.value, v, m.want)
+		}
+	}
+	// ... but not the app API, which is what the general lane is for.
+	lanesFree()
+	if a := do(t, op, mustReq(t, "GET", baseURL+"/api/v1/users/alice")); a.Status != 503 || a.Code != "unavailable" {
+		t.Fatalf("app API on the reserved lane: %d %s", a.Status, a.Body)
+	}
+
+	if g, _ := h.srv.admission.inUse(); g != maxConns {
+		t.Fatalf("the flood ended before the operator's calls were done (%d general slots held): raise the deadlines", g)
+	}
+
+	// Every slow connection is cut at its deadline though it never
+	// stopped sending: 2 s for the header (or the body after it), far
+	// less than the trickle would take (50 s for the header).
+	for i, sc := range slow {
+		select {
+		case <-sc.done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("slow connection %d still open", i)
+		}
+		t.Logf("slow connection %d: cut after %v, %d bytes trickled, answer %d", i, sc.lasted.Round(time.Millisecond), sc.sent, sc.status)
+		if sc.lasted > hdrTimeout+3*time.Second {
+			t.Errorf("slow connection %d lasted %v (%d bytes trickled): deadlines were extended", i, sc.lasted, sc.sent)
+		}
+		if sc.status != 0 && sc.status != 408 {
+			t.Errorf("slow connection %d answered %d, want 408 or a close", i, sc.status)
+		}
+	}
+	// With the flood gone, every slot is free again and the app API is
+	// served to anyone.
+	waitFor(t, "the slots to be released", func() bool { g, r := h.srv.admission.inUse(); return g == 0 && r == 0 })
+	if a := do(t, opClient(h, "127.0.0.4"), mustReq(t, "GET", baseURL+"/api/v1/users/alice")); a.Status != 401 {
+		t.Fatalf("app API after the flood: %d %s, want 401 (unsigned)", a.Status, a.Body)
+	}
+}
+
+// refusedStatus reads the answer the server writes to a connection it
+// refuses before reading anything.
+func refusedStatus(t *testing.T, c net.Conn) (int, string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("refused connection: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !resp.Close {
+		t.Fatalf("refusal keeps the connection open")
+	}
+	return resp.StatusCode, string(b)
+}
+
+// opClient is an HTTP client whose connections come from the address
+// from, one request per connection.
+// It dials the server whatever host the URL names (use baseURL).
+func opClient(h *tcpHarness, from string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, h.addr)
+			},
+			DisableKeepAlives: true,
+		},
+		Timeout: 10 * time.Second,
+	}
+}
+
+func mustReq(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// waitFor polls cond (bounded) until it holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStreamFreesItsSlot: a live stream runs on a hijacked connection and
+// has its own cap, so it gives its connection slot back; with one general
+// slot, requests are still served while a stream is open.
+func TestStreamFreesItsSlot(t *testing.T) {
+	h := newTCPHarness(t, func(c *Config) {
+		c.MaxConns = 1
+		c.ReservedPeers = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // nobody here
+	})
+	ls := openStream(t, opClient(h, "127.0.0.1"), false, "all")
+	ls.start().hello("all")
+	waitFor(t, "the stream's slot to be released", func() bool { g, _ := h.srv.admission.inUse(); return g == 0 })
+	if a := do(t, opClient(h, "127.0.0.1"), mustReq(t, "GET", baseURL+"/healthz")); a.Status != 200 {
+		t.Fatalf("/healthz with a stream open: %d %s", a.Status, a.Body)
 	}
 }

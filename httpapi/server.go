@@ -90,11 +90,32 @@ type Config struct {
 	// are believed. Requests from any other peer are judged by the peer
 	// address alone.
 	TrustedProxies []netip.Prefix
-	// MaxConns caps concurrently served connections (fasthttp Concurrency).
-	// Zero means 256. Connections over the cap get a 503 and are closed at
-	// once, so they never pile up file descriptors (the process shares a
-	// 20,000-fd limit with the WebSocket listener).
+	// MaxConns caps concurrently served connections (the general lane, see
+	// admit.go). Zero means 256. Connections over the cap get a 503 and are
+	// closed at once, so they never pile up file descriptors (the process
+	// shares a 20,000-fd limit with the WebSocket listener).
 	MaxConns int
+	// MaxConnsPerIP caps the connections open from one client address
+	// (the TCP peer; trusted proxies are exempt). Zero means 64. More get
+	// 429 rate_limited and are closed at once.
+	MaxConnsPerIP int
+	// ReservedConns are connection slots beyond MaxConns that only
+	// ReservedPeers may take, once MaxConns are in use; they serve
+	// /healthz, the admin API, /metrics and /debug, one request per
+	// connection (anything else: 503). Zero means 16.
+	ReservedConns int
+	// ReservedPeers are the addresses that may use the reserved lane. Nil
+	// means loopback (127.0.0.0/8, ::1): the operator's chatctl and local
+	// health checks. Add a load balancer's health-check range here.
+	ReservedPeers []netip.Prefix
+	// HeaderTimeout bounds the read of a request's line and headers, from
+	// the connection's start (or, on a kept-alive connection, from the
+	// request's first byte). It is a deadline, not an idle timer: bytes
+	// trickling in do not extend it. Zero means 10 s.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the read of a request's body, from the end of
+	// its headers; a deadline like HeaderTimeout. Zero means 30 s.
+	BodyTimeout time.Duration
 	// Version is reported by /healthz and the status endpoint.
 	Version string
 	// Cmdline is what GET /debug/pprof/cmdline shows (NUL-separated, as
@@ -176,8 +197,9 @@ type Server struct {
 	// read from fasthttp's ConnState callback.
 	shutConn atomic.Pointer[net.Conn]
 
-	streams  streamSet    // live event streams (subscribe.go)
-	requests httpCounters // answered requests by status class (metrics.go)
+	admission *admission   // connection slots (admit.go)
+	streams   streamSet    // live event streams (subscribe.go)
+	requests  httpCounters // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -209,6 +231,21 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.ReservedConns <= 0 {
+		cfg.ReservedConns = DefaultReservedConns
+	}
+	if cfg.ReservedPeers == nil {
+		cfg.ReservedPeers = defaultReservedPeers
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	cfg.fillStream()
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
@@ -236,16 +273,30 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		startedAt:     time.Now(),
 		ready:         make(chan struct{}),
 	}
+	s.admission = &admission{
+		maxGeneral:  cfg.MaxConns,
+		maxReserved: cfg.ReservedConns,
+		maxPerIP:    cfg.MaxConnsPerIP,
+		exempt:      s.trusted,
+		reservedFor: cfg.ReservedPeers,
+		perIP:       make(map[netip.Addr]int),
+	}
 	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
 	s.handler = s.serveHTTP
 	s.srv = &fasthttp.Server{
-		Handler:              s.handler,
-		ErrorHandler:         s.serveError,
-		ConnState:            s.connState,
-		Name:                 "chatd",
-		Concurrency:          cfg.MaxConns,
-		MaxRequestBodySize:   cfg.MaxBody,
-		ReadTimeout:          30 * time.Second,
+		Handler:      s.handler,
+		ErrorHandler: s.serveError,
+		ConnState:    s.connState,
+		Name:         "chatd",
+		// The admission listener (admit.go) is what caps connections;
+		// fasthttp's own cap sits above it with room for the moments a
+		// closed connection's worker has not returned to the pool yet.
+		Concurrency:        2 * (cfg.MaxConns + cfg.ReservedConns),
+		MaxRequestBodySize: cfg.MaxBody,
+		// Deadlines set once (see admit.go): the header's at the start,
+		// the body's when the header is in.
+		ReadTimeout:          cfg.HeaderTimeout,
+		HeaderReceived:       s.headerReceived,
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          60 * time.Second,
 		CloseOnShutdown:      true,
@@ -295,6 +346,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	close(s.ready)
 	s.log.Info().Str("addr", s.Addr()).Msg("http api listening")
 
+	ln = &admitListener{Listener: ln, a: s.admission, log: s.log}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 
@@ -327,11 +379,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// headerReceived is fasthttp's HeaderReceived hook: once a request's
+// header is in, its body gets BodyTimeout from now (a deadline, set once).
+func (s *Server) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout}
+}
+
 // connState watches for the close of the connection that asked for a
 // shutdown: by then its 202 reply is written.
 func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
 	if st != fasthttp.StateClosed && st != fasthttp.StateHijacked {
 		return
+	}
+	if ac, ok := c.(*admitConn); ok && st == fasthttp.StateHijacked {
+		ac.release() // live streams have their own cap
 	}
 	if p := s.shutConn.Load(); p != nil && *p == c {
 		s.triggerShutdown()

@@ -191,6 +191,11 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		SignatureAhead:    cfg.SignatureAhead,
 		TrustedProxies:    cfg.TrustedPrefixes(),
 		MaxConns:          cfg.HTTPMaxConns,
+		MaxConnsPerIP:     cfg.HTTPMaxConnsPerIP,
+		ReservedConns:     cfg.HTTPReservedConns,
+		ReservedPeers:     cfg.ReservedPrefixes(),
+		HeaderTimeout:     cfg.HTTPHeaderTimeout,
+		BodyTimeout:       cfg.HTTPBodyTimeout,
 		Version:           Version(),
 		// /debug/pprof/cmdline shows the arguments without secrets.
 		Cmdline:  config.RedactArgs(os.Args),

@@ -47,7 +47,8 @@ func TestDefaults(t *testing.T) {
 		IdleTimeout: 60 * time.Second, PingInterval: 25 * time.Second, MaxMessage: 64 << 10,
 		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50,
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second,
-		SignatureAhead: time.Minute,
+		SignatureAhead:    time.Minute,
+		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -510,5 +511,22 @@ func TestSecretArgs(t *testing.T) {
 				t.Errorf("StripSecretArgs = %q, want %q", got, tt.stripped)
 			}
 		})
+	}
+}
+
+func TestReservedPrefixes(t *testing.T) {
+	if got := (&Config{}).ReservedPrefixes(); got != nil {
+		t.Fatalf("empty http_reserved_peers: %v, want nil (loopback)", got)
+	}
+	c := Config{HTTPReservedPeers: []string{"10.0.0.0/8", "192.0.2.7", "::1"}}
+	var got []string
+	for _, p := range c.ReservedPrefixes() {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32", "::1/128"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReservedPrefixes = %q, want %q", got, want)
+	}
+	if err := apply(&c, "http_reserved_peers", "10.0.0.0/8, health-checker", "test"); err == nil {
+		t.Fatal("a host name in http_reserved_peers was accepted")
 	}
 }
