@@ -377,3 +377,47 @@ func TestStreamFreesItsSlot(t *testing.T) {
 		t.Fatalf("/healthz with a stream open: %d %s", a.Status, a.Body)
 	}
 }
+
+// TestSlowSecondRequestIsCut: on a kept-alive connection the header
+// deadline starts again at the next request's first byte, and trickling
+// does not extend it either.
+func TestSlowSecondRequestIsCut(t *testing.T) {
+	const hdrTimeout = 500 * time.Millisecond
+	h := newTCPHarness(t, func(c *Config) { c.HeaderTimeout = hdrTimeout })
+	c := h.dial(t, "127.0.0.5")
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: chatd.test\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("first request: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	// Idle well past the header deadline: the idle timeout applies, not it.
+	time.Sleep(2 * hdrTimeout)
+	c.SetDeadline(time.Time{})
+	// Now a second request, one byte every 50 ms (its header alone would
+	// take 50 s): the connection is cut at the header deadline.
+	sc := trickle(&prefixedConn{Conn: c, r: br}, "", "GET /healthz HTTP/1.1\r\nX-Pad: "+strings.Repeat("b", 1000), 50*time.Millisecond)
+	select {
+	case <-sc.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("slow second request still open")
+	}
+	if sc.lasted > hdrTimeout+2*time.Second || sc.status != 408 {
+		t.Fatalf("slow second request: cut after %v (%d bytes), answer %d; want 408 at about %v", sc.lasted, sc.sent, sc.status, hdrTimeout)
+	}
+}
+
+// prefixedConn reads what a bufio.Reader already buffered from its conn
+// before reading the conn itself.
+type prefixedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
