@@ -21,7 +21,7 @@ import (
 // (session, seq), which the ack and the event both carry, they split every
 // delivery's latency into six consecutive parts (traceParts). The parts
 // and the joined records (Options.Trace) show which part makes the tail:
-// docs/performance.md, "Where the tail goes".
+// docs/performance.md, "A slow message is slow in every part at once".
 
 // traceParts names the parts of a delivery's latency, in order. Each is
 // the time between two consecutive points: due, written, decoded, commit

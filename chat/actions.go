@@ -75,7 +75,7 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		}
 		return c.sessionView(ctx, id, s.id)
 	case "group_create":
-		s, err := c.CreateGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs})
+		s, err := c.createGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs}, true)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +145,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	cl.u, cl.id = c.userEntry(id.App, id.UID)
 	id = cl.id
 	cl.token = tokenTag(&tok.Hash)
+	c.expiry.add(cl, tok.ExpiresAt)
 	cl.mu.Lock()
 	closed := cl.closed
 	if !closed {
@@ -152,6 +153,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	}
 	cl.mu.Unlock()
 	if closed {
+		c.expiry.remove(cl)
 		return
 	}
 	c.stats.logins.Add(1)
@@ -196,6 +198,7 @@ func (c *Core) logout(cl *Client, why string) {
 	if !cl.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
+	c.expiry.remove(cl)
 	c.stats.online.Add(-1)
 	last := cl.u.remove(cl)
 	c.publish(Event{Topic: TopicLogout, App: cl.id.App, UID: cl.id.UID, Detail: why})
@@ -208,6 +211,9 @@ func (c *Core) logout(cl *Client, why string) {
 // ---- send
 
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
+	if e := clientSendCheck(r.Type); e != nil {
+		return e
+	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
@@ -230,6 +236,9 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	var r request
 	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
 		return false
+	}
+	if clientSendCheck(r.Type) != nil {
+		return false // the queued path answers
 	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.buildSend(context.Background(), cl.id.App, &in, true)
@@ -417,10 +426,14 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 	if err != nil {
 		return nil, err
 	}
+	cleanMessages(ms)
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[1:]
 		p.HasMore = true
+	}
+	if fit, cut := c.fitPage(p.Messages, true); cut {
+		p.Messages, p.HasMore = fit, true
 	}
 	if p.Messages == nil {
 		p.Messages = []Message{}
@@ -439,10 +452,14 @@ func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint6
 	if err != nil {
 		return nil, err
 	}
+	cleanMessages(ms)
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[:limit]
 		p.HasMore = true
+	}
+	if fit, cut := c.fitPage(p.Messages, false); cut {
+		p.Messages, p.HasMore = fit, true
 	}
 	if p.Messages == nil {
 		p.Messages = []Message{}
@@ -468,6 +485,8 @@ type SessionView struct {
 	LastType    string    `json:"last_type,omitempty"`
 	LastPreview string    `json:"last_preview,omitempty"`
 	CreatedAt   int64     `json:"created_at"`
+	// MembersTruncated: Members lists only as many uids as fit one reply.
+	MembersTruncated bool `json:"members_truncated,omitempty"`
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -510,7 +529,7 @@ func (c *Core) sessionInfo(ctx context.Context, id Identity, sid SessionID) (*Se
 		return nil, err
 	}
 	v.Members = s.members().uids()
-	return v, nil
+	return c.capMembers(v)
 }
 
 type sessionsList struct {
@@ -518,8 +537,9 @@ type sessionsList struct {
 	Unread   uint64         `json:"unread"`
 }
 
-// userSessions lists a user's sessions, most recently active first.
-func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsList, error) {
+// userSessions lists a user's sessions, most recently active first, as
+// many as fit one reply (capSessions).
+func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsReply, error) {
 	ids, err := c.store.UserSessions(ctx, id.App, id.UID)
 	if err != nil {
 		return nil, err
@@ -545,7 +565,7 @@ func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsList, er
 		}
 		return a.ID > b.ID
 	})
-	return out, nil
+	return c.capSessions(out.Sessions, out.Unread)
 }
 
 type readData struct {
@@ -741,6 +761,9 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	}
 	if len(ms) == 0 {
 		return nil
+	}
+	if e := c.takeGroupBudget(id.App, id.UID, 0, len(ms)); e != nil {
+		return e
 	}
 	if err := c.write(ctx, &Batch{Members: ms}); err != nil {
 		return err

@@ -125,6 +125,16 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 	if len(in.Extra) > 0 && !json.Valid(in.Extra) {
 		return User{}, Errf(CodeBadRequest, "extra must be valid JSON")
 	}
+	if len(in.Extra) > 0 {
+		if why := jsonTextProblem(in.Extra); why != "" {
+			return User{}, Errf(CodeBadRequest, "extra "+why)
+		}
+	}
+	if in.Avatar != "" {
+		if why := checkURL(in.Avatar); why != "" {
+			return User{}, urlError("avatar", why)
+		}
+	}
 	now := c.nowMS()
 	u := User{App: app, UID: in.UID, Nickname: in.Nickname, Avatar: in.Avatar, Extra: in.Extra, CreatedAt: now, UpdatedAt: now}
 	if u.Nickname == "" {
@@ -145,6 +155,7 @@ func (c *Core) User(ctx context.Context, app, uid string) (User, error) {
 	if errors.Is(err, ErrNotFound) {
 		return User{}, Errf(CodeNotFound, "no user \""+clip(uid, 64)+"\" in app "+clip(app, 64))
 	}
+	u.Extra = cleanStored(u.Extra)
 	return u, err
 }
 
@@ -156,6 +167,9 @@ func (c *Core) IssueToken(ctx context.Context, app, uid string, ttl time.Duratio
 	}
 	if ttl <= 0 {
 		ttl = c.cfg.TokenTTL
+	}
+	if ttl > MaxTokenTTL {
+		return TokenGrant{}, Errf(CodeBadRequest, "token ttl of "+ttl.String()+" is over the maximum of 365 days")
 	}
 	now := c.nowMS()
 	tok := newToken()
@@ -240,7 +254,14 @@ func (c *Core) Send(ctx context.Context, app string, in SendInput) (SendResult, 
 }
 
 // CreateGroup creates a group owned by in.Owner with the given members.
+// It is the server API's: the per-user group budgets bind only the client
+// action (limits_group.go).
 func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Session, error) {
+	return c.createGroup(ctx, app, in, false)
+}
+
+// createGroup creates a group; limited spends the owner's group budgets.
+func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limited bool) (Session, error) {
 	if in.Owner == "" {
 		return Session{}, Errf(CodeBadRequest, "missing owner")
 	}
@@ -249,6 +270,14 @@ func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Sess
 	}
 	if len(in.Members) > 100000 {
 		return Session{}, Errf(CodeTooLarge, "at most 100000 members at creation")
+	}
+	if len(in.Avatar) > 1024 {
+		return Session{}, Errf(CodeTooLarge, "group avatar longer than 1024 bytes")
+	}
+	if in.Avatar != "" {
+		if why := checkURL(in.Avatar); why != "" {
+			return Session{}, urlError("avatar", why)
+		}
 	}
 	now := c.nowMS()
 	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindGroup, Name: in.Name, Avatar: in.Avatar,
@@ -262,6 +291,11 @@ func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Sess
 		if !seen[uid] {
 			seen[uid] = true
 			ms = append(ms, Member{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now})
+		}
+	}
+	if limited {
+		if e := c.takeGroupBudget(app, in.Owner, 1, len(ms)-1); e != nil {
+			return Session{}, e
 		}
 	}
 	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {

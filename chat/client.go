@@ -245,7 +245,10 @@ func (cl *Client) replyErr(id []byte, err error) {
 	cl.reply(appendError(nil, id, e.Code, e.Message))
 }
 
-// runSweeper closes connections that did not log in within LoginTimeout.
+// runSweeper closes connections that did not log in within LoginTimeout,
+// and connections whose token has expired (tokenexpiry.go), and forgets
+// refilled group-rate budgets (limits_group.go). Expiry is judged by the
+// core's clock (Config.Now), so tests can move it.
 func (c *Core) runSweeper(ctx context.Context) {
 	every := c.cfg.LoginTimeout / 4
 	every = min(max(every, 50*time.Millisecond), time.Second)
@@ -269,6 +272,8 @@ func (c *Core) runSweeper(ctx context.Context) {
 			for _, cl := range late {
 				cl.peer.Close(CloseLoginTimeout, "login timeout")
 			}
+			c.closeExpired()
+			c.groupLimits.prune(c.nowMS())
 		}
 	}
 }

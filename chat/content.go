@@ -17,7 +17,7 @@ var MessageTypes = map[string]string{
 	"card":     `{"title": string, "url"?: string, "image"?: string, "desc"?: string}`,
 	"location": `{"lat": number, "lng": number, "name"?: string}`,
 	"custom":   `any JSON object`,
-	"notice":   `{"text": string} (system notices)`,
+	"notice":   `{"text": string} (system notices; the server API only)`,
 }
 
 // validateContent checks a message's content for its type and returns the
@@ -37,7 +37,13 @@ func validateContent(typ string, content json.RawMessage, limit int) (string, *E
 		return "", Errf(CodeBadRequest, "content must be a JSON object")
 	}
 	if f.typeErr {
-		return "", Errf(CodeBadRequest, "content fields text, url, name, title and html must be strings; duration, lat and lng numbers")
+		return "", Errf(CodeBadRequest, "content fields text, url, cover, image, name, title and html must be strings; duration, lat and lng numbers")
+	}
+	if why := jsonTextProblem(content); why != "" {
+		return "", Errf(CodeBadRequest, "content "+why)
+	}
+	if f.badURL != "" {
+		return "", urlError("content."+f.badURL, f.badURLWhy)
 	}
 	need := func(has bool, v, field string) *Error {
 		if !has || v == "" {
@@ -97,4 +103,14 @@ func previewText(s string) string {
 		n++
 	}
 	return s
+}
+
+// clientSendCheck applies what only a client's send (WebSocket, or POST
+// /v1/client) must obey: a notice is the host site's voice, which clients
+// render as a system message, so only the server API may send one.
+func clientSendCheck(typ string) *Error {
+	if typ == "notice" {
+		return Errf(CodeForbidden, "type \"notice\" is reserved for the server API (system notices); send \"text\" instead")
+	}
+	return nil
 }

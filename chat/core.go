@@ -17,6 +17,10 @@
 //     are never removed while the process runs).
 //   - the seq counters and the CID check: the journal goroutine alone.
 //   - Core.unauth (connections awaiting login): Core.unauthMu.
+//   - Core.expiry (logged-in connections' token expiries): its own mu, a
+//     leaf; the sweeper closes what falls due.
+//   - Core.groupLimits (per-user group budgets): its own mu, a leaf,
+//     taken under sess.mu by group_add.
 //
 // Lock order (LOCKS.md): createLocks[i], appMu or sess.mu may be held across
 // store reads, a journal write and Peer sends, and may take the leaf locks
@@ -61,6 +65,21 @@ type Config struct {
 	// MaxQueue caps the actions one connection may have waiting. Zero means
 	// 256; past it requests are answered `rate_limited`.
 	MaxQueue int
+	// MaxReply caps one reply's size in bytes: a reply larger than the
+	// transport's outbound limit would close the connection that asked
+	// (1008), every time it asked. Zero means 512 KiB (half of the
+	// default outbound limit, leaving room for events queued beside it).
+	MaxReply int
+	// MaxSessionsListed caps the sessions one `sessions` reply lists (the
+	// most recently active; the reply says truncated). Zero means 1000.
+	MaxSessionsListed int
+	// GroupsPerMinute caps the groups one user creates per minute through
+	// the client API. Zero means 20.
+	GroupsPerMinute int
+	// MemberAddsPerMinute caps the members one user adds to groups per
+	// minute through the client API, those named at creation included.
+	// Zero means 200.
+	MemberAddsPerMinute int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -95,6 +114,21 @@ func (c *Config) fill() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.TokenTTL > MaxTokenTTL {
+		c.TokenTTL = MaxTokenTTL
+	}
+	if c.MaxReply <= 0 {
+		c.MaxReply = 512 << 10
+	}
+	if c.MaxSessionsListed <= 0 {
+		c.MaxSessionsListed = 1000
+	}
+	if c.GroupsPerMinute <= 0 {
+		c.GroupsPerMinute = 20
+	}
+	if c.MemberAddsPerMinute <= 0 {
+		c.MemberAddsPerMinute = 200
 	}
 }
 
@@ -139,6 +173,9 @@ type Core struct {
 
 	bus   *Bus
 	hists *storeHists // journal commit metrics (metrics.go)
+
+	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
+	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 
 	stats counters
 }

@@ -265,10 +265,9 @@ const inlineDeliverWeight = 64
 // each recipient's event loop: a write costs ~6–10 µs of the journal's
 // time, the wake-up it saves a thread hand-over that is cheap on average
 // but slow in the tail. Past this the loops' coalesced writes win, and the
-// journal's time is better spent on the next commit. 16 against 8 at
-// p2p 10k msg/s: p99 better in 7 of 10 alternating runs (median 2.58
-// against 3.12 ms); 32 was not better than 16; 50k/s and group fan-out
-// (big batches, so through the loops) unchanged.
+// journal's time is better spent on the next commit. Why 16 and not 8 or
+// 32: docs/performance.md, "The journal writes small deliveries to idle
+// sockets itself".
 const directDeliverWeight = 16
 
 // fanoutWeight estimates the delivery work of a batch: the members each

@@ -11,7 +11,8 @@ import (
 // delivery arrived can say where the time went: before chatd decoded the
 // message, queued for the journal, in the group commit, waiting behind the
 // rest of the batch's delivery, or after chatd wrote the frames. chatbench
-// --trace does that join (docs/performance.md, "Where the tail goes").
+// --trace does that join (docs/performance.md, "A slow message is slow in
+// every part at once").
 //
 // Off (the usual case) it costs one atomic load per committed batch and
 // per answered send.

@@ -489,6 +489,9 @@ type contentScan struct {
 	lng                                  bool
 	latV, lngV                           float64
 	typeErr                              bool // a known field had the wrong JSON type
+	// badURL names the first url, cover or image field that failed
+	// checkURL, and badURLWhy says why (urls.go).
+	badURL, badURLWhy string
 }
 
 // scanContent reads the top-level fields of a content object. ok is false
@@ -512,7 +515,7 @@ func scanContent(b []byte, c *contentScan) bool {
 		}
 		isStr := s.peek() == '"'
 		switch k {
-		case "text", "url", "name", "title", "html":
+		case "text", "url", "name", "title", "html", "cover", "image":
 			if s.peek() == 'n' {
 				if !s.literal("null") {
 					return false
@@ -545,6 +548,25 @@ func scanContent(b []byte, c *contentScan) bool {
 				c.title, c.hasTitle = v, true
 			case "html":
 				c.html, c.hasHTML = v, true
+			}
+			if c.badURL == "" {
+				// Every occurrence: a duplicate key must not slip one past.
+				// (Constants, not k: k aliases the input and must not
+				// escape, or it costs an allocation per key.)
+				field := ""
+				switch k {
+				case "url":
+					field = "url"
+				case "cover":
+					field = "cover"
+				case "image":
+					field = "image"
+				}
+				if field != "" {
+					if why := checkURL(v); why != "" {
+						c.badURL, c.badURLWhy = field, why
+					}
+				}
 			}
 		case "blocks":
 			if s.peek() != 'n' {

@@ -148,8 +148,9 @@ func (s *Server) appPushUser(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if in.UID == "" {
 		return missing("uid")
 	}
-	if in.TokenTTL < 0 {
-		return chat.Errf(chat.CodeBadRequest, "token_ttl must not be negative")
+	ttl, err := chat.TokenTTLSeconds("token_ttl", in.TokenTTL)
+	if err != nil {
+		return err
 	}
 	if in.TokenTTL != 0 && !in.IssueToken {
 		return chat.Errf(chat.CodeBadRequest, "token_ttl given without \"issue_token\": true")
@@ -161,7 +162,7 @@ func (s *Server) appPushUser(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	}
 	out := PushUserReply{User: u}
 	if in.IssueToken {
-		g, err := s.core.IssueToken(s.reqCtx, r.app, u.UID, time.Duration(in.TokenTTL)*time.Second)
+		g, err := s.core.IssueToken(s.reqCtx, r.app, u.UID, ttl)
 		if err != nil {
 			return err
 		}
@@ -185,10 +186,11 @@ func (s *Server) appIssueToken(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if e := decodeJSON(ctx.PostBody(), &in, true); e != nil {
 		return e
 	}
-	if in.TTL < 0 {
-		return chat.Errf(chat.CodeBadRequest, "ttl must not be negative")
+	ttl, err := chat.TokenTTLSeconds("ttl", in.TTL)
+	if err != nil {
+		return err
 	}
-	g, err := s.core.IssueToken(s.reqCtx, r.app, r.param, time.Duration(in.TTL)*time.Second)
+	g, err := s.core.IssueToken(s.reqCtx, r.app, r.param, ttl)
 	if err != nil {
 		return err
 	}

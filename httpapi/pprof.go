@@ -10,8 +10,8 @@ import (
 )
 
 // pprof serves Go's profiler (GET /debug/pprof/NAME: profile?seconds=N,
-// heap, allocs, goroutine, mutex, block, trace…), loopback-only like /metrics. It is how
-// the performance figures in docs/performance.md were profiled.
+// heap, allocs, goroutine, mutex, block, trace…), loopback-only like
+// /metrics. docs/performance.md ("Looking inside a run") shows its use.
 func (s *Server) pprof(ctx *fasthttp.RequestCtx, _ *reqInfo) error {
 	if bytes.Equal(ctx.Path(), pprofCmdline) {
 		s.pprofCmdline(ctx)

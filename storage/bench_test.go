@@ -189,10 +189,11 @@ func BenchmarkApplyGrown(b *testing.B) {
 }
 
 // BenchmarkWALSync is one 600-byte record written and made durable, the
-// cost every group commit pays: appended to a growing file and fsynced
-// (the first WAL format), or written in place over a preallocated file
-// and fdatasynced (recycled WAL files). It reports the p50 and p99 of one
-// write + sync, since the tail is what queues commits up.
+// cost every group commit pays: appended to a growing file and fsynced (a
+// WAL file with no blocks allocated ahead of its records), or written in
+// place over a preallocated file and fdatasynced (recycled and grown WAL
+// files). It reports the p50 and p99 of one write + sync, since the tail
+// is what queues commits up.
 func BenchmarkWALSync(b *testing.B) {
 	rec := make([]byte, 600)
 	tests := []struct {

@@ -22,10 +22,11 @@ import (
 // transaction's pages too. With transactions of 1,024 message Puts, the
 // messages sent during a checkpoint (~9% of a p2p run at 10k msg/s) were
 // 25-46% of those slower than 2 ms end to end; with 256, the checkpoint
-// runs longer but the slow messages it adds fell by half (traced runs,
-// docs/performance.md, sixth session). A checkpoint that is behind goes
-// back to the bigger transactions: fewer syncs and branch page rewrites
-// per message, so it keeps up at 60k msg/s.
+// runs longer but the slow messages it adds fell by half (traced runs:
+// docs/performance.md, "A WAL sync waits for the checkpoint's pages"). A
+// checkpoint that is behind goes back to the bigger transactions: fewer
+// syncs and branch page rewrites per message, so it keeps up at 60k
+// msg/s.
 const (
 	ckptChunk       = 256
 	ckptChunkBehind = 1024
@@ -182,10 +183,11 @@ func (s *Bolt) freeze() error {
 // big transaction held a P for tens of milliseconds of B+tree work and
 // commit (10 ms scheduler slices in the execution trace), and the journal
 // and event loops queued behind it, which was most of the 1:1 latency
-// tail (docs/performance.md). While relaxed it also yields every
-// ckptYield puts and rests between transactions. Readers still see the
-// whole overlay until the last chunk has committed; a crash between
-// chunks replays the frozen WAL, which rewrites the same values.
+// tail (docs/performance.md, "Checkpoints run in small, paced
+// transactions"). While relaxed it also yields every ckptYield puts and
+// rests between transactions. Readers still see the whole overlay until
+// the last chunk has committed; a crash between chunks replays the frozen
+// WAL, which rewrites the same values.
 func (s *Bolt) flush() error {
 	fr := s.frozen
 	if fr == nil {

@@ -156,6 +156,11 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		HistoryLimit: cfg.HistoryLimit,
 		LoginTimeout: cfg.HandshakeTimeout,
 		JournalSize:  cfg.JournalSize,
+		// A reply must fit the outbound queue beside events already in it.
+		MaxReply:            cfg.MaxOutbound / 2,
+		MaxSessionsListed:   cfg.MaxSessionsListed,
+		GroupsPerMinute:     cfg.GroupCreateRate,
+		MemberAddsPerMinute: cfg.GroupAddRate,
 	}, st)
 	if err != nil {
 		return fail(fmt.Errorf("core: %w", err))

@@ -133,6 +133,14 @@ type Config struct {
 	MaxContent int
 	// HistoryLimit is the default page size of history and sync.
 	HistoryLimit int
+	// MaxSessionsListed caps the sessions one `sessions` reply lists.
+	MaxSessionsListed int
+	// GroupCreateRate caps the groups one user creates per minute through
+	// the client API.
+	GroupCreateRate int
+	// GroupAddRate caps the members one user adds to groups per minute
+	// through the client API.
+	GroupAddRate int
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead
@@ -187,6 +195,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxOutbound > 1<<30 {
 		return fmt.Errorf("max_outbound (%d) must be at most 1GiB", c.MaxOutbound)
+	}
+	if c.TokenTTL > 365*24*time.Hour {
+		return fmt.Errorf("token_ttl (%s) must be at most 8760h (365 days), the longest a token may live", c.TokenTTL)
 	}
 	if c.HistoryLimit > 500 {
 		return fmt.Errorf("history_limit (%d) must be at most 500, the largest page a client may ask for", c.HistoryLimit)

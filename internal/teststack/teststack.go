@@ -33,6 +33,12 @@ type Options struct {
 	// SubscriberBuffer is the live-stream buffer per subscriber, in events.
 	SubscriberBuffer int
 	Log              zerolog.Logger // zero value: discard
+	// MaxOutbound is the reactor's outbound limit per connection.
+	MaxOutbound int
+	// Core is the core's configuration; LoginTimeout above overrides its
+	// field of that name when set. Its MaxReply, when zero, is half of
+	// MaxOutbound as cmd/chatd wires it.
+	Core chat.Config
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it in
@@ -55,7 +61,14 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := chat.New(chat.Config{LoginTimeout: o.LoginTimeout}, st)
+	cc := o.Core
+	if o.LoginTimeout != 0 {
+		cc.LoginTimeout = o.LoginTimeout
+	}
+	if cc.MaxReply == 0 && o.MaxOutbound > 0 {
+		cc.MaxReply = o.MaxOutbound / 2
+	}
+	core, err := chat.New(cc, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +76,7 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2, MaxConns: o.MaxConns, MaxMessage: o.MaxMessage,
+	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2, MaxConns: o.MaxConns, MaxMessage: o.MaxMessage, MaxOutbound: o.MaxOutbound,
 		Handshake: wsproto.HandshakeConfig{Compression: o.Compression}}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
