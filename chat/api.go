@@ -20,7 +20,19 @@ type UserInput struct {
 	Nickname string          `json:"nickname"`
 	Avatar   string          `json:"avatar,omitempty"`
 	Extra    json.RawMessage `json:"extra,omitempty"`
+	// Keep names the fields the host left out: an existing user keeps
+	// their stored values, a new one gets the defaults. Zero replaces all.
+	Keep UserFields `json:"-"`
 }
+
+// UserFields is a set of a user's pushable fields.
+type UserFields uint8
+
+const (
+	FieldNickname UserFields = 1 << iota
+	FieldAvatar
+	FieldExtra
+)
 
 // TokenGrant is a freshly issued chat token. The token string is shown once;
 // only its hash is stored.
@@ -111,7 +123,9 @@ func (c *Core) Apps(ctx context.Context) ([]App, error) { return c.store.Apps(ct
 
 // ---- users and tokens
 
-// PushUser creates or updates a user of app.
+// PushUser creates or updates a user of app. The fields in in.Keep stay
+// as stored (for a new user: the defaults); every other field is set from
+// in, an empty nickname meaning the uid.
 func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, error) {
 	if _, err := c.App(ctx, app); err != nil {
 		return User{}, err
@@ -135,13 +149,31 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 			return User{}, urlError("avatar", why)
 		}
 	}
+	// Read, merge and write as one step per user: two pushes of the same
+	// user at once must not write back each other's stale fields.
+	l := c.lockFor("\x02" + app + "\x00" + in.UID)
+	l.Lock()
+	defer l.Unlock()
 	now := c.nowMS()
 	u := User{App: app, UID: in.UID, Nickname: in.Nickname, Avatar: in.Avatar, Extra: in.Extra, CreatedAt: now, UpdatedAt: now}
+	old, err := c.store.User(ctx, app, in.UID)
+	switch {
+	case err == nil:
+		u.CreatedAt = old.CreatedAt
+		if in.Keep&FieldNickname != 0 {
+			u.Nickname = old.Nickname
+		}
+		if in.Keep&FieldAvatar != 0 {
+			u.Avatar = old.Avatar
+		}
+		if in.Keep&FieldExtra != 0 {
+			u.Extra = old.Extra
+		}
+	case !errors.Is(err, ErrNotFound):
+		return User{}, err
+	}
 	if u.Nickname == "" {
 		u.Nickname = in.UID
-	}
-	if old, err := c.store.User(ctx, app, in.UID); err == nil {
-		u.CreatedAt = old.CreatedAt
 	}
 	if err := c.write(ctx, &Batch{Users: []User{u}}); err != nil {
 		return User{}, err

@@ -217,6 +217,14 @@ func appendMessage(dst []byte, m *Message) []byte {
 	return append(dst, '}')
 }
 
+// MarshalJSON encodes m as the protocol's message object with the same
+// encoder as the message event, msg_id included: a message read back
+// through history, sync or the server API is the object its recipients
+// were pushed.
+func (m Message) MarshalJSON() ([]byte, error) {
+	return appendMessage(nil, &m), nil
+}
+
 // appendMessageEvent encodes {"event":"message","data":{…}}.
 func appendMessageEvent(dst []byte, m *Message) []byte {
 	dst = append(dst, `{"event":"message","data":`...)

@@ -36,6 +36,10 @@ func TestAppendLoginOKMatchesJSON(t *testing.T) {
 			if !bytes.Equal(gb, wb) {
 				t.Fatalf("login reply\n got %s\nwant %s", got, want)
 			}
+			// docs/protocol.md: avatar is omitted when the user has none.
+			if hasAvatar := bytes.Contains(got, []byte(`"avatar":`)); hasAvatar != (tc.d.Avatar != "") {
+				t.Fatalf("login reply %s: avatar present = %v with avatar %q", got, hasAvatar, tc.d.Avatar)
+			}
 		})
 	}
 }

@@ -161,7 +161,7 @@ type Core struct {
 	system   map[string]SessionID // app\x00uid → system session
 
 	nextSession atomic.Uint64
-	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions
+	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions, and each user's push
 
 	unauthMu sync.Mutex
 	unauth   map[*Client]int64 // attached, not logged in → attach time (unix ns)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
 
@@ -37,15 +38,37 @@ type ShutdownReply struct {
 }
 
 // PushUserRequest is the body of POST /api/v1/users: the user (created or
-// updated) and optionally a token to issue in the same call. TokenTTL is in
+// updated) and optionally a token to issue in the same call. A field left
+// out keeps the stored value; null clears it like "". TokenTTL is in
 // seconds; zero means the core's default lifetime.
 type PushUserRequest struct {
 	UID        string          `json:"uid"`
-	Nickname   string          `json:"nickname"`
-	Avatar     string          `json:"avatar,omitempty"`
-	Extra      json.RawMessage `json:"extra,omitempty"`
+	Nickname   optString       `json:"nickname"`
+	Avatar     optString       `json:"avatar"`
+	Extra      json.RawMessage `json:"extra,omitempty"` // nil: left out; "null": clear
 	IssueToken bool            `json:"issue_token,omitempty"`
 	TokenTTL   int64           `json:"token_ttl,omitempty"`
+}
+
+// optString is a string field that tells "left out" (Set false) from
+// given, null counting as given and empty.
+type optString struct {
+	Set   bool
+	Value string
+}
+
+func (o *optString) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Value = ""
+		return nil
+	}
+	err := json.Unmarshal(b, &o.Value)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		te.Offset = 0 // counted within the field, not the body: say none
+	}
+	return err
 }
 
 // PushUserReply is the answer of POST /api/v1/users. Token and ExpiresAt
@@ -155,8 +178,20 @@ func (s *Server) appPushUser(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if in.TokenTTL != 0 && !in.IssueToken {
 		return chat.Errf(chat.CodeBadRequest, "token_ttl given without \"issue_token\": true")
 	}
-	u, err := s.core.PushUser(s.reqCtx, r.app,
-		chat.UserInput{UID: in.UID, Nickname: in.Nickname, Avatar: in.Avatar, Extra: in.Extra})
+	ui := chat.UserInput{UID: in.UID, Nickname: in.Nickname.Value, Avatar: in.Avatar.Value, Extra: in.Extra}
+	if !in.Nickname.Set {
+		ui.Keep |= chat.FieldNickname
+	}
+	if !in.Avatar.Set {
+		ui.Keep |= chat.FieldAvatar
+	}
+	switch {
+	case in.Extra == nil:
+		ui.Keep |= chat.FieldExtra
+	case string(in.Extra) == "null":
+		ui.Extra = nil
+	}
+	u, err := s.core.PushUser(s.reqCtx, r.app, ui)
 	if err != nil {
 		return err
 	}

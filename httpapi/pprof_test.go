@@ -15,6 +15,8 @@ func TestPprofLoopbackOnly(t *testing.T) {
 		status int
 		body   string
 	}{
+		{name: "index from loopback", path: "/debug/pprof/", status: 200, body: "Types of profiles available"},
+		{name: "index from a remote peer", path: "/debug/pprof/", remote: true, status: 403, body: `"forbidden"`},
 		{name: "heap profile from loopback", path: "/debug/pprof/heap?debug=1", status: 200, body: "heap profile:"},
 		{name: "goroutine dump from loopback", path: "/debug/pprof/goroutine?debug=1", status: 200, body: "goroutine profile:"},
 		{name: "remote peer", path: "/debug/pprof/heap", remote: true, status: 403, body: `"forbidden"`},

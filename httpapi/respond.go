@@ -168,7 +168,11 @@ func jsonError(err error) *chat.Error {
 		if typ.Field == "" {
 			return chat.Errf(chat.CodeBadRequest, "invalid JSON: expected a JSON object, got "+typ.Value)
 		}
-		return chat.Errf(chat.CodeBadRequest, "invalid JSON at offset "+strconv.FormatInt(typ.Offset, 10)+
+		at := ""
+		if typ.Offset > 0 {
+			at = " at offset " + strconv.FormatInt(typ.Offset, 10)
+		}
+		return chat.Errf(chat.CodeBadRequest, "invalid JSON"+at+
 			": field \""+typ.Field+"\" must be "+jsonKind(typ.Type.Kind().String())+", got "+typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return chat.Errf(chat.CodeBadRequest, "invalid JSON: unexpected end of input")

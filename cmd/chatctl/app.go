@@ -30,7 +30,8 @@ func init() {
 				}
 				return e.print(a, func(w io.Writer) {
 					fmt.Fprintf(w, "app created\n  id      %s\n  name    %s\n  secret  %s\n", a.ID, a.Name, a.Secret)
-					fmt.Fprintf(w, "next: chatctl user push --app %s --secret %s --uid u1 --nickname Alice --token\n", a.ID, a.Secret)
+					fmt.Fprintf(w, "next, push a user and get a chat token (README.md, step 3):\n  %s user push%s --app %s --secret %s --uid alice --nickname Alice --token\n",
+						self, e.conn.dataFlag(), shellQuote(a.ID), shellQuote(a.Secret))
 				})
 			}
 		},
@@ -52,7 +53,7 @@ func init() {
 				}
 				return e.print(apps, func(w io.Writer) {
 					if len(apps) == 0 {
-						fmt.Fprintln(w, "no apps yet (chatctl app create --name NAME)")
+						fmt.Fprintf(w, "no apps yet (%s app create%s --id ID --name NAME)\n", self, e.conn.dataFlag())
 					}
 					for _, a := range apps {
 						fmt.Fprintf(w, "%s\t%s\t%s\n", a.ID, a.Secret, a.Name)

@@ -154,6 +154,15 @@ func TestWalkthrough(t *testing.T) {
 	if app.ID != "shop" || len(app.Secret) < 16 {
 		t.Fatalf("app create output:\n%s", out)
 	}
+	// Its next command runs as printed, with nothing from the environment.
+	_, hint, _ := strings.Cut(out, "next, push a user and get a chat token (README.md, step 3):\n  ")
+	args := strings.Fields(hint)
+	if len(args) == 0 || args[0] != "chatctl" || !strings.Contains(hint, " --data "+dir+" ") {
+		t.Fatalf("app create suggests no user push with the data folder:\n%s", out)
+	}
+	if out, _, err := ctl(t, nil, args[1:]...); err != nil || !strings.Contains(out, "user alice (Alice) saved") || !strings.Contains(out, "token   ") {
+		t.Fatalf("the suggested %q: %v\n%s", hint, err, out)
+	}
 	var apps []struct{ ID, Secret string }
 	mustJSON(t, base, &apps, "app", "list")
 	if len(apps) != 1 || apps[0].ID != "shop" || apps[0].Secret != app.Secret {

@@ -14,12 +14,12 @@ import (
 func init() {
 	register(&command{
 		name: "user push", args: "--uid U [--nickname N] [--avatar URL] [--extra JSON] [--token [--ttl D]]",
-		summary: "create or update a user of an app; with --token also issue a chat token and print it",
+		summary: "create or update a user of an app (fields left out stay as stored); with --token also issue a chat token and print it",
 		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			uid := fs.String("uid", "", "the host site's user id (required)")
-			nick := fs.String("nickname", "", "display name")
-			avatar := fs.String("avatar", "", "avatar URL")
-			extra := fs.String("extra", "", "extra JSON object stored with the user")
+			nick := fs.String("nickname", "", "display name (left out: an existing user keeps theirs; the uid for a new one)")
+			avatar := fs.String("avatar", "", "avatar URL (left out: an existing user keeps theirs)")
+			extra := fs.String("extra", "", "extra JSON stored with the user (left out: an existing user keeps theirs)")
 			token := fs.Bool("token", false, "also issue a chat token")
 			ttl := fs.Duration("ttl", 0, "token lifetime; 0 means the server's token_ttl")
 			return func(ctx context.Context, e *env) error {

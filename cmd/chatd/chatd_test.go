@@ -244,10 +244,19 @@ func TestForegroundStartAndSIGTERM(t *testing.T) {
 		t.Fatalf("admin key %q: %v", key, err)
 	}
 	errOut := f.stderr.String()
-	for _, want := range []string{"created admin key at " + filepath.Join(dir, "admin.key"), "next: chatctl app create"} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errOut)
-		}
+	if want := "created admin key at " + filepath.Join(dir, "admin.key"); !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	// The hint's command runs as printed: chatctl beside this chatd, the
+	// data folder, the README's app.
+	_, after, ok := strings.Cut(errOut, "next, register your site as an app (README.md, step 2):\n")
+	hint, _, _ := strings.Cut(after, "\n")
+	if !ok || !strings.HasPrefix(hint, "  "+chatctlBin+" app create --data "+dir+" ") {
+		t.Fatalf("no hint naming this chatctl and data folder in stderr:\n%s", errOut)
+	}
+	out, err := exec.Command("sh", "-c", strings.TrimSpace(hint)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "id      myshop") {
+		t.Fatalf("hint %q: %v\n%s", hint, err, out)
 	}
 
 	// A WebSocket client is told the server is going away (1001).

@@ -93,7 +93,8 @@ func startDaemon(ctx context.Context, env *cmdEnv, wait time.Duration) error {
 	fmt.Fprintf(env.stdout, "  http       %s\n", ri.HTTPURL())
 	fmt.Fprintf(env.stdout, "  data       %s\n", ri.DataDir)
 	fmt.Fprintf(env.stdout, "  log        %s\n", ri.LogFile)
-	fmt.Fprintf(env.stdout, "stop it with: chatd stop --data %s\n", cfg.DataDir)
+	in := currentInvocation()
+	fmt.Fprintf(env.stdout, "stop it with: %s stop%s\n", in.command("chatd"), in.dataFlag(cfg.DataDir))
 	return nil
 }
 

@@ -165,20 +165,72 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runFn(ctx, env)
 }
 
-// Version is the build's version: -ldflags main.version, else the module
-// version, else "dev".
+// Version is the build's version; see versionOf.
 func Version() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+// versionOf picks the version a build reports, first found of:
+//   - ldflags, the value of go build -ldflags "-X main.version=v1.2.3";
+//   - the main module's version as the go command stamped it: in a git
+//     checkout Go (1.24 and later) stamps the tag, or a pseudo-version
+//     naming the commit (v0.0.0-20261206145632-881dbf8f359a), with
+//     "+dirty" when the tree had uncommitted changes;
+//   - "devel-" and the commit's first 12 hex digits (and "-dirty") when
+//     the build has a VCS stamp but no module version;
+//   - "dev": the build has no VCS information (-buildvcs=false, as CI
+//     builds, or a source tree without .git).
+func versionOf(ldflags string, bi *debug.BuildInfo) string {
+	if ldflags != "" {
+		return ldflags
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if bi == nil {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	if rev, dirty := vcsRevision(bi); rev != "" {
+		v := "devel-" + rev[:min(12, len(rev))]
+		if dirty {
+			v += "-dirty"
+		}
+		return v
 	}
 	return "dev"
 }
 
+// vcsRevision is the commit the build was stamped with ("" when none) and
+// whether the tree had uncommitted changes.
+func vcsRevision(bi *debug.BuildInfo) (rev string, dirty bool) {
+	if bi == nil {
+		return "", false
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	return rev, dirty
+}
+
+// cmdVersion prints the version, the Go version and platform, and the
+// commit when the build has one that the version does not already name.
 func cmdVersion(_ context.Context, env *cmdEnv) error {
-	fmt.Fprintf(env.stdout, "chatd %s (%s %s/%s)\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	bi, _ := debug.ReadBuildInfo()
+	v := versionOf(version, bi)
+	extra := ""
+	if rev, dirty := vcsRevision(bi); rev != "" && !strings.Contains(v, rev[:min(12, len(rev))]) {
+		extra = ", commit " + rev
+		if dirty {
+			extra += " with uncommitted changes"
+		}
+	}
+	fmt.Fprintf(env.stdout, "chatd %s (%s %s/%s%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, extra)
 	return nil
 }
 

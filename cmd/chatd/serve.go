@@ -268,7 +268,7 @@ func loadAdminKey(cfg *config.Config, w io.Writer, tell bool) (string, error) {
 func printKeyCreated(w io.Writer, dataDir string) {
 	fmt.Fprintf(w, "created admin key at %s (keep it secret: it controls the server)\n",
 		filepath.Join(dataDir, proc.AdminKeyFile))
-	fmt.Fprintf(w, "next: chatctl app create --data %s --name myshop   (see README.md)\n", dataDir)
+	fmt.Fprintf(w, "next, register your site as an app (README.md, step 2):\n  %s\n", currentInvocation().nextAppCreate(dataDir))
 }
 
 // newLogger builds the process logger: a console on stderr in the
