@@ -67,8 +67,9 @@ type Config struct {
 	// MaxBody caps a request body in bytes. Zero means 1 MiB. Larger bodies
 	// are answered 413 too_large.
 	MaxBody int
-	// SignatureWindow is how far a signed request's timestamp may be from
-	// the server clock, either way. Zero means 5 minutes.
+	// SignatureWindow is how far a signed request's timestamp may be
+	// behind the server clock (ahead, SignatureAhead is the tighter
+	// bound). Zero means 5 minutes.
 	SignatureWindow time.Duration
 	// SignatureAhead is how far ahead of the server clock a signed
 	// request's timestamp may be; behind, SignatureWindow applies. A nonce
@@ -95,9 +96,9 @@ type Config struct {
 	// closed at once, so they never pile up file descriptors (the process
 	// shares a 20,000-fd limit with the WebSocket listener).
 	MaxConns int
-	// MaxConnsPerIP caps the connections open from one client address
-	// (the TCP peer; trusted proxies are exempt). Zero means 64. More get
-	// 429 rate_limited and are closed at once.
+	// MaxConnsPerIP caps the general-lane connections open from one
+	// client address (the TCP peer; trusted proxies are exempt). Zero
+	// means 64. More get 429 rate_limited and are closed at once.
 	MaxConnsPerIP int
 	// ReservedConns are connection slots beyond MaxConns that only
 	// ReservedPeers may take, once MaxConns are in use; they serve
@@ -106,7 +107,8 @@ type Config struct {
 	ReservedConns int
 	// ReservedPeers are the addresses that may use the reserved lane. Nil
 	// means loopback (127.0.0.0/8, ::1): the operator's chatctl and local
-	// health checks. Add a load balancer's health-check range here.
+	// health checks; an empty non-nil list means nobody. Add a load
+	// balancer's health-check range here.
 	ReservedPeers []netip.Prefix
 	// HeaderTimeout bounds the read of a request's line and headers, from
 	// the connection's start (or, on a kept-alive connection, from the
@@ -119,8 +121,9 @@ type Config struct {
 	// Version is reported by /healthz and the status endpoint.
 	Version string
 	// Cmdline is what GET /debug/pprof/cmdline shows (NUL-separated, as
-	// Go's handler does): the process's arguments with secrets redacted. Nil shows the program name
-	// alone, never os.Args, which may hold the admin key.
+	// Go's handler does): the process's arguments with secrets redacted.
+	// Nil shows the program name alone, never os.Args, which may hold the
+	// admin key.
 	Cmdline []string
 	// Status fills GET /admin/v1/status. Nil means a status built from the
 	// process and the core's counters. Blank Version and HTTPAddr fields are
