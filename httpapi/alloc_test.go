@@ -25,7 +25,7 @@ func TestResolveAllocs(t *testing.T) {
 }
 
 func TestNonceAddAllocs(t *testing.T) {
-	c := newNonceCache(300, 1000)
+	c := newNonceCache(300, 1000, 1000)
 	nonce := []byte("nonce-allocs-1")
 	c.add(kindApp, "shop", nonce, 400, 100)
 	n := testing.AllocsPerRun(100, func() {
@@ -35,5 +35,17 @@ func TestNonceAddAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("nonce lookup: %v allocs/op", n)
+	}
+}
+
+func TestAmbiguousLengthAllocs(t *testing.T) {
+	raw := []byte("Host: chatd.test\r\nContent-Type: application/json\r\nContent-Length: 15\r\nX-Chatd-App: shop\r\n")
+	n := testing.AllocsPerRun(100, func() {
+		if ambiguousLength(raw) {
+			t.Fatal("ambiguous")
+		}
+	})
+	if n != 0 {
+		t.Fatalf("ambiguousLength: %v allocs/op", n)
 	}
 }

@@ -89,6 +89,13 @@ func (s *Server) verify(ctx *fasthttp.RequestCtx, sh signedHeaders, kind byte, i
 	if sh.tsv < now-s.window || sh.tsv > now+s.window {
 		return chat.Errf(chat.CodeUnauthorized, s.windowMsg+" (server time "+itoa(now)+")")
 	}
+	if sh.tsv > now+s.ahead {
+		// Bounded more tightly than the past: the nonce is remembered
+		// until the timestamp leaves the window, so a timestamp far ahead
+		// would keep it (and its share of the cache) alive that much
+		// longer.
+		return chat.Errf(chat.CodeUnauthorized, s.aheadMsg+" (server time "+itoa(now)+")")
+	}
 	var got [sha256.Size]byte
 	if len(sh.sig) != 2*sha256.Size {
 		return errBadSig
@@ -153,15 +160,21 @@ func (s *Server) authApp(ctx *fasthttp.RequestCtx) (string, error) {
 		return "", errNoApp
 	}
 	id := string(appID)
+	secret := s.unknownAppKey
 	app, err := s.core.App(s.reqCtx, id)
 	if err != nil {
 		var ce *chat.Error
-		if errors.Is(err, chat.ErrNotFound) || errors.As(err, &ce) && ce.Code == chat.CodeNotFound {
-			return "", chat.Errf(chat.CodeUnauthorized, "unknown app \""+id+"\"")
+		if !errors.Is(err, chat.ErrNotFound) && !(errors.As(err, &ce) && ce.Code == chat.CodeNotFound) {
+			return "", err
 		}
-		return "", err
+		// An unknown app is checked like a known one against a random key
+		// no client has, so it fails the same way (the window check, then
+		// "bad signature") after the same work: the answer does not tell
+		// whether an app id exists.
+	} else {
+		secret = []byte(app.Secret)
 	}
-	if e := s.verify(ctx, sh, kindApp, id, []byte(app.Secret), time.Now().Unix()); e != nil {
+	if e := s.verify(ctx, sh, kindApp, id, secret, time.Now().Unix()); e != nil {
 		return "", e
 	}
 	return id, nil
@@ -191,43 +204,65 @@ func (s *Server) authToken(ctx *fasthttp.RequestCtx) (chat.Identity, error) {
 
 // clientIP is the address of the client: the peer, or, when the peer is a
 // trusted proxy, the nearest address in X-Forwarded-For that is not a
-// trusted proxy (the leftmost if all are), else X-Real-IP. A malformed
-// forwarded address makes the peer address the answer. Non-TCP peers (for
-// example in-memory test connections) have the invalid Addr.
+// trusted proxy (the leftmost if all are), else X-Real-IP. Non-TCP peers
+// (for example in-memory test connections) have the invalid Addr.
+//
+// It fails closed: whenever the forwarding headers of a trusted proxy
+// cannot be believed, the answer is the invalid Addr (not loopback, not
+// anybody), never the proxy's own address, which would make every client
+// behind a proxy on the same host look local. That is the case when an
+// address in X-Forwarded-For or X-Real-IP does not parse, and when both
+// headers are present and X-Real-IP names an address outside the trusted
+// proxies that X-Forwarded-For does not end at: one of the two was written
+// by the client (a proxy that sets X-Real-IP and passes the client's
+// X-Forwarded-For through unchanged).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer := addrOf(ctx.RemoteAddr())
 	if !s.trusted(peer) {
 		return peer
 	}
-	if xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor); len(xff) > 0 {
-		var leftmost netip.Addr
-		for rest := xff; len(rest) > 0; {
-			i := bytes.LastIndexByte(rest, ',')
-			part := bytes.TrimSpace(rest[i+1:])
-			rest = rest[:max(i, 0)]
-			a, err := netip.ParseAddr(string(part))
-			if err != nil {
-				return peer
-			}
-			a = a.Unmap()
-			if !s.trusted(a) {
-				return a
-			}
-			leftmost = a
-			if i < 0 {
-				break
-			}
+	var real netip.Addr
+	xr := bytes.TrimSpace(ctx.Request.Header.Peek("X-Real-IP"))
+	if len(xr) > 0 {
+		a, err := netip.ParseAddr(string(xr))
+		if err != nil {
+			return netip.Addr{}
 		}
-		if leftmost.IsValid() {
-			return leftmost
+		real = a.Unmap()
+	}
+	xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
+	if len(xff) == 0 {
+		if real.IsValid() {
+			return real
+		}
+		return peer
+	}
+	var client, leftmost netip.Addr
+	for rest := xff; len(rest) > 0; {
+		i := bytes.LastIndexByte(rest, ',')
+		part := bytes.TrimSpace(rest[i+1:])
+		rest = rest[:max(i, 0)]
+		a, err := netip.ParseAddr(string(part))
+		if err != nil {
+			return netip.Addr{}
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			client = a
+			break
+		}
+		leftmost = a
+		if i < 0 {
+			break
 		}
 	}
-	if xr := bytes.TrimSpace(ctx.Request.Header.Peek("X-Real-IP")); len(xr) > 0 {
-		if a, err := netip.ParseAddr(string(xr)); err == nil {
-			return a.Unmap()
-		}
+	if !client.IsValid() {
+		client = leftmost
 	}
-	return peer
+	if real.IsValid() && !s.trusted(real) && real != client {
+		return netip.Addr{}
+	}
+	return client
 }
 
 // trusted reports whether a is a trusted proxy.

@@ -66,14 +66,15 @@ func TestSignedAuthFailures(t *testing.T) {
 		{name: "missing timestamp", o: reqOpts{key: c.Secret, app: "shop"}, mutate: del(HeaderTimestamp), status: 401, code: "unauthorized", msg: "missing X-Chatd-Timestamp"},
 		{name: "missing nonce", o: reqOpts{key: c.Secret, app: "shop"}, mutate: del(HeaderNonce), status: 401, code: "unauthorized", msg: "missing X-Chatd-Nonce"},
 		{name: "missing app", o: reqOpts{key: c.Secret}, status: 401, code: "unauthorized", msg: "missing X-Chatd-App"},
-		{name: "unknown app", o: reqOpts{key: c.Secret, app: "ghost"}, status: 401, code: "unauthorized", msg: `unknown app "ghost"`},
+		{name: "unknown app", o: reqOpts{key: c.Secret, app: "ghost"}, status: 401, code: "unauthorized", msg: "bad signature"},
 		{name: "another app's secret", o: reqOpts{key: c.Secret, app: "other"}, status: 401, code: "unauthorized", msg: "bad signature"},
 		{name: "timestamp not a number", o: reqOpts{key: c.Secret, app: "shop", ts: "12:00"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Timestamp: want unix seconds"},
 		{name: "timestamp in ms", o: reqOpts{key: c.Secret, app: "shop", ts: strconv.FormatInt(now*1000, 10)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window", prefix: true},
 		{name: "stale timestamp", o: reqOpts{key: c.Secret, app: "shop", ts: ts(-301)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window (server time ", prefix: true},
 		{name: "future timestamp", o: reqOpts{key: c.Secret, app: "shop", ts: ts(301)}, status: 401, code: "unauthorized", msg: "timestamp outside the 5 minute window", prefix: true},
+		{name: "ahead inside the window but past the 1 minute bound", o: reqOpts{key: c.Secret, app: "shop", ts: ts(120)}, status: 401, code: "unauthorized", msg: "timestamp more than 1 minute ahead of the server clock (server time ", prefix: true},
 		{name: "old but inside the window", o: reqOpts{key: c.Secret, app: "shop", ts: ts(-290)}, status: 200},
-		{name: "ahead but inside the window", o: reqOpts{key: c.Secret, app: "shop", ts: ts(290)}, status: 200},
+		{name: "ahead but inside the bound", o: reqOpts{key: c.Secret, app: "shop", ts: ts(50)}, status: 200},
 		{name: "nonce too short", o: reqOpts{key: c.Secret, app: "shop", nonce: "abc"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
 		{name: "nonce too long", o: reqOpts{key: c.Secret, app: "shop", nonce: strings.Repeat("n", 65)}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
 		{name: "nonce bad character", o: reqOpts{key: c.Secret, app: "shop", nonce: "abcdefgh.ij"}, status: 401, code: "unauthorized", msg: "bad X-Chatd-Nonce: want 8-64 characters from A-Z a-z 0-9 _ -"},
@@ -106,6 +107,49 @@ func TestSignedAuthFailures(t *testing.T) {
 			}
 			if tt.prefix && !strings.HasPrefix(a.Msg, tt.msg) || !tt.prefix && a.Msg != tt.msg {
 				t.Fatalf("message %q, want %q", a.Msg, tt.msg)
+			}
+		})
+	}
+}
+
+// TestUnknownAppLooksLikeBadSignature probes app ids without a key: a
+// request naming an app that does not exist must get the same answer as
+// one naming a real app with a wrong key, whatever else is wrong with it,
+// so the answers do not reveal which app ids exist.
+func TestUnknownAppLooksLikeBadSignature(t *testing.T) {
+	h := newHarness(t, nil)
+	h.app("shop")
+	now := time.Now().Unix()
+	body := []byte(`{"uid":"alice"}`)
+	probes := []struct {
+		name string
+		o    reqOpts
+	}{
+		{name: "guessed key", o: reqOpts{key: "guessed-secret"}},
+		{name: "garbage signature", o: reqOpts{key: "guessed-secret", sig: strings.Repeat("ab", 32)}},
+		{name: "stale timestamp", o: reqOpts{key: "guessed-secret", ts: strconv.FormatInt(now-3600, 10)}},
+	}
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			var got [2]answer
+			for i, app := range []string{"shop", "no-such-app"} {
+				o := p.o
+				o.method, o.path, o.body, o.app = "POST", "/api/v1/users", body, app
+				got[i] = do(t, h.remote, rawReq(t, o))
+			}
+			known, unknown := got[0], got[1]
+			if known.Status != 401 || known.Code != "unauthorized" {
+				t.Fatalf("known app: %d %s %q, want 401 unauthorized", known.Status, known.Code, known.Msg)
+			}
+			ts := func(m string) string { // the server time in the window message may tick
+				if i := strings.Index(m, "(server time "); i >= 0 {
+					return m[:i]
+				}
+				return m
+			}
+			if unknown.Status != known.Status || unknown.Code != known.Code || ts(unknown.Msg) != ts(known.Msg) {
+				t.Fatalf("unknown app answered %d %s %q, known app with a wrong key %d %s %q",
+					unknown.Status, unknown.Code, unknown.Msg, known.Status, known.Code, known.Msg)
 			}
 		})
 	}
@@ -157,9 +201,9 @@ func TestReplay(t *testing.T) {
 }
 
 func TestNonceCacheFullIs429(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxNonces = 3 })
-	c := h.app("shop") // one nonce (admin)
-	for i := 0; i < 2; i++ {
+	h := newHarness(t, func(c *Config) { c.MaxNonces, c.MaxNoncesPerKey = 3, 3 })
+	c := h.app("shop") // one nonce, in the admin key's own partition
+	for i := 0; i < 3; i++ {
 		if _, err := c.PushUser(context.Background(), apiclient.PushUserInput{UID: "alice"}); err != nil {
 			t.Fatal(err)
 		}
@@ -171,10 +215,40 @@ func TestNonceCacheFullIs429(t *testing.T) {
 	}
 }
 
+// TestOneAppCannotLockOthersOut is the tenant attack on the replay cache:
+// one app signing as fast as it can must run into its own limit, while
+// other apps and the admin key keep being served.
+func TestOneAppCannotLockOthersOut(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxNonces = 8 })
+	greedy := h.app("greedy")
+	quiet := h.app("quiet")
+	bg := context.Background()
+	refused := false
+	for i := 0; i < 20 && !refused; i++ {
+		_, err := greedy.PushUser(bg, apiclient.PushUserInput{UID: "u" + strconv.Itoa(i)})
+		if err != nil {
+			apiErr(t, err, 429, "rate_limited")
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("the greedy app was never refused: the cache is unbounded")
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := quiet.PushUser(bg, apiclient.PushUserInput{UID: "q" + strconv.Itoa(i)}); err != nil {
+			t.Fatalf("another app after the greedy one filled its share: %v", err)
+		}
+	}
+	// The admin key (two creates so far, a partition of 4) is served too.
+	if _, err := h.admin.Status(bg); err != nil {
+		t.Fatalf("the admin key after the greedy app filled its share: %v", err)
+	}
+}
+
 func TestNonceCache(t *testing.T) {
 	const window = 300
 	t.Run("replay until expiry, then reusable", func(t *testing.T) {
-		c := newNonceCache(window, 10)
+		c := newNonceCache(window, 10, 10)
 		n := []byte("nonce-aaaa")
 		if r := c.add(kindApp, "shop", n, 1000+window, 1000); r != nonceAdded {
 			t.Fatalf("first add %v", r)
@@ -190,7 +264,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("keys are separate", func(t *testing.T) {
-		c := newNonceCache(window, 10)
+		c := newNonceCache(window, 10, 10)
 		n := []byte("nonce-bbbb")
 		for _, k := range []struct {
 			kind byte
@@ -209,7 +283,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("full until entries expire", func(t *testing.T) {
-		c := newNonceCache(window, 3)
+		c := newNonceCache(window, 3, 3)
 		for i := 0; i < 3; i++ {
 			if r := c.add(kindApp, "shop", []byte("nonce-"+strconv.Itoa(i)+"xxx"), 10+int64(i), 1); r != nonceAdded {
 				t.Fatalf("add %d: %v", i, r)
@@ -229,8 +303,46 @@ func TestNonceCache(t *testing.T) {
 			t.Fatalf("len %d, want 2", c.len())
 		}
 	})
+	t.Run("per-key partitions", func(t *testing.T) {
+		c := newNonceCache(window, 6, 4)
+		add := func(kind byte, id string, i int) nonceResult {
+			return c.add(kind, id, []byte("nonce-"+strconv.Itoa(i)+"xxx"), 100, 1)
+		}
+		for i := 0; i < 4; i++ {
+			if r := add(kindApp, "a", i); r != nonceAdded {
+				t.Fatalf("a %d: %v", i, r)
+			}
+		}
+		if r := add(kindApp, "a", 4); r != nonceFull {
+			t.Fatalf("a over its partition: %v, want full", r)
+		}
+		for i := 0; i < 2; i++ {
+			if r := add(kindApp, "b", i); r != nonceAdded {
+				t.Fatalf("b %d: %v", i, r)
+			}
+		}
+		if r := add(kindApp, "c", 0); r != nonceFull {
+			t.Fatalf("c over the apps' total: %v, want full", r)
+		}
+		// The admin key's partition is outside the apps' total.
+		for i := 0; i < 4; i++ {
+			if r := add(kindAdmin, "", i); r != nonceAdded {
+				t.Fatalf("admin %d with the apps full: %v", i, r)
+			}
+		}
+		if r := add(kindAdmin, "", 4); r != nonceFull {
+			t.Fatalf("admin over its partition: %v, want full", r)
+		}
+		// Expiry frees each partition.
+		if r := c.add(kindApp, "c", []byte("nonce-later"), 200, 101); r != nonceAdded {
+			t.Fatalf("c after expiry: %v", r)
+		}
+		if c.len() != 1 {
+			t.Fatalf("len %d, want 1 after the sweep", c.len())
+		}
+	})
 	t.Run("periodic sweep bounds memory", func(t *testing.T) {
-		c := newNonceCache(8, 1_000_000) // sweep every second
+		c := newNonceCache(8, 1_000_000, 1_000_000) // sweep every second
 		for i := 0; i < 1000; i++ {
 			c.add(kindApp, "shop", []byte("nonce-"+strconv.Itoa(i)+"-x"), 5, 1)
 		}
@@ -243,7 +355,7 @@ func TestNonceCache(t *testing.T) {
 		}
 	})
 	t.Run("concurrent: one winner per nonce", func(t *testing.T) {
-		c := newNonceCache(window, 1_000_000)
+		c := newNonceCache(window, 1_000_000, 1_000_000)
 		var wins atomic.Int64
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {
@@ -279,7 +391,14 @@ func TestClientIP(t *testing.T) {
 		{name: "trusted proxy: XFF client", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "198.51.100.7", trusted: trusted, want: "198.51.100.7"},
 		{name: "rightmost untrusted wins over spoofed left", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "127.0.0.1, 198.51.100.7, 10.0.0.9", trusted: trusted, want: "198.51.100.7"},
 		{name: "all trusted: leftmost", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "10.1.1.1,10.2.2.2", trusted: trusted, want: "10.1.1.1"},
-		{name: "malformed XFF: peer", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "not-an-ip", trusted: trusted, want: "10.0.0.2"},
+		{name: "malformed XFF: nobody", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, xff: "not-an-ip", trusted: trusted, want: "invalid IP"},
+		{name: "malformed XFF entry behind a good one: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "garbage, 10.0.0.9", trusted: trusted, want: "invalid IP"},
+		{name: "malformed XFF with X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "garbage", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
+		{name: "malformed X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, realIP: "localhost", trusted: trusted, want: "invalid IP"},
+		{name: "XFF and X-Real-IP agree", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "198.51.100.8", realIP: "198.51.100.8", trusted: trusted, want: "198.51.100.8"},
+		{name: "X-Real-IP is a trusted proxy in the chain", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "198.51.100.8, 10.0.0.3", realIP: "10.0.0.3", trusted: trusted, want: "198.51.100.8"},
+		{name: "client-written XFF contradicts X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "127.0.0.2", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
+		{name: "client-written all-trusted XFF contradicts X-Real-IP: nobody", peer: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, xff: "127.0.0.1", realIP: "198.51.100.8", trusted: trusted, want: "invalid IP"},
 		{name: "X-Real-IP from trusted proxy", peer: &net.TCPAddr{IP: net.ParseIP("10.0.0.2")}, realIP: "198.51.100.8", trusted: trusted, want: "198.51.100.8"},
 		{name: "mapped IPv4 peer", peer: &net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1")}, want: "127.0.0.1"},
 		{name: "IPv6 loopback", peer: &net.TCPAddr{IP: net.ParseIP("::1")}, want: "::1"},
@@ -325,6 +444,57 @@ func TestAdminThroughTrustedProxy(t *testing.T) {
 	req.Header.Set("X-Forwarded-For", "127.0.0.1")
 	if a := do(t, h.local, req); a.Status != 200 {
 		t.Fatalf("proxied local admin: %d %s", a.Status, a.Body)
+	}
+}
+
+// TestForwardedGarbageIsNotLoopback is the attack on a chatd behind a
+// proxy on the same host (trusted, on loopback) that sets X-Real-IP and
+// passes the client's own X-Forwarded-For through: a remote client must
+// not reach the loopback-only endpoints by making chatd fall back to the
+// proxy's address.
+func TestForwardedGarbageIsNotLoopback(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	headers := []struct{ name, xff, real string }{
+		{name: "garbage XFF", xff: "garbage", real: "198.51.100.7"},
+		{name: "garbage XFF, no X-Real-IP", xff: "garbage"},
+		{name: "empty XFF entry", xff: "198.51.100.7,", real: "198.51.100.7"},
+		{name: "garbage X-Real-IP", real: "127.0.0.1:80"},
+		{name: "forged loopback XFF", xff: "127.0.0.1", real: "198.51.100.7"},
+	}
+	paths := []struct {
+		path   string
+		signed bool
+	}{
+		{path: "/metrics"},
+		{path: "/debug/msgtrace?seconds=1"},
+		{path: "/debug/pprof/goroutine"},
+		{path: "/admin/v1/status", signed: true},
+	}
+	for _, hd := range headers {
+		for _, p := range paths {
+			t.Run(hd.name+" "+p.path, func(t *testing.T) {
+				o := reqOpts{method: "GET", path: p.path}
+				if p.signed {
+					o.key = testAdminKey
+				}
+				req := rawReq(t, o)
+				if hd.xff != "" {
+					req.Header.Set("X-Forwarded-For", hd.xff)
+				}
+				if hd.real != "" {
+					req.Header.Set("X-Real-IP", hd.real)
+				}
+				if a := do(t, h.local, req); a.Status != 403 || a.Code != "forbidden" {
+					t.Fatalf("%s through the proxy: %d %s, want 403 forbidden", p.path, a.Status, a.Body)
+				}
+			})
+		}
+	}
+	// The proxy's own direct calls, without forwarding headers, stay local.
+	if a := do(t, h.local, rawReq(t, reqOpts{method: "GET", path: "/admin/v1/status", key: testAdminKey})); a.Status != 200 {
+		t.Fatalf("direct loopback admin call: %d %s", a.Status, a.Body)
 	}
 }
 

@@ -14,7 +14,7 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func BenchmarkNonceAdd(b *testing.B) {
-	c := newNonceCache(300, 10_000_000)
+	c := newNonceCache(300, 10_000_000, 10_000_000)
 	nonces := make([][]byte, 1<<16)
 	for i := range nonces {
 		nonces[i] = []byte("bench-nonce-" + strconv.Itoa(i))

@@ -162,7 +162,7 @@ func TestMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(Config{Addr: "127.0.0.1:0", AdminKey: "k", MaxConns: 2}, core, zerolog.Nop())
+	srv, err := New(Config{Addr: "127.0.0.1:0", AdminKey: "k", MaxConns: 2, ReservedConns: 1}, core, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +173,9 @@ func TestMaxConns(t *testing.T) {
 		<-done
 	}()
 	<-srv.Ready()
-	// Two silent connections hold both slots.
-	for i := 0; i < 2; i++ {
+	// Three silent connections hold both general slots and the one
+	// reserved for loopback.
+	for i := 0; i < 3; i++ {
 		c, err := net.Dial("tcp", srv.Addr())
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +189,7 @@ func TestMaxConns(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	b, _ := io.ReadAll(c) // the server answers and closes without a request
-	if !strings.HasPrefix(string(b), "HTTP/1.1 503") {
-		t.Fatalf("third connection got %q, want a 503", b)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 503") || !strings.Contains(string(b), `"code":"unavailable"`) {
+		t.Fatalf("fourth connection got %q, want a 503 unavailable", b)
 	}
 }

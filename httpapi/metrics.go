@@ -84,6 +84,15 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 			w.Sample(float64(n), metrics.Label{Name: "class", Value: statusClasses[0]})
 		}
 	}
+	if w.Family("chatd_http_connections", metrics.Gauge, "Open HTTP API connections by lane: general (http_max_conns) and reserved (http_reserved_conns, for http_reserved_peers when the general lane is full).") {
+		g, r := s.admission.inUse()
+		w.Sample(float64(g), metrics.Label{Name: "lane", Value: "general"})
+		w.Sample(float64(r), metrics.Label{Name: "lane", Value: "reserved"})
+	}
+	if w.Family("chatd_http_connections_refused_total", metrics.Counter, "HTTP API connections refused on accept: per_ip (429, over http_conns_per_ip) or busy (503, no slot free).") {
+		w.Sample(float64(s.admission.refusedPerIP.Load()), metrics.Label{Name: "reason", Value: "per_ip"})
+		w.Sample(float64(s.admission.refusedBusy.Load()), metrics.Label{Name: "reason", Value: "busy"})
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(w)
 	}

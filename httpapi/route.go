@@ -152,12 +152,29 @@ var (
 func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	defer s.requests.count(ctx) // after recoverPanic has set a 500
 	defer s.recoverPanic(ctx)
+	if ambiguousLength(ctx.Request.Header.RawHeaders()) {
+		// RFC 9112 §6.1: a request with both may be framed differently
+		// by a proxy in front (request smuggling). Refuse it, and close
+		// the connection so that no byte after it is read as a request.
+		ctx.SetConnectionClose()
+		writeError(ctx, errAmbiguousLength)
+		return
+	}
 	if len(ctx.PostBody()) > s.cfg.MaxBody {
 		writeError(ctx, s.tooLarge())
 		return
 	}
 	path := ctx.URI().PathOriginal()
 	id, param := resolve(path)
+	if reservedLane(ctx) {
+		// A slot beyond MaxConns (admit.go): serve what the operator and
+		// health checks need, then free it.
+		ctx.SetConnectionClose()
+		if id == epNone || !onReservedLane(id) {
+			writeError(ctx, errBusy)
+			return
+		}
+	}
 	if id == epNone {
 		writeError(ctx, chat.Errf(chat.CodeNotFound,
 			"no such endpoint: "+string(ctx.Method())+" "+string(path)))
@@ -216,6 +233,43 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	if err := h(s, ctx, &r); err != nil {
 		s.fail(ctx, err)
 	}
+}
+
+var errAmbiguousLength = chat.Errf(chat.CodeBadRequest,
+	"request has both Content-Length and Transfer-Encoding; send one")
+
+var (
+	hdrContentLength    = []byte("content-length")
+	hdrTransferEncoding = []byte("transfer-encoding")
+)
+
+// ambiguousLength reports whether raw (a request's header lines as
+// received) holds both a Content-Length and a Transfer-Encoding line.
+// fasthttp keeps only one of the two after parsing, so the raw lines are
+// the only place the conflict shows (after a chunked body is read,
+// ContentLength reports its decoded size).
+func ambiguousLength(raw []byte) bool {
+	var cl, te bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		name, _, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		name = bytes.TrimSpace(name)
+		switch {
+		case bytes.EqualFold(name, hdrContentLength):
+			cl = true
+		case bytes.EqualFold(name, hdrTransferEncoding):
+			te = true
+		}
+	}
+	return cl && te
 }
 
 // deny answers an authentication error: a *chat.Error is a denial (logged

@@ -12,6 +12,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -36,9 +37,12 @@ const (
 	DefaultMaxBody         = 1 << 20
 	DefaultSignatureWindow = 5 * time.Minute
 	DefaultMaxConns        = 256
-	// DefaultMaxNonces caps the replay cache (all keys together). About 40
-	// bytes per entry: 1,000,000 entries is ~40 MiB in the worst case.
+	// DefaultMaxNonces caps the replay cache's app keys together. About 48
+	// bytes per entry: 1,000,000 entries is ~48 MiB in the worst case.
 	DefaultMaxNonces = 1_000_000
+	// DefaultSignatureAhead is how far ahead of the server clock a
+	// signed request's timestamp may be.
+	DefaultSignatureAhead = time.Minute
 )
 
 // shutdownGrace bounds how long Run waits for in-flight requests after its
@@ -63,23 +67,64 @@ type Config struct {
 	// MaxBody caps a request body in bytes. Zero means 1 MiB. Larger bodies
 	// are answered 413 too_large.
 	MaxBody int
-	// SignatureWindow is how far a signed request's timestamp may be from
-	// the server clock, either way. Zero means 5 minutes.
+	// SignatureWindow is how far a signed request's timestamp may be
+	// behind the server clock (ahead, SignatureAhead is the tighter
+	// bound). Zero means 5 minutes.
 	SignatureWindow time.Duration
-	// MaxNonces caps the replay cache. Zero means 1,000,000. When it is full
-	// of unexpired nonces signed requests are answered 429 rate_limited.
+	// SignatureAhead is how far ahead of the server clock a signed
+	// request's timestamp may be; behind, SignatureWindow applies. A nonce
+	// is remembered until its timestamp leaves the window, so this bounds
+	// how long one lives: at most SignatureWindow + SignatureAhead. Zero
+	// means 1 minute, or SignatureWindow if that is shorter.
+	SignatureAhead time.Duration
+	// MaxNonces caps the replay cache's live nonces of all app keys
+	// together. Zero means 1,000,000. When it is full, or a key's own
+	// partition is (MaxNoncesPerKey), that key's signed requests are
+	// answered 429 rate_limited.
 	MaxNonces int
+	// MaxNoncesPerKey caps the live nonces of one key (an app, or the
+	// admin key, whose partition is outside MaxNonces), so that one app's
+	// traffic cannot lock the other apps or the admin out. Zero means half
+	// of MaxNonces.
+	MaxNoncesPerKey int
 	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP headers
 	// are believed. Requests from any other peer are judged by the peer
 	// address alone.
 	TrustedProxies []netip.Prefix
-	// MaxConns caps concurrently served connections (fasthttp Concurrency).
-	// Zero means 256. Connections over the cap get a 503 and are closed at
-	// once, so they never pile up file descriptors (the process shares a
-	// 20,000-fd limit with the WebSocket listener).
+	// MaxConns caps concurrently served connections (the general lane, see
+	// admit.go). Zero means 256. Connections over the cap get a 503 and are
+	// closed at once, so they never pile up file descriptors (the process
+	// shares a 20,000-fd limit with the WebSocket listener).
 	MaxConns int
+	// MaxConnsPerIP caps the general-lane connections open from one
+	// client address (the TCP peer; trusted proxies are exempt). Zero
+	// means 64. More get 429 rate_limited and are closed at once.
+	MaxConnsPerIP int
+	// ReservedConns are connection slots beyond MaxConns that only
+	// ReservedPeers may take, once MaxConns are in use; they serve
+	// /healthz, the admin API, /metrics and /debug, one request per
+	// connection (anything else: 503). Zero means 16.
+	ReservedConns int
+	// ReservedPeers are the addresses that may use the reserved lane. Nil
+	// means loopback (127.0.0.0/8, ::1): the operator's chatctl and local
+	// health checks; an empty non-nil list means nobody. Add a load
+	// balancer's health-check range here.
+	ReservedPeers []netip.Prefix
+	// HeaderTimeout bounds the read of a request's line and headers, from
+	// the connection's start (or, on a kept-alive connection, from the
+	// request's first byte). It is a deadline, not an idle timer: bytes
+	// trickling in do not extend it. Zero means 10 s.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the read of a request's body, from the end of
+	// its headers; a deadline like HeaderTimeout. Zero means 30 s.
+	BodyTimeout time.Duration
 	// Version is reported by /healthz and the status endpoint.
 	Version string
+	// Cmdline is what GET /debug/pprof/cmdline shows (NUL-separated, as
+	// Go's handler does): the process's arguments with secrets redacted.
+	// Nil shows the program name alone, never os.Args, which may hold the
+	// admin key.
+	Cmdline []string
 	// Status fills GET /admin/v1/status. Nil means a status built from the
 	// process and the core's counters. Blank Version and HTTPAddr fields are
 	// filled in by the server either way.
@@ -122,16 +167,22 @@ type Status struct {
 
 // Server is the HTTP listener. Create it with New and start it with Run.
 type Server struct {
-	cfg       Config
-	core      *chat.Core
-	log       zerolog.Logger
-	adminKey  []byte
-	window    int64 // SignatureWindow in whole seconds, >= 1
-	windowMsg string
-	nonces    *nonceCache
-	startedAt time.Time
-	srv       *fasthttp.Server
-	handler   fasthttp.RequestHandler
+	cfg      Config
+	core     *chat.Core
+	log      zerolog.Logger
+	adminKey []byte
+	// unknownAppKey is a random per-process key that requests naming an
+	// unknown app are verified against, so that they fail exactly like a
+	// bad signature (auth.go).
+	unknownAppKey []byte
+	window        int64 // SignatureWindow in whole seconds, >= 1
+	windowMsg     string
+	ahead         int64 // SignatureAhead in whole seconds, >= 1
+	aheadMsg      string
+	nonces        *nonceCache
+	startedAt     time.Time
+	srv           *fasthttp.Server
+	handler       fasthttp.RequestHandler
 
 	// reqCtx is the context core calls run under: it outlives the Run
 	// context by the shutdown grace so that in-flight requests finish, and
@@ -149,8 +200,9 @@ type Server struct {
 	// read from fasthttp's ConnState callback.
 	shutConn atomic.Pointer[net.Conn]
 
-	streams  streamSet    // live event streams (subscribe.go)
-	requests httpCounters // answered requests by status class (metrics.go)
+	admission *admission   // connection slots (admit.go)
+	streams   streamSet    // live event streams (subscribe.go)
+	requests  httpCounters // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -170,38 +222,84 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	if cfg.SignatureWindow <= 0 {
 		cfg.SignatureWindow = DefaultSignatureWindow
 	}
+	if cfg.SignatureAhead <= 0 {
+		cfg.SignatureAhead = min(DefaultSignatureAhead, cfg.SignatureWindow)
+	}
 	if cfg.MaxNonces <= 0 {
 		cfg.MaxNonces = DefaultMaxNonces
 	}
+	if cfg.MaxNoncesPerKey <= 0 {
+		cfg.MaxNoncesPerKey = max(1, cfg.MaxNonces/2)
+	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.ReservedConns <= 0 {
+		cfg.ReservedConns = DefaultReservedConns
+	}
+	if cfg.ReservedPeers == nil {
+		cfg.ReservedPeers = defaultReservedPeers
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	cfg.fillStream()
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
 		window = 1
 	}
+	ahead := int64(cfg.SignatureAhead / time.Second)
+	if ahead < 1 {
+		ahead = 1
+	}
+	unknownAppKey := make([]byte, 32)
+	if _, err := rand.Read(unknownAppKey); err != nil {
+		return nil, fmt.Errorf("httpapi: random key: %w", err)
+	}
 	s := &Server{
-		cfg:       cfg,
-		core:      core,
-		log:       log,
-		adminKey:  []byte(cfg.AdminKey),
-		window:    window,
-		windowMsg: "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
-		nonces:    newNonceCache(window, cfg.MaxNonces),
-		startedAt: time.Now(),
-		ready:     make(chan struct{}),
+		unknownAppKey: unknownAppKey,
+		cfg:           cfg,
+		core:          core,
+		log:           log,
+		adminKey:      []byte(cfg.AdminKey),
+		window:        window,
+		windowMsg:     "timestamp outside the " + windowText(time.Duration(window)*time.Second) + " window",
+		ahead:         ahead,
+		aheadMsg:      "timestamp more than " + windowText(time.Duration(ahead)*time.Second) + " ahead of the server clock",
+		nonces:        newNonceCache(window, cfg.MaxNonces, cfg.MaxNoncesPerKey),
+		startedAt:     time.Now(),
+		ready:         make(chan struct{}),
+	}
+	s.admission = &admission{
+		maxGeneral:  cfg.MaxConns,
+		maxReserved: cfg.ReservedConns,
+		maxPerIP:    cfg.MaxConnsPerIP,
+		exempt:      s.trusted,
+		reservedFor: cfg.ReservedPeers,
+		perIP:       make(map[netip.Addr]int),
 	}
 	s.reqCtx, s.reqCancel = context.WithCancel(context.Background())
 	s.handler = s.serveHTTP
 	s.srv = &fasthttp.Server{
-		Handler:              s.handler,
-		ErrorHandler:         s.serveError,
-		ConnState:            s.connState,
-		Name:                 "chatd",
-		Concurrency:          cfg.MaxConns,
-		MaxRequestBodySize:   cfg.MaxBody,
-		ReadTimeout:          30 * time.Second,
+		Handler:      s.handler,
+		ErrorHandler: s.serveError,
+		ConnState:    s.connState,
+		Name:         "chatd",
+		// The admission listener (admit.go) is what caps connections;
+		// fasthttp's own cap sits above it with room for the moments a
+		// closed connection's worker has not returned to the pool yet.
+		Concurrency:        2 * (cfg.MaxConns + cfg.ReservedConns),
+		MaxRequestBodySize: cfg.MaxBody,
+		// Deadlines set once (see admit.go): the header's at the start,
+		// the body's when the header is in.
+		ReadTimeout:          cfg.HeaderTimeout,
+		HeaderReceived:       s.headerReceived,
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          60 * time.Second,
 		CloseOnShutdown:      true,
@@ -251,6 +349,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	close(s.ready)
 	s.log.Info().Str("addr", s.Addr()).Msg("http api listening")
 
+	ln = &admitListener{Listener: ln, a: s.admission, log: s.log}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 
@@ -283,11 +382,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// headerReceived is fasthttp's HeaderReceived hook: once a request's
+// header is in, its body gets BodyTimeout from now (a deadline, set once).
+func (s *Server) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout}
+}
+
 // connState watches for the close of the connection that asked for a
 // shutdown: by then its 202 reply is written.
 func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
 	if st != fasthttp.StateClosed && st != fasthttp.StateHijacked {
 		return
+	}
+	if ac, ok := c.(*admitConn); ok && st == fasthttp.StateHijacked {
+		ac.release() // live streams have their own cap
 	}
 	if p := s.shutConn.Load(); p != nil && *p == c {
 		s.triggerShutdown()

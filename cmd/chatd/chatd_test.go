@@ -636,3 +636,89 @@ func TestStopFallsBackToSIGTERM(t *testing.T) {
 		t.Fatalf("server exit %d", code)
 	}
 }
+
+// TestAdminKeyKeptOutOfArgs starts a daemon with --admin-key, as an
+// operator might: the key must not reach the daemon's argument list (the
+// process list), chatd.out, the log or /debug/pprof/cmdline; the daemon
+// must still use it.
+func TestAdminKeyKeptOutOfArgs(t *testing.T) {
+	dir := newDataDir(t)
+	key := "kept-out-of-args-" + strings.Repeat("9f", 16)
+	r := runBin(t, nil, chatdBin, append([]string{"daemon", "--admin-key", key}, addrFlags(dir)...)...)
+	if r.code != 0 {
+		t.Fatalf("chatd daemon: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: the admin key was given on the command line") {
+		t.Errorf("no warning about the key on the command line:\n%s", r.stderr)
+	}
+	ri := waitRunInfo(t, dir, 0)
+	defer func() {
+		if st := runBin(t, []string{"CHATD_ADMIN_KEY=" + key}, chatdBin, "stop", "--data", dir); st.code != 0 {
+			t.Errorf("stop: exit %d\n%s%s", st.code, st.stdout, st.stderr)
+		}
+	}()
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ri.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(cmdline, []byte(key)) {
+		t.Errorf("the daemon's argument list holds the key: %q", cmdline)
+	}
+	if !bytes.Contains(cmdline, []byte("daemon\x00--data")) {
+		t.Errorf("the daemon's arguments lost more than the key: %q", cmdline)
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, proc.OutFile))
+	if bytes.Contains(out, []byte(key)) {
+		t.Errorf("%s holds the key:\n%s", proc.OutFile, out)
+	}
+	resp, err := http.Get(ri.HTTPURL() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || bytes.Contains(page, []byte(key)) {
+		t.Errorf("/debug/pprof/cmdline: %d %q", resp.StatusCode, page)
+	}
+	// The daemon runs with the key it was given (and not a generated one).
+	admin := &apiclient.Client{BaseURL: ri.HTTPURL(), AdminKey: key}
+	if _, err := admin.Status(context.Background()); err != nil {
+		t.Fatalf("status signed with the given key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, proc.AdminKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an admin.key was created although a key was given: %v", err)
+	}
+	logb, _ := os.ReadFile(filepath.Join(dir, "chatd.log"))
+	if bytes.Contains(logb, []byte(key)) {
+		t.Errorf("the log holds the key")
+	}
+}
+
+// TestPprofCmdlineRedactsForeground: a foreground server given the key as
+// a flag has it in its own argument list (the help says so), but does not
+// serve it.
+func TestPprofCmdlineRedactsForeground(t *testing.T) {
+	dir := newDataDir(t)
+	key := "foreground-key-" + strings.Repeat("7e", 16)
+	f := startForeground(t, nil, append([]string{"--admin-key=" + key}, addrFlags(dir)...)...)
+	ri := waitRunInfo(t, dir, f.cmd.Process.Pid)
+	resp, err := http.Get(ri.HTTPURL() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || bytes.Contains(page, []byte(key)) || !bytes.Contains(page, []byte("--admin-key=***")) {
+		t.Errorf("/debug/pprof/cmdline: %d %q", resp.StatusCode, page)
+	}
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	if code := f.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, f.stderr.String())
+	}
+	if !strings.Contains(f.stderr.String(), "the admin key was given on the command line") {
+		t.Errorf("no warning about the key on the command line:\n%s", f.stderr.String())
+	}
+	if strings.Contains(f.stderr.String(), key) {
+		t.Errorf("the log shows the key")
+	}
+}

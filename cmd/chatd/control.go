@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"chatd/httpapi/apiclient"
@@ -54,8 +56,21 @@ func startDaemon(ctx context.Context, env *cmdEnv, wait time.Duration) error {
 	if _, err := loadAdminKey(cfg, env.stdout, true); err != nil {
 		return err
 	}
+	args := env.args
+	if keyFromFlag(env.cfg) {
+		fmt.Fprintln(env.stderr, "chatd: warning:", keyFlagWarning)
+		// The child gets the key through its environment, where only this
+		// user can read it, instead of its argument list (the process
+		// list, and the start line in chatd.out). Dropping the flag and
+		// setting the variable keeps the precedence: the flag was the
+		// highest source, and nothing above the environment is left.
+		args = config.StripSecretArgs(args)
+		if err := os.Setenv(adminKeyEnv, cfg.AdminKey); err != nil {
+			return fmt.Errorf("pass the admin key to the daemon: %w", err)
+		}
+	}
 	ri, err := proc.StartDaemon(ctx, proc.DaemonSpec{
-		Args:    append([]string{"daemon"}, env.args...),
+		Args:    append([]string{"daemon"}, args...),
 		DataDir: cfg.DataDir,
 		Timeout: wait,
 		Healthy: func(ctx context.Context, ri proc.RunInfo) error {
@@ -81,6 +96,17 @@ func startDaemon(ctx context.Context, env *cmdEnv, wait time.Duration) error {
 	in := currentInvocation()
 	fmt.Fprintf(env.stdout, "stop it with: %s stop%s\n", in.command("chatd"), in.dataFlag(cfg.DataDir))
 	return nil
+}
+
+// adminKeyEnv is the admin key's environment variable.
+var adminKeyEnv = config.EnvPrefix + "ADMIN_KEY"
+
+const keyFlagWarning = "the admin key was given on the command line, where other users of this machine can read it " +
+	"(ps); keep it in <data_dir>/admin.key or pass it as CHATD_ADMIN_KEY instead"
+
+// keyFromFlag reports whether the admin key came from --admin-key.
+func keyFromFlag(ld *config.Loaded) bool {
+	return strings.HasPrefix(ld.From["admin_key"], "flag ")
 }
 
 // serverAdmin returns a client for the running server's admin API.

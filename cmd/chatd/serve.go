@@ -79,6 +79,9 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 	if err != nil {
 		return err
 	}
+	if keyFromFlag(env.cfg) {
+		log.Warn().Msg(keyFlagWarning)
+	}
 	if cfg.AdminKey == "" && proc.AdminKeyTooOpen(cfg.DataDir) {
 		log.Warn().Str("file", filepath.Join(cfg.DataDir, proc.AdminKeyFile)).
 			Msg("admin key file is readable by other users; chmod 600 it")
@@ -194,12 +197,20 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		AdminFromAnywhere: cfg.AdminFromAnywhere,
 		MaxBody:           cfg.HTTPMaxBody,
 		SignatureWindow:   cfg.SignatureWindow,
+		SignatureAhead:    cfg.SignatureAhead,
 		TrustedProxies:    cfg.TrustedPrefixes(),
 		MaxConns:          cfg.HTTPMaxConns,
+		MaxConnsPerIP:     cfg.HTTPMaxConnsPerIP,
+		ReservedConns:     cfg.HTTPReservedConns,
+		ReservedPeers:     cfg.ReservedPrefixes(),
+		HeaderTimeout:     cfg.HTTPHeaderTimeout,
+		BodyTimeout:       cfg.HTTPBodyTimeout,
 		Version:           Version(),
-		Status:            func() httpapi.Status { return s.status(cfg) },
-		Shutdown:          shutdown,
-		Metrics:           func(w *metrics.Writer) { writeWSMetrics(w, s.ws.Stats()) },
+		// /debug/pprof/cmdline shows the arguments without secrets.
+		Cmdline:  config.RedactArgs(os.Args),
+		Status:   func() httpapi.Status { return s.status(cfg) },
+		Shutdown: shutdown,
+		Metrics:  func(w *metrics.Writer) { writeWSMetrics(w, s.ws.Stats()) },
 	}, s.core, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return fail(err)

@@ -105,9 +105,27 @@ type Config struct {
 	HTTPMaxConns int
 	// HTTPMaxBody caps one HTTP request body in bytes.
 	HTTPMaxBody int
+	// HTTPMaxConnsPerIP caps the HTTP connections one client address may
+	// hold (trusted proxies exempt).
+	HTTPMaxConnsPerIP int
+	// HTTPReservedConns are HTTP connection slots beyond HTTPMaxConns for
+	// HTTPReservedPeers: health checks and loopback-only endpoints only.
+	HTTPReservedConns int
+	// HTTPReservedPeers are the IPs/CIDRs that may use the reserved
+	// slots; empty means loopback.
+	HTTPReservedPeers []string
+	// HTTPHeaderTimeout bounds the read of an HTTP request's headers (a
+	// deadline that trickling bytes do not extend).
+	HTTPHeaderTimeout time.Duration
+	// HTTPBodyTimeout bounds the read of an HTTP request's body, from the
+	// end of its headers.
+	HTTPBodyTimeout time.Duration
 	// SignatureWindow is how far a signed request's timestamp may be from
-	// the server clock, either way.
+	// the server clock, either way (ahead, SignatureAhead is tighter).
 	SignatureWindow time.Duration
+	// SignatureAhead is how far ahead of the server clock a signed
+	// request's timestamp may be; it bounds how long a nonce is kept.
+	SignatureAhead time.Duration
 
 	// TokenTTL is the default lifetime of an issued chat token.
 	TokenTTL time.Duration
@@ -319,6 +337,14 @@ func checkProxy(p string) error {
 	return nil
 }
 
+// checkPeer checks an http_reserved_peers entry: an IP or a CIDR.
+func checkPeer(p string) error {
+	if checkProxy(p) != nil {
+		return fmt.Errorf("invalid address %q: want an IP or a CIDR such as 10.0.0.0/8", p)
+	}
+	return nil
+}
+
 func checkToken(p string) error {
 	// RFC 7230 token characters: what a Sec-WebSocket-Protocol value may hold.
 	for i := 0; i < len(p); i++ {
@@ -343,9 +369,16 @@ func (c *Config) Origins() []string {
 
 // TrustedPrefixes is TrustedProxies as prefixes: a single address becomes a
 // /32 or /128. The values were checked when loaded.
-func (c *Config) TrustedPrefixes() []netip.Prefix {
+func (c *Config) TrustedPrefixes() []netip.Prefix { return prefixes(c.TrustedProxies) }
+
+// ReservedPrefixes is HTTPReservedPeers as prefixes; nil (loopback) when
+// the list is empty.
+func (c *Config) ReservedPrefixes() []netip.Prefix { return prefixes(c.HTTPReservedPeers) }
+
+// prefixes converts checked IPs and CIDRs to prefixes.
+func prefixes(list []string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, p := range c.TrustedProxies {
+	for _, p := range list {
 		if pfx, err := netip.ParsePrefix(p); err == nil {
 			out = append(out, pfx.Masked())
 		} else if a, err := netip.ParseAddr(p); err == nil {

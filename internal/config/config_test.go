@@ -47,6 +47,8 @@ func TestDefaults(t *testing.T) {
 		IdleTimeout: 60 * time.Second, PingInterval: 25 * time.Second, MaxMessage: 64 << 10,
 		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50, MaxSessionsListed: 1000, GroupCreateRate: 20, GroupAddRate: 200,
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second,
+		SignatureAhead:    time.Minute,
+		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -474,5 +476,58 @@ func TestTrustedPrefixes(t *testing.T) {
 	want := []string{"10.0.0.0/8", "192.168.0.7/32", "::1/128"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("TrustedPrefixes = %q, want %q", got, want)
+	}
+}
+
+func TestSecretArgs(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name     string
+		args     []string
+		redacted []string
+		stripped []string
+	}{
+		{name: "separate value", args: []string{"--data", "d", "--admin-key", key, "--loops", "2"},
+			redacted: []string{"--data", "d", "--admin-key", "***", "--loops", "2"},
+			stripped: []string{"--data", "d", "--loops", "2"}},
+		{name: "inline value, one dash", args: []string{"-admin-key=" + key, "--wait", "5s"},
+			redacted: []string{"-admin-key=***", "--wait", "5s"},
+			stripped: []string{"--wait", "5s"}},
+		{name: "given twice", args: []string{"--admin-key=" + key, "--admin-key", key},
+			redacted: []string{"--admin-key=***", "--admin-key", "***"},
+			stripped: nil},
+		{name: "after the terminator", args: []string{"--", "--admin-key", key},
+			redacted: []string{"--", "--admin-key", key},
+			stripped: []string{"--", "--admin-key", key}},
+		{name: "no secrets", args: []string{"--data", "d"},
+			redacted: []string{"--data", "d"},
+			stripped: []string{"--data", "d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RedactArgs(tt.args); !reflect.DeepEqual(got, tt.redacted) {
+				t.Errorf("RedactArgs = %q, want %q", got, tt.redacted)
+			}
+			if got := StripSecretArgs(tt.args); !reflect.DeepEqual(got, tt.stripped) {
+				t.Errorf("StripSecretArgs = %q, want %q", got, tt.stripped)
+			}
+		})
+	}
+}
+
+func TestReservedPrefixes(t *testing.T) {
+	if got := (&Config{}).ReservedPrefixes(); got != nil {
+		t.Fatalf("empty http_reserved_peers: %v, want nil (loopback)", got)
+	}
+	c := Config{HTTPReservedPeers: []string{"10.0.0.0/8", "192.0.2.7", "::1"}}
+	var got []string
+	for _, p := range c.ReservedPrefixes() {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32", "::1/128"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReservedPrefixes = %q, want %q", got, want)
+	}
+	if err := apply(&c, "http_reserved_peers", "10.0.0.0/8, health-checker", "test"); err == nil {
+		t.Fatal("a host name in http_reserved_peers was accepted")
 	}
 }
