@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -37,6 +38,11 @@ type opResult struct {
 	send SendResult
 	err  error
 }
+
+// errDiskFull answers writes the store refused for lack of space. The
+// store retries nothing itself: the same write succeeds once space is
+// freed (reads and logins go on meanwhile).
+var errDiskFull = Errf(CodeUnavailable, "disk full: the server cannot store anything until space is freed on its data disk; retry later")
 
 // errJournalClosed answers writes submitted after shutdown began.
 var errJournalClosed = Errf(CodeUnavailable, "server is shutting down")
@@ -229,6 +235,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 				r.record(o.msg.Seq, h)
 			}
 		}
+	}
+	if errors.Is(err, ErrDiskFull) {
+		err = errDiskFull // the store refuses writes until space is freed
 	}
 	if err != nil {
 		// Nothing in this batch is durable: forget the seqs handed out so the

@@ -8,6 +8,12 @@ import (
 // ErrNotFound is returned by a Store when a record does not exist.
 var ErrNotFound = errors.New("chat: not found")
 
+// ErrDiskFull is wrapped by a Store's errors when a write failed because
+// the disk (or the user's quota) is full. Nothing of that write is
+// stored; the core answers it `unavailable` ("disk full: …") and the
+// same write may succeed once space is freed.
+var ErrDiskFull = errors.New("disk full")
+
 // Store is what the core needs from durable storage. storage.Bolt implements
 // it on bbolt; chat/memstore implements it in memory for core tests; both pass
 // chat/storetest.

@@ -125,6 +125,10 @@ type Bolt struct {
 	done      chan struct{} // closed when the checkpointer has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	// diskFull is set when a write failed for lack of space (classify)
+	// and cleared when one succeeds; see DiskFull.
+	diskFull atomic.Bool
 }
 
 // Open opens or creates the data file at path, creating its folder (0700)
