@@ -121,6 +121,7 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 type server struct {
 	started time.Time
 	store   *storage.Bolt
+	disk    *diskMonitor
 	core    *chat.Core
 	ws      *reactor.Server
 	http    *httpapi.Server
@@ -134,15 +135,21 @@ type server struct {
 // store.
 func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
 	s := &server{started: time.Now()}
+	s.disk = newDiskMonitor(cfg.DataDir, cfg.DiskWarnFree, log.With().Str("component", "disk").Logger())
+	s.disk.check(true) // says so when starting with little free space
 	path := filepath.Join(cfg.DataDir, dbFile)
 	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
 	}
+	if errors.Is(err, chat.ErrDiskFull) {
+		return nil, fmt.Errorf("cannot start: the disk of %s is full: %w", cfg.DataDir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s.store = st
+	s.disk.store = st.DiskFull
 	fail := func(err error) (*server, error) {
 		st.Close()
 		return nil, err
@@ -190,7 +197,11 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		Version:           Version(),
 		Status:            func() httpapi.Status { return s.status(cfg) },
 		Shutdown:          shutdown,
-		Metrics:           func(w *metrics.Writer) { writeWSMetrics(w, s.ws.Stats()) },
+		Backup:            st.BackupSized,
+		Metrics: func(w *metrics.Writer) {
+			writeWSMetrics(w, s.ws.Stats())
+			s.disk.writeMetrics(w)
+		},
 	}, s.core, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return fail(err)
@@ -198,6 +209,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	s.stack = &proc.Stack{
 		Components: []proc.Component{
 			proc.Closer("store", st.Close),
+			{Name: "disk monitor", Run: s.disk.Run},
 			{Name: "core", Run: s.core.Run},
 			{Name: "http api", Run: s.http.Run, Ready: s.http.Ready()},
 			{Name: "websocket", Run: s.ws.Run, Ready: s.ws.Ready()},
