@@ -290,7 +290,13 @@ func appendApp(dst []byte, a *chat.App) []byte {
 	dst = appendStr(dst, a.ID)
 	dst = appendStr(dst, a.Name)
 	dst = appendStr(dst, a.Secret)
-	return binary.AppendVarint(dst, a.CreatedAt)
+	dst = binary.AppendVarint(dst, a.CreatedAt)
+	if a.RetentionDays != 0 {
+		// An optional tail: records written before retention existed
+		// end after CreatedAt and read as 0 (the server's default).
+		dst = binary.AppendVarint(dst, int64(a.RetentionDays))
+	}
+	return dst
 }
 
 func decodeApp(v []byte, a *chat.App) bool {
@@ -298,6 +304,10 @@ func decodeApp(v []byte, a *chat.App) bool {
 	r.version()
 	a.ID, a.Name, a.Secret = r.str(), r.str(), r.str()
 	a.CreatedAt = r.varint()
+	a.RetentionDays = 0
+	if !r.bad && len(r.b) > 0 {
+		a.RetentionDays = int(r.varint())
+	}
 	return r.end()
 }
 

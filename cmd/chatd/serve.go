@@ -211,6 +211,21 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 			proc.Closer("store", st.Close),
 			{Name: "disk monitor", Run: s.disk.Run},
 			{Name: "core", Run: s.core.Run},
+			{Name: "retention", Run: func(ctx context.Context) error {
+				rlog := log.With().Str("component", "retention").Logger()
+				return s.core.RunRetention(ctx, chat.RetentionConfig{
+					DefaultDays: cfg.RetentionDays,
+					Report: func(app string, days, deleted int, err error) {
+						if err != nil {
+							rlog.Error().Err(err).Str("app", app).Int("retention_days", days).Int("deleted", deleted).
+								Msg("retention pass failed; retried at the next one")
+							return
+						}
+						rlog.Info().Str("app", app).Int("retention_days", days).Int("deleted", deleted).
+							Msg("deleted messages older than the app's retention")
+					},
+				})
+			}},
 			{Name: "http api", Run: s.http.Run, Ready: s.http.Ready()},
 			{Name: "websocket", Run: s.ws.Run, Ready: s.ws.Ready()},
 			{Name: "server info", Run: (&metrics.InfoPublisher{
