@@ -141,7 +141,7 @@ func (s *nullStore) MaxSessionID(context.Context) (SessionID, error) { return 0,
 func (s *nullStore) PruneMessages(context.Context, string, int64, SessionID, int) (int, SessionID, error) {
 	return 0, 0, nil
 }
-func (s *nullStore) Close() error                                    { return nil }
+func (s *nullStore) Close() error { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,
 // validate, journal, encode once, fan out to every member's fake peer) for
