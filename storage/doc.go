@@ -75,9 +75,25 @@
 // not decode is skipped by the checkpoint (reads of that record fail with
 // ErrCorrupt anyway) rather than failing every later checkpoint.
 //
-// If a WAL write fails, the next record is written at the same offset
-// (a torn record is never read: see below); if a WAL fsync fails, Apply refuses every later batch (the disk's
-// content is unknown) until a restart replays the log.
+// If a WAL write or fsync fails, Apply fails and the next record is
+// written at the same offset (a torn record is never read: see below);
+// after a failed fsync the whole record is rewritten, never just synced
+// again (see wal.append). A full disk (ENOSPC, EDQUOT) therefore fails
+// only the Applies made while it lasts, each with an error wrapping
+// chat.ErrDiskFull, which the core answers `unavailable` "disk full";
+// checkpoints that fail for lack of space are retried by the next one;
+// a WAL rotation makes the new file before renaming anything and undoes a
+// half-done switch (wal.rotate), so only a rename that cannot be undone
+// leaves the log refusing writes until a restart. DiskFull reports the
+// state for metrics.
+//
+// # Retention
+//
+// PruneMessages deletes an app's old messages from bbolt in small
+// transactions (the core's retention pass); the first call of a pass
+// checkpoints, so messages still in the WAL are deleted too and not
+// written back by a later checkpoint. Session records keep LastSeq and
+// the summary, so seqs are never reused.
 //
 // # WAL format and recovery
 //
@@ -107,7 +123,10 @@
 // generation, so a record left from the file's earlier use is not one.) A record
 // whose CRC matches but does not decode is corruption, and Open fails
 // with ErrCorrupt rather than drop acknowledged writes. Every record read
-// is applied, in order, in one bbolt write transaction (fsynced); then
+// goes into an overlay, which is written to bbolt as a checkpoint writes
+// one (transactions of at most 1,024 puts; the replayed messages still
+// need about the log's size of free space, and a replay that runs out
+// fails with chat.ErrDiskFull saying how much, keeping the log); then
 // chat.db-wal.1 and any spare are deleted, chat.db-wal is truncated,
 // stamped with generation 1 and synced, and the folder is fsynced. Replaying a record that a checkpoint already wrote
 // (a crash after its commit, before deleting chat.db-wal.1) changes
