@@ -165,7 +165,8 @@
 // encoding can be told apart and migrated. Fields covered by the key are
 // not repeated in the value.
 //
-//	App      0x01 str(ID) str(Name) str(Secret) varint(CreatedAt) [varint(RetentionDays)]
+//	App      0x01 str(ID) str(Name) str(Secret) varint(CreatedAt)
+//	         0x02 str(ID) str(Name) str(Secret) varint(CreatedAt) varint(RetentionDays)
 //	User     0x01 str(App) str(UID) str(Nickname) str(Avatar) str(Extra) varint(CreatedAt) varint(UpdatedAt)
 //	Token    0x01 str(App) str(UID) varint(CreatedAt) varint(ExpiresAt)
 //	Session  0x01 str(App) u8(Kind) str(Name) str(Avatar) str(Owner) str(Pair[0]) str(Pair[1])
@@ -173,8 +174,9 @@
 //	Member   0x01 u8(Role) uvarint(ReadSeq) varint(JoinedAt)
 //	Message  0x01 str(App) str(From) str(Type) str(CID) varint(CreatedAt) str(Content)
 //
-// An App's RetentionDays is written only when it is not 0, so records
-// written before it existed still decode (as 0). A Session's Last* fields come last so that a Summary rewrites the record
+// An App with a RetentionDays of its own is written as version 2; one
+// without is still written as version 1 (RetentionDays 0), the layout
+// older builds read. A Session's Last* fields come last so that a Summary rewrites the record
 // by splicing the tail, without decoding it; a ReadMark likewise rewrites a
 // Member. A Message's four strings sit together so a decoder makes one Go
 // string for all of them.
