@@ -30,6 +30,9 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	if b.Empty() {
 		return nil
 	}
+	if s.dbFailed.Load() {
+		return errDBFailed
+	}
 	var err error
 	if !hotOnly(b) {
 		err = s.applyDirect(b)
@@ -105,7 +108,7 @@ func (s *Bolt) applyDirect(b *chat.Batch) error {
 	}
 	w := &s.w
 	w.prepare(b)
-	err := s.db.Update(func(tx *bolt.Tx) error { return w.apply(tx, b) })
+	err := s.update(func(tx *bolt.Tx) error { return w.apply(tx, b) })
 	w.release()
 	if err != nil {
 		return fmt.Errorf("storage: apply: %w", err)

@@ -129,6 +129,12 @@ type Bolt struct {
 	// diskFull is set when a write failed for lack of space (classify)
 	// and cleared when one succeeds; see DiskFull.
 	diskFull atomic.Bool
+	// dbFailed is set for good when a bbolt commit failed other than
+	// for lack of space (update): every later write is refused.
+	dbFailed atomic.Bool
+	// failCommits, set by tests only, makes every bbolt write
+	// transaction fail with that error as if its commit had.
+	failCommits atomic.Pointer[error]
 }
 
 // Open opens or creates the data file at path, creating its folder (0700)

@@ -231,7 +231,7 @@ func (s *Bolt) writeOverlay(fr *overlay) error {
 				size = ckptChunk
 			}
 			hi := min(lo+size, n)
-			if err := s.db.Update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
+			if err := s.update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			s.ckptTxs.Add(1)

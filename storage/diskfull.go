@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
+
 	"chatd/chat"
 )
 
@@ -48,3 +50,40 @@ func (s *Bolt) classify(err error) error {
 // the WAL, a checkpoint) failed for lack of space since the last Apply
 // that succeeded.
 func (s *Bolt) DiskFull() bool { return s.diskFull.Load() }
+
+// Failed reports whether writes are refused until a restart: a bbolt
+// commit failed other than for lack of space (see update).
+func (s *Bolt) Failed() bool { return s.dbFailed.Load() }
+
+// errDBFailed is returned by writes after a bbolt commit failed for a
+// reason other than a full disk; see update.
+var errDBFailed = errors.New("storage: a commit to the database file failed; restart chatd to recover (the write-ahead log holds every acknowledged write)")
+
+// update runs fn in a bbolt write transaction. An error from fn itself
+// (nothing was written: bbolt rolls back) or a commit that failed for lack
+// of space is returned as is: the next attempt writes its pages afresh
+// (bbolt never overwrites a page the committed tree uses), so a failed
+// write is never trusted. Any other commit failure (an I/O error from a
+// write or an fsync) may have left bbolt's meta page on its way to the
+// disk while bbolt, having rolled back, would hand the pages it names to
+// the next transaction: from then on every write is refused with
+// errDBFailed until a restart, which reads whichever meta page is whole
+// and replays the write-ahead log over it.
+func (s *Bolt) update(fn func(tx *bolt.Tx) error) error {
+	if s.dbFailed.Load() {
+		return errDBFailed
+	}
+	var fnErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		if e := s.failCommits.Load(); fnErr == nil && e != nil {
+			return *e // a test's failed commit, not fn's error
+		}
+		return fnErr
+	})
+	if err != nil && fnErr == nil && !isDiskFull(err) {
+		s.dbFailed.Store(true)
+		return fmt.Errorf("%w: %w", errDBFailed, err)
+	}
+	return err
+}

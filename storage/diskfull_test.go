@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,4 +176,45 @@ func TestRecoverWithLittleSpace(t *testing.T) {
 			t.Fatalf("session %d: %d messages, %v; want %d", k+1, len(ms), err, rounds)
 		}
 	}
+}
+
+// TestFailedCommitStopsWrites: a bbolt commit that fails for another
+// reason than a full disk (an I/O error, maybe from the fsync of its meta
+// page) stops every later write, since bbolt would reuse pages a meta
+// page on its way to the disk may name; acknowledged writes are all in
+// the WAL, and a reopen has every one of them. A commit that fails for
+// lack of space does not (TestDiskFull).
+func TestFailedCommitStopsWrites(t *testing.T) {
+	s := openTempOpt(t, Options{CheckpointInterval: -1})
+	const sessions = 3
+	setupSessions(t, s, sessions)
+	for seq := uint64(1); seq <= 3; seq++ {
+		mustApply(t, s, p2pBatch(sessions, seq))
+	}
+	settle(t, s)
+	mustApply(t, s, p2pBatch(sessions, 4))
+
+	eio := error(syscall.EIO)
+	s.failCommits.Store(&eio)
+	if err := s.checkpoint(); !errors.Is(err, errDBFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("checkpoint with a failing commit: %v", err)
+	}
+	s.failCommits.Store(nil)
+	if err := s.Apply(context.Background(), p2pBatch(sessions, 5)); !errors.Is(err, errDBFailed) || errors.Is(err, chat.ErrDiskFull) {
+		t.Fatalf("Apply after a failed commit: %v, want errDBFailed", err)
+	}
+	if err := s.checkpoint(); !errors.Is(err, errDBFailed) {
+		t.Fatalf("checkpoint after a failed commit: %v, want errDBFailed", err)
+	}
+	// Everything acknowledged is still read, and is there after a reopen
+	// (Close cannot checkpoint: it keeps the WAL for the replay).
+	checkSessions(t, s, sessions, 4)
+	path := s.path
+	if err := s.Close(); err == nil {
+		t.Fatal("Close checkpointed on a failed database")
+	}
+	c := reopen(t, path)
+	checkSessions(t, c, sessions, 4)
+	mustApply(t, c, p2pBatch(sessions, 5))
+	checkSessions(t, c, sessions, 5)
 }

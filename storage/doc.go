@@ -85,7 +85,9 @@
 // a WAL rotation makes the new file before renaming anything and undoes a
 // half-done switch (wal.rotate), so only a rename that cannot be undone
 // leaves the log refusing writes until a restart. DiskFull reports the
-// state for metrics.
+// state for metrics. A bbolt commit that fails for lack of space is
+// retried (its pages are written afresh); one that fails otherwise stops
+// every write until a restart (Bolt.update explains why).
 //
 // # Retention
 //

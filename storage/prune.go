@@ -27,7 +27,7 @@ func (s *Bolt) PruneMessages(_ context.Context, app string, before int64, from c
 		}
 	}
 	deleted, next := 0, chat.SessionID(0)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		deleted, next = 0, 0
 		sc := tx.Bucket(bSessions).Cursor()
 		mc := tx.Bucket(bMsgs).Cursor()

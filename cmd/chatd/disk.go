@@ -27,11 +27,12 @@ type diskMonitor struct {
 	log    zerolog.Logger
 	statfs func(dir string) (free, total uint64, err error) // storage.FreeSpace
 	store  func() bool                                      // the store's DiskFull; nil before it opens
+	failed func() bool                                      // the store's Failed; nil before it opens
 
 	free, total atomic.Uint64
 	known       atomic.Bool // free and total have been read at least once
 
-	low, full bool // the state last logged (Run's goroutine)
+	low, full, broken bool // the state last logged (Run's goroutine)
 }
 
 func newDiskMonitor(dir string, warn int, log zerolog.Logger) *diskMonitor {
@@ -73,6 +74,11 @@ func (m *diskMonitor) check(starting bool) {
 		m.log.Info().Str("dir", m.dir).Msg("disk no longer full: writes are accepted again")
 	}
 	m.full = full
+	if m.failed != nil && !m.broken && m.failed() {
+		m.broken = true
+		m.log.Error().Str("dir", m.dir).
+			Msg("a commit to the database file failed (an I/O error, not a full disk): writes are refused until chatd is restarted; the write-ahead log holds every acknowledged write")
+	}
 }
 
 // Run checks every diskCheckEvery until ctx ends.
@@ -99,6 +105,9 @@ func (m *diskMonitor) writeMetrics(w *metrics.Writer) {
 	}
 	if m.store != nil {
 		w.Gauge("chatd_disk_full", "1 while the store refuses writes because the disk is full (since the last write that failed for lack of space, until one succeeds).", b2f(m.store()))
+	}
+	if m.failed != nil {
+		w.Gauge("chatd_store_failed", "1 once a commit to the database file failed with an I/O error: writes are refused until a restart.", b2f(m.failed()))
 	}
 }
 

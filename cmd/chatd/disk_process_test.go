@@ -35,6 +35,7 @@ func TestStartWithLittleFreeSpace(t *testing.T) {
 	for name, ok := range map[string]func(float64) bool{
 		"chatd_disk_low":         func(v float64) bool { return v == 1 },
 		"chatd_disk_full":        func(v float64) bool { return v == 0 },
+		"chatd_store_failed":     func(v float64) bool { return v == 0 },
 		"chatd_disk_free_bytes":  func(v float64) bool { return v > 0 },
 		"chatd_disk_total_bytes": func(v float64) bool { return v > 0 },
 	} {

@@ -19,10 +19,11 @@ import (
 func TestDiskMonitor(t *testing.T) {
 	var logBuf bytes.Buffer
 	m := newDiskMonitor("/data", 100<<20, zerolog.New(&logBuf))
-	free, full := uint64(500<<20), false
+	free, full, failed := uint64(500<<20), false, false
 	var statErr error
 	m.statfs = func(string) (uint64, uint64, error) { return free, 1 << 30, statErr }
 	m.store = func() bool { return full }
+	m.failed = func() bool { return failed }
 
 	lines := func() string { s := logBuf.String(); logBuf.Reset(); return s }
 	gauge := func(name string) float64 {
@@ -87,6 +88,20 @@ func TestDiskMonitor(t *testing.T) {
 	}
 	if gauge("chatd_disk_low") != 0 {
 		t.Fatal("chatd_disk_low still set")
+	}
+
+	// A failed commit is logged once, and shown.
+	failed = true
+	m.check(false)
+	if l := lines(); !strings.Contains(l, `"level":"error"`) || !strings.Contains(l, "restarted") {
+		t.Fatalf("a failed store logged %q", l)
+	}
+	m.check(false)
+	if l := lines(); l != "" {
+		t.Fatalf("a failed store logged again: %q", l)
+	}
+	if gauge("chatd_store_failed") != 1 {
+		t.Fatal("chatd_store_failed not set")
 	}
 
 	// Starting low says so in a start's words.

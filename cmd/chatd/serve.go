@@ -149,7 +149,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s.store = st
-	s.disk.store = st.DiskFull
+	s.disk.store, s.disk.failed = st.DiskFull, st.Failed
 	fail := func(err error) (*server, error) {
 		st.Close()
 		return nil, err
