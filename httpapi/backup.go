@@ -3,7 +3,9 @@ package httpapi
 import (
 	"errors"
 	"io"
+	"net"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -37,9 +39,9 @@ func (s *Server) adminBackup(ctx *fasthttp.RequestCtx, _ *reqInfo) error {
 		ctx.Response.Header.SetContentType("application/octet-stream")
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="chat.db"`)
 		ctx.Response.Header.Set("X-Chatd-Backup-Size", strconv.FormatInt(n, 10))
-		// fasthttp closes pr once the body is written or the client
-		// goes away, which ends the copy.
-		ctx.SetBodyStream(pr, int(n))
+		// fasthttp closes the stream once the body is written or the
+		// client goes away, which ends the copy.
+		ctx.SetBodyStream(&progressReader{r: pr, conn: ctx.Conn()}, int(n))
 		return nil
 	case err := <-failed:
 		pr.Close()
@@ -49,3 +51,24 @@ func (s *Server) adminBackup(ctx *fasthttp.RequestCtx, _ *reqInfo) error {
 		return err
 	}
 }
+
+// backupStall is how long the copy may make no progress towards the
+// client before the connection is closed.
+const backupStall = 30 * time.Second
+
+// progressReader pushes the connection's write deadline on before each
+// chunk of the body: the server's WriteTimeout (30 s) bounds a whole
+// answer, and a copy of a large file takes longer; a client that stops
+// reading for backupStall is still dropped. fasthttp reads the body and
+// writes it to the connection on one goroutine.
+type progressReader struct {
+	r    *io.PipeReader
+	conn net.Conn
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	p.conn.SetWriteDeadline(time.Now().Add(backupStall))
+	return p.r.Read(b)
+}
+
+func (p *progressReader) Close() error { return p.r.Close() }
