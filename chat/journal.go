@@ -39,6 +39,11 @@ type opResult struct {
 	err  error
 }
 
+// errDiskFull answers writes the store refused for lack of space. The
+// store retries nothing itself: the same write succeeds once space is
+// freed (reads and logins go on meanwhile).
+var errDiskFull = Errf(CodeUnavailable, "disk full: the server cannot store anything until space is freed on its data disk; retry later")
+
 // errJournalClosed answers writes submitted after stopping began (Drain,
 // or Run's ctx ending).
 var errJournalClosed = Errf(CodeUnavailable, "server is stopping")
@@ -252,6 +257,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		if j.cid.entries > maxCIDEntries {
 			j.cid.evict(0)
 		}
+	}
+	if errors.Is(err, ErrDiskFull) {
+		err = errDiskFull // the store refuses writes until space is freed
 	}
 	if err != nil {
 		err = j.commitFailed(c, err, b, len(ops))

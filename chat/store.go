@@ -8,6 +8,12 @@ import (
 // ErrNotFound is returned by a Store when a record does not exist.
 var ErrNotFound = errors.New("chat: not found")
 
+// ErrDiskFull is wrapped by a Store's errors when a write failed because
+// the disk (or the user's quota) is full. Nothing of that write is
+// stored; the core answers it `unavailable` ("disk full: …") and the
+// same write may succeed once space is freed.
+var ErrDiskFull = errors.New("disk full")
+
 // Store is what the core needs from durable storage. storage.Bolt implements
 // it on bbolt; chat/memstore implements it in memory for core tests; both pass
 // chat/storetest.
@@ -57,6 +63,17 @@ type Store interface {
 	Messages(ctx context.Context, id SessionID, lo, hi uint64, limit int, newest bool) ([]Message, error)
 	// MaxSessionID is the largest session id stored, 0 when none.
 	MaxSessionID(ctx context.Context) (SessionID, error)
+	// PruneMessages deletes messages of app's sessions whose CreatedAt is
+	// before `before` (unix ms), in one durable transaction of at most max
+	// deletions (max <= 0: no limit). Sessions are scanned by id from
+	// `from` up; in each, messages go oldest first and the scan stops at
+	// the first one that is not older (seqs are handed out in time
+	// order). It returns how many it deleted and the session to continue
+	// from in the next call (0: every session was scanned). Sessions,
+	// their LastSeq and summary, members and read marks are kept, so seqs
+	// are never reused: history just starts later. A call with from == 0
+	// begins a pass; everything Apply returned for before it is included.
+	PruneMessages(ctx context.Context, app string, before int64, from SessionID, max int) (deleted int, next SessionID, err error)
 	Close() error
 }
 

@@ -353,6 +353,37 @@ func (s *Store) Messages(_ context.Context, id chat.SessionID, lo, hi uint64, li
 	return out, nil
 }
 
+// PruneMessages deletes app's messages created before `before`; see
+// chat.Store.
+func (s *Store) PruneMessages(_ context.Context, app string, before int64, from chat.SessionID, max int) (int, chat.SessionID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]chat.SessionID, 0, len(s.sessions))
+	for id, sess := range s.sessions {
+		if id >= from && sess.App == app {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	deleted := 0
+	for _, id := range ids {
+		list := s.msgs[id]
+		n := 0
+		for n < len(list) && list[n].CreatedAt < before {
+			if max > 0 && deleted == max {
+				s.msgs[id] = list[n:]
+				return deleted, id, nil
+			}
+			n++
+			deleted++
+		}
+		if n > 0 {
+			s.msgs[id] = slices.Clone(list[n:])
+		}
+	}
+	return deleted, 0, nil
+}
+
 // MaxSessionID is the largest session id stored, 0 when none.
 func (s *Store) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 	s.mu.RLock()
