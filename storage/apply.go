@@ -96,6 +96,9 @@ const overlayHardFactor = 8
 // one arena reused across batches (bbolt keeps value slices until commit,
 // while it copies keys, so keys share one scratch buffer).
 func (s *Bolt) applyDirect(b *chat.Batch) error {
+	if err := checkRecords(b); err != nil {
+		return err // before anything is written
+	}
 	s.lockCkpt()
 	defer s.ckptMu.Unlock()
 	s.applyMu.Lock()
@@ -226,7 +229,10 @@ func (w *writer) apply(tx *bolt.Tx, b *chat.Batch) error {
 	if err := w.putSummaries(b); err != nil {
 		return err
 	}
-	return w.putReads(b)
+	if err := w.putReads(b); err != nil {
+		return err
+	}
+	return w.putRecords(tx, b)
 }
 
 func (w *writer) putApps(b *chat.Batch) error {

@@ -46,9 +46,10 @@ var (
 	bMembers      = []byte("members")
 	bUserSessions = []byte("user_sessions")
 	bMsgs         = []byte("msgs")
+	bRecords      = []byte("records") // a nested bucket per record kind
 
 	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
-		bMembers, bUserSessions, bMsgs}
+		bMembers, bUserSessions, bMsgs, bRecords}
 
 	// bCIDsV1 was schema 1's store-wide index of client message ids,
 	// dropped by the upgrade to schema 2 (the journal finds retried sends

@@ -155,13 +155,21 @@
 //	members         u64(session) uid (raw)           Member record
 //	user_sessions   str(app) str(uid) u64(session)   empty
 //	msgs            u64(session) u64(seq)            Message record
+//	records/<kind>  the domain's key (raw)           the domain's value (raw)
+//
+// records holds one nested bucket per record kind (chat/records.go):
+// customer-service, consultation, contact and moderation state, each
+// domain's own encoding. A batch with records is applied directly (never
+// through the WAL), so records are never in an overlay. Adding the bucket
+// to an older file needs no schema change: Open creates missing buckets,
+// and an older chatd ignores it.
 //
 // Schema 1 also had cids, str(app) str(from) str(cid) → u64(session)
 // u64(seq): a store-wide index of client message ids. Its keys are random,
 // so every checkpoint rewrote leaves across the whole index (on a grown
 // file most of the checkpoint's pages and garbage). Open drops it when it
 // upgrades a schema-1 file; the journal now finds a retried cid among the
-// session's last 512 messages (chat/cidring.go), which carry their cid.
+// sender's newest sends in the session (chat/cidring.go), which carry their cid.
 //
 // Records are binary; each starts with a version byte (1), so a later
 // encoding can be told apart and migrated. Fields covered by the key are

@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "NoAliasing", fn: testNoAliasing},
 		{name: "MaxSessionID", fn: testMaxSessionID},
 		{name: "PruneMessages", fn: testPruneMessages},
+		{name: "Records", fn: testRecords},
+		{name: "RecordKeys", fn: testRecordKeys},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
 	}
@@ -103,8 +105,13 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 			Messages:  []chat.Message{{Session: 10, Seq: 4, App: "app1", From: "u2", Type: "text", Content: []byte(`{"n":4}`), CID: "c4", CreatedAt: 40}},
 			Summaries: []chat.Summary{{Session: 10, Seq: 4, At: 40, From: "u2", Type: "text", Preview: "4"}},
 			DelTokens: [][32]byte{hash("t1")},
+			Records: []chat.Record{
+				{Kind: "svc.conv", Key: []byte("k1"), Value: []byte("v1")},
+				{Kind: "svc.conv", Key: []byte("k2"), Value: []byte("v2")},
+			},
 		}
 		apply(t, s, more)
+		apply(t, s, &chat.Batch{DelRecords: []chat.RecordKey{{Kind: "svc.conv", Key: []byte("k1")}}})
 		closeStore(t, s)
 
 		s = open(t, dir)
@@ -123,6 +130,9 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 			t.Fatalf("session 10 after reopen: LastSeq=%d LastPreview=%q, want 4 \"4\"", sess.LastSeq, sess.LastPreview)
 		}
 		wantCID(t, s, 10, 4, "u2", "c4")
+		if rs, err := s.ScanRecords(ctx, "svc.conv", nil, nil, 0, false); err != nil || len(rs) != 1 || string(rs[0].Key) != "k2" || string(rs[0].Value) != "v2" {
+			t.Fatalf("records after reopen = %+v, %v; want only k2=v2", rs, err)
+		}
 	})
 }
 
