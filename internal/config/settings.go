@@ -98,7 +98,7 @@ var settings = []*Setting{
 		func(c *Config) *time.Duration { return &c.PingInterval }),
 	size("max_message", "64KiB", "largest inbound WebSocket message",
 		func(c *Config) *int { return &c.MaxMessage }),
-	dur("close_timeout", "2s", "wait this long for a client's close reply (also the shutdown grace for clients)",
+	dur("close_timeout", "2s", "wait this long for a client's close reply, and for the replies owed before a client's own close (also the shutdown grace for clients)",
 		func(c *Config) *time.Duration { return &c.CloseTimeout }),
 	size("max_outbound", "1MiB", "bytes queued for one slow client before it is dropped",
 		func(c *Config) *int { return &c.MaxOutbound }),
