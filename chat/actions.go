@@ -137,6 +137,11 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		cl.replyErr(r.ID, err)
 		return
 	}
+	if c.overConns(c.userRef(id.App, id.UID), 1) {
+		c.stats.loginFails.Add(1)
+		cl.refuse(r.ID, c.connsRefusal(id.UID))
+		return
+	}
 	c.unauthMu.Lock()
 	delete(c.unauth, cl)
 	c.unauthMu.Unlock()
@@ -159,6 +164,9 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	first := cl.u.add(cl)
 	if first {
 		c.stats.usersOnline.Add(1)
+	}
+	if c.loginRaced(cl) {
+		return
 	}
 	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
 		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
@@ -188,6 +196,9 @@ func (c *Core) authenticate(ctx context.Context, app, token string) (Identity, T
 	if tok.ExpiresAt <= c.nowMS() {
 		return Identity{}, Token{}, Errf(CodeUnauthorized, "token expired")
 	}
+	if e := c.bannedErr(tok.App, tok.UID); e != nil {
+		return Identity{}, Token{}, e
+	}
 	return Identity{App: tok.App, UID: tok.UID}, tok, nil
 }
 
@@ -208,6 +219,9 @@ func (c *Core) logout(cl *Client, why string) {
 // ---- send
 
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
+	if e := c.allowUserSend(cl); e != nil {
+		return e
+	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
@@ -237,6 +251,12 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 		return false
 	}
 	id := append([]byte(nil), r.ID...)
+	if err == nil {
+		if e := c.allowUserSend(cl); e != nil {
+			putOp(o)
+			err = e
+		}
+	}
 	if err != nil {
 		cl.replyErr(id, err)
 		return true
@@ -245,13 +265,16 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	c.submitMu.RLock()
 	defer c.submitMu.RUnlock()
 	if c.closing.Load() {
-		return false // the queued path answers unavailable
+		putOp(o)
+		c.lim.send.refund(&cl.u.sendTAT) // the queued path takes it again
+		return false                     // the queued path answers unavailable
 	}
 	select {
 	case c.journal <- o:
 		return true
 	default:
 		putOp(o)
+		c.lim.send.refund(&cl.u.sendTAT)
 		return false // full: the queued path waits for room
 	}
 }

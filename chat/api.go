@@ -300,6 +300,10 @@ func (c *Core) Do(ctx context.Context, id Identity, req []byte) []byte {
 	} else if e == nil && r.Action == "logout" {
 		return appendError(nil, r.ID, CodeBadRequest, "logout is for connections; revoke the token instead")
 	}
+	if e := c.allowRequest(cl.u); e != nil {
+		c.countError(e.Code)
+		return appendErrorFull(nil, r.ID, e)
+	}
 	c.handle(ctx, cl, req)
 	select {
 	case b := <-p.ch:

@@ -137,8 +137,9 @@ func (s *nullStore) Messages(context.Context, SessionID, uint64, uint64, int, bo
 func (s *nullStore) CID(context.Context, string, string, string) (SessionID, uint64, error) {
 	return 0, 0, ErrNotFound
 }
-func (s *nullStore) MaxSessionID(context.Context) (SessionID, error) { return 0, nil }
-func (s *nullStore) Close() error                                    { return nil }
+func (s *nullStore) MaxSessionID(context.Context) (SessionID, error)     { return 0, nil }
+func (s *nullStore) Restrictions(context.Context) ([]Restriction, error) { return nil, nil }
+func (s *nullStore) Close() error                                        { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,
 // validate, journal, encode once, fan out to every member's fake peer) for

@@ -112,8 +112,14 @@ func (c *Core) Accept(p Peer) Handler {
 // HandleMessage queues one request. It copies payload and never blocks: the
 // request runs on the client's drain goroutine, in arrival order.
 func (cl *Client) HandleMessage(payload []byte) {
-	if cl.loggedIn.Load() && cl.idle() && cl.core.sendFast(cl, payload) {
-		return
+	if cl.loggedIn.Load() {
+		if e := cl.core.allowRequest(cl.u); e != nil {
+			cl.refuse(peekID(payload), e)
+			return
+		}
+		if cl.idle() && cl.core.sendFast(cl, payload) {
+			return
+		}
 	}
 	cl.mu.Lock()
 	if cl.closed {
@@ -240,9 +246,13 @@ func (cl *Client) send(b []byte, now bool) {
 }
 
 func (cl *Client) replyErr(id []byte, err error) {
-	e := cl.core.clientError(err)
+	cl.refuse(id, cl.core.clientError(err))
+}
+
+// refuse answers request id with e (and counts it).
+func (cl *Client) refuse(id []byte, e *Error) {
 	cl.core.countError(e.Code)
-	cl.reply(appendError(nil, id, e.Code, e.Message))
+	cl.reply(appendErrorFull(nil, id, e))
 }
 
 // runSweeper closes connections that did not log in within LoginTimeout.

@@ -63,6 +63,8 @@ type Config struct {
 	MaxQueue int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Limits are the per-user abuse limits (limits.go).
+	Limits Limits
 }
 
 // MaxPage is the largest history or sync page a client may ask for.
@@ -140,6 +142,9 @@ type Core struct {
 	bus   *Bus
 	hists *storeHists // journal commit metrics (metrics.go)
 
+	lim limiter   // per-user limits (limits.go); immutable after New
+	mod moderator // bans and mutes (moderation.go)
+
 	stats counters
 }
 
@@ -156,6 +161,7 @@ type counters struct {
 	logins      atomic.Uint64
 	loginFails  atomic.Uint64
 	errors      [9]atomic.Uint64 // by Codes index
+	limited     [5]atomic.Uint64 // refusals by LimitKinds index
 }
 
 // Stats are the core's live figures.
@@ -174,6 +180,7 @@ type Stats struct {
 	LastBatch     int           // writes in the newest commit
 	Tracing       bool          // a message trace runs (StartTrace)
 	Errors        map[Code]uint64
+	Limited       map[string]uint64 // refusals by limit kind (LimitKinds)
 }
 
 // New builds a core on st. Call Run before serving.
@@ -202,6 +209,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
+	c.lim = newLimiter(cfg.Limits)
+	if err := c.loadModeration(context.Background()); err != nil {
+		return nil, err
+	}
 	c.nextSession.Store(uint64(max))
 	return c, nil
 }
@@ -251,6 +262,10 @@ func (c *Core) Stats() Stats {
 	}
 	for i, code := range Codes {
 		s.Errors[code] = c.stats.errors[i].Load()
+	}
+	s.Limited = make(map[string]uint64, len(LimitKinds))
+	for i, k := range LimitKinds {
+		s.Limited[k] = c.stats.limited[i].Load()
 	}
 	return s
 }

@@ -297,6 +297,8 @@ func appendBatch(dst, src *Batch) {
 	dst.Messages = append(dst.Messages, src.Messages...)
 	dst.Summaries = append(dst.Summaries, src.Summaries...)
 	dst.Reads = append(dst.Reads, src.Reads...)
+	dst.Restrictions = append(dst.Restrictions, src.Restrictions...)
+	dst.DelRestrictions = append(dst.DelRestrictions, src.DelRestrictions...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

@@ -37,6 +37,8 @@ type Store interface {
 	//  - Summaries: set the session's Last* fields when Seq > LastSeq.
 	//  - Reads: raise the member's ReadSeq (never lower it; a missing member
 	//    is ignored).
+	//  - Restrictions: put by (App, UID, Kind); DelRestrictions: delete by
+	//    that key (a missing one is ignored). Applied after Reads.
 	Apply(ctx context.Context, b *Batch) error
 
 	App(ctx context.Context, id string) (App, error)
@@ -56,6 +58,9 @@ type Store interface {
 	Messages(ctx context.Context, id SessionID, lo, hi uint64, limit int, newest bool) ([]Message, error)
 	// MaxSessionID is the largest session id stored, 0 when none.
 	MaxSessionID(ctx context.Context) (SessionID, error)
+	// Restrictions lists every stored ban and mute, of every app, in no
+	// particular order (the core loads them once, at start).
+	Restrictions(ctx context.Context) ([]Restriction, error)
 	Close() error
 }
 
@@ -72,12 +77,16 @@ type Batch struct {
 	Messages      []Message
 	Summaries     []Summary
 	Reads         []ReadMark
+
+	Restrictions    []Restriction    // bans and mutes (moderation.go)
+	DelRestrictions []RestrictionKey // lifted bans and mutes
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
-		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads) == 0
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads)+
+		len(b.Restrictions)+len(b.DelRestrictions) == 0
 }
 
 // Reset empties the batch, keeping its slices' memory.
@@ -86,5 +95,6 @@ func (b *Batch) Reset() {
 		Apps: b.Apps[:0], Users: b.Users[:0], Tokens: b.Tokens[:0], DelTokens: b.DelTokens[:0],
 		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
 		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
+		Restrictions: b.Restrictions[:0], DelRestrictions: b.DelRestrictions[:0],
 	}
 }

@@ -48,7 +48,7 @@ var (
 	bMsgs         = []byte("msgs")
 
 	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
-		bMembers, bUserSessions, bMsgs}
+		bMembers, bUserSessions, bMsgs, bRestrictions}
 
 	// bCIDsV1 was schema 1's store-wide index of client message ids,
 	// dropped by the upgrade to schema 2 (the journal finds retried sends

@@ -33,6 +33,7 @@ type Store struct {
 	userSessions map[chat.UserKey]map[chat.SessionID]struct{}
 	msgs         map[chat.SessionID][]chat.Message // ascending by Seq
 	maxSession   chat.SessionID
+	restrictions map[chat.RestrictionKey]chat.Restriction
 }
 
 // New returns an empty store.
@@ -47,6 +48,7 @@ func New() *Store {
 		members:      make(map[chat.SessionID]map[string]chat.Member),
 		userSessions: make(map[chat.UserKey]map[chat.SessionID]struct{}),
 		msgs:         make(map[chat.SessionID][]chat.Message),
+		restrictions: make(map[chat.RestrictionKey]chat.Restriction),
 	}
 }
 
@@ -166,6 +168,12 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 		}
 		m.ReadSeq = r.Seq
 		s.members[r.Session][r.UID] = m
+	}
+	for _, r := range b.Restrictions {
+		s.restrictions[r.Key()] = r
+	}
+	for _, k := range b.DelRestrictions {
+		delete(s.restrictions, k)
 	}
 	return nil
 }
@@ -358,6 +366,17 @@ func (s *Store) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.maxSession, nil
+}
+
+// Restrictions lists every stored ban and mute.
+func (s *Store) Restrictions(_ context.Context) ([]chat.Restriction, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]chat.Restriction, 0, len(s.restrictions))
+	for _, r := range s.restrictions {
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Close does nothing; the store stays usable.

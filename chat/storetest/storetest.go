@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "MaxSessionID", fn: testMaxSessionID},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
+		{name: "Restrictions", fn: testRestrictions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,11 +98,12 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 		f.verify(t, s)
 		// A second generation of writes on the reopened store.
 		more := &chat.Batch{
-			Sessions:  []chat.Session{{ID: 900, App: "app1", Kind: chat.KindGroup, Name: "late", CreatedAt: 9}},
-			Members:   []chat.Member{{Session: 900, UID: "u1", Role: chat.RoleOwner, JoinedAt: 9}},
-			Messages:  []chat.Message{{Session: 10, Seq: 4, App: "app1", From: "u2", Type: "text", Content: []byte(`{"n":4}`), CID: "c4", CreatedAt: 40}},
-			Summaries: []chat.Summary{{Session: 10, Seq: 4, At: 40, From: "u2", Type: "text", Preview: "4"}},
-			DelTokens: [][32]byte{hash("t1")},
+			Sessions:     []chat.Session{{ID: 900, App: "app1", Kind: chat.KindGroup, Name: "late", CreatedAt: 9}},
+			Members:      []chat.Member{{Session: 900, UID: "u1", Role: chat.RoleOwner, JoinedAt: 9}},
+			Messages:     []chat.Message{{Session: 10, Seq: 4, App: "app1", From: "u2", Type: "text", Content: []byte(`{"n":4}`), CID: "c4", CreatedAt: 40}},
+			Summaries:    []chat.Summary{{Session: 10, Seq: 4, At: 40, From: "u2", Type: "text", Preview: "4"}},
+			DelTokens:    [][32]byte{hash("t1")},
+			Restrictions: []chat.Restriction{{App: "app1", UID: "u1", Kind: chat.RestrictMute, Until: 77, Reason: "r", CreatedAt: 9}},
 		}
 		apply(t, s, more)
 		closeStore(t, s)
@@ -122,6 +124,11 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 			t.Fatalf("session 10 after reopen: LastSeq=%d LastPreview=%q, want 4 \"4\"", sess.LastSeq, sess.LastPreview)
 		}
 		wantCID(t, s, 10, 4, "u2", "c4")
+		rs, err := s.Restrictions(ctx)
+		equal(t, "Restrictions after reopen", rs, more.Restrictions)
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
