@@ -62,6 +62,7 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epModeration
 	epCount
 )
 
@@ -84,6 +85,7 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -114,6 +116,8 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/moderation":
+		return epModeration, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil

@@ -153,6 +153,8 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		HistoryLimit: cfg.HistoryLimit,
 		LoginTimeout: cfg.HandshakeTimeout,
 		JournalSize:  cfg.JournalSize,
+		Limits: chat.Limits{SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, RequestRate: cfg.RequestRate,
+			RequestBurst: cfg.RequestBurst, MaxUserConns: cfg.MaxUserConns},
 	}, st)
 	if err != nil {
 		return fail(fmt.Errorf("core: %w", err))

@@ -121,6 +121,12 @@ type Config struct {
 	// log's changes into the database file (sooner when they pass ~64 MiB).
 	CheckpointInterval time.Duration
 
+	// Per-user abuse limits (chat.Limits); 0 turns a limit off, a zero
+	// burst means twice the rate.
+	SendRate, SendBurst       int
+	RequestRate, RequestBurst int
+	MaxUserConns              int
+
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.
 	ShutdownTimeout time.Duration

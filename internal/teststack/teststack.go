@@ -33,6 +33,10 @@ type Options struct {
 	// SubscriberBuffer is the live-stream buffer per subscriber, in events.
 	SubscriberBuffer int
 	Log              zerolog.Logger // zero value: discard
+	// Now replaces the core's clock (nil: time.Now).
+	Now func() time.Time
+	// Limits are the core's per-user limits (zero: none).
+	Limits chat.Limits
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it in
@@ -55,7 +59,7 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := chat.New(chat.Config{LoginTimeout: o.LoginTimeout}, st)
+	core, err := chat.New(chat.Config{LoginTimeout: o.LoginTimeout, Now: o.Now, Limits: o.Limits}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
