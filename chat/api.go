@@ -113,7 +113,8 @@ func (c *Core) Apps(ctx context.Context) ([]App, error) { return c.store.Apps(ct
 
 // PushUser creates or updates a user of app.
 func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, error) {
-	if _, err := c.App(ctx, app); err != nil {
+	a, err := c.App(ctx, app)
+	if err != nil {
 		return User{}, err
 	}
 	if in.UID == "" || len(in.UID) > 64 || strings.ContainsAny(in.UID, "\x00") || !utf8.ValidString(in.UID) {
@@ -133,7 +134,14 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 	if old, err := c.store.User(ctx, app, in.UID); err == nil {
 		u.CreatedAt = old.CreatedAt
 	}
-	if err := c.write(ctx, &Batch{Users: []User{u}}); err != nil {
+	isNew := func() (bool, error) { // under the app's cap (limits.go)
+		_, err := c.store.User(ctx, app, in.UID)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err := c.withQuota(ctx, &a, quotaUsers, isNew, func() error { return c.write(ctx, &Batch{Users: []User{u}}) }); err != nil {
 		return User{}, err
 	}
 	return u, nil
@@ -264,7 +272,11 @@ func (c *Core) CreateGroup(ctx context.Context, app string, in GroupInput) (Sess
 			ms = append(ms, Member{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now})
 		}
 	}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	a, err := c.App(ctx, app)
+	if err != nil {
+		return Session{}, err
+	}
+	if err := c.withQuota(ctx, &a, quotaGroups, nil, func() error { return c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}) }); err != nil {
 		return Session{}, err
 	}
 	s := c.cacheSession(&rec, ms)

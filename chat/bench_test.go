@@ -139,6 +139,8 @@ func (s *nullStore) CID(context.Context, string, string, string) (SessionID, uin
 }
 func (s *nullStore) MaxSessionID(context.Context) (SessionID, error)     { return 0, nil }
 func (s *nullStore) Restrictions(context.Context) ([]Restriction, error) { return nil, nil }
+func (s *nullStore) CountUsers(context.Context, string) (int, error)     { return 0, nil }
+func (s *nullStore) CountGroups(context.Context, string) (int, error)    { return 0, nil }
 func (s *nullStore) Close() error                                        { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,

@@ -142,8 +142,9 @@ type Core struct {
 	bus   *Bus
 	hists *storeHists // journal commit metrics (metrics.go)
 
-	lim limiter   // per-user limits (limits.go); immutable after New
-	mod moderator // bans and mutes (moderation.go)
+	lim    limiter   // per-user limits (limits.go); immutable after New
+	mod    moderator // bans and mutes (moderation.go)
+	quotas quotas    // per-app caps on users and groups (limits.go)
 
 	stats counters
 }

@@ -1,7 +1,10 @@
 package chat
 
 import (
+	"context"
+	"hash/maphash"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -222,4 +225,174 @@ func appendErrorFull(dst []byte, id []byte, e *Error) []byte {
 	dst = append(dst, `,"retry_after":`...)
 	dst = strconv.AppendInt(dst, e.RetryAfter, 10)
 	return append(dst, "}}"...)
+}
+
+// ---- per-app caps (App.MaxUsers, App.MaxGroups)
+
+// quotas counts the users and groups of apps that have a cap. Counts
+// start from one store scan (Store.CountUsers/CountGroups) the first
+// time an app with a cap needs them, and are kept up to date by the
+// creations checked here. Creations made while an app has no cap are not
+// counted, so setting the caps forgets the counts (SetAppLimits).
+type quotas struct {
+	// locks[i] (striped by app) serialises the check, write and count of
+	// a new user or group of an app with a cap, and guards that app's
+	// appQuota. An outer lock like appMu: held across store reads and a
+	// journal write, never with another outer lock.
+	locks [16]sync.Mutex
+	mu    sync.Mutex // a leaf: guards m
+	m     map[string]*appQuota
+}
+
+type appQuota struct {
+	users, groups int // counts, valid when known
+	usersKnown    bool
+	groupsKnown   bool
+}
+
+// entry returns app's counters (created empty) and its stripe lock.
+func (q *quotas) entry(app string) (*appQuota, *sync.Mutex) {
+	q.mu.Lock()
+	if q.m == nil {
+		q.m = make(map[string]*appQuota)
+	}
+	e := q.m[app]
+	if e == nil {
+		e = &appQuota{}
+		q.m[app] = e
+	}
+	q.mu.Unlock()
+	return e, &q.locks[maphash.String(userSeed, app)&uint64(len(q.locks)-1)]
+}
+
+// quotaKind is what a cap counts.
+type quotaKind uint8
+
+const (
+	quotaUsers quotaKind = iota + 1
+	quotaGroups
+)
+
+// withQuota runs create (which writes a new user or group of a) under a's
+// cap: when a has one, it takes the app's lock, re-reads the cap, counts,
+// refuses with forbidden at the cap, and counts the creation once create
+// succeeds. isNew (nil: always new) says whether create will add one at
+// all (a push of an existing user does not). a is the app as the caller
+// read it; with no cap there, create runs unchecked.
+func (c *Core) withQuota(ctx context.Context, a *App, kind quotaKind, isNew func() (bool, error), create func() error) error {
+	if (kind == quotaUsers && a.MaxUsers <= 0) || (kind == quotaGroups && a.MaxGroups <= 0) {
+		return create()
+	}
+	e, mu := c.quotas.entry(a.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := c.store.App(ctx, a.ID) // the cap may have changed meanwhile
+	if err != nil {
+		return err
+	}
+	max, count, known := cur.MaxUsers, &e.users, &e.usersKnown
+	if kind == quotaGroups {
+		max, count, known = cur.MaxGroups, &e.groups, &e.groupsKnown
+	}
+	if max <= 0 {
+		return create()
+	}
+	if isNew != nil {
+		if n, err := isNew(); err != nil {
+			return err
+		} else if !n {
+			return create()
+		}
+	}
+	if !*known {
+		n, err := c.countQuota(ctx, a.ID, kind)
+		if err != nil {
+			return err
+		}
+		*count, *known = n, true
+	}
+	if *count >= max {
+		if kind == quotaUsers {
+			c.limited(LimitAppUsers)
+			return Errf(CodeForbidden, "app_users limit: app "+clip(a.ID, 64)+" has "+strconv.Itoa(*count)+
+				" users, its max_users is "+strconv.Itoa(max)+"; raise it with POST /api/v1/app/limits")
+		}
+		c.limited(LimitAppGroups)
+		return Errf(CodeForbidden, "app_groups limit: app "+clip(a.ID, 64)+" has "+strconv.Itoa(*count)+
+			" groups, its max_groups is "+strconv.Itoa(max)+"; raise it with POST /api/v1/app/limits")
+	}
+	if err := create(); err != nil {
+		return err
+	}
+	*count++
+	return nil
+}
+
+func (c *Core) countQuota(ctx context.Context, app string, kind quotaKind) (int, error) {
+	if kind == quotaUsers {
+		return c.store.CountUsers(ctx, app)
+	}
+	return c.store.CountGroups(ctx, app)
+}
+
+// AppLimitsInput changes an app's caps: a nil field is left as it is, 0
+// removes the cap.
+type AppLimitsInput struct {
+	MaxUsers  *int `json:"max_users,omitempty"`
+	MaxGroups *int `json:"max_groups,omitempty"`
+}
+
+// AppLimitsView is an app's caps (0: none) and what it has now.
+type AppLimitsView struct {
+	MaxUsers  int `json:"max_users"`
+	MaxGroups int `json:"max_groups"`
+	Users     int `json:"users"`
+	Groups    int `json:"groups"`
+}
+
+// SetAppLimits changes app's caps and returns them with the app's counts.
+// Lowering a cap below the count removes nothing; creations are refused
+// until the count is under it.
+func (c *Core) SetAppLimits(ctx context.Context, app string, in AppLimitsInput) (AppLimitsView, error) {
+	if (in.MaxUsers != nil && *in.MaxUsers < 0) || (in.MaxGroups != nil && *in.MaxGroups < 0) {
+		return AppLimitsView{}, Errf(CodeBadRequest, "max_users and max_groups must be 0 (no cap) or more")
+	}
+	e, mu := c.quotas.entry(app)
+	mu.Lock()
+	c.appMu.Lock() // read-modify-write of the App record, against CreateApp
+	a, err := c.App(ctx, app)
+	if err == nil {
+		if in.MaxUsers != nil {
+			a.MaxUsers = *in.MaxUsers
+		}
+		if in.MaxGroups != nil {
+			a.MaxGroups = *in.MaxGroups
+		}
+		err = c.write(ctx, &Batch{Apps: []App{a}})
+	}
+	c.appMu.Unlock()
+	if err == nil {
+		*e = appQuota{} // creations without a cap were not counted
+	}
+	mu.Unlock()
+	if err != nil {
+		return AppLimitsView{}, err
+	}
+	return c.AppLimits(ctx, app)
+}
+
+// AppLimits returns app's caps and its counts of users and groups.
+func (c *Core) AppLimits(ctx context.Context, app string) (AppLimitsView, error) {
+	a, err := c.App(ctx, app)
+	if err != nil {
+		return AppLimitsView{}, err
+	}
+	v := AppLimitsView{MaxUsers: a.MaxUsers, MaxGroups: a.MaxGroups}
+	if v.Users, err = c.store.CountUsers(ctx, app); err != nil {
+		return AppLimitsView{}, err
+	}
+	if v.Groups, err = c.store.CountGroups(ctx, app); err != nil {
+		return AppLimitsView{}, err
+	}
+	return v, nil
 }

@@ -54,6 +54,11 @@ type App struct {
 	Name      string `json:"name"`
 	Secret    string `json:"secret"`
 	CreatedAt int64  `json:"created_at"` // unix ms
+
+	// MaxUsers and MaxGroups cap the app's users and groups (0: no cap);
+	// the host sets them (POST /api/v1/app/limits).
+	MaxUsers  int `json:"max_users,omitempty"`
+	MaxGroups int `json:"max_groups,omitempty"`
 }
 
 // User is a host site's user as pushed in by the host backend. UID is the

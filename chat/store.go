@@ -61,6 +61,11 @@ type Store interface {
 	// Restrictions lists every stored ban and mute, of every app, in no
 	// particular order (the core loads them once, at start).
 	Restrictions(ctx context.Context) ([]Restriction, error)
+	// CountUsers is the number of users of app; CountGroups the number of
+	// its sessions of KindGroup. They may scan: the core calls each once
+	// per app that has a limit, then counts itself.
+	CountUsers(ctx context.Context, app string) (int, error)
+	CountGroups(ctx context.Context, app string) (int, error)
 	Close() error
 }
 

@@ -96,3 +96,32 @@ func clip(s string, n int) string {
 	}
 	return s
 }
+
+// appLimits answers GET /api/v1/app/limits: the app's caps (0: none) and
+// its counts of users and groups.
+func (s *Server) appLimits(ctx *fasthttp.RequestCtx, r *reqInfo) error {
+	v, err := s.core.AppLimits(s.reqCtx, r.app)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, v)
+	return nil
+}
+
+// appSetLimits runs POST /api/v1/app/limits with a chat.AppLimitsInput:
+// a field left out keeps its cap, 0 removes it.
+func (s *Server) appSetLimits(ctx *fasthttp.RequestCtx, r *reqInfo) error {
+	var in chat.AppLimitsInput
+	if e := decodeJSON(ctx.PostBody(), &in, false); e != nil {
+		return e
+	}
+	if in.MaxUsers == nil && in.MaxGroups == nil {
+		return chat.Errf(chat.CodeBadRequest, "give max_users, max_groups or both (0 removes a cap)")
+	}
+	v, err := s.core.SetAppLimits(s.reqCtx, r.app, in)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, v)
+	return nil
+}

@@ -63,6 +63,7 @@ const (
 	epMsgTrace
 	epSubscribe
 	epModeration
+	epAppLimits
 	epCount
 )
 
@@ -86,6 +87,7 @@ var endpoints = [epCount]endpoint{
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
+	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -118,6 +120,8 @@ func resolve(p []byte) (int, []byte) {
 		return epGroups, nil
 	case "/api/v1/moderation":
 		return epModeration, nil
+	case "/api/v1/app/limits":
+		return epAppLimits, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil

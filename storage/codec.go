@@ -285,12 +285,22 @@ type msgKeyVal struct {
 // ---- cold records ----
 
 // App: 0x01 str(ID) str(Name) str(Secret) varint(CreatedAt)
+// [uvarint(MaxUsers) uvarint(MaxGroups)]
+//
+// The limits were added later: a record without them (written before,
+// or with both zero) decodes with zero limits, so old files read as they
+// did, and an app without limits is written as before.
 func appendApp(dst []byte, a *chat.App) []byte {
 	dst = append(dst, recordV1)
 	dst = appendStr(dst, a.ID)
 	dst = appendStr(dst, a.Name)
 	dst = appendStr(dst, a.Secret)
-	return binary.AppendVarint(dst, a.CreatedAt)
+	dst = binary.AppendVarint(dst, a.CreatedAt)
+	if a.MaxUsers != 0 || a.MaxGroups != 0 {
+		dst = binary.AppendUvarint(dst, uint64(max(a.MaxUsers, 0)))
+		dst = binary.AppendUvarint(dst, uint64(max(a.MaxGroups, 0)))
+	}
+	return dst
 }
 
 func decodeApp(v []byte, a *chat.App) bool {
@@ -298,6 +308,10 @@ func decodeApp(v []byte, a *chat.App) bool {
 	r.version()
 	a.ID, a.Name, a.Secret = r.str(), r.str(), r.str()
 	a.CreatedAt = r.varint()
+	a.MaxUsers, a.MaxGroups = 0, 0
+	if !r.bad && len(r.b) > 0 {
+		a.MaxUsers, a.MaxGroups = int(r.uvarint()), int(r.uvarint())
+	}
 	return r.end()
 }
 

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -88,4 +89,41 @@ func (s *Bolt) Restrictions(_ context.Context) ([]chat.Restriction, error) {
 		})
 	})
 	return out, err
+}
+
+// CountUsers counts app's users (a scan of its users keys; the core calls
+// it once per app, to start its count for AppLimits).
+func (s *Bolt) CountUsers(_ context.Context, app string) (int, error) {
+	n := 0
+	prefix := appendStr(nil, app)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bUsers).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// CountGroups counts app's group sessions (a scan of every session; the
+// core calls it once per app, to start its count for AppLimits).
+func (s *Bolt) CountGroups(_ context.Context, app string) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSessions).ForEach(func(_, v []byte) error {
+			r := reader{b: v}
+			r.version()
+			a := r.raw()
+			kind := chat.Kind(r.byte())
+			if r.bad {
+				return corrupt("session")
+			}
+			if kind == chat.KindGroup && string(a) == app {
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
 }

@@ -379,5 +379,31 @@ func (s *Store) Restrictions(_ context.Context) ([]chat.Restriction, error) {
 	return out, nil
 }
 
+// CountUsers counts app's users.
+func (s *Store) CountUsers(_ context.Context, app string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for k := range s.users {
+		if k.App == app {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CountGroups counts app's group sessions.
+func (s *Store) CountGroups(_ context.Context, app string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, x := range s.sessions {
+		if x.App == app && x.Kind == chat.KindGroup {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Close does nothing; the store stays usable.
 func (s *Store) Close() error { return nil }

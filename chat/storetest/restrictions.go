@@ -50,3 +50,36 @@ func testRestrictions(t *testing.T, s chat.Store) {
 	apply(t, s, &chat.Batch{Restrictions: []chat.Restriction{mute}, DelRestrictions: []chat.RestrictionKey{mute.Key(), other.Key()}})
 	equal(t, "after put+delete in one batch", list(), []chat.Restriction{ban2})
 }
+
+// testCounts: CountUsers and CountGroups count one app's records only
+// (an app id that is a prefix of another's is not confused with it), and
+// CountGroups counts groups, not private or system sessions.
+func testCounts(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	want := func(app string, users, groups int) {
+		t.Helper()
+		u, err := s.CountUsers(ctx, app)
+		if err != nil || u != users {
+			t.Fatalf("CountUsers(%q) = %d, %v; want %d", app, u, err, users)
+		}
+		g, err := s.CountGroups(ctx, app)
+		if err != nil || g != groups {
+			t.Fatalf("CountGroups(%q) = %d, %v; want %d", app, g, err, groups)
+		}
+	}
+	want("app", 0, 0)
+	apply(t, s, &chat.Batch{
+		Users: []chat.User{{App: "app", UID: "a"}, {App: "app", UID: "b"}, {App: "app1", UID: "a"}, {App: "ap", UID: "pa"}},
+		Sessions: []chat.Session{
+			{ID: 1, App: "app", Kind: chat.KindGroup},
+			{ID: 2, App: "app", Kind: chat.KindPrivate, Pair: [2]string{"a", "b"}},
+			{ID: 3, App: "app", Kind: chat.KindSystem},
+			{ID: 4, App: "app1", Kind: chat.KindGroup},
+			{ID: 5, App: "app", Kind: chat.KindGroup},
+		},
+	})
+	want("app", 2, 2)
+	want("app1", 1, 1)
+	want("ap", 1, 0)
+	want("other", 0, 0)
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
 		{name: "Restrictions", fn: testRestrictions},
+		{name: "Counts", fn: testCounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,3 +53,32 @@ func (c *Client) Moderation(ctx context.Context) (ModerationList, error) {
 	err := c.Do(ctx, http.MethodGet, "/api/v1/moderation", nil, &l)
 	return l, err
 }
+
+// AppLimits is GET and POST /api/v1/app/limits: the app's caps (0: none)
+// and its counts.
+type AppLimits struct {
+	MaxUsers  int `json:"max_users"`
+	MaxGroups int `json:"max_groups"`
+	Users     int `json:"users"`
+	Groups    int `json:"groups"`
+}
+
+// AppLimitsInput changes the caps: a nil field keeps its cap, 0 removes it.
+type AppLimitsInput struct {
+	MaxUsers  *int `json:"max_users,omitempty"`
+	MaxGroups *int `json:"max_groups,omitempty"`
+}
+
+// AppLimits reads the app's caps and counts.
+func (c *Client) AppLimits(ctx context.Context) (AppLimits, error) {
+	var l AppLimits
+	err := c.Do(ctx, http.MethodGet, "/api/v1/app/limits", nil, &l)
+	return l, err
+}
+
+// SetAppLimits changes the app's caps.
+func (c *Client) SetAppLimits(ctx context.Context, in AppLimitsInput) (AppLimits, error) {
+	var l AppLimits
+	err := c.Do(ctx, http.MethodPost, "/api/v1/app/limits", in, &l)
+	return l, err
+}

@@ -397,3 +397,103 @@ func TestModerationEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestAppLimitsEndToEnd: the host caps its app's users and groups; a push
+// of one user too many, or a group too many (over the server API or a
+// client's group_create), is refused with forbidden naming the cap, while
+// pushes of existing users still work; the caps and counts survive a
+// restart; 0 removes a cap.
+func TestAppLimitsEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := start(t, dir, options{})
+	app := s.app("shop")
+	ta := pushUser(t, app, "alice")
+	pushUser(t, app, "bob")
+	if _, err := app.CreateGroup(ctx, apiclient.GroupInput{Owner: "alice", Name: "g0", Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	three, two := 3, 2
+	l, err := app.SetAppLimits(ctx, apiclient.AppLimitsInput{MaxUsers: &three, MaxGroups: &two})
+	if err != nil || l != (apiclient.AppLimits{MaxUsers: 3, MaxGroups: 2, Users: 2, Groups: 1}) {
+		t.Fatalf("set limits: %+v, %v", l, err)
+	}
+	wantForbidden := func(t *testing.T, err error, parts ...string) {
+		t.Helper()
+		var ae *apiclient.APIError
+		if !errors.As(err, &ae) || ae.Status != 403 || ae.Code != "forbidden" {
+			t.Fatalf("got %v, want 403 forbidden", err)
+		}
+		for _, p := range parts {
+			if !strings.Contains(ae.Message, p) {
+				t.Fatalf("message %q does not say %q", ae.Message, p)
+			}
+		}
+	}
+
+	t.Run("users", func(t *testing.T) {
+		pushUser(t, app, "carol") // the third
+		_, err := app.PushUser(ctx, apiclient.PushUserInput{UID: "dave"})
+		wantForbidden(t, err, "app_users limit", "has 3 users", "max_users is 3")
+		pushUser(t, app, "alice") // an update of an existing user is no new user
+		if got := metric(t, s.HTTPAddr, `chatd_limited_total{limit="app_users"}`); got != "1" {
+			t.Fatalf(`chatd_limited_total{limit="app_users"} = %s, want 1`, got)
+		}
+	})
+
+	t.Run("groups", func(t *testing.T) {
+		a := login(t, s.WSAddr, "shop", ta)
+		if f := a.do(`"action":"group_create","name":"g1","uids":["bob"]`); !f.OK { // the second
+			t.Fatalf("group_create: %s", f.raw)
+		}
+		wantRefused(t, a.do(`"action":"group_create","name":"g2","uids":["bob"]`), chat.CodeForbidden,
+			"app_groups limit", "has 2 groups", "max_groups is 2")
+		_, err := app.CreateGroup(ctx, apiclient.GroupInput{Owner: "bob", Name: "g3", Members: []string{"alice"}})
+		wantForbidden(t, err, "app_groups limit")
+		// Private sessions are not groups.
+		if f := a.do(`"action":"send","to":"carol","type":"text","content":{"text":"hi"}`); !f.OK {
+			t.Fatalf("send: %s", f.raw)
+		}
+	})
+
+	outer := t // the restarted server outlives the subtest
+	t.Run("caps and counts survive a restart; 0 removes a cap", func(t *testing.T) {
+		s.Stop()
+		s = start(outer, dir, options{})
+		app = s.AppClient(app.App, app.Secret)
+		l, err := app.AppLimits(ctx)
+		if err != nil || l != (apiclient.AppLimits{MaxUsers: 3, MaxGroups: 2, Users: 3, Groups: 2}) {
+			t.Fatalf("limits after restart: %+v, %v", l, err)
+		}
+		_, err = app.PushUser(ctx, apiclient.PushUserInput{UID: "dave"})
+		wantForbidden(t, err, "app_users limit")
+		zero := 0
+		if _, err := app.SetAppLimits(ctx, apiclient.AppLimitsInput{MaxUsers: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		pushUser(t, app, "dave")
+		_, err = app.CreateGroup(ctx, apiclient.GroupInput{Owner: "bob", Name: "g3", Members: []string{"alice"}})
+		wantForbidden(t, err, "app_groups limit") // max_groups was left as it was
+		four := 4
+		l, err = app.SetAppLimits(ctx, apiclient.AppLimitsInput{MaxUsers: &four})
+		if err != nil || l != (apiclient.AppLimits{MaxUsers: 4, MaxGroups: 2, Users: 4, Groups: 2}) {
+			t.Fatalf("limits: %+v, %v", l, err)
+		}
+		// dave was pushed with no cap: the count starts again from the store.
+		_, err = app.PushUser(ctx, apiclient.PushUserInput{UID: "erin"})
+		wantForbidden(t, err, "has 4 users")
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		neg := -1
+		_, err := app.SetAppLimits(ctx, apiclient.AppLimitsInput{MaxGroups: &neg})
+		var ae *apiclient.APIError
+		if !errors.As(err, &ae) || ae.Code != "bad_request" {
+			t.Fatalf("negative cap: %v, want bad_request", err)
+		}
+		_, err = app.SetAppLimits(ctx, apiclient.AppLimitsInput{})
+		if !errors.As(err, &ae) || ae.Code != "bad_request" || !strings.Contains(ae.Message, "max_users") {
+			t.Fatalf("empty change: %v, want bad_request", err)
+		}
+	})
+}
