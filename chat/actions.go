@@ -219,7 +219,8 @@ func (c *Core) logout(cl *Client, why string) {
 // ---- send
 
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
-	if e := c.allowUserSend(cl); e != nil {
+	var now int64
+	if e := c.allowUserSend(cl, &now); e != nil {
 		return e
 	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
@@ -239,8 +240,9 @@ var errCacheMiss = errors.New("chat: not cached")
 // client is logged in and idle, the session is cached and the journal has
 // room. It reports false, having done nothing, when the request must take the
 // queued path (another action, a cache miss, a full journal). payload is
-// borrowed; the op keeps copies.
-func (c *Core) sendFast(cl *Client, payload []byte) bool {
+// borrowed; the op keeps copies. now is the caller's lazy clock reading
+// (limits.go: clock).
+func (c *Core) sendFast(cl *Client, payload []byte, now *int64) bool {
 	var r request
 	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
 		return false
@@ -252,7 +254,7 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	}
 	id := append([]byte(nil), r.ID...)
 	if err == nil {
-		if e := c.allowUserSend(cl); e != nil {
+		if e := c.allowUserSend(cl, now); e != nil {
 			putOp(o)
 			err = e
 		}

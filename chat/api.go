@@ -312,7 +312,8 @@ func (c *Core) Do(ctx context.Context, id Identity, req []byte) []byte {
 	} else if e == nil && r.Action == "logout" {
 		return appendError(nil, r.ID, CodeBadRequest, "logout is for connections; revoke the token instead")
 	}
-	if e := c.allowRequest(cl.u); e != nil {
+	var now int64
+	if e := c.allowRequest(cl.u, &now); e != nil {
 		c.countError(e.Code)
 		return appendErrorFull(nil, r.ID, e)
 	}

@@ -198,10 +198,12 @@ func BenchmarkGroupSend(b *testing.B) {
 // BenchmarkHandleSend drives the transport entry point (HandleMessage, as the
 // reactor calls it on an event loop) with 1:1 sends, including the ack back
 // to the sender, with a store that costs nothing.
-func BenchmarkHandleSend(b *testing.B) {
+func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}) }
+
+func benchHandleSend(b *testing.B, cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := New(Config{MaxQueue: 1 << 20}, newNullStore())
+	c, err := New(cfg, newNullStore())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -113,11 +113,12 @@ func (c *Core) Accept(p Peer) Handler {
 // request runs on the client's drain goroutine, in arrival order.
 func (cl *Client) HandleMessage(payload []byte) {
 	if cl.loggedIn.Load() {
-		if e := cl.core.allowRequest(cl.u); e != nil {
+		var now int64 // one clock reading for the request and send checks
+		if e := cl.core.allowRequest(cl.u, &now); e != nil {
 			cl.refuse(peekID(payload), e)
 			return
 		}
-		if cl.idle() && cl.core.sendFast(cl, payload) {
+		if cl.idle() && cl.core.sendFast(cl, payload, &now) {
 			return
 		}
 	}
