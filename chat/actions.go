@@ -267,7 +267,6 @@ func (c *Core) sendFast(cl *Client, payload []byte, now *int64) bool {
 	c.submitMu.RLock()
 	defer c.submitMu.RUnlock()
 	if c.closing.Load() {
-		putOp(o)
 		c.lim.send.refund(&cl.u.sendTAT) // the queued path takes it again
 		return false                     // the queued path answers unavailable
 	}

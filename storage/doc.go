@@ -134,6 +134,7 @@
 //	members         u64(session) uid (raw)           Member record
 //	user_sessions   str(app) str(uid) u64(session)   empty
 //	msgs            u64(session) u64(seq)            Message record
+//	restrictions    str(app) str(uid) u8(kind)       Restriction record (bans, mutes; restrictions.go)
 //
 // Schema 1 also had cids, str(app) str(from) str(cid) → u64(session)
 // u64(seq): a store-wide index of client message ids. Its keys are random,
