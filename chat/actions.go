@@ -219,6 +219,8 @@ func (c *Core) logout(cl *Client, why string) {
 // ---- send
 
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
+	// Before prepareSend, which may create a private session: a muted or
+	// limited user creates nothing.
 	var now int64
 	if e := c.allowUserSend(cl, &now); e != nil {
 		return e
