@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 		IdleTimeout: 60 * time.Second, PingInterval: 25 * time.Second, MaxMessage: 64 << 10,
 		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50,
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second,
-		SendRate: 20, RequestRate: 50, MaxUserConns: 16,
+		SendRate: 20, RequestRate: 100, MaxUserConns: 16,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

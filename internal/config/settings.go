@@ -137,7 +137,7 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.SendRate }),
 	intv("send_burst", "0", 0, "messages one user may send at once before send_rate applies (0: twice send_rate)",
 		func(c *Config) *int { return &c.SendBurst }),
-	intv("request_rate", "50", 0, "requests of any action one user may make per second, over all devices (0: no limit)",
+	intv("request_rate", "100", 0, "requests of any action one user may make per second, over all devices (0: no limit)",
 		func(c *Config) *int { return &c.RequestRate }),
 	intv("request_burst", "0", 0, "requests one user may make at once before request_rate applies (0: twice request_rate)",
 		func(c *Config) *int { return &c.RequestBurst }),
