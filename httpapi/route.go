@@ -64,6 +64,8 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epModeration
+	epAppLimits
 	epCount
 )
 
@@ -88,6 +90,8 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
+	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -122,6 +126,10 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/moderation":
+		return epModeration, nil
+	case "/api/v1/app/limits":
+		return epAppLimits, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
