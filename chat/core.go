@@ -81,6 +81,11 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// CheckWebhookURL applies the target-host rules to a webhook
+	// endpoint's URL when it is registered (the sender checks the
+	// resolved address again at every dial). Nil checks the URL's shape
+	// only.
+	CheckWebhookURL func(rawURL string) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -189,6 +194,8 @@ type Core struct {
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 
+	wh *webhooks // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+
 	stats counters
 }
 
@@ -253,6 +260,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
+	c.wh = newWebhooks()
+	if err := c.loadWebhooks(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
+	}
 	c.nextSession.Store(uint64(max))
 	return c, nil
 }
