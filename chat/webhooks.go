@@ -115,15 +115,15 @@ type webhooks struct {
 	// included). Nil when no app has an enabled endpoint.
 	subs atomic.Pointer[map[string]uint64]
 
-	lastID  atomic.Int64  // the newest event id handed out (unix ns, strictly increasing)
-	kick    chan struct{} // wakes the dispatcher: new outbox events are committed (buffer 1)
+	lastID atomic.Int64  // the newest event id handed out (unix ns, strictly increasing)
+	kick   chan struct{} // wakes the dispatcher: new outbox events are committed (buffer 1)
 	// redeliver carries RedeliverWebhooks' requests to the dispatcher
 	// while running says it is there to take them.
 	redeliver chan redeliverReq
 	running   atomic.Bool
-	depth   atomic.Int64  // outbox events not yet fanned out plus deliveries pending
-	max     atomic.Int64  // the outbox bound (WebhookConfig.MaxOutbox); 0 until RunWebhooks
-	dropped atomic.Uint64 // events not written because the outbox was full
+	depth     atomic.Int64  // outbox events not yet fanned out plus deliveries pending
+	max       atomic.Int64  // the outbox bound (WebhookConfig.MaxOutbox); 0 until RunWebhooks
+	dropped   atomic.Uint64 // events not written because the outbox was full
 
 	delivered atomic.Uint64 // deliveries answered 2xx
 	failed    atomic.Uint64 // deliveries given up (retry window over)
@@ -135,7 +135,7 @@ type webhooks struct {
 func newWebhooks() *webhooks {
 	return &webhooks{endpoints: make(map[string][]*WebhookEndpoint), kick: make(chan struct{}, 1),
 		redeliver: make(chan redeliverReq),
-		latency: NewHistogram(ackBounds, 1e9)}
+		latency:   NewHistogram(ackBounds, 1e9)}
 }
 
 // wanted returns the mask of event types app's enabled endpoints want.
@@ -555,7 +555,7 @@ type presenceData struct {
 // sessionCreatedData is session.created's data.
 type sessionCreatedData struct {
 	SessionID SessionID `json:"session_id"`
-	Kind      string    `json:"kind"` // private, group, system
+	Kind      string    `json:"kind"`         // private, group, system
 	By        string    `json:"by,omitempty"` // who caused it; empty for a system session
 	Members   []string  `json:"members"`
 }

@@ -607,7 +607,6 @@ func TestWebhookEndpointValidation(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-
 func codeOf(err error) chat.Code {
 	var e *chat.Error
 	if errors.As(err, &e) {

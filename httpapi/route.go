@@ -64,6 +64,11 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epWebhooks
+	epWebhookUpdate
+	epWebhookDelete
+	epWebhookDeliveries
+	epWebhookRedeliver
 	epCount
 )
 
@@ -88,6 +93,12 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	// webhooks.go
+	epWebhooks:          {pattern: "/api/v1/webhooks", auth: authApp, get: (*Server).appWebhooks, post: (*Server).appCreateWebhook, allow: "GET, POST"},
+	epWebhookUpdate:     {pattern: "/api/v1/webhooks/update", auth: authApp, post: (*Server).appUpdateWebhook, allow: "POST"},
+	epWebhookDelete:     {pattern: "/api/v1/webhooks/delete", auth: authApp, post: (*Server).appDeleteWebhook, allow: "POST"},
+	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
+	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -122,6 +133,16 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/webhooks":
+		return epWebhooks, nil
+	case "/api/v1/webhooks/update":
+		return epWebhookUpdate, nil
+	case "/api/v1/webhooks/delete":
+		return epWebhookDelete, nil
+	case "/api/v1/webhooks/deliveries":
+		return epWebhookDeliveries, nil
+	case "/api/v1/webhooks/redeliver":
+		return epWebhookRedeliver, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil

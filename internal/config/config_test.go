@@ -49,6 +49,8 @@ func TestDefaults(t *testing.T) {
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second,
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
+		WebhookTimeout: 10 * time.Second, WebhookRetryFor: 24 * time.Hour, WebhookConcurrency: 4, WebhookOutboxMax: 100000,
+		WebhookPushDebounce: 2 * time.Second, WebhookKeep: 168 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

@@ -113,7 +113,7 @@ func (s *Sender) CheckURL(rawURL string) error {
 	}
 	host := strings.ToLower(u.Hostname())
 	if len(s.cfg.AllowedHosts) > 0 && !s.allowedHost(host) {
-		return fmt.Errorf("host %s is not in webhook_allowed_hosts", host)
+		return fmt.Errorf("host %s is not in webhook_hosts", host)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return s.checkIP(ip)
@@ -151,13 +151,13 @@ func (s *Sender) checkIP(ip netip.Addr) error {
 	switch {
 	case ip.IsLoopback():
 		if !s.cfg.AllowLoopback {
-			return fmt.Errorf("address %s is loopback; refused unless webhook_allow_loopback is set", ip)
+			return fmt.Errorf("address %s is loopback; refused unless webhook_loopback is set", ip)
 		}
 	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
 		return fmt.Errorf("address %s cannot receive webhooks", ip)
 	case ip.IsLinkLocalUnicast() || ip.IsPrivate() || cgnat.Contains(ip):
 		if !s.cfg.AllowPrivate {
-			return fmt.Errorf("address %s is private or link-local; refused unless webhook_allow_private is set", ip)
+			return fmt.Errorf("address %s is private or link-local; refused unless webhook_private is set", ip)
 		}
 	}
 	return nil
