@@ -512,8 +512,9 @@ func TestWebhookLoopbackRefusedByDefault(t *testing.T) {
 	if codeOf(err) != chat.CodeBadRequest || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("create loopback endpoint: %v", err)
 	}
-	// A name that resolves to loopback gets past the URL check, and is
-	// refused when dialled: nothing reaches the receiver.
+	// An endpoint registered without the rules (e.g. before the setting
+	// was turned off) is refused when sent to: nothing reaches the
+	// receiver, and the delivery says why.
 	e2 := newWHEnv(t, []string{chat.WebhookSessionCreated}, chat.WebhookConfig{Sender: s})
 	e2.user("alice")
 	e2.user("bob")

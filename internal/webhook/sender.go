@@ -111,7 +111,7 @@ func (s *Sender) CheckURL(rawURL string) error {
 	if err != nil {
 		return err
 	}
-	host := strings.ToLower(u.Hostname())
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	if len(s.cfg.AllowedHosts) > 0 && !s.allowedHost(host) {
 		return fmt.Errorf("host %s is not in webhook_hosts", host)
 	}
