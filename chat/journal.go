@@ -200,7 +200,11 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	touched := j.touched[:0]
 	for _, o := range ops {
 		if o.batch != nil {
+			n := len(b.Records)
 			appendBatch(b, o.batch)
+			if len(b.Records) > n {
+				c.numberOutbox(b.Records[n:])
+			}
 			continue
 		}
 		m := &o.msg

@@ -313,6 +313,8 @@ func (c *Core) addOutbox(b *Batch, ev *outboxEvent) {
 		return
 	}
 	c.wh.depth.Add(1)
+	// On the journal (messages, attach) this id is final; a write from
+	// elsewhere is renumbered when the journal takes it (numberOutbox).
 	b.Records = append(b.Records, Record{Kind: kindWebhookEvent, Key: beKey(uint64(c.wh.nextID())), Value: v})
 }
 
@@ -338,6 +340,19 @@ func (c *Core) webhookMessage(o *op, b *Batch) {
 		}
 	}
 	c.addOutbox(b, &ev)
+}
+
+// numberOutbox gives the outbox events of a write that reached the
+// journal fresh ids, in commit order. Runs on the journal goroutine. The
+// dispatcher reads the outbox onwards from the newest event it has seen,
+// so an event must never commit after one with a higher id: ids handed
+// out before the journal (by concurrent writers) could.
+func (c *Core) numberOutbox(recs []Record) {
+	for i := range recs {
+		if recs[i].Kind == kindWebhookEvent {
+			recs[i].Key = beKey(uint64(c.wh.nextID()))
+		}
+	}
 }
 
 // webhookCommitted wakes the dispatcher when a committed batch carried

@@ -615,3 +615,24 @@ func codeOf(err error) chat.Code {
 	}
 	return ""
 }
+
+// Writers that run at once (each group's creation is its own commit) get
+// every event delivered: the outbox is read in commit order.
+func TestWebhookConcurrentWritersAllDelivered(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookSessionCreated}, chat.WebhookConfig{})
+	w.user("alice")
+	w.user("bob")
+	const n = 30
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := w.core.CreateGroup(context.Background(), w.app.ID, chat.GroupInput{Owner: "alice", Members: []string{"bob"}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	w.rcv.waitFor(t, "every group's session.created", nil, func(hs []hook) bool { return len(hs) == n })
+}
