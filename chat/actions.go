@@ -348,6 +348,16 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
+	if h := c.wh.activeHook(app); h != nil {
+		// A synchronous call to the app's server: never on an event loop.
+		if cacheOnly {
+			return nil, errCacheMiss
+		}
+		if err := c.beforeSend(ctx, h, app, in, s.id); err != nil {
+			return nil, err
+		}
+		preview, _ = validateContent(in.Type, in.Content, c.cfg.MaxContent) // it may have rewritten it
+	}
 	o := newOp()
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,

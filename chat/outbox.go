@@ -28,6 +28,9 @@ import (
 // implements it with net/http and the target-host rules.
 type WebhookSender interface {
 	Send(ctx context.Context, url string, h WebhookHeaders, body []byte) (status int, err error)
+	// Call is Send that also returns the answer's body (at most 64 KiB):
+	// the before-send hook's request (beforesend.go).
+	Call(ctx context.Context, url string, h WebhookHeaders, body []byte) (status int, answer []byte, err error)
 }
 
 // WebhookHeaders are a delivery attempt's headers: X-Chatd-Delivery,
@@ -137,13 +140,21 @@ type WebhookStats struct {
 	Dropped   uint64            // events not written: outbox full (or journal full for presence)
 	Depth     int64             // events not fanned out plus deliveries pending
 	Latency   HistogramSnapshot // attempt durations, seconds
+
+	HookCalls     uint64            // before-send hook calls
+	HookRejected  uint64            // messages the hook rejected
+	HookRewritten uint64            // messages the hook rewrote
+	HookFallbacks uint64            // calls that timed out or failed (the fallback applied)
+	HookLatency   HistogramSnapshot // hook call durations, seconds
 }
 
 // WebhookStats returns the dispatcher's counters.
 func (c *Core) WebhookStats() WebhookStats {
 	w := c.wh
 	return WebhookStats{Delivered: w.delivered.Load(), Failed: w.failed.Load(), Attempts: w.attempts.Load(),
-		Retries: w.retries.Load(), Dropped: w.dropped.Load(), Depth: w.depth.Load(), Latency: w.latency.Snapshot()}
+		Retries: w.retries.Load(), Dropped: w.dropped.Load(), Depth: w.depth.Load(), Latency: w.latency.Snapshot(),
+		HookCalls: w.hookCalls.Load(), HookRejected: w.hookRejected.Load(), HookRewritten: w.hookRewritten.Load(),
+		HookFallbacks: w.hookFallbacks.Load(), HookLatency: w.hookLatency.Snapshot()}
 }
 
 // TopicWebhook is the live-stream topic of delivery attempts.
@@ -230,6 +241,7 @@ func (c *Core) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 		results: make(chan attemptResult, 256), dirty: make(map[string]*WebhookDelivery),
 		pushes: make(map[pushKey]*pushBuf), evRefs: make(map[uint64]int)}
 	c.wh.max.Store(int64(cfg.MaxOutbox))
+	c.wh.sender.Store(&cfg.Sender) // the before-send hooks call through it
 	if err := d.load(ctx); err != nil {
 		return err
 	}

@@ -125,6 +125,16 @@ type webhooks struct {
 	max       atomic.Int64  // the outbox bound (WebhookConfig.MaxOutbox); 0 until RunWebhooks
 	dropped   atomic.Uint64 // events not written because the outbox was full
 
+	// The before-send hooks (beforesend.go): the app → hook table,
+	// replaced whole under hookMu (a leaf) and read lock-free on the send
+	// path; the sender RunWebhooks was given (nil before it runs).
+	hookMu sync.Mutex
+	hooks  atomic.Pointer[map[string]*BeforeSendHook]
+	sender atomic.Pointer[WebhookSender]
+
+	hookCalls, hookRejected, hookRewritten, hookFallbacks atomic.Uint64
+	hookLatency                                           *Histogram
+
 	delivered atomic.Uint64 // deliveries answered 2xx
 	failed    atomic.Uint64 // deliveries given up (retry window over)
 	attempts  atomic.Uint64 // HTTP attempts
@@ -135,7 +145,7 @@ type webhooks struct {
 func newWebhooks() *webhooks {
 	return &webhooks{endpoints: make(map[string][]*WebhookEndpoint), kick: make(chan struct{}, 1),
 		redeliver: make(chan redeliverReq),
-		latency:   NewHistogram(ackBounds, 1e9)}
+		latency:   NewHistogram(ackBounds, 1e9), hookLatency: NewHistogram(ackBounds, 1e9)}
 }
 
 // wanted returns the mask of event types app's enabled endpoints want.
@@ -213,6 +223,9 @@ func (c *Core) loadWebhooks(ctx context.Context) error {
 	}
 	w.republish()
 	// Event ids must keep increasing across restarts.
+	if err := c.loadHooks(ctx); err != nil {
+		return err
+	}
 	// The outbox's events count towards its bound from the start.
 	evs, err := c.store.ScanRecords(ctx, kindWebhookEvent, nil, nil, 0, false)
 	if err != nil {

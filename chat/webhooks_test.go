@@ -636,3 +636,143 @@ func TestWebhookConcurrentWritersAllDelivered(t *testing.T) {
 	wg.Wait()
 	w.rcv.waitFor(t, "every group's session.created", nil, func(hs []hook) bool { return len(hs) == n })
 }
+
+func TestBeforeSendHook(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookUserOnline}, chat.WebhookConfig{})
+	ctx := context.Background()
+	var mode atomic.Value
+	mode.Store("allow")
+	var hang chan struct{}
+	var calls atomic.Int32
+	filter := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Type string `json:"type"`
+			Data struct {
+				From    string          `json:"from"`
+				Content json.RawMessage `json:"content"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil || req.Type != chat.WebhookBeforeSend || req.Data.From != "alice" {
+			t.Errorf("hook request %s", body)
+		}
+		switch mode.Load().(string) {
+		case "allow":
+			rw.Write([]byte(`{"action":"allow"}`))
+		case "reject":
+			rw.Write([]byte(`{"action":"reject","reason":"no swearing"}`))
+		case "rewrite":
+			rw.Write([]byte(`{"action":"rewrite","content":{"text":"***"}}`))
+		case "hang":
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer filter.Close()
+	ta, tb := w.user("alice"), w.user("bob")
+	a, b := w.login(ta), w.login(tb)
+	url := filter.URL
+	h, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{URL: &url, TimeoutMS: ptr(100)})
+	if err != nil || !h.Enabled || h.OnTimeout != "allow" {
+		t.Fatalf("set hook = %+v, %v", h, err)
+	}
+	send := func(text string) frame {
+		return a.do(`"action":"send","to":"bob","type":"text","content":{"text":"` + text + `"}`)
+	}
+	// allow: stored as sent.
+	if f := send("hello"); !f.OK {
+		t.Fatalf("allowed send: %+v", f.Error)
+	}
+	if ev := data[msgEvent](t, b.wait(t, event("message"))); string(ev.Content) != `{"text":"hello"}` {
+		t.Errorf("bob got %s", ev.Content)
+	}
+	// reject: forbidden with the reason, nothing stored.
+	mode.Store("reject")
+	if f := send("darn"); f.OK || f.Error.Code != chat.CodeForbidden || !strings.Contains(f.Error.Message, "no swearing") {
+		t.Fatalf("rejected send: %+v", f)
+	}
+	// rewrite: stored rewritten.
+	mode.Store("rewrite")
+	if f := send("darn"); !f.OK {
+		t.Fatalf("rewritten send: %+v", f.Error)
+	}
+	if ev := data[msgEvent](t, b.wait(t, event("message"))); string(ev.Content) != `{"text":"***"}` {
+		t.Errorf("bob got %s, want the rewrite", ev.Content)
+	}
+	// timeout, fallback allow: stored.
+	mode.Store("hang")
+	hang = make(chan struct{})
+	defer close(hang)
+	if f := send("late"); !f.OK {
+		t.Fatalf("timed-out send with fallback allow: %+v", f.Error)
+	}
+	// timeout, fallback reject: unavailable.
+	if _, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{OnTimeout: ptr("reject")}); err != nil {
+		t.Fatal(err)
+	}
+	if f := send("late"); f.OK || f.Error.Code != chat.CodeUnavailable {
+		t.Fatalf("timed-out send with fallback reject: %+v", f)
+	}
+	// The server API's sends go through it too.
+	if _, err := w.core.Send(ctx, w.app.ID, chat.SendInput{From: "alice", To: "bob", Type: "text", Content: json.RawMessage(`{"text":"x"}`)}); codeOf(err) != chat.CodeUnavailable {
+		t.Fatalf("server API send with a hanging hook and fallback reject: %v", err)
+	}
+	// Disabled: no call at all.
+	if _, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{Enabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	before := calls.Load()
+	if f := send("free"); !f.OK {
+		t.Fatalf("send with the hook off: %+v", f.Error)
+	}
+	if calls.Load() != before {
+		t.Error("a disabled hook was called")
+	}
+	st := w.core.WebhookStats()
+	if st.HookCalls != 6 || st.HookRejected != 1 || st.HookRewritten != 1 || st.HookFallbacks != 3 {
+		t.Errorf("hook stats = calls %d rejected %d rewritten %d fallbacks %d", st.HookCalls, st.HookRejected, st.HookRewritten, st.HookFallbacks)
+	}
+	// Bad settings.
+	for _, in := range []chat.BeforeSendHookInput{{TimeoutMS: ptr(0)}, {OnTimeout: ptr("maybe")}, {URL: ptr("gopher://x")}} {
+		if _, err := w.core.SetBeforeSendHook(ctx, w.app.ID, in); codeOf(err) != chat.CodeBadRequest {
+			t.Errorf("SetBeforeSendHook(%+v) = %v", in, err)
+		}
+	}
+}
+
+// The hook's cost per message: mean send→ack over a connection without a
+// hook, and with one answering allow from 127.0.0.1.
+func TestBeforeSendHookCost(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookUserOnline}, chat.WebhookConfig{})
+	filter := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		rw.Write([]byte(`{"action":"allow"}`))
+	}))
+	defer filter.Close()
+	ta, _ := w.user("alice"), w.user("bob")
+	a := w.login(ta)
+	mean := func() time.Duration {
+		a.do(`"action":"send","to":"bob","type":"text","content":{"text":"warm"}`)
+		const n = 300
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if f := a.do(`"action":"send","to":"bob","type":"text","content":{"text":"x"}`); !f.OK {
+				t.Fatalf("send: %+v", f.Error)
+			}
+		}
+		return time.Since(start) / n
+	}
+	without := mean()
+	url := filter.URL
+	if _, err := w.core.SetBeforeSendHook(context.Background(), w.app.ID, chat.BeforeSendHookInput{URL: &url}); err != nil {
+		t.Fatal(err)
+	}
+	with := mean()
+	if w.core.WebhookStats().HookCalls < 300 {
+		t.Fatalf("hook called %d times", w.core.WebhookStats().HookCalls)
+	}
+	t.Logf("mean send→ack without a before-send hook %v, with one on 127.0.0.1 %v (+%v per message)", without, with, with-without)
+}

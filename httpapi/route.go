@@ -69,6 +69,7 @@ const (
 	epWebhookDelete
 	epWebhookDeliveries
 	epWebhookRedeliver
+	epBeforeSend
 	epCount
 )
 
@@ -99,6 +100,7 @@ var endpoints = [epCount]endpoint{
 	epWebhookDelete:     {pattern: "/api/v1/webhooks/delete", auth: authApp, post: (*Server).appDeleteWebhook, allow: "POST"},
 	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
 	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
+	epBeforeSend:        {pattern: "/api/v1/webhooks/before-send", auth: authApp, get: (*Server).appBeforeSend, post: (*Server).appSetBeforeSend, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -143,6 +145,8 @@ func resolve(p []byte) (int, []byte) {
 		return epWebhookDeliveries, nil
 	case "/api/v1/webhooks/redeliver":
 		return epWebhookRedeliver, nil
+	case "/api/v1/webhooks/before-send":
+		return epBeforeSend, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil

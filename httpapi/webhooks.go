@@ -147,3 +147,25 @@ func (s *Server) appRedeliver(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	s.writeData(ctx, fasthttp.StatusOK, RedeliverReply{Queued: n})
 	return nil
 }
+
+func (s *Server) appBeforeSend(ctx *fasthttp.RequestCtx, r *reqInfo) error {
+	h, err := s.core.BeforeSendHook(s.reqCtx, r.app)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, h)
+	return nil
+}
+
+func (s *Server) appSetBeforeSend(ctx *fasthttp.RequestCtx, r *reqInfo) error {
+	var in chat.BeforeSendHookInput
+	if e := decodeJSON(ctx.PostBody(), &in, false); e != nil {
+		return e
+	}
+	h, err := s.core.SetBeforeSendHook(s.reqCtx, r.app, in)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, h)
+	return nil
+}

@@ -49,6 +49,17 @@ func TestWebhookEndpointsAPI(t *testing.T) {
 	if ds, err := shop.WebhookDeliveries(ctx, 0, "", "", false); err != nil || len(ds) != 0 {
 		t.Fatalf("deliveries = %+v, %v", ds, err)
 	}
+	// The before-send hook.
+	apiErr(t, shop.Do(ctx, "GET", "/api/v1/webhooks/before-send", nil, nil), 404, "not_found")
+	hk, err := shop.SetBeforeSendHook(ctx, apiclient.BeforeSendHookInput{URL: &url, OnTimeout: ptrTo("reject")})
+	if err != nil || !hk.Enabled || hk.TimeoutMS != 300 || hk.OnTimeout != "reject" || hk.Secret == "" {
+		t.Fatalf("set hook = %+v, %v", hk, err)
+	}
+	if got, err := shop.BeforeSendHook(ctx); err != nil || got.URL != url {
+		t.Fatalf("get hook = %+v, %v", got, err)
+	}
+	apiErr(t, shop.Do(ctx, "POST", "/api/v1/webhooks/before-send", map[string]any{"timeout_ms": 99999}, nil), 400, "bad_request")
+	apiErr(t, blog.Do(ctx, "GET", "/api/v1/webhooks/before-send", nil, nil), 404, "not_found")
 	if err := shop.DeleteWebhookEndpoint(ctx, ep.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -56,3 +67,5 @@ func TestWebhookEndpointsAPI(t *testing.T) {
 		t.Fatalf("after delete: %+v", eps)
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }

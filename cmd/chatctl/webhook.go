@@ -58,12 +58,12 @@ func init() {
 		},
 	})
 	register(&command{
-		name: "webhook add", args: "--url URL --events TYPE,TYPE|* [--secret S] [--disabled]",
+		name: "webhook add", args: "--url URL --events TYPE,TYPE|* [--signing-secret S] [--disabled]",
 		summary: "register a webhook endpoint; prints its id and signing secret",
 		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			url := fs.String("url", "", "where to POST the events (http:// or https://)")
 			events := fs.String("events", "", "comma-separated event types, or * for all")
-			secret := fs.String("secret", "", "signing secret (16-256 bytes); empty generates one")
+			secret := fs.String("signing-secret", "", "the endpoint's signing secret (16-256 bytes); empty generates one")
 			disabled := fs.Bool("disabled", false, "register it disabled")
 			return func(ctx context.Context, e *env) error {
 				if *url == "" || *events == "" {
@@ -87,13 +87,13 @@ func init() {
 		},
 	})
 	register(&command{
-		name: "webhook set", args: "--id ID [--url URL] [--events T,T] [--secret S] [--enable|--disable]",
+		name: "webhook set", args: "--id ID [--url URL] [--events T,T] [--signing-secret S] [--enable|--disable]",
 		summary: "change a webhook endpoint",
 		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			id := fs.String("id", "", "endpoint id")
 			url := fs.String("url", "", "new URL")
 			events := fs.String("events", "", "new comma-separated event types, or *")
-			secret := fs.String("secret", "", "new signing secret")
+			secret := fs.String("signing-secret", "", "new signing secret for the endpoint")
 			enable := fs.Bool("enable", false, "enable it")
 			disable := fs.Bool("disable", false, "disable it (its deliveries wait)")
 			return func(ctx context.Context, e *env) error {
@@ -205,6 +205,60 @@ func init() {
 					return err
 				}
 				return e.print(map[string]int{"queued": n}, func(w io.Writer) { fmt.Fprintf(w, "queued %d deliveries\n", n) })
+			}
+		},
+	})
+}
+
+func init() {
+	register(&command{
+		name: "webhook hook", args: "[--url URL] [--wait 300ms] [--on-timeout allow|reject] [--enable|--disable]",
+		summary: "show or set the app's before-send hook (a filter that may reject or rewrite each message)",
+		setup: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			url := fs.String("url", "", "the filter's URL")
+			timeout := fs.Duration("wait", 0, "how long a send waits for the filter (10ms-5s)")
+			onTimeout := fs.String("on-timeout", "", "allow or reject the message when the filter does not answer in time (or fails)")
+			enable := fs.Bool("enable", false, "turn it on")
+			disable := fs.Bool("disable", false, "turn it off")
+			return func(ctx context.Context, e *env) error {
+				if *enable && *disable {
+					return usagef("webhook hook: --enable or --disable, not both")
+				}
+				c, err := e.client(false, true)
+				if err != nil {
+					return err
+				}
+				var h apiclient.BeforeSendHook
+				if *url == "" && *timeout == 0 && *onTimeout == "" && !*enable && !*disable {
+					h, err = c.BeforeSendHook(ctx)
+				} else {
+					in := apiclient.BeforeSendHookInput{}
+					if *url != "" {
+						in.URL = url
+					}
+					if *timeout != 0 {
+						ms := int(timeout.Milliseconds())
+						in.TimeoutMS = &ms
+					}
+					if *onTimeout != "" {
+						in.OnTimeout = onTimeout
+					}
+					if *enable || *disable {
+						v := *enable
+						in.Enabled = &v
+					}
+					h, err = c.SetBeforeSendHook(ctx, in)
+				}
+				if err != nil {
+					return err
+				}
+				return e.print(h, func(w io.Writer) {
+					state := "enabled"
+					if !h.Enabled {
+						state = "disabled"
+					}
+					fmt.Fprintf(w, "%s  %s  timeout=%dms  on_timeout=%s  secret=%s\n", state, h.URL, h.TimeoutMS, h.OnTimeout, h.Secret)
+				})
 			}
 		},
 	})

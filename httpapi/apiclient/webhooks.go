@@ -121,3 +121,36 @@ func (c *Client) RedeliverWebhooks(ctx context.Context, in Redeliver) (int, erro
 	err := c.Do(ctx, http.MethodPost, "/api/v1/webhooks/redeliver", in, &out)
 	return out.Queued, err
 }
+
+// BeforeSendHook is an app's before-send hook (docs/webhooks.md).
+type BeforeSendHook struct {
+	URL       string `json:"url"`
+	Secret    string `json:"secret"`
+	TimeoutMS int    `json:"timeout_ms"`
+	OnTimeout string `json:"on_timeout"` // allow or reject
+	Enabled   bool   `json:"enabled"`
+	UpdatedAt int64  `json:"updated_at"`
+}
+
+// BeforeSendHookInput sets the hook; nil fields keep their values.
+type BeforeSendHookInput struct {
+	URL       *string `json:"url,omitempty"`
+	Secret    *string `json:"secret,omitempty"`
+	TimeoutMS *int    `json:"timeout_ms,omitempty"`
+	OnTimeout *string `json:"on_timeout,omitempty"`
+	Enabled   *bool   `json:"enabled,omitempty"`
+}
+
+// BeforeSendHook reads the app's hook (not_found when it has none).
+func (c *Client) BeforeSendHook(ctx context.Context) (BeforeSendHook, error) {
+	var out BeforeSendHook
+	err := c.Do(ctx, http.MethodGet, "/api/v1/webhooks/before-send", nil, &out)
+	return out, err
+}
+
+// SetBeforeSendHook creates or changes the app's hook.
+func (c *Client) SetBeforeSendHook(ctx context.Context, in BeforeSendHookInput) (BeforeSendHook, error) {
+	var out BeforeSendHook
+	err := c.Do(ctx, http.MethodPost, "/api/v1/webhooks/before-send", in, &out)
+	return out, err
+}

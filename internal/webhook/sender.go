@@ -9,6 +9,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,12 +81,21 @@ func New(cfg Config) *Sender {
 // Send POSTs body to rawURL with the delivery's headers and returns the
 // response's status code.
 func (s *Sender) Send(ctx context.Context, rawURL string, h chat.WebhookHeaders, body []byte) (int, error) {
-	if err := s.CheckURL(rawURL); err != nil {
-		return 0, err
+	code, _, err := s.Call(ctx, rawURL, h, body)
+	if code != 0 {
+		return code, nil // answered: a body cut short does not matter
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(string(body)))
+	return 0, err
+}
+
+// Call is Send that also returns up to 64 KiB of the answer's body.
+func (s *Sender) Call(ctx context.Context, rawURL string, h chat.WebhookHeaders, body []byte) (int, []byte, error) {
+	if err := s.CheckURL(rawURL); err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.cfg.UserAgent)
@@ -95,13 +105,16 @@ func (s *Sender) Send(ctx context.Context, rawURL string, h chat.WebhookHeaders,
 	req.Header.Set("X-Chatd-Signature", h.Signature)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	// Read a little of the answer so the connection can be reused; the
-	// body itself means nothing to chatd.
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	// Read up to 64 KiB: the hook's answer, or (for a delivery, whose
+	// answer means nothing to chatd) so the connection can be reused.
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	return resp.StatusCode, answer, nil
 }
 
 // CheckURL applies the host allow-list, and the address rules to a URL
