@@ -59,8 +59,8 @@ func (c *Core) SetBeforeSendHook(ctx context.Context, app string, in BeforeSendH
 	if _, err := c.App(ctx, app); err != nil {
 		return BeforeSendHook{}, err
 	}
-	c.wh.hookMu.Lock()
-	defer c.wh.hookMu.Unlock()
+	c.wh.writeMu.Lock()
+	defer c.wh.writeMu.Unlock()
 	h := BeforeSendHook{App: app, TimeoutMS: 300, OnTimeout: "allow", Enabled: true}
 	if old := c.wh.hookOf(app); old != nil {
 		h = *old
@@ -129,7 +129,7 @@ func (w *webhooks) activeHook(app string) *BeforeSendHook {
 	return nil
 }
 
-// setHook publishes a new hook table with h. Called with hookMu held (or
+// setHook publishes a new hook table with h. Called with writeMu held (or
 // at startup).
 func (w *webhooks) setHook(h *BeforeSendHook) {
 	m := map[string]*BeforeSendHook{}

@@ -125,10 +125,13 @@ type webhooks struct {
 	max       atomic.Int64  // the outbox bound (WebhookConfig.MaxOutbox); 0 until RunWebhooks
 	dropped   atomic.Uint64 // events not written because the outbox was full
 
+	// writeMu serialises the read-modify-write of endpoints and hooks:
+	// held across the check, the journal write and the table update (an
+	// outer lock, like appMu; nothing else takes it).
+	writeMu sync.Mutex
 	// The before-send hooks (beforesend.go): the app → hook table,
-	// replaced whole under hookMu (a leaf) and read lock-free on the send
-	// path; the sender RunWebhooks was given (nil before it runs).
-	hookMu sync.Mutex
+	// replaced whole under writeMu and read lock-free on the send path;
+	// the sender RunWebhooks was given (nil before it runs).
 	hooks  atomic.Pointer[map[string]*BeforeSendHook]
 	sender atomic.Pointer[WebhookSender]
 
@@ -415,6 +418,8 @@ func (c *Core) CreateWebhookEndpoint(ctx context.Context, app string, in Webhook
 	if e.Secret == "" {
 		e.Secret = "whsec_" + newSecret()
 	}
+	c.wh.writeMu.Lock()
+	defer c.wh.writeMu.Unlock()
 	c.wh.mu.Lock()
 	n := len(c.wh.endpoints[app])
 	c.wh.mu.Unlock()
@@ -426,6 +431,8 @@ func (c *Core) CreateWebhookEndpoint(ctx context.Context, app string, in Webhook
 
 // UpdateWebhookEndpoint changes an endpoint's fields given in in.
 func (c *Core) UpdateWebhookEndpoint(ctx context.Context, app, id string, in WebhookEndpointInput) (WebhookEndpoint, error) {
+	c.wh.writeMu.Lock()
+	defer c.wh.writeMu.Unlock()
 	old, err := c.webhookEndpoint(app, id)
 	if err != nil {
 		return WebhookEndpoint{}, err
@@ -442,6 +449,8 @@ func (c *Core) UpdateWebhookEndpoint(ctx context.Context, app, id string, in Web
 // DeleteWebhookEndpoint removes an endpoint. Its pending deliveries are
 // marked failed when their turn comes.
 func (c *Core) DeleteWebhookEndpoint(ctx context.Context, app, id string) error {
+	c.wh.writeMu.Lock()
+	defer c.wh.writeMu.Unlock()
 	e, err := c.webhookEndpoint(app, id)
 	if err != nil {
 		return err
