@@ -254,6 +254,10 @@ func (c *Core) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 		// is not sent again after the restart.
 		go func() { d.wg.Wait(); close(d.results) }()
 		for r := range d.results {
+			if r.err != nil && errors.Is(r.err, context.Canceled) {
+				d.release(r.d) // cut short by the stop: still pending, sent again after the restart
+				continue
+			}
 			d.apply(r)
 		}
 		d.flush(context.Background())
@@ -579,15 +583,20 @@ func (d *dispatcher) attempt(ctx context.Context, e *WebhookEndpoint, dl *Webhoo
 	d.results <- attemptResult{d: dl, status: status, err: err, elapsed: time.Since(start), at: d.now()}
 }
 
-// apply records an attempt's outcome.
-func (d *dispatcher) apply(r attemptResult) {
-	dl := r.d
-	w := d.c.wh
+// release ends an attempt in flight for its endpoint's count.
+func (d *dispatcher) release(dl *WebhookDelivery) {
 	if n := d.inflight[dl.Endpoint] - 1; n > 0 {
 		d.inflight[dl.Endpoint] = n
 	} else {
 		delete(d.inflight, dl.Endpoint)
 	}
+}
+
+// apply records an attempt's outcome.
+func (d *dispatcher) apply(r attemptResult) {
+	dl := r.d
+	w := d.c.wh
+	d.release(dl)
 	if d.pending[string(dl.key)] != dl {
 		return // redelivered meanwhile: that copy rules
 	}

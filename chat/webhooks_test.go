@@ -310,6 +310,8 @@ func TestWebhookRetriesKeepTheDeliveryID(t *testing.T) {
 		}
 		return 200
 	}
+	sub := w.core.Subscribe([]chat.Filter{{Topic: chat.TopicWebhook}}, 64)
+	defer sub.Close()
 	w.user("alice")
 	w.user("bob")
 	if _, err := w.core.Send(context.Background(), w.app.ID, chat.SendInput{From: "alice", To: "bob", Type: "text",
@@ -344,6 +346,22 @@ func TestWebhookRetriesKeepTheDeliveryID(t *testing.T) {
 	}
 	if st := w.core.WebhookStats(); st.Retries != 3 || st.Delivered != 1 || st.Attempts != 4 {
 		t.Errorf("stats = %+v", st)
+	}
+	// The live stream's webhook topic showed every attempt.
+	var details []string
+	for len(details) < 4 {
+		select {
+		case ev := <-sub.C:
+			if ev.Topic != chat.TopicWebhook || ev.App != "shop" || ev.Type != chat.WebhookSessionCreated {
+				t.Errorf("stream event %+v", ev)
+			}
+			details = append(details, ev.Detail)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stream showed %d attempts: %q", len(details), details)
+		}
+	}
+	if !strings.Contains(details[0], "attempt 1 failed (answered HTTP 503), retried in") || !strings.Contains(details[3], "delivered, HTTP 200") {
+		t.Errorf("stream details %q", details)
 	}
 }
 
@@ -775,4 +793,37 @@ func TestBeforeSendHookCost(t *testing.T) {
 		t.Fatalf("hook called %d times", w.core.WebhookStats().HookCalls)
 	}
 	t.Logf("mean send→ack without a before-send hook %v, with one on 127.0.0.1 %v (+%v per message)", without, with, with-without)
+}
+
+// Finished deliveries are deleted once older than Keep; pending ones stay.
+func TestWebhookOldDeliveriesArePruned(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookSessionCreated}, chat.WebhookConfig{Keep: time.Hour})
+	ctx := context.Background()
+	w.user("alice")
+	w.user("bob")
+	if _, err := w.core.CreateGroup(ctx, w.app.ID, chat.GroupInput{Owner: "alice", Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ds, _ := w.core.WebhookDeliveries(ctx, w.app.ID, 10, "", chat.DeliveryDelivered)
+		if len(ds) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never delivered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.clock.Advance(2 * time.Hour)
+	for {
+		ds, _ := w.core.WebhookDeliveries(ctx, w.app.ID, 10, "", "")
+		if len(ds) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still listed two hours later with keep 1h: %+v", ds)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
