@@ -216,7 +216,7 @@ type dispatcher struct {
 	cfg WebhookConfig
 	now func() time.Time
 
-	queue    delivHeap                   // pending deliveries not in flight, by NextAt
+	queues   map[string]*delivHeap       // endpoint id → its pending deliveries not in flight, by NextAt
 	pending  map[string]*WebhookDelivery // key → pending delivery (queued or in flight)
 	inflight map[string]int              // endpoint id → attempts in flight
 	results  chan attemptResult
@@ -237,7 +237,7 @@ func (c *Core) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	}
 	cfg.fill()
 	d := &dispatcher{c: c, cfg: cfg, now: c.cfg.Now,
-		pending: make(map[string]*WebhookDelivery), inflight: make(map[string]int),
+		pending: make(map[string]*WebhookDelivery), inflight: make(map[string]int), queues: make(map[string]*delivHeap),
 		results: make(chan attemptResult, 256), dirty: make(map[string]*WebhookDelivery),
 		pushes: make(map[pushKey]*pushBuf), evRefs: make(map[uint64]int)}
 	c.wh.max.Store(int64(cfg.MaxOutbox))
@@ -315,7 +315,7 @@ func (d *dispatcher) load(ctx context.Context) error {
 			}
 			dl.key = r.Key
 			d.pending[string(r.Key)] = &dl
-			heap.Push(&d.queue, &dl)
+			d.enqueue(&dl)
 			n++
 		}
 		if len(recs) < 1000 {
@@ -472,7 +472,7 @@ func (d *dispatcher) commit(ctx context.Context, p *plan) error {
 	}
 	for _, dl := range p.dels {
 		d.pending[string(dl.key)] = dl
-		heap.Push(&d.queue, dl)
+		d.enqueue(dl)
 		d.c.wh.depth.Add(1)
 	}
 	for _, f := range p.pushes {
@@ -532,32 +532,45 @@ func (d *dispatcher) flushPushes(ctx context.Context, now time.Time) {
 	}
 }
 
+// enqueue queues a pending delivery on its endpoint's heap.
+func (d *dispatcher) enqueue(dl *WebhookDelivery) {
+	q := d.queues[dl.Endpoint]
+	if q == nil {
+		q = &delivHeap{}
+		d.queues[dl.Endpoint] = q
+	}
+	heap.Push(q, dl)
+}
+
 // dispatch starts the due attempts that their endpoints have room for.
+// Each endpoint has its own queue, so a backlog behind a slow or disabled
+// endpoint costs nothing per pass: its queue is not touched while it has
+// no room.
 func (d *dispatcher) dispatch(ctx context.Context, now time.Time) {
 	ms := now.UnixMilli()
-	var later []*WebhookDelivery
-	for d.queue.Len() > 0 && d.queue[0].NextAt <= ms {
-		dl := heap.Pop(&d.queue).(*WebhookDelivery)
-		e := d.endpoint(dl)
-		switch {
-		case e == nil:
-			dl.Status, dl.Error, dl.NextAt = DeliveryFailed, "endpoint deleted", 0
-			d.finish(dl)
-			continue
-		case !e.Enabled:
-			dl.NextAt = ms + time.Minute.Milliseconds() // held while disabled
-			later = append(later, dl)
-			continue
-		case d.inflight[e.ID] >= d.cfg.Concurrency:
-			later = append(later, dl)
+	for id, q := range d.queues {
+		if q.Len() == 0 {
+			delete(d.queues, id)
 			continue
 		}
-		d.inflight[e.ID]++
-		d.wg.Add(1)
-		go d.attempt(ctx, e, dl)
-	}
-	for _, dl := range later {
-		heap.Push(&d.queue, dl)
+		if (*q)[0].NextAt > ms {
+			continue
+		}
+		e := d.endpoint((*q)[0])
+		if e != nil && !e.Enabled {
+			continue // held while disabled
+		}
+		for q.Len() > 0 && (*q)[0].NextAt <= ms && (e == nil || d.inflight[e.ID] < d.cfg.Concurrency) {
+			dl := heap.Pop(q).(*WebhookDelivery)
+			if e == nil {
+				dl.Status, dl.Error, dl.NextAt = DeliveryFailed, "endpoint deleted", 0
+				d.finish(dl)
+				continue
+			}
+			d.inflight[e.ID]++
+			d.wg.Add(1)
+			go d.attempt(ctx, e, dl)
+		}
 	}
 }
 
@@ -635,7 +648,7 @@ func (d *dispatcher) apply(r attemptResult) {
 	}
 	if dl.Status == DeliveryPending {
 		d.dirty[string(dl.key)] = dl
-		heap.Push(&d.queue, dl)
+		d.enqueue(dl)
 		return
 	}
 	d.finish(dl)
@@ -747,7 +760,7 @@ func (d *dispatcher) redeliver(ctx context.Context, q redeliverReq) (int, error)
 		if dl := d.pending[string(k)]; dl != nil {
 			if dl.idx >= 0 {
 				dl.NextAt, dl.WindowStart = now, now
-				heap.Fix(&d.queue, dl.idx)
+				heap.Fix(d.queues[dl.Endpoint], dl.idx)
 			} else {
 				dl.redo = true // in flight
 			}
@@ -775,7 +788,7 @@ func (d *dispatcher) redeliver(ctx context.Context, q redeliverReq) (int, error)
 		dl.Status, dl.NextAt, dl.WindowStart = DeliveryPending, now, now
 		d.pending[string(k)] = &dl
 		d.dirty[string(k)] = &dl
-		heap.Push(&d.queue, &dl)
+		d.enqueue(&dl)
 		d.c.wh.depth.Add(1)
 		n++
 	}

@@ -827,3 +827,46 @@ func TestWebhookOldDeliveriesArePruned(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// An endpoint never has more than Concurrency attempts in flight; a slow
+// one does not hold up another endpoint's deliveries.
+func TestWebhookConcurrencyPerEndpoint(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookSessionCreated}, chat.WebhookConfig{Concurrency: 2, Timeout: time.Hour})
+	var cur, peak atomic.Int32
+	release := make(chan struct{})
+	w.rcv.answer = func(*hook, int) int { return 200 }
+	slow := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		cur.Add(-1)
+	}))
+	defer slow.Close()
+	defer close(release)
+	url := slow.URL
+	if _, err := w.core.CreateWebhookEndpoint(context.Background(), w.app.ID, chat.WebhookEndpointInput{URL: &url, Events: []string{chat.WebhookSessionCreated}}); err != nil {
+		t.Fatal(err)
+	}
+	w.user("alice")
+	w.user("bob")
+	const n = 6
+	for i := 0; i < n; i++ {
+		if _, err := w.core.CreateGroup(context.Background(), w.app.ID, chat.GroupInput{Owner: "alice", Members: []string{"bob"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The healthy endpoint gets all of them while the slow one holds two.
+	w.rcv.waitFor(t, "every event at the healthy endpoint", nil, func(hs []hook) bool { return len(hs) == n })
+	time.Sleep(50 * time.Millisecond)
+	if p := peak.Load(); p != 2 {
+		t.Errorf("slow endpoint had %d attempts in flight at most, want 2", p)
+	}
+}
