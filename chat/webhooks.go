@@ -336,7 +336,8 @@ func (c *Core) addOutbox(b *Batch, ev *outboxEvent) {
 
 // webhookMessage runs on the journal goroutine for a message of an app
 // whose endpoints want message.created or push.offline: it records the
-// outbox event, with who was online, in the message's own commit. The
+// outbox event, with who was online, in the message's own commit — for
+// an app that wants only push.offline, only when a recipient is offline. The
 // cost is one small record per message (which makes the commit a direct
 // bbolt transaction, see records.go) and a walk of the session's roster;
 // apps without such endpoints skip it (one atomic load).
@@ -354,6 +355,9 @@ func (c *Core) webhookMessage(o *op, b *Batch) {
 				ev.Offline = append(ev.Offline, u.uid)
 			}
 		}
+	}
+	if len(ev.Offline) == 0 && c.wh.wanted(m.App)&webhookBit(WebhookMessageCreated) == 0 {
+		return // only pushes are wanted, and everyone is online: nothing to record
 	}
 	c.addOutbox(b, &ev)
 }

@@ -870,3 +870,29 @@ func TestWebhookConcurrencyPerEndpoint(t *testing.T) {
 		t.Errorf("slow endpoint had %d attempts in flight at most, want 2", p)
 	}
 }
+
+// An app that wants only push.offline records nothing for a message whose
+// recipients are all online: its sends cost what an app's without
+// endpoints do.
+func TestWebhookPushOnlyRecordsNothingWhenAllOnline(t *testing.T) {
+	w := newWHEnv(t, []string{chat.WebhookPushOffline}, chat.WebhookConfig{})
+	ta, tb := w.user("alice"), w.user("bob")
+	a := w.login(ta)
+	w.login(tb)
+	for i := 0; i < 5; i++ {
+		if f := a.do(`"action":"send","to":"bob","type":"text","content":{"text":"x"}`); !f.OK {
+			t.Fatalf("send: %+v", f.Error)
+		}
+	}
+	if st := w.core.WebhookStats(); st.Depth != 0 {
+		t.Errorf("outbox depth %d after messages to an online user", st.Depth)
+	}
+	recs, err := w.store.ScanRecords(context.Background(), "wh.ev", nil, nil, 0, false)
+	if err != nil || len(recs) != 0 {
+		t.Errorf("outbox records: %d, %v", len(recs), err)
+	}
+	ds, _ := w.core.WebhookDeliveries(context.Background(), w.app.ID, 10, "", "")
+	if len(ds) != 0 {
+		t.Errorf("deliveries: %+v", ds)
+	}
+}
