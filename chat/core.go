@@ -81,6 +81,11 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// CheckWebhookURL applies the target-host rules to a webhook
+	// endpoint's URL when it is registered (the sender checks the
+	// resolved address again at every dial). Nil checks the URL's shape
+	// only.
+	CheckWebhookURL func(rawURL string) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -194,6 +199,8 @@ type Core struct {
 	mod         moderator   // bans and mutes (moderation.go)
 	quotas      quotas      // per-app caps on users and groups (limits.go)
 
+	wh *webhooks // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+
 	stats counters
 }
 
@@ -263,6 +270,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	c.lim = newLimiter(cfg.Limits)
 	if err := c.loadModeration(context.Background()); err != nil {
 		return nil, err
+	}
+	c.wh = newWebhooks()
+	if err := c.loadWebhooks(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
 	}
 	c.nextSession.Store(uint64(max))
 	return c, nil
