@@ -150,6 +150,10 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.JournalSize }),
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
 		func(c *Config) *time.Duration { return &c.CheckpointInterval }),
+	size("disk_warn_free", "1GiB", "warn (log and /metrics chatd_disk_low) while the data folder's disk has less free than this",
+		func(c *Config) *int { return &c.DiskWarnFree }),
+	intv("retention_days", "0", 0, "delete messages older than this many days, for apps without their own retention_days (0 keeps them)",
+		func(c *Config) *int { return &c.RetentionDays }),
 
 	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
