@@ -17,11 +17,12 @@ const (
 	TopicGroup      = "group"
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
+	TopicConsult    = "consult" // consultation changes, counts and warnings (consult_service.go)
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicConsult}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
@@ -36,6 +37,9 @@ type Event struct {
 	Error   *Error      `json:"error,omitempty"`
 	Info    *ServerInfo `json:"info,omitempty"`
 	Detail  string      `json:"detail,omitempty"`
+
+	// Consult is topic consult's body.
+	Consult *ConsultEvent `json:"consult,omitempty"`
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring

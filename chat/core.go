@@ -83,6 +83,8 @@ type Config struct {
 	MemberAddsPerMinute int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Consult tunes timed consultations (consult_service.go).
+	Consult ConsultConfig
 	// LogError receives every failure the core answers `internal` for,
 	// once, with what failed (a store read of an action, a commit); the
 	// client is told only that it happened. Nil means the standard
@@ -189,6 +191,8 @@ type Core struct {
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 
+	consult consultState // timed consultations (consult_service.go)
+
 	stats counters
 }
 
@@ -254,6 +258,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	c.bus = newBus()
 	c.hists = newStoreHists()
 	c.nextSession.Store(uint64(max))
+	c.consult.init(cfg.Consult)
+	if err := c.loadConsults(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load consultations: %w", err)
+	}
 	return c, nil
 }
 
@@ -274,11 +282,17 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runSweeper(ctx)
 		close(sweepDone)
 	}()
+	clockDone := make(chan struct{})
+	go func() {
+		c.runConsultClock(ctx)
+		close(clockDone)
+	}()
 	err := c.runJournal(ctx)
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
 	<-sweepDone
+	<-clockDone
 	close(c.done)
 	return err
 }
@@ -295,7 +309,14 @@ func (c *Core) Drain(ctx context.Context) error {
 	if !c.running.Load() {
 		return nil
 	}
-	c.drainOnce.Do(func() { close(c.drainReq) })
+	c.drainOnce.Do(func() {
+		// The running consultations' clocks are saved first, while
+		// writes are still taken (the restart rule, docs/consultations.md).
+		if err := c.consultCheckpoint(ctx); err != nil {
+			c.cfg.LogError("consultation checkpoint at stop", err)
+		}
+		close(c.drainReq)
+	})
 	select {
 	case <-c.drained:
 		return nil
