@@ -64,6 +64,11 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epConsultations // consult.go
+	epConsultation
+	epConsultRecord
+	epConsultRecords
+	epConsultant
 	epCount
 )
 
@@ -88,6 +93,12 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+
+	epConsultations:  {pattern: "/api/v1/consultations", auth: authApp, post: (*Server).appCreateConsultation, allow: "POST"},
+	epConsultation:   {pattern: "/api/v1/consultations/{id}", auth: authApp, get: (*Server).appConsultation, post: (*Server).appConsultAct, allow: "GET, POST"},
+	epConsultRecord:  {pattern: "/api/v1/consultations/{id}/record", auth: authApp, get: (*Server).appConsultRecord, allow: "GET"},
+	epConsultRecords: {pattern: "/api/v1/consult-records", auth: authApp, get: (*Server).appConsultRecords, allow: "GET"},
+	epConsultant:     {pattern: "/api/v1/consultants/{uid}", auth: authApp, get: (*Server).appConsultant, post: (*Server).appSetConsultant, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -125,6 +136,9 @@ func resolve(p []byte) (int, []byte) {
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
+	}
+	if id, param, ok := resolveConsult(p); ok {
+		return id, param
 	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)
