@@ -373,10 +373,13 @@ func (c *Core) consultStateEvent(e *consultEntry, op, by string, seconds int64) 
 }
 
 func (c *Core) consultEmit(e *consultEntry, ev *ConsultEvent) {
-	frame := appendEvent(nil, "consult", ev)
 	r := e.s.members()
+	var frame []byte // encoded once, and only when someone is online
 	for _, u := range r.users {
 		for _, cl := range u.online() {
+			if frame == nil {
+				frame = appendEvent(nil, "consult", ev)
+			}
 			cl.reply(frame)
 		}
 	}
