@@ -662,3 +662,36 @@ func TestConsult10kStaggeredEnds(t *testing.T) {
 		t.Fatalf("%d records for %d consultations", all, n)
 	}
 }
+
+// A time up whose commit fails is not lost: the consultation stays as the
+// store has it (sends still refused: its time is up), the clock tries
+// again a second later, and the end is then stored at the deadline with
+// one record.
+func TestConsultEndRetriedAfterAFailedCommit(t *testing.T) {
+	st := &failingStore{Store: memstore.New()}
+	var logs logLines
+	clk := newFakeClock()
+	cfg := clk.cfg(chat.ConsultConfig{})
+	cfg.LogError = logs.log
+	e := &consultEnv{env: newEnvOn(t, cfg, st), clock: clk}
+	tl := e.user("lawyer")
+	e.user("cust")
+	law := e.login(tl)
+	v := e.create(chat.ConsultInput{Consultant: "lawyer", Customer: "cust", Seconds: 60, Start: chat.StartNow})
+	st.failApply.Store(true)
+	e.tick(60 * time.Second)
+	if got := logs.take(); len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "time_up") {
+		t.Fatalf("logged %q", got)
+	}
+	if s := e.state(v.ID); s.State != chat.ConsultActive || s.RemainingSeconds != 0 {
+		t.Fatalf("after the failed commit: %+v", s)
+	}
+	frameErr(t, law.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"x"}`, v.ID)),
+		chat.CodeForbidden, "has ended")
+	st.failApply.Store(false)
+	e.tick(time.Second)
+	r, err := e.core.ConsultRecord(context.Background(), e.app.ID, v.ID)
+	if err != nil || r.EndReason != chat.EndTimeUp || r.EndedAt != v.Deadline || r.ActiveSeconds != 60 {
+		t.Fatalf("record %+v %v", r, err)
+	}
+}

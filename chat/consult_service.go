@@ -60,7 +60,7 @@ type consultState struct {
 	timers *consultTimers
 
 	mu   sync.Mutex // guards m and live; a leaf
-	m    map[SessionID]*consultEntry
+	m    map[SessionID]*consultEntry // open consultations (pending, active, paused)
 	live map[string]int // app\x00consultant → consultations not final
 }
 
@@ -231,6 +231,17 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 	return k.view(now), nil
 }
 
+// consultFinal forgets a consultation that just became final: its slot
+// under the consultant's limit, and its place in memory (it is read from
+// the store from now on, so memory holds open consultations only).
+func (c *Core) consultFinal(k *Consultation) {
+	c.releaseLive(k.App, k.Consultant)
+	st := &c.consult
+	st.mu.Lock()
+	delete(st.m, k.ID)
+	st.mu.Unlock()
+}
+
 func (c *Core) releaseLive(app, consultant string) {
 	st := &c.consult
 	lk := liveKey(app, consultant)
@@ -271,6 +282,9 @@ func (c *Core) consultEntryFor(ctx context.Context, app string, id SessionID) (*
 		return nil, err
 	}
 	e = &consultEntry{s: s, k: k}
+	if k.State.Final() {
+		return e, nil // read from the store each time: final ones are not kept in memory
+	}
 	st.mu.Lock()
 	if prev := st.m[id]; prev != nil {
 		e = prev
@@ -349,7 +363,7 @@ func (c *Core) consultCommitted(e *consultEntry, next Consultation, now int64, o
 	e.k = next
 	e.lastTick, e.lastRem = now, next.RemainingAt(now)
 	if next.State.Final() && !wasFinal {
-		c.releaseLive(next.App, next.Consultant)
+		c.consultFinal(&next)
 	}
 	c.consultSchedule(e, now)
 	c.consultStateEvent(e, op, by, seconds)
@@ -409,7 +423,7 @@ type consultEnding struct {
 	e    *consultEntry
 	o    *op
 	op   string
-	prev ConsultState
+	prev Consultation // the state before, put back if the commit fails
 }
 
 // consultFire handles the due ids at now. Ends are made in memory at once
@@ -471,18 +485,29 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 			e.mu.Unlock()
 			continue
 		}
-		prev := k.State
+		prev := *k
 		e.k = next
 		e.lastTick, e.lastRem = now, 0
 		st.timers.set(id, 0)
-		c.releaseLive(next.App, next.Consultant)
+		c.consultFinal(&next)
 		e.mu.Unlock()
 		ends = append(ends, consultEnding{e: e, o: o, op: ch.String(), prev: prev})
 	}
 	for _, x := range ends {
 		r := <-x.o.res
 		if r.err != nil {
-			c.cfg.LogError("consultation "+itoa(uint64(x.e.k.ID))+" "+x.op, r.err)
+			// Not stored: put it back as the store has it, and try
+			// again in a second (an end is charged to its deadline
+			// whenever it is stored).
+			c.cfg.LogError("consultation "+itoa(uint64(x.prev.ID))+" "+x.op, r.err)
+			x.e.mu.Lock()
+			x.e.k = x.prev
+			st.mu.Lock()
+			st.m[x.prev.ID] = x.e
+			st.live[liveKey(x.prev.App, x.prev.Consultant)]++
+			st.mu.Unlock()
+			st.timers.set(x.prev.ID, now+1000)
+			x.e.mu.Unlock()
 			continue
 		}
 		x.e.mu.Lock()
