@@ -59,9 +59,9 @@ type consultState struct {
 	warn   []int64 // ms, descending
 	timers *consultTimers
 
-	mu   sync.Mutex // guards m and live; a leaf
+	mu   sync.Mutex                  // guards m and live; a leaf
 	m    map[SessionID]*consultEntry // open consultations (pending, active, paused)
-	live map[string]int // app\x00consultant → consultations not final
+	live map[string]int              // app\x00consultant → consultations not final
 }
 
 type consultEntry struct {
