@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 	"chatd/chat/memstore"
 )
 
-// BenchmarkConsultClock10k measures what 10,000 concurrent active
+// BenchmarkConsultClock10k measures, with the two members of all of them
+// offline and then online (each event encoded and sent to both), what 10,000 concurrent active
 // consultations cost: one op is one second of the clock (a ConsultTick
 // after the replaced clock moved 1 s), in which about a tenth of them
 // get their remaining-time event (consult_tick 10 s). Reported:
@@ -20,6 +22,18 @@ import (
 // consultation after creating them, store included: memstore keeps the
 // records in the same heap).
 func BenchmarkConsultClock10k(b *testing.B) {
+	b.Run("members=offline", func(b *testing.B) { benchConsultClock(b, false) })
+	b.Run("members=online", func(b *testing.B) { benchConsultClock(b, true) })
+}
+
+// countPeer is a Peer that only counts what it is sent.
+type countPeer struct{ n atomic.Int64 }
+
+func (p *countPeer) Send(b []byte) bool { p.n.Add(1); return true }
+func (p *countPeer) Close(int, string)  {}
+func (p *countPeer) RemoteAddr() string { return "127.0.0.1:1" }
+
+func benchConsultClock(b *testing.B, online bool) {
 	const n = 10_000
 	clk := newFakeClock()
 	st := memstore.New()
@@ -35,10 +49,24 @@ func BenchmarkConsultClock10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var peers []*countPeer
 	for _, uid := range []string{"lawyer", "cust"} {
 		if _, err := core.PushUser(ctx, app.ID, chat.UserInput{UID: uid}); err != nil {
 			b.Fatal(err)
 		}
+		if !online {
+			continue
+		}
+		g, err := core.IssueToken(ctx, app.ID, uid, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := &countPeer{}
+		core.Accept(p).HandleMessage([]byte(`{"id":"1","action":"login","app":"shop","token":"` + g.Token + `"}`))
+		for p.n.Load() == 0 {
+			time.Sleep(time.Millisecond) // the login's reply
+		}
+		peers = append(peers, p)
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -70,4 +98,7 @@ func BenchmarkConsultClock10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e7, "cpu-%-of-a-core")
 	b.ReportMetric(heap, "heap-B/consult")
+	if online {
+		b.ReportMetric(float64(peers[0].n.Load())/float64(b.N), "events/op/member")
+	}
 }

@@ -51,10 +51,12 @@ func (cc *ConsultClock) warningsMS() []int64 {
 }
 
 // nextWake is when the clock must next look at k (0: never, until a state
-// change reschedules it). lastTick is when the last remaining-time event
-// was sent (or the last state change); every and warnings (descending) are
-// in ms.
-func nextWake(k *Consultation, now, lastTick, every int64, warnings []int64) int64 {
+// change reschedules it): a pending consultation at its expiry; an active
+// one at the first of its deadline, the next whole multiple of every
+// (ms) of remaining time (the count-down events fall on round remaining
+// times: 20 s, 10 s …, whenever the consultation started or changed), and
+// the next warning threshold (warnings in ms, descending).
+func nextWake(k *Consultation, now, every int64, warnings []int64) int64 {
 	switch k.State {
 	case ConsultPending:
 		return k.ExpiresAt
@@ -63,11 +65,11 @@ func nextWake(k *Consultation, now, lastTick, every int64, warnings []int64) int
 		return 0
 	}
 	dl := k.Deadline()
-	at := dl
-	if t := lastTick + every; t < at {
-		at = t
-	}
 	rem := dl - now
+	at := dl
+	if m := (rem - 1) / every * every; m > 0 && dl-m < at {
+		at = dl - m
+	}
 	for _, w := range warnings {
 		if w < rem { // the largest threshold not yet reached is crossed first
 			if t := dl - w; t < at {
@@ -77,6 +79,12 @@ func nextWake(k *Consultation, now, lastTick, every int64, warnings []int64) int
 		}
 	}
 	return at
+}
+
+// crossedTick reports whether the remaining time went past a whole
+// multiple of every (ms) from before to after: the count-down is due.
+func crossedTick(before, after, every int64) bool {
+	return after > 0 && (after-1)/every < (before-1)/every
 }
 
 // crossedWarning returns the threshold crossed when the remaining time went

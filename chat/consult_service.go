@@ -15,7 +15,7 @@ import (
 //
 // Who owns what:
 //   - consultState.m and .live: consultState.mu, a leaf.
-//   - consultEntry.k, .lastTick, .lastRem: consultEntry.mu, held across
+//   - consultEntry.k, .lastRem: consultEntry.mu, held across
 //     the journal write of a change (like sess.mu), so that the stored
 //     state and the memory never disagree in order; the clock's goroutine
 //     takes it too, briefly, and never waits on the journal under it.
@@ -66,11 +66,12 @@ type consultState struct {
 
 type consultEntry struct {
 	s  *sess
-	mu sync.Mutex // guards k, lastTick, lastRem; held across the write of a change
+	mu sync.Mutex // guards k and lastRem; held across the write of a change
 	k  Consultation
-	// lastTick is when the last remaining-time event went out (or the
-	// last change); lastRem the remaining ms then (for warnings).
-	lastTick, lastRem int64
+	// lastRem is the remaining ms when the clock last looked (or at the
+	// last change): the count-down and the warnings are due when the
+	// remaining time crosses their marks since then.
+	lastRem int64
 }
 
 func (st *consultState) init(cfg ConsultConfig) {
@@ -219,7 +220,7 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)
-	e := &consultEntry{s: s, k: k, lastTick: now, lastRem: k.RemainingAt(now)}
+	e := &consultEntry{s: s, k: k, lastRem: k.RemainingAt(now)}
 	e.mu.Lock()
 	st.mu.Lock()
 	st.m[k.ID] = e
@@ -361,7 +362,7 @@ func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid str
 func (c *Core) consultCommitted(e *consultEntry, next Consultation, now int64, op, by string, seconds int64) {
 	wasFinal := e.k.State.Final()
 	e.k = next
-	e.lastTick, e.lastRem = now, next.RemainingAt(now)
+	e.lastRem = next.RemainingAt(now)
 	if next.State.Final() && !wasFinal {
 		c.consultFinal(&next)
 	}
@@ -370,7 +371,7 @@ func (c *Core) consultCommitted(e *consultEntry, next Consultation, now int64, o
 }
 
 func (c *Core) consultSchedule(e *consultEntry, now int64) {
-	c.consult.timers.set(e.k.ID, nextWake(&e.k, now, e.lastTick, c.consult.every, c.consult.warn))
+	c.consult.timers.set(e.k.ID, nextWake(&e.k, now, c.consult.every, c.consult.warn))
 }
 
 // consultStateEvent tells both members (and the stream) about a change.
@@ -453,8 +454,7 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 				c.consultEmit(e, &ConsultEvent{SessionID: k.ID, Type: "warning", State: k.State,
 					RemainingSeconds: ceilSec(rem), Deadline: k.Deadline(), Warning: w / 1000})
 			}
-			if now-e.lastTick >= st.every {
-				e.lastTick = now
+			if crossedTick(e.lastRem, rem, st.every) {
 				c.consultEmit(e, &ConsultEvent{SessionID: k.ID, Type: "remaining", State: k.State,
 					RemainingSeconds: ceilSec(rem), Deadline: k.Deadline()})
 			}
@@ -487,7 +487,7 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 		}
 		prev := *k
 		e.k = next
-		e.lastTick, e.lastRem = now, 0
+		e.lastRem = 0
 		st.timers.set(id, 0)
 		c.consultFinal(&next)
 		e.mu.Unlock()

@@ -110,7 +110,7 @@ func (c *Core) loadConsults(ctx context.Context) error {
 			return err
 		}
 		k.Resume(now)
-		e := &consultEntry{s: s, k: k, lastTick: now, lastRem: k.RemainingAt(now)}
+		e := &consultEntry{s: s, k: k, lastRem: k.RemainingAt(now)}
 		st.m[id] = e
 		st.live[liveKey(k.App, k.Consultant)]++
 		c.consultSchedule(e, now)

@@ -388,7 +388,8 @@ func TestConsultClock10kStaggered(t *testing.T) {
 	warn := cc.warningsMS()
 	every := cc.Every.Milliseconds()
 	ks := make([]*Consultation, n+1)
-	lastTick := make([]int64, n+1)
+	lastRem := make([]int64, n+1)
+	ticks := 0
 	rng := rand.New(rand.NewSource(2))
 	for i := 1; i <= n; i++ {
 		k := newConsult(StartNow, 1+rng.Int63n(1800), 0)
@@ -399,8 +400,8 @@ func TestConsultClock10kStaggered(t *testing.T) {
 			must(t, k, ConsultChange{Op: ConsultAccept, Actor: ActorConsultant}, t0+rng.Int63n(60_000))
 		}
 		ks[i] = k
-		lastTick[i] = k.Since
-		tm.set(k.ID, nextWake(k, t0, lastTick[i], every, warn))
+		lastRem[i] = k.RemainingAt(t0)
+		tm.set(k.ID, nextWake(k, t0, every, warn))
 	}
 	ended := make([]int, n+1)
 	var ids []SessionID
@@ -418,11 +419,20 @@ func TestConsultClock10kStaggered(t *testing.T) {
 				tm.set(id, 0)
 				continue
 			}
-			if now-lastTick[id] >= every {
-				lastTick[id] = now
+			rem := k.RemainingAt(now)
+			if crossedTick(lastRem[id], rem, every) {
+				ticks++
 			}
-			tm.set(id, nextWake(k, now, lastTick[id], every, warn))
+			lastRem[id] = rem
+			tm.set(id, nextWake(k, now, every, warn))
 		}
+	}
+	wantTicks := 0
+	for i := 1; i <= n; i++ {
+		wantTicks += int((ks[i].BoughtSec*1000 - 1) / every)
+	}
+	if ticks != wantTicks {
+		t.Fatalf("%d count-down events, want %d: one per 10 s of remaining time", ticks, wantTicks)
 	}
 	for i := 1; i <= n; i++ {
 		if ended[i] != 1 || ks[i].State != ConsultEnded || ks[i].Bill().ActiveSeconds != ks[i].BoughtSec {
@@ -439,15 +449,23 @@ func TestConsultNextWakeAndWarnings(t *testing.T) {
 		t.Fatalf("warnings %v", warn)
 	}
 	k := newConsult(StartAccept, 400, 0)
-	if w := nextWake(k, t0, t0, 10_000, warn); w != k.ExpiresAt {
+	if w := nextWake(k, t0, 10_000, warn); w != k.ExpiresAt {
 		t.Fatalf("pending wakes at +%d", w-t0)
 	}
 	must(t, k, ConsultChange{Op: ConsultAccept, Actor: ActorConsultant}, t0)
-	if w := nextWake(k, t0, t0, 10_000, warn); w != t0+10_000 {
+	if w := nextWake(k, t0, 10_000, warn); w != t0+10_000 {
 		t.Fatalf("first tick +%d", w-t0)
 	}
-	// 95 s in, with the last tick at 90 s: the 5-minute warning (at 100 s) comes first.
-	if w := nextWake(k, t0+95_000, t0+90_000, 200_000, warn); w != t0+100_000 {
+	// The count-down falls on whole multiples of the period of remaining time.
+	if w := nextWake(k, t0+3_000, 10_000, warn); w != t0+10_000 {
+		t.Fatalf("tick after a late look +%d", w-t0)
+	}
+	if !crossedTick(400_000, 390_000, 10_000) || crossedTick(390_000, 380_001, 10_000) || !crossedTick(390_000, 379_000, 10_000) ||
+		crossedTick(5_000, 0, 10_000) {
+		t.Fatal("crossedTick")
+	}
+	// 95 s in, with a 200 s period: the 5-minute warning (at 100 s) comes before the count (at 200 s).
+	if w := nextWake(k, t0+95_000, 200_000, warn); w != t0+100_000 {
 		t.Fatalf("warning wake +%d", w-t0)
 	}
 	if got := crossedWarning(300_500, 300_000, warn); got != 300_000 {
@@ -460,7 +478,7 @@ func TestConsultNextWakeAndWarnings(t *testing.T) {
 		t.Fatalf("re-warned: %d", got)
 	}
 	must(t, k, ConsultChange{Op: ConsultPause, Actor: ActorConsultant}, t0+1)
-	if w := nextWake(k, t0+1, t0, 10_000, warn); w != 0 {
+	if w := nextWake(k, t0+1, 10_000, warn); w != 0 {
 		t.Fatal("a paused consultation is on the clock")
 	}
 }
