@@ -17,12 +17,13 @@ const (
 	TopicGroup      = "group"
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
-	TopicConsult    = "consult" // consultation changes, counts and warnings (consult_service.go)
+	TopicModeration = "moderation" // ban, unban, mute, unmute, kick (Type); Until for ban and mute
+	TopicConsult    = "consult"    // consultation changes, counts and warnings (consult_service.go)
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicConsult}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicConsult}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
@@ -37,6 +38,7 @@ type Event struct {
 	Error   *Error      `json:"error,omitempty"`
 	Info    *ServerInfo `json:"info,omitempty"`
 	Detail  string      `json:"detail,omitempty"`
+	Until   int64       `json:"until,omitempty"` // moderation: end of a ban or mute (unix ms; absent: for ever)
 
 	// Consult is topic consult's body.
 	Consult *ConsultEvent `json:"consult,omitempty"`

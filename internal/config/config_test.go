@@ -49,6 +49,7 @@ func TestDefaults(t *testing.T) {
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second,
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
+		SendRate: 20, RequestRate: 100, MaxUserConns: 16,
 		ConsultTick: 10 * time.Second, ConsultWarnings: []string{"5m", "1m", "10s"}, ConsultRounding: "minute",
 		ConsultMaxPerConsultant: 10, ConsultPendingTTL: 30 * time.Minute,
 	}
