@@ -161,6 +161,14 @@ func TestConsultExtend(t *testing.T) {
 			t.Fatalf("deadline +%d", k.Deadline()-t0)
 		}
 	})
+	t.Run("pending", func(t *testing.T) {
+		k := newConsult(StartAccept, 900, 0)
+		must(t, k, ConsultChange{Op: ConsultExtend, Actor: ActorHost, Seconds: 100}, t0+5_000)
+		must(t, k, ConsultChange{Op: ConsultAccept, Actor: ActorConsultant}, t0+10_000)
+		if k.Deadline() != t0+10_000+1_000_000 || k.UsedMS != 0 {
+			t.Fatalf("deadline +%d used %d", k.Deadline()-t0, k.UsedMS)
+		}
+	})
 	t.Run("bad", func(t *testing.T) {
 		k := newConsult(StartAccept, 900, 0)
 		wantCode(t, k.Apply(ConsultChange{Op: ConsultExtend, Actor: ActorHost, Seconds: 0}, t0), CodeBadRequest)
