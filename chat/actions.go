@@ -11,7 +11,8 @@ import (
 
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
-	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user"}
+	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
+	"consult_get", "consult_accept", "consult_decline", "consult_pause", "consult_resume", "consult_end"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -48,6 +49,9 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 
 func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error) {
 	id := cl.id
+	if strings.HasPrefix(r.Action, "consult_") {
+		return c.consultAction(ctx, id, r) // consult_service.go
+	}
 	switch r.Action {
 	case "ping":
 		return map[string]int64{"server_time": c.nowMS()}, nil
@@ -385,6 +389,12 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		preview, _ = validateContent(in.Type, in.Content, c.cfg.MaxContent) // it may have rewritten it
 	}
 	o := newOp()
+	if s.kind == KindConsult && in.From != "" {
+		if err := c.consultOnSend(ctx, app, s, in.From, o, cacheOnly); err != nil {
+			putOp(o)
+			return nil, err
+		}
+	}
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
@@ -532,6 +542,8 @@ type SessionView struct {
 	CreatedAt   int64     `json:"created_at"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
+	// Consult: a consult session's state and remaining time.
+	Consult *ConsultSummary `json:"consult,omitempty"`
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -554,6 +566,9 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 		LastType: rec.LastType, LastPreview: rec.LastPreview, CreatedAt: rec.CreatedAt}
 	if rec.LastSeq > m.ReadSeq {
 		v.Unread = rec.LastSeq - m.ReadSeq
+	}
+	if rec.Kind == KindConsult {
+		v.Consult = c.consultSummary(ctx, id.App, sid)
 	}
 	if rec.Kind == KindPrivate {
 		v.Peer = rec.Pair[0]

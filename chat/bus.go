@@ -18,11 +18,12 @@ const (
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
 	TopicModeration = "moderation" // ban, unban, mute, unmute, kick (Type); Until for ban and mute
+	TopicConsult    = "consult"    // consultation changes, counts and warnings (consult_service.go)
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicWebhook}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicWebhook, TopicConsult}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
@@ -38,6 +39,9 @@ type Event struct {
 	Info    *ServerInfo `json:"info,omitempty"`
 	Detail  string      `json:"detail,omitempty"`
 	Until   int64       `json:"until,omitempty"` // moderation: end of a ban or mute (unix ms; absent: for ever)
+
+	// Consult is topic consult's body.
+	Consult *ConsultEvent `json:"consult,omitempty"`
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring

@@ -88,6 +88,8 @@ type Config struct {
 	CheckWebhookURL func(rawURL string) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Consult tunes timed consultations (consult_service.go).
+	Consult ConsultConfig
 	// LogError receives every failure the core answers `internal` for,
 	// once, with what failed (a store read of an action, a commit); the
 	// client is told only that it happened. Nil means the standard
@@ -199,7 +201,8 @@ type Core struct {
 	mod         moderator   // bans and mutes (moderation.go)
 	quotas      quotas      // per-app caps on users and groups (limits.go)
 
-	wh *webhooks // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+	consult consultState // timed consultations (consult_service.go)
 
 	stats counters
 }
@@ -276,6 +279,10 @@ func New(cfg Config, st Store) (*Core, error) {
 		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
 	}
 	c.nextSession.Store(uint64(max))
+	c.consult.init(cfg.Consult)
+	if err := c.loadConsults(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load consultations: %w", err)
+	}
 	return c, nil
 }
 
@@ -296,11 +303,17 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runSweeper(ctx)
 		close(sweepDone)
 	}()
+	clockDone := make(chan struct{})
+	go func() {
+		c.runConsultClock(ctx)
+		close(clockDone)
+	}()
 	err := c.runJournal(ctx)
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
 	<-sweepDone
+	<-clockDone
 	close(c.done)
 	return err
 }
@@ -317,7 +330,14 @@ func (c *Core) Drain(ctx context.Context) error {
 	if !c.running.Load() {
 		return nil
 	}
-	c.drainOnce.Do(func() { close(c.drainReq) })
+	c.drainOnce.Do(func() {
+		// The running consultations' clocks are saved first, while
+		// writes are still taken (the restart rule, docs/consultations.md).
+		if err := c.consultCheckpoint(ctx); err != nil {
+			c.cfg.LogError("consultation checkpoint at stop", err)
+		}
+		close(c.drainReq)
+	})
 	select {
 	case <-c.drained:
 		return nil

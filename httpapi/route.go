@@ -72,6 +72,11 @@ const (
 	epWebhookDeliveries
 	epWebhookRedeliver
 	epBeforeSend
+	epConsultations // consult.go
+	epConsultation
+	epConsultRecord
+	epConsultRecords
+	epConsultant
 	epCount
 )
 
@@ -105,6 +110,12 @@ var endpoints = [epCount]endpoint{
 	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
 	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
 	epBeforeSend:        {pattern: "/api/v1/webhooks/before-send", auth: authApp, get: (*Server).appBeforeSend, post: (*Server).appSetBeforeSend, allow: "GET, POST"},
+
+	epConsultations:  {pattern: "/api/v1/consultations", auth: authApp, post: (*Server).appCreateConsultation, allow: "POST"},
+	epConsultation:   {pattern: "/api/v1/consultations/{id}", auth: authApp, get: (*Server).appConsultation, post: (*Server).appConsultAct, allow: "GET, POST"},
+	epConsultRecord:  {pattern: "/api/v1/consultations/{id}/record", auth: authApp, get: (*Server).appConsultRecord, allow: "GET"},
+	epConsultRecords: {pattern: "/api/v1/consult-records", auth: authApp, get: (*Server).appConsultRecords, allow: "GET"},
+	epConsultant:     {pattern: "/api/v1/consultants/{uid}", auth: authApp, get: (*Server).appConsultant, post: (*Server).appSetConsultant, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -158,6 +169,9 @@ func resolve(p []byte) (int, []byte) {
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
+	}
+	if id, param, ok := resolveConsult(p); ok {
+		return id, param
 	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)

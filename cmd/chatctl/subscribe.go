@@ -315,6 +315,9 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		if l.Detail != "" {
 			b.WriteString("  " + l.Detail)
 		}
+		if c := l.Consult; c != nil {
+			formatConsult(b, c)
+		}
 	}
 	b.WriteByte('\n')
 }
@@ -437,4 +440,26 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// formatConsult adds a consult event's clock and, at the end, its bill:
+//
+//	…  s5 time_up [lawyer cust]  ended  0s left  time_up  billed 1200s: 4000 CNY
+func formatConsult(b *bytes.Buffer, c *chat.ConsultEvent) {
+	fmt.Fprintf(b, "  %ds left", c.RemainingSeconds)
+	if c.Warning > 0 {
+		fmt.Fprintf(b, "  warning at %ds", c.Warning)
+	}
+	if c.Seconds > 0 {
+		fmt.Fprintf(b, "  +%ds", c.Seconds)
+	}
+	if c.Reason != 0 {
+		b.WriteString("  " + c.Reason.String())
+	}
+	if r := c.Record; r != nil {
+		fmt.Fprintf(b, "  billed %ds: %d", r.BilledSeconds, r.Amount)
+		if r.Currency != "" {
+			b.WriteString(" " + r.Currency)
+		}
+	}
 }

@@ -85,6 +85,21 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 consult  shop  a  s5 start`,
 		},
 		{
+			name: "consultation accepted",
+			line: `{"topic":"consult","time":%T,"app":"shop","uid":"lawyer","session_id":5,"type":"accept","members":["lawyer","cust"],"detail":"active","consult":{"session_id":5,"type":"state","op":"accept","by":"lawyer","state":"active","remaining_seconds":900}}`,
+			want: `12:00:01.123 consult  shop  lawyer  s5 accept [lawyer cust]  active  900s left`,
+		},
+		{
+			name: "consultation warning",
+			line: `{"topic":"consult","time":%T,"app":"shop","session_id":5,"type":"warning","members":["lawyer","cust"],"detail":"active","consult":{"session_id":5,"type":"warning","state":"active","remaining_seconds":60,"warning_seconds":60}}`,
+			want: `12:00:01.123 consult  shop  -  s5 warning [lawyer cust]  active  60s left  warning at 60s`,
+		},
+		{
+			name: "consultation time up",
+			line: `{"topic":"consult","time":%T,"app":"shop","uid":"server","session_id":5,"type":"time_up","members":["lawyer","cust"],"detail":"ended","consult":{"session_id":5,"type":"state","op":"time_up","by":"server","state":"ended","remaining_seconds":0,"reason":"time_up","record":{"billed_seconds":1200,"amount":4000,"currency":"CNY"}}}`,
+			want: `12:00:01.123 consult  shop  server  s5 time_up [lawyer cust]  ended  0s left  time_up  billed 1200s: 4000 CNY`,
+		},
+		{
 			name: "dropped",
 			line: `{"topic":"dropped","time":%T,"count":42}`,
 			want: `12:00:01.123 dropped  missed 42 events: this subscriber was too slow`,
