@@ -189,6 +189,8 @@ type Core struct {
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 
+	svc *svcState // customer service: shops, agents, conversations (service.go)
+
 	stats counters
 }
 
@@ -254,6 +256,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	c.bus = newBus()
 	c.hists = newStoreHists()
 	c.nextSession.Store(uint64(max))
+	c.svc = newSvcState()
+	if err := c.svcLoad(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	}
 	return c, nil
 }
 
@@ -274,7 +280,13 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runSweeper(ctx)
 		close(sweepDone)
 	}()
+	svcDone := make(chan struct{})
+	go func() {
+		c.runService(ctx)
+		close(svcDone)
+	}()
 	err := c.runJournal(ctx)
+	<-svcDone
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
