@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"sort"
-	"sync"
 )
 
 // Customer service's durable state: three record kinds, JSON values.
@@ -39,69 +37,39 @@ func svcAgentKey(app, shop, uid string) []byte { return []byte(app + "\x00" + sh
 
 func svcConvKey(id SessionID) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
 
-// svcRecords is where the records live until the store's generic records
-// (Batch.Records, Store.ScanRecords) are available to this package: a
-// process-wide table keyed by the store, so a core built again on the same
-// store (a restart in tests) finds them. The commit below is the single
-// seam: it becomes "append the records to the batch" once the store has
-// them.
-var svcRecords = struct {
-	mu sync.Mutex
-	m  map[Store]map[string][]byte // store → kind \x01 key → value
-}{m: make(map[Store]map[string][]byte)}
-
 // svcCommit writes b (membership, sessions) and the record changes in one
-// commit through the journal.
+// commit through the journal: a "direct" batch in storage.Bolt, never
+// per message.
 func (c *Core) svcCommit(ctx context.Context, b *Batch, puts []svcPut) error {
-	enc := make([][]byte, len(puts))
-	for i, p := range puts {
+	if b == nil {
+		b = &Batch{}
+	}
+	for _, p := range puts {
 		if p.val == nil {
+			b.DelRecords = append(b.DelRecords, RecordKey{Kind: p.kind, Key: p.key})
 			continue
 		}
 		v, err := json.Marshal(p.val)
 		if err != nil {
 			return err
 		}
-		enc[i] = v
+		b.Records = append(b.Records, Record{Kind: p.kind, Key: p.key, Value: v})
 	}
-	if b != nil && !b.Empty() {
-		if err := c.write(ctx, b); err != nil {
-			return err
-		}
+	if b.Empty() {
+		return nil
 	}
-	svcRecords.mu.Lock()
-	defer svcRecords.mu.Unlock()
-	t := svcRecords.m[c.store]
-	if t == nil {
-		t = make(map[string][]byte)
-		svcRecords.m[c.store] = t
-	}
-	for i, p := range puts {
-		k := p.kind + "\x01" + string(p.key)
-		if p.val == nil {
-			delete(t, k)
-		} else {
-			t[k] = enc[i]
-		}
-	}
-	return nil
+	return c.write(ctx, b)
 }
 
-// svcScan returns every record of kind, ascending by key.
-func (c *Core) svcScan(_ context.Context, kind string) ([][]byte, error) {
-	svcRecords.mu.Lock()
-	defer svcRecords.mu.Unlock()
-	t := svcRecords.m[c.store]
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		if len(k) > len(kind) && k[:len(kind)+1] == kind+"\x01" {
-			keys = append(keys, k)
-		}
+// svcScan returns the values of every record of kind, ascending by key.
+func (c *Core) svcScan(ctx context.Context, kind string) ([][]byte, error) {
+	rs, err := c.store.ScanRecords(ctx, kind, nil, nil, 0, false)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(keys)
-	out := make([][]byte, len(keys))
-	for i, k := range keys {
-		out[i] = t[k]
+	out := make([][]byte, len(rs))
+	for i := range rs {
+		out[i] = rs[i].Value
 	}
 	return out, nil
 }
