@@ -65,6 +65,23 @@ type ShopSettings struct {
 	// GraceSeconds: an online agent without a connected device counts as
 	// offline only after this long. Zero means 60.
 	GraceSeconds int `json:"grace_seconds,omitempty"`
+	// Welcome is sent, marked automatic, from the agent when a
+	// conversation is assigned (an agent's own Welcome overrides it).
+	Welcome string `json:"welcome,omitempty"`
+	// Offline is sent, marked automatic, from the shop when a customer
+	// opens or reopens a conversation and no agent is available (the last
+	// agent's own Offline overrides it).
+	Offline string `json:"offline,omitempty"`
+	// Hours, when set, are the shop's business hours; outside them the
+	// queue is not routed (agents may still claim), OutOfOffice is sent
+	// and OutsideHours decides whether customers are queued or refused.
+	Hours *BusinessHours `json:"hours,omitempty"`
+	// OutOfOffice is sent, marked automatic, from the shop to a customer
+	// who opens or reopens a conversation outside the business hours.
+	OutOfOffice string `json:"out_of_office,omitempty"`
+	// OutsideHours is queue (default) or refuse (service_open answers
+	// unavailable).
+	OutsideHours string `json:"outside_hours,omitempty"`
 }
 
 // Shop is a shop of an app, created by the host.
@@ -86,7 +103,9 @@ type Agent struct {
 	Capacity  int    `json:"capacity"`
 	Status    string `json:"status"` // as the agent set it
 	AddedAt   int64  `json:"added_at"`
-	Order     int64  `json:"order"` // the shop's agent order (round robin)
+	Order     int64  `json:"order"`             // the shop's agent order (round robin)
+	Welcome   string `json:"welcome,omitempty"` // overrides the shop's welcome
+	Offline   string `json:"offline,omitempty"` // overrides the shop's offline reply when this agent served the customer last
 	UpdatedAt int64  `json:"updated_at"`
 }
 
@@ -168,6 +187,7 @@ type svcState struct {
 
 type svcShop struct {
 	rec    Shop
+	hours  *hoursPlan  // compiled rec.Settings.Hours; nil: always open
 	agents []*svcAgent // in Order
 	queue  []*svcConv  // by QueueKey
 	rr     int         // round-robin cursor
@@ -187,6 +207,7 @@ type svcConv struct {
 	rec   ServiceConversation
 	told  int    // the queue position the customer was last told (0: none)
 	avoid string // an agent who handed it back to the queue: not routed to them again at once
+	oooAt int64  // when a refused customer was last sent the out-of-office reply
 	live  *svcLive
 }
 
@@ -207,6 +228,11 @@ func (s *svcShop) graceMS() int64 {
 // effective is the agent's status following its connections at now.
 func (a *svcAgent) effective(now int64) bool {
 	return a.rec.Status == AgentOnline && (a.connected || now-a.goneAt < a.shop.graceMS())
+}
+
+// inHours reports whether the shop is within its business hours at now.
+func (s *svcShop) inHours(now int64) bool {
+	return s.hours == nil || s.hours.open(time.UnixMilli(now))
 }
 
 func (s *svcShop) agent(uid string) *svcAgent {
@@ -269,7 +295,13 @@ func (c *Core) svcLoad(ctx context.Context) error {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
 		}
-		st.shops[r.App+"\x00"+r.ID] = &svcShop{rec: r}
+		sh := &svcShop{rec: r}
+		if r.Settings.Hours != nil {
+			if sh.hours, err = compileHours(r.Settings.Hours); err != nil {
+				return err
+			}
+		}
+		st.shops[r.App+"\x00"+r.ID] = sh
 	}
 	agents, err := c.svcScan(ctx, svcKindAgent)
 	if err != nil {
@@ -538,7 +570,62 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 	c.svcToCustomer(&next, &ev)
 	ev.Note = note
 	c.svcToAgents(sh, &ev)
+	welcome := a.rec.Welcome
+	if welcome == "" {
+		welcome = sh.rec.Settings.Welcome
+	}
+	c.svcAutoReply(ctx, cv, a.rec.UID, "welcome", welcome)
 	return nil
+}
+
+// svcAutoReply sends an automatic message into cv: a text message whose
+// content says "auto" (welcome, offline or out_of_office), from the agent
+// (from) or, with from empty, from the shop. Best effort: the change it
+// goes with is already durable.
+func (c *Core) svcAutoReply(ctx context.Context, cv *svcConv, from, kind, text string) {
+	if text == "" {
+		return
+	}
+	content, _ := json.Marshal(struct {
+		Text string `json:"text"`
+		Auto string `json:"auto"`
+	}{text, kind})
+	if _, err := c.Send(ctx, cv.rec.App, SendInput{From: from, Session: cv.rec.Session, Type: "text", Content: content}); err != nil {
+		c.cfg.LogError("service: "+kind+" reply in session "+itoa(uint64(cv.rec.Session)), err)
+	}
+}
+
+// svcArrived routes a conversation that was just opened or reopened and
+// answers automatically: out of office outside the business hours, the
+// offline reply when it still waits.
+func (c *Core) svcArrived(ctx context.Context, sh *svcShop, cv *svcConv) {
+	now := c.nowMS()
+	if !sh.inHours(now) {
+		c.svcPositions(sh, now)
+		c.svcAutoReply(ctx, cv, "", "out_of_office", sh.rec.Settings.OutOfOffice)
+		return
+	}
+	c.svcDrain(ctx, sh)
+	if cv.rec.Status == ServiceQueued {
+		text := sh.rec.Settings.Offline
+		if a := sh.agent(cv.rec.LastAgent); a != nil && a.rec.Offline != "" {
+			text = a.rec.Offline
+		}
+		c.svcAutoReply(ctx, cv, "", "offline", text)
+	}
+}
+
+// svcRefused reports the error for a customer arriving outside the
+// business hours of a shop that refuses them then, or nil.
+func (c *Core) svcRefused(sh *svcShop) error {
+	if sh.rec.Settings.OutsideHours != "refuse" || sh.inHours(c.nowMS()) {
+		return nil
+	}
+	msg := "shop \"" + sh.rec.ID + "\" is outside its business hours"
+	if t := sh.rec.Settings.OutOfOffice; t != "" {
+		msg += ": " + t
+	}
+	return Errf(CodeUnavailable, msg)
 }
 
 // svcResolve closes cv: its agent leaves the session; the customer
@@ -577,7 +664,7 @@ func (c *Core) svcResolve(ctx context.Context, sh *svcShop, cv *svcConv, by stri
 func (c *Core) svcDrain(ctx context.Context, sh *svcShop) {
 	now := c.nowMS()
 	cands := make([]routeCandidate, len(sh.agents))
-	for len(sh.queue) > 0 {
+	for len(sh.queue) > 0 && sh.inHours(now) {
 		for i, a := range sh.agents {
 			cands[i] = routeCandidate{uid: a.rec.UID, open: a.open, capacity: a.rec.Capacity, online: a.effective(now), lastTaken: a.lastTaken}
 		}
@@ -714,13 +801,22 @@ func (c *Core) svcReopen(app string, sid SessionID) {
 }
 
 func (c *Core) svcReopenLocked(ctx context.Context, sh *svcShop, cv *svcConv, by string) error {
+	if err := c.svcRefused(sh); err != nil {
+		// Wrote outside the hours: told so (once per ten minutes, not per
+		// message), and it stays resolved.
+		if now := c.nowMS(); by == cv.rec.Customer && now-cv.oooAt >= 10*60*1000 {
+			cv.oooAt = now
+			c.svcAutoReply(ctx, cv, "", "out_of_office", sh.rec.Settings.OutOfOffice)
+		}
+		return err
+	}
 	if err := c.svcEnqueue(ctx, sh, cv, false, by, ""); err != nil {
 		return err
 	}
 	ev := ServiceEvent{Type: "reopened", Shop: sh.rec.ID, Session: cv.rec.Session, Customer: cv.rec.Customer,
 		Status: ServiceQueued, By: by, Time: c.nowMS()}
 	c.svcToAgents(sh, &ev)
-	c.svcDrain(ctx, sh)
+	c.svcArrived(ctx, sh, cv)
 	return nil
 }
 

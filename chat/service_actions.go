@@ -44,6 +44,8 @@ type serviceRequest struct {
 	Since     int64         `json:"since"`
 	Until     int64         `json:"until"`
 	Limit     int           `json:"limit"`
+	Welcome   *string       `json:"welcome"`
+	Offline   *string       `json:"offline"`
 }
 
 func decodeServiceRequest(b []byte) (*serviceRequest, error) {
@@ -168,12 +170,18 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	}
 	if cv := st.customers[id.App+"\x00"+shop+"\x00"+id.UID]; cv != nil {
 		if cv.rec.Status == ServiceResolved {
+			if err := c.svcRefused(sh); err != nil {
+				return nil, err
+			}
 			if err := c.svcReopenLocked(ctx, sh, cv, id.UID); err != nil {
 				return nil, err
 			}
 		}
 		v := c.svcView(cv)
 		return &v, nil
+	}
+	if err := c.svcRefused(sh); err != nil {
+		return nil, err
 	}
 	now := c.nowMS()
 	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: id.App, Kind: KindService, Name: sh.rec.Name,
@@ -194,7 +202,7 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	st.customers[id.App+"\x00"+shop+"\x00"+id.UID] = cv
 	st.live.Store(rec.ID, cv.live)
 	sh.insertQueued(cv)
-	c.svcDrain(ctx, sh)
+	c.svcArrived(ctx, sh, cv)
 	v := c.svcView(cv)
 	return &v, nil
 }
@@ -505,6 +513,18 @@ func checkShopSettings(s *ShopSettings) error {
 	if s.GraceSeconds < 0 || s.GraceSeconds > 86400 {
 		return Errf(CodeBadRequest, "settings.grace_seconds must be between 0 (the default, 60) and 86400")
 	}
+	switch s.OutsideHours {
+	case "":
+		s.OutsideHours = "queue"
+	case "queue", "refuse":
+	default:
+		return Errf(CodeBadRequest, "settings.outside_hours must be queue or refuse")
+	}
+	for name, v := range map[string]string{"welcome": s.Welcome, "offline": s.Offline, "out_of_office": s.OutOfOffice} {
+		if len(v) > 4096 || !utf8.ValidString(v) {
+			return Errf(CodeBadRequest, "settings."+name+" must be valid UTF-8 of at most 4096 bytes")
+		}
+	}
 	return nil
 }
 
@@ -545,6 +565,13 @@ func (c *Core) svcPutShop(ctx context.Context, app string, r *serviceRequest) (*
 	if err := checkShopSettings(&next.Settings); err != nil {
 		return nil, err
 	}
+	var hours *hoursPlan
+	if next.Settings.Hours != nil {
+		var err error
+		if hours, err = compileHours(next.Settings.Hours); err != nil {
+			return nil, err
+		}
+	}
 	next.UpdatedAt = now
 	if err := c.svcCommit(ctx, nil, []svcPut{{svcKindShop, svcShopKey(app, r.Shop), &next}}); err != nil {
 		return nil, err
@@ -553,7 +580,7 @@ func (c *Core) svcPutShop(ctx context.Context, app string, r *serviceRequest) (*
 		sh = &svcShop{}
 		st.shops[app+"\x00"+r.Shop] = sh
 	}
-	sh.rec = next
+	sh.rec, sh.hours = next, hours
 	c.svcReeval(ctx, sh)
 	return &next, nil
 }
@@ -596,6 +623,15 @@ func (c *Core) svcPutAgent(ctx context.Context, app string, r *serviceRequest) (
 	}
 	if r.Status != "" {
 		next.Status = r.Status
+	}
+	if r.Welcome != nil {
+		next.Welcome = *r.Welcome
+	}
+	if r.Offline != nil {
+		next.Offline = *r.Offline
+	}
+	if len(next.Welcome) > 4096 || len(next.Offline) > 4096 || !utf8.ValidString(next.Welcome) || !utf8.ValidString(next.Offline) {
+		return nil, Errf(CodeBadRequest, "welcome and offline must be valid UTF-8 of at most 4096 bytes")
 	}
 	next.UpdatedAt = now
 	if err := c.svcCommit(ctx, nil, []svcPut{{svcKindAgent, svcAgentKey(app, sh.rec.ID, r.UID), &next}}); err != nil {

@@ -491,3 +491,101 @@ func restartOn(t *testing.T, e *env, st chat.Store) *env {
 	t.Cleanup(e2.stop)
 	return e2
 }
+
+type autoMsg struct {
+	From    string `json:"from"`
+	Role    string `json:"role"`
+	Content struct {
+		Text string `json:"text"`
+		Auto string `json:"auto"`
+	} `json:"content"`
+}
+
+// waitAuto waits for an automatic message of kind at d.
+func (d *device) waitAuto(kind string) autoMsg {
+	d.e.t.Helper()
+	f := d.wait(d.e.t, func(f frame) bool {
+		if f.Event != "message" {
+			return false
+		}
+		var m autoMsg
+		_ = json.Unmarshal(f.Data, &m)
+		return m.Content.Auto == kind
+	})
+	var m autoMsg
+	_ = json.Unmarshal(f.Data, &m)
+	return m
+}
+
+func TestServiceWelcomeAndOfflineReplies(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	e.host(`{"action":"shop_put","shop":"s1","settings":{"prefer_last_agent":true,"welcome":"Hi from the shop","offline":"Nobody is free; you are in the queue"}}`)
+	plain := e.agent("s1", "plain", 1, "online")
+	_ = plain
+	pat := e.login(e.user("pat"))
+	e.host(`{"action":"agent_put","shop":"s1","uid":"pat","capacity":1,"status":"online","welcome":"Hi, Pat here","offline":"Pat is away until Monday"}`)
+	// Welcome: the shop's from plain, pat's own from pat.
+	c1 := e.login(e.user("c1"))
+	v1 := data[svcView](t, c1.ok(`"action":"service_open","shop":"s1"`))
+	c2 := e.login(e.user("c2"))
+	v2 := data[svcView](t, c2.ok(`"action":"service_open","shop":"s1"`))
+	got := map[string]autoMsg{v1.Agent: c1.waitAuto("welcome"), v2.Agent: c2.waitAuto("welcome")}
+	if m := got["plain"]; m.From != "plain" || m.Content.Text != "Hi from the shop" || m.Role != "agent" {
+		t.Fatalf("shop welcome %+v", m)
+	}
+	if m := got["pat"]; m.From != "pat" || m.Content.Text != "Hi, Pat here" {
+		t.Fatalf("pat's welcome %+v", m)
+	}
+	// Both at capacity: a third customer gets the shop's offline reply.
+	c3 := e.login(e.user("c3"))
+	c3.ok(`"action":"service_open","shop":"s1"`)
+	if m := c3.waitAuto("offline"); m.From != "" || m.Content.Text != "Nobody is free; you are in the queue" {
+		t.Fatalf("shop offline %+v", m)
+	}
+	// The customer pat served last comes back while pat is busy: pat's own
+	// offline reply.
+	var patConv svcView
+	if v1.Agent == "pat" {
+		patConv = v1
+	} else {
+		patConv = v2
+	}
+	cust := c1
+	if patConv.Customer == "c2" {
+		cust = c2
+	}
+	pat.ok(fmt.Sprintf(`"action":"service_resolve","session_id":%d`, patConv.Session))
+	cust.svcWait("resolved", nil)
+	// c3 (queued) takes pat's free seat at once.
+	c3.svcWait("assigned", nil)
+	cust.ok(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"back again"}`, patConv.Session))
+	if m := cust.waitAuto("offline"); m.Content.Text != "Pat is away until Monday" {
+		t.Fatalf("per-agent offline %+v", m)
+	}
+}
+
+func TestServiceOutsideHours(t *testing.T) {
+	clk := newClock() // Monday 2026-03-02 10:00 UTC
+	e := newEnv(t, chat.Config{Now: clk.now})
+	hours := `"hours":{"zone":"Europe/Berlin","weekly":[{"day":"mon","open":"12:00","close":"18:00"}]},"out_of_office":"We open at noon"`
+	e.host(`{"action":"shop_put","shop":"q","settings":{` + hours + `}}`)
+	e.host(`{"action":"shop_put","shop":"r","settings":{"outside_hours":"refuse",` + hours + `}}`)
+	e.agent("q", "qa", 2, "online")
+	cu := e.login(e.user("cust"))
+	// 11:00 in Berlin: closed. The queueing shop queues and says why.
+	v := data[svcView](t, cu.ok(`"action":"service_open","shop":"q"`))
+	if v.Status != "queued" || v.Position != 1 {
+		t.Fatalf("outside hours: %+v, want queued", v)
+	}
+	if m := cu.waitAuto("out_of_office"); m.Content.Text != "We open at noon" {
+		t.Fatalf("out of office %+v", m)
+	}
+	cu.fails(`"action":"service_open","shop":"r"`, chat.CodeUnavailable)
+	// Noon in Berlin: the queue drains by itself.
+	clk.advance(time.Hour)
+	e.core.ServiceTick()
+	if ev := cu.svcWait("assigned", nil); ev.Agent != "qa" {
+		t.Fatalf("at opening: %+v", ev)
+	}
+	e.hostErr(`{"action":"shop_put","shop":"bad","settings":{"hours":{"zone":"Nowhere/City"}}}`, chat.CodeBadRequest)
+}
