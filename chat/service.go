@@ -122,6 +122,7 @@ type ServiceConversation struct {
 	QueuedAt   int64     `json:"queued_at,omitempty"`
 	AssignedAt int64     `json:"assigned_at,omitempty"`
 	ResolvedAt int64     `json:"resolved_at,omitempty"`
+	RatedAt    int64     `json:"rated_at,omitempty"` // the ResolvedAt of the resolution last rated
 	CreatedAt  int64     `json:"created_at"`
 }
 
@@ -141,6 +142,7 @@ type ServiceEvent struct {
 	By       string    `json:"by,omitempty"`         // who did it: an agent's uid, "host" or "system"
 	Time     int64     `json:"time"`                 // unix ms
 	Waiting  int64     `json:"waiting_ms,omitempty"` // queued: how long it has waited
+	Score    int       `json:"score,omitempty"`      // rated
 }
 
 // ServiceView is a conversation as the service actions return it.
@@ -179,6 +181,8 @@ type svcState struct {
 	tail      int64                  // last queue key handed out at the tail
 	head      int64                  // last queue key handed out at the head (≤ 0)
 	order     int64                  // last agent order handed out
+	cannedSeq int64                  // last canned reply id handed out
+	noteSeq   int64                  // last note id handed out (unix ms × 1000, kept increasing)
 
 	live   sync.Map      // SessionID → *svcLive: what the message path needs, lock-free
 	agents sync.Map      // app \x00 uid → struct{}: users who are agents somewhere (login hook)
@@ -186,6 +190,7 @@ type svcState struct {
 }
 
 type svcShop struct {
+	svcShopExtras
 	rec    Shop
 	hours  *hoursPlan  // compiled rec.Settings.Hours; nil: always open
 	agents []*svcAgent // in Order
@@ -214,8 +219,9 @@ type svcConv struct {
 // svcLive is what a message in a service conversation needs: immutable
 // but for resolved.
 type svcLive struct {
-	shop, customer string
-	resolved       atomic.Bool
+	app, shop, customer string
+	resolved            atomic.Bool
+	awaiting            atomic.Int64 // unix ms of the assignment awaiting its agent's first reply; 0: none
 }
 
 func (s *svcShop) graceMS() int64 {
@@ -329,6 +335,9 @@ func (c *Core) svcLoad(ctx context.Context) error {
 	for _, sh := range st.shops {
 		sort.Slice(sh.agents, func(i, j int) bool { return sh.agents[i].rec.Order < sh.agents[j].rec.Order })
 	}
+	if err := c.svcLoadExtras(ctx); err != nil {
+		return err
+	}
 	convs, err := c.svcScan(ctx, svcKindConv)
 	if err != nil {
 		return err
@@ -342,7 +351,7 @@ func (c *Core) svcLoad(ctx context.Context) error {
 		if sh == nil {
 			continue
 		}
-		cv := &svcConv{rec: r, live: &svcLive{shop: r.Shop, customer: r.Customer}}
+		cv := &svcConv{rec: r, live: &svcLive{app: r.App, shop: r.Shop, customer: r.Customer}}
 		cv.live.resolved.Store(r.Status == ServiceResolved)
 		st.convs[r.Session] = cv
 		st.customers[r.App+"\x00"+r.Shop+"\x00"+r.Customer] = cv
@@ -575,6 +584,9 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 		welcome = sh.rec.Settings.Welcome
 	}
 	c.svcAutoReply(ctx, cv, a.rec.UID, "welcome", welcome)
+	// After the welcome (fanned out before Send returned): the agent's
+	// next message is their first response.
+	cv.live.awaiting.Store(now)
 	return nil
 }
 
@@ -651,6 +663,7 @@ func (c *Core) svcResolve(ctx context.Context, sh *svcShop, cv *svcConv, by stri
 	cv.rec = next
 	cv.told = 0
 	cv.live.resolved.Store(true)
+	cv.live.awaiting.Store(0)
 	c.svcRoster(ctx, cv)
 	ev := ServiceEvent{Type: "resolved", Shop: sh.rec.ID, Session: next.Session, Customer: next.Customer,
 		Agent: prev, Status: ServiceResolved, By: by, Time: now}
@@ -766,6 +779,11 @@ func (c *Core) svcMessageEvent(m *Message) []byte {
 	}
 	l := v.(*svcLive)
 	role := "agent"
+	if m.From != l.customer && m.From != "" {
+		if at := l.awaiting.Swap(0); at != 0 {
+			go c.svcFirstResponse(l.app, l.shop, m.CreatedAt-at)
+		}
+	}
 	if m.From == l.customer {
 		role = "customer"
 		if l.resolved.Load() {

@@ -16,11 +16,13 @@ import (
 
 // ServiceActions lists the client actions of customer service.
 var ServiceActions = []string{"service_open", "service_conversation", "service_status", "service_claim",
-	"service_transfer", "service_resolve", "service_queue", "service_mine", "service_agents"}
+	"service_transfer", "service_resolve", "service_queue", "service_mine", "service_agents",
+	"service_canned", "service_canned_put", "service_canned_delete", "service_note", "service_notes", "service_rate"}
 
 // ServiceHostActions lists the host's actions (POST /api/v1/service).
 var ServiceHostActions = []string{"shop_put", "shop", "shops", "agent_put", "agent_remove", "agents",
-	"conversation", "conversations", "transfer", "resolve"}
+	"conversation", "conversations", "transfer", "resolve", "canned", "canned_put", "canned_delete",
+	"notes", "ratings", "figures"}
 
 func init() { Actions = append(Actions, ServiceActions...) }
 
@@ -46,6 +48,12 @@ type serviceRequest struct {
 	Limit     int           `json:"limit"`
 	Welcome   *string       `json:"welcome"`
 	Offline   *string       `json:"offline"`
+	CannedID  int64         `json:"canned_id"`
+	Shortcut  string        `json:"shortcut"`
+	Text      string        `json:"text"`
+	Q         string        `json:"q"`
+	Score     int           `json:"score"`
+	Comment   string        `json:"comment"`
 }
 
 func decodeServiceRequest(b []byte) (*serviceRequest, error) {
@@ -151,6 +159,9 @@ func (c *Core) serviceAction(ctx context.Context, cl *Client, action string, b [
 		sort.Slice(out, func(i, j int) bool { return out[i].AssignedAt < out[j].AssignedAt })
 		return out, nil
 	}
+	if v, ok, err := c.svcClientExtra(ctx, id, action, r); ok {
+		return v, err
+	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(action, 40)+"\"; customer-service actions are "+strings.Join(ServiceActions, ", "))
 }
 
@@ -197,7 +208,7 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	}
 	st.tail = conv.QueueKey
 	c.cacheSession(&rec, ms)
-	cv := &svcConv{rec: conv, live: &svcLive{shop: shop, customer: id.UID}}
+	cv := &svcConv{rec: conv, live: &svcLive{app: id.App, shop: shop, customer: id.UID}}
 	st.convs[rec.ID] = cv
 	st.customers[id.App+"\x00"+shop+"\x00"+id.UID] = cv
 	st.live.Store(rec.ID, cv.live)
@@ -480,6 +491,9 @@ func (c *Core) ServiceHost(ctx context.Context, app string, req []byte) (any, er
 		return out, nil
 	case "":
 		return nil, Errf(CodeBadRequest, "missing action; actions are "+strings.Join(ServiceHostActions, ", "))
+	}
+	if v, ok, err := c.svcHostExtra(ctx, app, r); ok {
+		return v, err
 	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(ServiceHostActions, ", "))
 }

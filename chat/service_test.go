@@ -589,3 +589,190 @@ func TestServiceOutsideHours(t *testing.T) {
 	}
 	e.hostErr(`{"action":"shop_put","shop":"bad","settings":{"hours":{"zone":"Nowhere/City"}}}`, chat.CodeBadRequest)
 }
+
+func TestServiceCannedReplies(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	e.host(`{"action":"shop_put","shop":"s1"}`)
+	e.host(`{"action":"shop_put","shop":"s2"}`)
+	a := e.agent("s1", "a", 2, "online")
+	b := e.agent("s2", "b", 2, "online")
+	cu := e.login(e.user("cust"))
+	type canned struct {
+		ID       int64  `json:"canned_id"`
+		Shortcut string `json:"shortcut"`
+		Text     string `json:"text"`
+		By       string `json:"by"`
+	}
+	r1 := data[canned](t, a.ok(`"action":"service_canned_put","shop":"s1","shortcut":"/refund","text":"Refunds take 3 days"`))
+	e.host(`{"action":"canned_put","shop":"s1","shortcut":"returns","text":"Send it back within 30 days"}`)
+	e.host(`{"action":"canned_put","shop":"s1","shortcut":"hello","text":"Hello!"}`)
+	list := data[[]canned](t, a.ok(`"action":"service_canned","shop":"s1","q":"re"`))
+	if len(list) != 2 || list[0].Shortcut != "refund" || list[1].Shortcut != "returns" || list[0].By != "a" {
+		t.Fatalf("search re: %+v", list)
+	}
+	a.fails(`"action":"service_canned_put","shop":"s1","shortcut":"hello","text":"dup"`, chat.CodeConflict)
+	a.ok(fmt.Sprintf(`"action":"service_canned_put","shop":"s1","canned_id":%d,"shortcut":"refund","text":"Refunds take 2 days"`, r1.ID))
+	a.ok(`"action":"service_canned_delete","shop":"s1","canned_id":` + fmt.Sprint(r1.ID+1))
+	var all []canned
+	_ = json.Unmarshal(e.host(`{"action":"canned","shop":"s1"}`), &all)
+	if len(all) != 2 || all[1].Text != "Refunds take 2 days" && all[0].Text != "Refunds take 2 days" {
+		t.Fatalf("after edit and delete: %+v", all)
+	}
+	cu.fails(`"action":"service_canned","shop":"s1"`, chat.CodeForbidden)
+	b.fails(`"action":"service_canned","shop":"s1"`, chat.CodeForbidden)
+	a.fails(`"action":"service_canned_delete","shop":"s1","canned_id":999`, chat.CodeNotFound)
+}
+
+func TestServiceNotesOnlyForAgents(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	e.host(`{"action":"shop_put","shop":"s1"}`)
+	a := e.agent("s1", "a", 2, "online")
+	other := e.agent("s1", "o", 2, "away")
+	cu := e.login(e.user("cust"))
+	v := data[svcView](t, cu.ok(`"action":"service_open","shop":"s1"`))
+	cu.ok(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"where is my parcel"}`, v.Session))
+	a.ok(fmt.Sprintf(`"action":"service_note","session_id":%d,"text":"SECRET-NOTE angry customer"`, v.Session))
+	if ev := other.svcWait("note", nil); ev.Note != "SECRET-NOTE angry customer" || ev.Agent != "a" {
+		t.Fatalf("other agent got %+v", ev)
+	}
+	notes := data[[]struct {
+		Text     string `json:"text"`
+		AfterSeq uint64 `json:"after_seq"`
+	}](t, other.ok(fmt.Sprintf(`"action":"service_notes","session_id":%d`, v.Session)))
+	if len(notes) != 1 || notes[0].AfterSeq != 1 {
+		t.Fatalf("notes %+v", notes)
+	}
+	cu.fails(fmt.Sprintf(`"action":"service_notes","session_id":%d`, v.Session), chat.CodeForbidden)
+	cu.fails(fmt.Sprintf(`"action":"service_note","session_id":%d,"text":"x"`, v.Session), chat.CodeForbidden)
+	h := cu.ok(fmt.Sprintf(`"action":"history","session_id":%d`, v.Session))
+	s := cu.ok(fmt.Sprintf(`"action":"sync","session_id":%d,"after":0`, v.Session))
+	for _, b := range [][]byte{h.Data, s.Data} {
+		if strings.Contains(string(b), "SECRET-NOTE") {
+			t.Fatalf("customer's history has the note: %s", b)
+		}
+	}
+	cu.mu.Lock()
+	defer cu.mu.Unlock()
+	for _, m := range cu.msgs {
+		if strings.Contains(string(m), "SECRET-NOTE") {
+			t.Fatalf("customer received the note: %s", m)
+		}
+	}
+}
+
+func TestServiceRatingsAndFigures(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, chat.Config{Now: clk.now})
+	e.host(`{"action":"shop_put","shop":"s1","settings":{"strategy":"round_robin"}}`)
+	a := e.agent("s1", "a", 1, "online")
+	b := e.agent("s1", "b", 1, "online")
+	ag := map[string]*device{"a": a, "b": b}
+	scores := []int{5, 3, 4}
+	var views []svcView
+	for i := range scores {
+		cu := e.login(e.user(fmt.Sprintf("c%d", i)))
+		views = append(views, data[svcView](t, cu.ok(`"action":"service_open","shop":"s1"`)))
+		if i == 2 { // a third customer waits for a free agent
+			clk.advance(30 * time.Second)
+			var f struct {
+				QueuedNow     int   `json:"queued_now"`
+				LongestWaitMS int64 `json:"longest_wait_ms"`
+			}
+			_ = json.Unmarshal(e.host(`{"action":"figures","shop":"s1"}`), &f)
+			if f.QueuedNow != 1 || f.LongestWaitMS != 30000 {
+				t.Fatalf("figures while queued: %+v", f)
+			}
+		}
+		_ = cu
+	}
+	// Agents answer: their first responses take 2 s and 4 s.
+	clk.advance(2 * time.Second)
+	a.ok(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hi"}`, views[0].Session))
+	clk.advance(2 * time.Second)
+	b.ok(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hi"}`, views[1].Session))
+	custs := []*device{}
+	for i := range scores {
+		custs = append(custs, e.login(e.user(fmt.Sprintf("c%d", i))))
+	}
+	custs[0].fails(fmt.Sprintf(`"action":"service_rate","session_id":%d,"score":5`, views[0].Session), chat.CodeConflict) // not resolved yet
+	// Resolve and rate all three (the third goes to a once a frees up).
+	a.ok(fmt.Sprintf(`"action":"service_resolve","session_id":%d`, views[0].Session))
+	b.ok(fmt.Sprintf(`"action":"service_resolve","session_id":%d`, views[1].Session))
+	got := e.conversations(`,"status":"open"`)
+	if len(got) != 1 || got[0].Customer != "c2" {
+		t.Fatalf("open %+v", got)
+	}
+	ag[got[0].Agent].ok(fmt.Sprintf(`"action":"service_resolve","session_id":%d`, views[2].Session))
+	for i, s := range scores {
+		custs[i].fails(fmt.Sprintf(`"action":"service_rate","session_id":%d,"score":9`, views[i].Session), chat.CodeBadRequest)
+		custs[i].ok(fmt.Sprintf(`"action":"service_rate","session_id":%d,"score":%d,"comment":"ok"`, views[i].Session, s))
+	}
+	custs[0].fails(fmt.Sprintf(`"action":"service_rate","session_id":%d,"score":1`, views[0].Session), chat.CodeConflict) // twice
+	a.fails(fmt.Sprintf(`"action":"service_rate","session_id":%d,"score":1`, views[0].Session), chat.CodeNotFound)        // not the customer
+	var rep struct {
+		Shop struct {
+			Count   int
+			Average float64
+		}
+		ByAgent map[string]struct {
+			Count   int
+			Average float64
+		} `json:"by_agent"`
+	}
+	_ = json.Unmarshal(e.host(`{"action":"ratings","shop":"s1"}`), &rep)
+	if rep.Shop.Count != 3 || rep.Shop.Average != 4 {
+		t.Fatalf("shop ratings %+v", rep.Shop)
+	}
+	// a served c0 (5) and c2 (4); b served c1 (3).
+	if rep.ByAgent["a"].Average != 4.5 || rep.ByAgent["b"].Average != 3 {
+		t.Fatalf("by agent %+v", rep.ByAgent)
+	}
+	var f struct {
+		QueuedNow             int     `json:"queued_now"`
+		MedianFirstResponseMS int64   `json:"median_first_response_ms"`
+		FirstResponses        int     `json:"first_responses"`
+		ResolvedToday         int     `json:"resolved_today"`
+		AverageRating         float64 `json:"average_rating"`
+	}
+	waitFor(t, func() bool {
+		_ = json.Unmarshal(e.host(`{"action":"figures","shop":"s1"}`), &f)
+		return f.FirstResponses == 2
+	})
+	// c0 was assigned at t0 and answered at t0+32 s; c1 at t0, answered at t0+34 s.
+	if f.QueuedNow != 0 || f.ResolvedToday != 3 || f.AverageRating != 4 || f.MedianFirstResponseMS != 33000 {
+		t.Fatalf("figures %+v", f)
+	}
+}
+
+func TestServiceSubscriberTopicByShop(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	f, err := chat.ParseFilter("service;shop=s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := e.core.Subscribe([]chat.Filter{f}, 64)
+	defer sub.Close()
+	e.host(`{"action":"shop_put","shop":"s1"}`)
+	e.host(`{"action":"shop_put","shop":"s2"}`)
+	e.agent("s1", "a", 2, "online")
+	e.agent("s2", "b", 2, "online")
+	cu := e.login(e.user("cust"))
+	cu.ok(`"action":"service_open","shop":"s2"`)
+	cu.ok(`"action":"service_open","shop":"s1"`)
+	for {
+		select {
+		case ev := <-sub.C:
+			if ev.Topic != chat.TopicService || ev.Service == nil || ev.Service.Shop != "s1" {
+				t.Fatalf("event %+v", ev)
+			}
+			if ev.Service.Type == "assigned" {
+				if ev.Service.Agent != "a" || ev.UID != "cust" {
+					t.Fatalf("assigned %+v", ev.Service)
+				}
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no service event for s1")
+		}
+	}
+}
