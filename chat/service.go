@@ -65,6 +65,9 @@ type ShopSettings struct {
 	// GraceSeconds: an online agent without a connected device counts as
 	// offline only after this long. Zero means 60.
 	GraceSeconds int `json:"grace_seconds,omitempty"`
+	// AutoResolveMinutes resolves an open conversation nobody wrote in
+	// for this long (by "system"). Zero means never.
+	AutoResolveMinutes int `json:"auto_resolve_minutes,omitempty"`
 	// Welcome is sent, marked automatic, from the agent when a
 	// conversation is assigned (an agent's own Welcome overrides it).
 	Welcome string `json:"welcome,omitempty"`
@@ -181,6 +184,7 @@ type svcState struct {
 	tail      int64                  // last queue key handed out at the tail
 	head      int64                  // last queue key handed out at the head (≤ 0)
 	order     int64                  // last agent order handed out
+	autoAt    int64                  // when the auto-resolve check last ran (unix ms, the core's clock)
 	cannedSeq int64                  // last canned reply id handed out
 	noteSeq   int64                  // last note id handed out (unix ms × 1000, kept increasing)
 
@@ -420,6 +424,48 @@ func (c *Core) svcTick(ctx context.Context) {
 		if len(sh.queue) > 0 && sh.rec.Settings.Strategy != StrategyManual {
 			c.svcDrain(ctx, sh)
 		}
+	}
+	if now-st.autoAt >= svcAutoResolveEvery.Milliseconds() {
+		st.autoAt = now
+		c.svcAutoResolve(ctx, now)
+	}
+}
+
+// svcAutoResolveEvery is how often open conversations are checked for
+// inactivity (AutoResolveMinutes): the check reads each candidate's
+// session record, so it runs rarely.
+const svcAutoResolveEvery = 30 * time.Second
+
+// svcAutoResolve resolves the open conversations of shops with
+// AutoResolveMinutes whose newest message (or assignment) is older than
+// that. Called with st.mu held.
+func (c *Core) svcAutoResolve(ctx context.Context, now int64) {
+	st := c.svc
+	for _, cv := range st.convs {
+		if cv.rec.Status != ServiceOpen {
+			continue
+		}
+		sh := st.shops[cv.rec.App+"\x00"+cv.rec.Shop]
+		if sh == nil || sh.rec.Settings.AutoResolveMinutes <= 0 {
+			continue
+		}
+		limit := int64(sh.rec.Settings.AutoResolveMinutes) * 60_000
+		if now-cv.rec.AssignedAt < limit {
+			continue
+		}
+		rec, err := c.store.Session(ctx, cv.rec.Session)
+		if err != nil {
+			c.cfg.LogError("service: reading session "+itoa(uint64(cv.rec.Session))+" for auto-resolve", err)
+			continue
+		}
+		if now-max(rec.LastAt, cv.rec.AssignedAt) < limit {
+			continue
+		}
+		if err := c.svcResolve(ctx, sh, cv, "system"); err != nil {
+			c.cfg.LogError("service: auto-resolving session "+itoa(uint64(cv.rec.Session)), err)
+			continue
+		}
+		c.svcDrain(ctx, sh)
 	}
 }
 

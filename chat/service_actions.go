@@ -524,6 +524,9 @@ func checkShopSettings(s *ShopSettings) error {
 	default:
 		return Errf(CodeBadRequest, "settings.agent_gone must be keep or requeue")
 	}
+	if s.AutoResolveMinutes < 0 || s.AutoResolveMinutes > 525600 {
+		return Errf(CodeBadRequest, "settings.auto_resolve_minutes must be between 0 (never) and 525600")
+	}
 	if s.GraceSeconds < 0 || s.GraceSeconds > 86400 {
 		return Errf(CodeBadRequest, "settings.grace_seconds must be between 0 (the default, 60) and 86400")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type svcEvent struct {
 	Position int    `json:"position"`
 	Status   string `json:"status"`
 	Note     string `json:"note"`
+	By       string `json:"by"`
 }
 
 type svcView struct {
@@ -774,5 +776,111 @@ func TestServiceSubscriberTopicByShop(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no service event for s1")
 		}
+	}
+}
+
+func TestServiceAutoResolveAfterInactivity(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, chat.Config{Now: clk.now})
+	e.host(`{"action":"shop_put","shop":"s1","settings":{"auto_resolve_minutes":10}}`)
+	e.agent("s1", "a", 2, "online")
+	cu := e.login(e.user("cust"))
+	v := data[svcView](t, cu.ok(`"action":"service_open","shop":"s1"`))
+	clk.advance(9 * time.Minute)
+	cu.ok(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"still there?"}`, v.Session))
+	clk.advance(9 * time.Minute) // 18 min after the assignment, 9 after the last message
+	e.core.ServiceTick()
+	if got := e.conversations(""); got[0].Status != "open" {
+		t.Fatalf("resolved while active: %+v", got[0])
+	}
+	clk.advance(2 * time.Minute)
+	e.core.ServiceTick()
+	if ev := cu.svcWait("resolved", nil); ev.By != "system" {
+		t.Fatalf("resolved by %q, want system", ev.By)
+	}
+}
+
+// svcFailingStore fails every Apply carrying records once its budget of
+// such commits is spent: the process "dies" in the middle of a queue
+// drain, before the next assignment is durable.
+type svcFailingStore struct {
+	chat.Store
+	budget atomic.Int32
+}
+
+func (s *svcFailingStore) Apply(ctx context.Context, b *chat.Batch) error {
+	if len(b.Records)+len(b.DelRecords) > 0 && s.budget.Add(-1) < 0 {
+		return fmt.Errorf("disk gone")
+	}
+	return s.Store.Apply(ctx, b)
+}
+
+func TestServiceCrashDuringDrainNeitherLosesNorDoubleAssigns(t *testing.T) {
+	inner := memstore.New()
+	fs := &svcFailingStore{Store: inner}
+	fs.budget.Store(1 << 30)
+	e := newEnvOn(t, chat.Config{LogError: func(string, error) {}}, fs)
+	e.host(`{"action":"shop_put","shop":"s1"}`)
+	a := e.agent("s1", "a", 10, "away")
+	for i := range 6 {
+		c := e.login(e.user(fmt.Sprintf("c%d", i)))
+		if v := data[svcView](t, c.ok(`"action":"service_open","shop":"s1"`)); v.Position != i+1 {
+			t.Fatalf("c%d queued at %d", i, v.Position)
+		}
+	}
+	// Going online drains the queue: the status commit and three
+	// assignments land, then the store fails.
+	fs.budget.Store(4)
+	a.ok(`"action":"service_status","status":"online"`)
+	e.stop()
+
+	e2 := restartOn(t, e, inner)
+	check := func(when string, wantOpen int) {
+		t.Helper()
+		open := 0
+		for _, v := range e2.conversations("") {
+			ms, err := inner.Members(context.Background(), chat.SessionID(v.Session))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uids []string
+			for _, m := range ms {
+				uids = append(uids, m.UID)
+			}
+			sort.Strings(uids)
+			want := v.Customer
+			switch v.Status {
+			case "open":
+				open++
+				want = "a " + v.Customer
+			case "queued":
+			default:
+				t.Fatalf("%s: %s is %s", when, v.Customer, v.Status)
+			}
+			if strings.Join(uids, " ") != want {
+				t.Fatalf("%s: %s is %s with members %v", when, v.Customer, v.Status, uids)
+			}
+		}
+		if open != wantOpen {
+			t.Fatalf("%s: %d open, want %d", when, open, wantOpen)
+		}
+	}
+	check("after the crash", 3)
+	queued := e2.conversations(`,"status":"queued"`)
+	for i, v := range queued {
+		if v.Customer != fmt.Sprintf("c%d", 3+i) || v.Position != i+1 {
+			t.Fatalf("queue after the crash: %+v", queued)
+		}
+	}
+	// The agent is still within the grace after the restart: the queue
+	// drains, each conversation assigned once.
+	e2.core.ServiceTick()
+	check("after draining", 6)
+	var as []struct {
+		Open int `json:"open"`
+	}
+	_ = json.Unmarshal(e2.host(`{"action":"agents","shop":"s1"}`), &as)
+	if len(as) != 1 || as[0].Open != 6 {
+		t.Fatalf("agents %+v", as)
 	}
 }

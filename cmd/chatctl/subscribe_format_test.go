@@ -35,6 +35,11 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 message  shop  a → [b]  s7#3 text "` + strings.Repeat("é", 80) + `…"`,
 		},
 		{
+			name: "customer service transfer",
+			line: `{"topic":"service","time":%T,"app":"shop","uid":"dave","session_id":2,"type":"transferred","service":{"type":"transferred","shop":"acme","session_id":2,"customer":"dave","agent":"bob","from":"alice","note":"vip","time":1}}`,
+			want: `12:00:01.123 service  shop  dave  acme s2 transferred agent bob note "vip"`,
+		},
+		{
 			name: "login",
 			line: `{"topic":"login","time":%T,"app":"shop","uid":"alice","detail":"127.0.0.1:5555"}`,
 			want: `12:00:01.123 login    shop  alice  from 127.0.0.1:5555`,
