@@ -816,7 +816,8 @@ func (c *Core) svcPublish(app string, ev *ServiceEvent) {
 // ---- messages in service conversations (the hot path)
 
 // svcMessageEvent encodes a message of a service conversation: the
-// message event with the shop and the sender's role (customer or agent).
+// message event with the shop and the sender's role (customer, agent, or
+// shop for a message without a sender).
 // A customer writing to a resolved conversation reopens it.
 func (c *Core) svcMessageEvent(m *Message) []byte {
 	v, ok := c.svc.live.Load(m.Session)
@@ -824,16 +825,19 @@ func (c *Core) svcMessageEvent(m *Message) []byte {
 		return appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
 	}
 	l := v.(*svcLive)
-	role := "agent"
-	if m.From != l.customer && m.From != "" {
-		if at := l.awaiting.Swap(0); at != 0 {
-			go c.svcFirstResponse(l.app, l.shop, m.CreatedAt-at)
-		}
-	}
-	if m.From == l.customer {
+	var role string
+	switch m.From {
+	case "":
+		role = "shop" // an automatic reply or a notice from the host
+	case l.customer:
 		role = "customer"
 		if l.resolved.Load() {
 			go c.svcReopen(m.App, m.Session)
+		}
+	default:
+		role = "agent"
+		if at := l.awaiting.Swap(0); at != 0 {
+			go c.svcFirstResponse(l.app, l.shop, m.CreatedAt-at)
 		}
 	}
 	b := make([]byte, 0, 256+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)+len(l.shop))

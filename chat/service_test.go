@@ -362,6 +362,25 @@ type messagesPageView struct {
 }
 
 func TestServiceAgentGoneGrace(t *testing.T) {
+	t.Run("reconnect within the grace", func(t *testing.T) {
+		clk := newClock()
+		e := newEnv(t, chat.Config{Now: clk.now})
+		e.host(`{"action":"shop_put","shop":"s1","settings":{"agent_gone":"requeue"}}`)
+		a := e.agent("s1", "a", 2, "online")
+		cu := e.login(e.user("cust"))
+		cu.ok(`"action":"service_open","shop":"s1"`)
+		a.h.HandleClose()
+		waitFor(t, func() bool { return !agentConnected(e, "a") })
+		clk.advance(30 * time.Second)
+		e.core.ServiceTick()
+		e.login(e.user("a")) // back, within the grace
+		waitFor(t, func() bool { return agentConnected(e, "a") })
+		clk.advance(5 * time.Minute)
+		e.core.ServiceTick()
+		if got := e.conversations(""); got[0].Status != "open" || got[0].Agent != "a" {
+			t.Fatalf("after a reconnect within the grace: %+v", got[0])
+		}
+	})
 	for _, policy := range []string{"keep", "requeue"} {
 		t.Run(policy, func(t *testing.T) {
 			clk := newClock()
@@ -541,7 +560,7 @@ func TestServiceWelcomeAndOfflineReplies(t *testing.T) {
 	// Both at capacity: a third customer gets the shop's offline reply.
 	c3 := e.login(e.user("c3"))
 	c3.ok(`"action":"service_open","shop":"s1"`)
-	if m := c3.waitAuto("offline"); m.From != "" || m.Content.Text != "Nobody is free; you are in the queue" {
+	if m := c3.waitAuto("offline"); m.From != "" || m.Role != "shop" || m.Content.Text != "Nobody is free; you are in the queue" {
 		t.Fatalf("shop offline %+v", m)
 	}
 	// The customer pat served last comes back while pat is busy: pat's own
