@@ -17,12 +17,13 @@ const (
 	TopicGroup      = "group"
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
-	TopicService    = "service" // customer service (service.go); filter by shop
+	TopicService    = "service"    // customer service (service.go); filter by shop
+	TopicModeration = "moderation" // ban, unban, mute, unmute, kick (Type); Until for ban and mute
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicService}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicService}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
@@ -38,6 +39,7 @@ type Event struct {
 	Info    *ServerInfo   `json:"info,omitempty"`
 	Service *ServiceEvent `json:"service,omitempty"` // topic service
 	Detail  string        `json:"detail,omitempty"`
+	Until   int64         `json:"until,omitempty"` // moderation: end of a ban or mute (unix ms; absent: for ever)
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring

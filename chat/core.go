@@ -88,6 +88,8 @@ type Config struct {
 	// client is told only that it happened. Nil means the standard
 	// library's log package. Called from any goroutine; must not block.
 	LogError func(what string, err error)
+	// Limits are the per-user abuse limits (limits.go).
+	Limits Limits
 }
 
 // MaxPage is the largest history or sync page a client may ask for.
@@ -188,6 +190,9 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+	lim         limiter     // per-user limits (limits.go); immutable after New
+	mod         moderator   // bans and mutes (moderation.go)
+	quotas      quotas      // per-app caps on users and groups (limits.go)
 
 	svc *svcState // customer service: shops, agents, conversations (service.go)
 
@@ -207,6 +212,7 @@ type counters struct {
 	logins      atomic.Uint64
 	loginFails  atomic.Uint64
 	errors      [9]atomic.Uint64 // by Codes index
+	limited     [5]atomic.Uint64 // refusals by LimitKinds index
 }
 
 // Stats are the core's live figures.
@@ -225,6 +231,7 @@ type Stats struct {
 	LastBatch     int           // writes in the newest commit
 	Tracing       bool          // a message trace runs (StartTrace)
 	Errors        map[Code]uint64
+	Limited       map[string]uint64 // refusals by limit kind (LimitKinds)
 }
 
 // New builds a core on st. Call Run before serving.
@@ -255,6 +262,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
+	c.lim = newLimiter(cfg.Limits)
+	if err := c.loadModeration(context.Background()); err != nil {
+		return nil, err
+	}
 	c.nextSession.Store(uint64(max))
 	c.svc = newSvcState()
 	if err := c.svcLoad(context.Background()); err != nil {
@@ -336,6 +347,10 @@ func (c *Core) Stats() Stats {
 	}
 	for i, code := range Codes {
 		s.Errors[code] = c.stats.errors[i].Load()
+	}
+	s.Limited = make(map[string]uint64, len(LimitKinds))
+	for i, k := range LimitKinds {
+		s.Limited[k] = c.stats.limited[i].Load()
 	}
 	return s
 }

@@ -385,6 +385,8 @@ func appendBatch(dst, src *Batch) {
 	dst.Reads = append(dst.Reads, src.Reads...)
 	dst.Records = append(dst.Records, src.Records...)
 	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
+	dst.Restrictions = append(dst.Restrictions, src.Restrictions...)
+	dst.DelRestrictions = append(dst.DelRestrictions, src.DelRestrictions...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

@@ -65,6 +65,8 @@ const (
 	epMsgTrace
 	epSubscribe
 	epService
+	epModeration
+	epAppLimits
 	epCount
 )
 
@@ -90,6 +92,8 @@ var endpoints = [epCount]endpoint{
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	epService:       {pattern: "/api/v1/service", auth: authApp, post: (*Server).appService, allow: "POST"},
+	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
+	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -126,6 +130,10 @@ func resolve(p []byte) (int, []byte) {
 		return epGroups, nil
 	case "/api/v1/service":
 		return epService, nil
+	case "/api/v1/moderation":
+		return epModeration, nil
+	case "/api/v1/app/limits":
+		return epAppLimits, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
