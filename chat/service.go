@@ -188,9 +188,8 @@ type svcState struct {
 	cannedSeq int64                  // last canned reply id handed out
 	noteSeq   int64                  // last note id handed out (unix ms × 1000, kept increasing)
 
-	live   sync.Map      // SessionID → *svcLive: what the message path needs, lock-free
-	agents sync.Map      // app \x00 uid → struct{}: users who are agents somewhere (login hook)
-	kick   chan struct{} // wakes the service goroutine
+	live   sync.Map // SessionID → *svcLive: what the message path needs, lock-free
+	agents sync.Map // app \x00 uid → struct{}: users who are agents somewhere (login hook)
 }
 
 type svcShop struct {
@@ -286,7 +285,6 @@ func newSvcState() *svcState {
 		customers: make(map[string]*svcConv),
 		agentsOf:  make(map[string][]*svcAgent),
 		watch:     make(map[*svcAgent]struct{}),
-		kick:      make(chan struct{}, 1),
 	}
 }
 
@@ -384,7 +382,8 @@ const svcTickEvery = 200 * time.Millisecond
 
 // runService is the one goroutine for every shop: it ends agents' grace
 // periods (on the core's clock) and drains queues that could not be
-// drained when their agent became available. Returns when ctx ends.
+// drained when their agent became available (a failed commit), and
+// resolves inactive conversations. Returns when ctx ends or Drain begins.
 func (c *Core) runService(ctx context.Context) {
 	t := time.NewTicker(svcTickEvery)
 	defer t.Stop()
@@ -395,7 +394,6 @@ func (c *Core) runService(ctx context.Context) {
 		case <-c.drainReq: // stopping: no more changes
 			return
 		case <-t.C:
-		case <-c.svc.kick:
 		}
 		c.svcTick(ctx)
 	}

@@ -79,7 +79,7 @@ func parseServiceWalkthrough(t *testing.T, doc string) []walkCmd {
 			case strings.HasPrefix(line, "#"):
 			default:
 				args := shellWords(t, line)
-				if len(args) < 2 || args[0] != "chatctl" {
+				if len(args) < 2 || (args[0] != "chatctl" && args[0] != "./chatctl") {
 					t.Fatalf("walkthrough line is not a chatctl command: %s", line)
 				}
 				out = append(out, walkCmd{line: line, args: args, want: want, never: never})
