@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"chatd/httpapi/apiclient"
@@ -101,5 +102,91 @@ func TestServiceOverHTTPSurvivesRestart(t *testing.T) {
 	err := app2.Do(context.Background(), "POST", "/api/v1/service", json.RawMessage(`{"action":"agents","shop":"nope"}`), nil)
 	if ae, ok := err.(*apiclient.APIError); !ok || ae.Code != "not_found" || ae.Status != 404 {
 		t.Fatalf("unknown shop: %v", err)
+	}
+}
+
+type svcEventWS struct {
+	Type     string `json:"type"`
+	Shop     string `json:"shop"`
+	Session  uint64 `json:"session_id"`
+	Agent    string `json:"agent"`
+	Position int    `json:"position"`
+	Note     string `json:"note"`
+}
+
+// nextService waits for the next service event of typ on c.
+func nextService(t *testing.T, c *client, typ string) svcEventWS {
+	t.Helper()
+	for {
+		ev := decode[svcEventWS](t, c.next("service"))
+		if ev.Type == typ {
+			return ev
+		}
+	}
+}
+
+// Over real WebSocket connections: a customer queued behind a busy agent
+// is told its position, is assigned when the agent frees up, its messages
+// carry the shop and the sender's role, and a transfer's note reaches the
+// agents and never the customer's connection.
+func TestServiceOverWebSocket(t *testing.T) {
+	s := start(t, t.TempDir(), options{})
+	app := s.app("mall")
+	svcHost(t, app, `{"action":"shop_put","shop":"s1","settings":{"strategy":"balanced"}}`, nil)
+	ta, tb := pushUser(t, app, "ann"), pushUser(t, app, "ben")
+	ann, ben := login(t, s.WSAddr, "mall", ta), login(t, s.WSAddr, "mall", tb)
+	svcHost(t, app, `{"action":"agent_put","shop":"s1","uid":"ann","capacity":1,"status":"online"}`, nil)
+	svcHost(t, app, `{"action":"agent_put","shop":"s1","uid":"ben","capacity":1,"status":"away"}`, nil)
+	c1 := login(t, s.WSAddr, "mall", pushUser(t, app, "c1"))
+	c2 := login(t, s.WSAddr, "mall", pushUser(t, app, "c2"))
+
+	first := decode[svcConv](t, c1.do(`"action":"service_open","shop":"s1"`))
+	if first.Status != "open" || first.Agent != "ann" {
+		t.Fatalf("c1: %+v", first)
+	}
+	second := decode[svcConv](t, c2.do(`"action":"service_open","shop":"s1"`))
+	if second.Status != "queued" || second.Position != 1 {
+		t.Fatalf("c2: %+v", second)
+	}
+	if ev := nextService(t, c2, "queued"); ev.Position != 1 {
+		t.Fatalf("c2 told %+v", ev)
+	}
+	if r := ann.do(fmt.Sprintf(`"action":"service_resolve","session_id":%d`, first.Session)); !r.OK {
+		t.Fatalf("resolve: %s", r.raw)
+	}
+	if ev := nextService(t, c2, "assigned"); ev.Agent != "ann" || ev.Session != second.Session {
+		t.Fatalf("c2 assigned %+v", ev)
+	}
+	if r := c2.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hello"}`, second.Session)); !r.OK {
+		t.Fatalf("send: %s", r.raw)
+	}
+	var m struct {
+		From, Shop, Role string
+	}
+	m = decode[struct{ From, Shop, Role string }](t, ann.next("message"))
+	if m.From != "c2" || m.Shop != "s1" || m.Role != "customer" {
+		t.Fatalf("ann got %+v", m)
+	}
+	if r := ben.do(`"action":"service_status","status":"online"`); !r.OK {
+		t.Fatalf("status: %s", r.raw)
+	}
+	if r := ann.do(fmt.Sprintf(`"action":"service_transfer","session_id":%d,"to":"ben","note":"HIDDEN-NOTE"`, second.Session)); !r.OK {
+		t.Fatalf("transfer: %s", r.raw)
+	}
+	if ev := nextService(t, ben, "transferred"); ev.Note != "HIDDEN-NOTE" || ev.Agent != "ben" {
+		t.Fatalf("ben told %+v", ev)
+	}
+	ev := nextService(t, c2, "transferred")
+	if ev.Agent != "ben" || ev.Note != "" {
+		t.Fatalf("c2 told %+v", ev)
+	}
+	// Whatever else reaches the customer's connection, the note does not.
+	if r := c2.do(fmt.Sprintf(`"action":"history","session_id":%d`, second.Session)); !r.OK || strings.Contains(string(r.raw), "HIDDEN") {
+		t.Fatalf("history: %s", r.raw)
+	}
+	for len(c2.frames) > 0 {
+		if f := <-c2.frames; strings.Contains(string(f.raw), "HIDDEN") {
+			t.Fatalf("c2 received %s", f.raw)
+		}
 	}
 }
