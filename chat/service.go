@@ -604,23 +604,30 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 	if err := c.svcCommit(ctx, b, []svcPut{{svcKindConv, svcConvKey(cv.rec.Session), &next}}); err != nil {
 		return err
 	}
-	wasQueued := cv.rec.Status == ServiceQueued
-	if wasQueued {
+	if cv.rec.Status == ServiceQueued {
 		sh.removeQueued(cv)
 	}
 	if p := sh.agent(prev); p != nil && cv.rec.Status == ServiceOpen {
 		p.open--
 	}
+	cv.rec = next
+	c.svcRoster(ctx, cv)
+	c.svcAssigned(ctx, sh, cv, a, prev, typ, by, note, now)
+	return nil
+}
+
+// svcAssigned does what follows a durable assignment of cv to a: the
+// counts, the events and the welcome reply.
+func (c *Core) svcAssigned(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAgent, prev, typ, by, note string, now int64) {
 	a.open++
 	a.lastTaken = now
-	cv.rec = next
 	cv.avoid = ""
 	cv.told = 0
 	cv.live.resolved.Store(false)
-	c.svcRoster(ctx, cv)
+	next := &cv.rec
 	ev := ServiceEvent{Type: typ, Shop: sh.rec.ID, Session: next.Session, Customer: next.Customer,
 		Agent: a.rec.UID, From: prev, Status: ServiceOpen, By: by, Time: now}
-	c.svcToCustomer(&next, &ev)
+	c.svcToCustomer(next, &ev)
 	ev.Note = note
 	c.svcToAgents(sh, &ev)
 	welcome := a.rec.Welcome
@@ -631,7 +638,6 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 	// After the welcome (fanned out before Send returned): the agent's
 	// next message is their first response.
 	cv.live.awaiting.Store(now)
-	return nil
 }
 
 // svcAutoReply sends an automatic message into cv: a text message whose
@@ -720,28 +726,35 @@ func (c *Core) svcResolve(ctx context.Context, sh *svcShop, cv *svcConv, by stri
 // then tells every queued customer whose position changed.
 func (c *Core) svcDrain(ctx context.Context, sh *svcShop) {
 	now := c.nowMS()
-	cands := make([]routeCandidate, len(sh.agents))
 	for len(sh.queue) > 0 && sh.inHours(now) {
-		for i, a := range sh.agents {
-			cands[i] = routeCandidate{uid: a.rec.UID, open: a.open, capacity: a.rec.Capacity, online: a.effective(now), lastTaken: a.lastTaken}
-		}
 		head := sh.queue[0]
-		for i := range cands {
-			if cands[i].uid == head.avoid {
-				cands[i].online = false
-			}
-		}
-		i, rr := routeChoice(sh.rec.Settings.Strategy, cands, sh.rr, head.rec.LastAgent, sh.rec.Settings.PreferLastAgent)
-		if i < 0 {
+		a, rr := svcRoute(sh, head.rec.LastAgent, head.avoid, now)
+		if a == nil {
 			break
 		}
-		if err := c.svcAssign(ctx, sh, head, sh.agents[i], "assigned", "system", ""); err != nil {
+		if err := c.svcAssign(ctx, sh, head, a, "assigned", "system", ""); err != nil {
 			c.cfg.LogError("service: assigning session "+itoa(uint64(head.rec.Session)), err)
 			break
 		}
 		sh.rr = rr
 	}
 	c.svcPositions(sh, now)
+}
+
+// svcRoute picks the agent of sh for a conversation whose last agent is
+// last, never avoid; nil when nobody is available. The returned cursor is
+// the shop's round-robin cursor once the choice is made.
+func svcRoute(sh *svcShop, last, avoid string, now int64) (*svcAgent, int) {
+	cands := make([]routeCandidate, len(sh.agents))
+	for i, a := range sh.agents {
+		cands[i] = routeCandidate{uid: a.rec.UID, open: a.open, capacity: a.rec.Capacity,
+			online: a.effective(now) && a.rec.UID != avoid, lastTaken: a.lastTaken}
+	}
+	i, rr := routeChoice(sh.rec.Settings.Strategy, cands, sh.rr, last, sh.rec.Settings.PreferLastAgent)
+	if i < 0 {
+		return nil, sh.rr
+	}
+	return sh.agents[i], rr
 }
 
 // svcPositions tells each queued customer whose place changed its new

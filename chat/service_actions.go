@@ -198,22 +198,38 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: id.App, Kind: KindService, Name: sh.rec.Name,
 		Avatar: sh.rec.Avatar, Owner: id.UID, CreatedAt: now}
 	ms := []Member{{Session: rec.ID, UID: id.UID, Role: RoleMember, JoinedAt: now}}
-	conv := ServiceConversation{Session: rec.ID, App: id.App, Shop: shop, Customer: id.UID, Status: ServiceQueued,
-		QueueKey: st.tail + 1, QueuedAt: now, CreatedAt: now}
-	// Created queued, in one commit with the session: a crash before the
-	// assignment leaves it in the queue, never lost.
+	conv := ServiceConversation{Session: rec.ID, App: id.App, Shop: shop, Customer: id.UID, CreatedAt: now}
+	// Nobody waiting and an agent free: created assigned, in one commit.
+	// Else created queued, in one commit with the session: a crash before
+	// the assignment leaves it in the queue, never lost.
+	var agent *svcAgent
+	rr := sh.rr
+	if len(sh.queue) == 0 && sh.inHours(now) {
+		agent, rr = svcRoute(sh, "", "", now)
+	}
+	if agent != nil {
+		conv.Status, conv.Agent, conv.LastAgent, conv.AssignedAt = ServiceOpen, agent.rec.UID, agent.rec.UID, now
+		ms = append(ms, Member{Session: rec.ID, UID: agent.rec.UID, Role: RoleMember, JoinedAt: now})
+	} else {
+		conv.Status, conv.QueueKey, conv.QueuedAt = ServiceQueued, st.tail+1, now
+	}
 	if err := c.svcCommit(ctx, &Batch{Sessions: []Session{rec}, Members: ms},
 		[]svcPut{{svcKindConv, svcConvKey(rec.ID), &conv}}); err != nil {
 		return nil, err
 	}
-	st.tail = conv.QueueKey
 	c.cacheSession(&rec, ms)
 	cv := &svcConv{rec: conv, live: &svcLive{app: id.App, shop: shop, customer: id.UID}}
 	st.convs[rec.ID] = cv
 	st.customers[id.App+"\x00"+shop+"\x00"+id.UID] = cv
 	st.live.Store(rec.ID, cv.live)
-	sh.insertQueued(cv)
-	c.svcArrived(ctx, sh, cv)
+	if agent != nil {
+		sh.rr = rr
+		c.svcAssigned(ctx, sh, cv, agent, "", "assigned", "system", "", now)
+	} else {
+		st.tail = conv.QueueKey
+		sh.insertQueued(cv)
+		c.svcArrived(ctx, sh, cv)
+	}
 	v := c.svcView(cv)
 	return &v, nil
 }
