@@ -276,6 +276,7 @@ func TestScenariosAgainstChatd(t *testing.T) {
 			if sv == nil || sv.Assigned != 12 || sv.Queued != 0 || sv.Errors != nil || sv.OpenToAssigned.Count != 12 || sv.OpenToAssigned.P50US <= 0 {
 				t.Fatalf("run %d: service %+v", run, sv)
 			}
+			t.Logf("run %d: open → assigned %+v", run, sv.OpenToAssigned)
 		}
 	})
 	t.Run("cleanup revokes tokens and the next run issues new ones", func(t *testing.T) {

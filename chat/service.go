@@ -889,11 +889,25 @@ func (c *Core) svcReopenLocked(ctx context.Context, sh *svcShop, cv *svcConv, by
 		}
 		return err
 	}
+	now := c.nowMS()
+	ev := ServiceEvent{Type: "reopened", Shop: sh.rec.ID, Session: cv.rec.Session, Customer: cv.rec.Customer,
+		Status: ServiceQueued, By: by, Time: now}
+	// Nobody waiting and an agent free: assigned straight from resolved,
+	// one commit.
+	if len(sh.queue) == 0 && sh.inHours(now) {
+		if a, rr := svcRoute(sh, cv.rec.LastAgent, "", now); a != nil {
+			ev.Status = ServiceOpen
+			c.svcToAgents(sh, &ev)
+			if err := c.svcAssign(ctx, sh, cv, a, "assigned", "system", ""); err != nil {
+				return err
+			}
+			sh.rr = rr
+			return nil
+		}
+	}
 	if err := c.svcEnqueue(ctx, sh, cv, false, by, ""); err != nil {
 		return err
 	}
-	ev := ServiceEvent{Type: "reopened", Shop: sh.rec.ID, Session: cv.rec.Session, Customer: cv.rec.Customer,
-		Status: ServiceQueued, By: by, Time: c.nowMS()}
 	c.svcToAgents(sh, &ev)
 	c.svcArrived(ctx, sh, cv)
 	return nil
