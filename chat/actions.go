@@ -39,6 +39,15 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 		}
 		return
 	}
+	if isServiceAction(r.Action) {
+		data, err := c.serviceAction(ctx, cl, r.Action, b)
+		if err != nil {
+			cl.replyErr(r.ID, r.Action, err)
+			return
+		}
+		cl.reply(appendOK(nil, r.ID, data))
+		return
+	}
 	data, err := c.dispatch(ctx, cl, &r)
 	if err != nil {
 		cl.replyErr(r.ID, r.Action, err)
@@ -187,6 +196,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	}
 	if first {
 		c.emitWebhookNow(id.App, WebhookEvent{Type: WebhookUserOnline, Data: presenceData{UID: id.UID}})
+		c.svcAgentHook(id.App, id.UID)
 	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
 	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))
@@ -229,6 +239,7 @@ func (c *Core) logout(cl *Client, why string) {
 		c.stats.usersOnline.Add(-1)
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
 		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
+		c.svcAgentHook(cl.id.App, cl.id.UID)
 	}
 }
 
@@ -409,7 +420,12 @@ func (c *Core) fanout(o *op, now bool) (shared bool) {
 	m := &o.msg
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
-	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	var ev []byte
+	if o.sess.kind == KindService {
+		ev = c.svcMessageEvent(m) // with the shop and the sender's role
+	} else {
+		ev = appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	}
 	r := o.sess.members()
 	var n uint64
 	for _, u := range r.users {

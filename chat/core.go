@@ -203,6 +203,7 @@ type Core struct {
 
 	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
 	consult consultState // timed consultations (consult_service.go)
+	svc     *svcState    // customer service: shops, agents, conversations (service.go)
 
 	stats counters
 }
@@ -283,6 +284,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	if err := c.loadConsults(context.Background()); err != nil {
 		return nil, fmt.Errorf("chat: load consultations: %w", err)
 	}
+	c.svc = newSvcState()
+	if err := c.svcLoad(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	}
 	return c, nil
 }
 
@@ -308,7 +313,13 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runConsultClock(ctx)
 		close(clockDone)
 	}()
+	svcDone := make(chan struct{})
+	go func() {
+		c.runService(ctx)
+		close(svcDone)
+	}()
 	err := c.runJournal(ctx)
+	<-svcDone
 	close(c.deliver)
 	<-delivered
 	close(c.drained)

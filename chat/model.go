@@ -25,6 +25,8 @@ func (k Kind) String() string {
 		return "system"
 	case KindConsult:
 		return "consult"
+	case KindService:
+		return "service"
 	}
 	return "unknown"
 }

@@ -64,6 +64,7 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epService
 	epModeration
 	epAppLimits
 	epWebhooks
@@ -101,6 +102,7 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epService:       {pattern: "/api/v1/service", auth: authApp, post: (*Server).appService, allow: "POST"},
 	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
 	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 	// webhooks.go
@@ -150,6 +152,8 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/service":
+		return epService, nil
 	case "/api/v1/moderation":
 		return epModeration, nil
 	case "/api/v1/app/limits":

@@ -301,6 +301,19 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		if l.Detail != "" {
 			b.WriteString("  (" + l.Detail + ")")
 		}
+	case chat.TopicService:
+		if v := l.Service; v != nil {
+			fmt.Fprintf(b, "  %s s%d %s", v.Shop, v.Session, v.Type)
+			if v.Agent != "" {
+				b.WriteString(" agent " + v.Agent)
+			}
+			if v.Position > 0 {
+				fmt.Fprintf(b, " position %d", v.Position)
+			}
+			if v.Note != "" {
+				fmt.Fprintf(b, " note %q", v.Note)
+			}
+		}
 	default: // session, group, logout, online, offline and topics added later
 		if l.Session != 0 {
 			fmt.Fprintf(b, "  s%d", l.Session)

@@ -35,6 +35,11 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 message  shop  a → [b]  s7#3 text "` + strings.Repeat("é", 80) + `…"`,
 		},
 		{
+			name: "customer service transfer",
+			line: `{"topic":"service","time":%T,"app":"shop","uid":"dave","session_id":2,"type":"transferred","service":{"type":"transferred","shop":"acme","session_id":2,"customer":"dave","agent":"bob","from":"alice","note":"vip","time":1}}`,
+			want: `12:00:01.123 service  shop  dave  acme s2 transferred agent bob note "vip"`,
+		},
+		{
 			name: "ban",
 			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"ban","until":1766000000000,"detail":"spam"}`,
 			want: `12:00:01.123 moderation shop  bob  ban until 2025-12-17T19:33:20Z  spam`,
