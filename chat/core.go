@@ -81,6 +81,16 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// HTTPEventsKeep is how long a user's HTTP device (httpdevice.go)
+	// outlives its last read: its ring keeps collecting events, so a
+	// client polling at least this often misses none. Zero means 5
+	// minutes.
+	HTTPEventsKeep time.Duration
+	// HTTPEventsMax caps the events one HTTP device keeps. Zero means 1000.
+	HTTPEventsMax int
+	// HTTPEventsBytes caps the bytes of the events one HTTP device keeps.
+	// Zero means 1 MiB.
+	HTTPEventsBytes int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -136,6 +146,15 @@ func (c *Config) fill() {
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
 	}
+	if c.HTTPEventsKeep <= 0 {
+		c.HTTPEventsKeep = 5 * time.Minute
+	}
+	if c.HTTPEventsMax <= 0 {
+		c.HTTPEventsMax = DefaultHTTPEventsMax
+	}
+	if c.HTTPEventsBytes <= 0 {
+		c.HTTPEventsBytes = DefaultHTTPEventsBytes
+	}
 	if c.LogError == nil {
 		c.LogError = func(what string, err error) { log.Printf("chat: %s failed: %v", what, err) }
 	}
@@ -188,6 +207,9 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+
+	httpMu   sync.Mutex             // guards httpDevs
+	httpDevs map[string]*HTTPDevice // userKey → the user's HTTP device (httpdevice.go); nil until the first
 
 	stats counters
 }

@@ -40,6 +40,7 @@ var (
 	errNoTimestamp = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderTimestamp)
 	errNoNonce     = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderNonce)
 	errNoApp       = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderApp)
+	errNoAppQuery  = chat.Errf(chat.CodeUnauthorized, "access_token needs app=<app id> beside it")
 	errBadTS       = chat.Errf(chat.CodeUnauthorized, "bad "+HeaderTimestamp+": want unix seconds")
 	errBadNonce    = chat.Errf(chat.CodeUnauthorized,
 		"bad "+HeaderNonce+": want 8-64 characters from A-Z a-z 0-9 _ -")
@@ -182,7 +183,16 @@ func (s *Server) authApp(ctx *fasthttp.RequestCtx) (string, error) {
 
 // authToken authenticates a user API request: X-Chatd-App and
 // Authorization: Bearer <token>, checked by core.Login.
-func (s *Server) authToken(ctx *fasthttp.RequestCtx) (chat.Identity, error) {
+func (s *Server) authToken(ctx *fasthttp.RequestCtx, query bool) (chat.Identity, error) {
+	if query && len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) == 0 {
+		if tok := ctx.QueryArgs().Peek("access_token"); len(tok) > 0 {
+			app := ctx.QueryArgs().Peek("app")
+			if len(app) == 0 {
+				return chat.Identity{}, errNoAppQuery
+			}
+			return s.core.Login(s.reqCtx, string(app), string(tok))
+		}
+	}
 	appID := ctx.Request.Header.Peek(HeaderApp)
 	if len(appID) == 0 {
 		return chat.Identity{}, errNoApp

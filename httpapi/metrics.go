@@ -93,6 +93,9 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 		w.Sample(float64(s.admission.refusedPerIP.Load()), metrics.Label{Name: "reason", Value: "per_ip"})
 		w.Sample(float64(s.admission.refusedBusy.Load()), metrics.Label{Name: "reason", Value: "busy"})
 	}
+	w.Gauge("chatd_http_polls_waiting", "Waiting long-polls and open user event streams (GET /v1/events, /v1/events/stream; capped by http_max_polls).", float64(s.polls.active.Load()))
+	w.Counter("chatd_http_polls_refused_total", "Long-polls and user event streams refused 503 over http_max_polls.", float64(s.polls.refused.Load()))
+	w.Gauge("chatd_http_event_devices", "Users with an HTTP event buffer (a long-poll, stream or recv within http_events_keep).", float64(s.core.HTTPDevices()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(w)
 	}

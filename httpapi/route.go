@@ -20,6 +20,9 @@ const (
 	authApp                       // signed with an app's secret
 	authToken                     // Bearer chat token + X-Chatd-App
 	authLocal                     // unsigned, loopback only (like admin): /metrics
+	// authTokenQuery is authToken, or ?app=…&access_token=… for browser
+	// EventSource, which cannot send headers.
+	authTokenQuery
 )
 
 // reqInfo is what routing and authentication learned about one request.
@@ -64,6 +67,9 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epEvents
+	epEventStream
+	epRecv
 	epCount
 )
 
@@ -88,6 +94,9 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epEvents:        {pattern: "/v1/events", auth: authToken, get: (*Server).userEvents, allow: "GET"},
+	epEventStream:   {pattern: "/v1/events/stream", auth: authTokenQuery, get: (*Server).userStream, allow: "GET"},
+	epRecv:          {pattern: "/v1/recv", auth: authToken, get: (*Server).userRecv, allow: "GET"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -98,6 +107,12 @@ func resolve(p []byte) (int, []byte) {
 		return epHealth, nil
 	case "/v1/client":
 		return epClient, nil
+	case "/v1/events":
+		return epEvents, nil
+	case "/v1/events/stream":
+		return epEventStream, nil
+	case "/v1/recv":
+		return epRecv, nil
 	case "/admin/v1/apps":
 		return epAdminApps, nil
 	case "/admin/v1/status":
@@ -153,6 +168,7 @@ var (
 	slash          = []byte("/")
 	methodGet      = []byte(fasthttp.MethodGet)
 	methodPost     = []byte(fasthttp.MethodPost)
+	methodOptions  = []byte(fasthttp.MethodOptions)
 )
 
 // serveHTTP is the request handler: size check, route, method, auth, then
@@ -189,6 +205,14 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ep := &endpoints[id]
+	user := ep.auth == authToken || ep.auth == authTokenQuery
+	if user {
+		if bytes.Equal(ctx.Method(), methodOptions) {
+			s.preflight(ctx, ep) // poll.go
+			return
+		}
+		s.cors(ctx) // on every answer, errors included, so the page can read them
+	}
 	var h handlerFunc
 	switch m := ctx.Method(); {
 	case bytes.Equal(m, methodGet):
@@ -230,8 +254,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		r.app = app
-	case authToken:
-		ident, err := s.authToken(ctx)
+	case authToken, authTokenQuery:
+		ident, err := s.authToken(ctx, ep.auth == authTokenQuery)
 		if err != nil {
 			s.deny(ctx, err)
 			return

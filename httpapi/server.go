@@ -149,9 +149,21 @@ type Config struct {
 	// run on connections taken over from the HTTP server, so they do not
 	// count against MaxConns.
 	MaxSubscribers int
-	// StreamHeartbeat is the interval of a live stream's heartbeat line.
-	// Zero means 15 s.
+	// StreamHeartbeat is the interval of a live stream's heartbeat line
+	// (and of a user event stream's heartbeat comment). Zero means 15 s.
 	StreamHeartbeat time.Duration
+	// MaxPolls caps the waiting long-polls and user event streams
+	// together (poll.go). They run on connections taken over from the
+	// HTTP server, so they do not count against MaxConns and cannot
+	// starve the API. Zero means 5000; over it, 503 unavailable.
+	MaxPolls int
+	// PollTimeout is how long a long-poll waits for an event when the
+	// request names no timeout. Zero means 25 s.
+	PollTimeout time.Duration
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// allowed to call the user endpoints (/v1/…) from a page; their
+	// preflights are answered. Empty allows none.
+	CORSOrigins []string
 }
 
 // Status is the answer of GET /admin/v1/status.
@@ -207,6 +219,7 @@ type Server struct {
 
 	admission *admission   // connection slots (admit.go)
 	streams   streamSet    // live event streams (subscribe.go)
+	polls     pollSet      // waiting long-polls and user event streams (poll.go)
 	requests  httpCounters // answered requests by status class (metrics.go)
 }
 
@@ -255,6 +268,12 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	cfg.fillStream()
+	if cfg.MaxPolls <= 0 {
+		cfg.MaxPolls = DefaultMaxPolls
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = DefaultPollTimeout
+	}
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
 		window = 1
@@ -367,6 +386,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Live streams run on hijacked connections, which fasthttp's shutdown
 	// neither waits for nor closes: tell them to end now, wait below.
 	s.streams.stop()
+	s.polls.stop()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	err := s.srv.ShutdownWithContext(sctx)
 	cancel()
@@ -374,6 +394,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// did not see it: closing it here makes that Serve return at once.
 	ln.Close()
 	s.streams.wait()
+	s.polls.wait()
 	s.reqCancel()
 	if errc != nil {
 		serveErr = <-errc

@@ -171,6 +171,8 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxSessionsListed:   cfg.MaxSessionsListed,
 		GroupsPerMinute:     cfg.GroupCreateRate,
 		MemberAddsPerMinute: cfg.GroupAddRate,
+		HTTPEventsKeep:      cfg.HTTPEventsKeep,
+		HTTPEventsMax:       cfg.HTTPEventsMax,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {
@@ -212,6 +214,9 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		ReservedPeers:     cfg.ReservedPrefixes(),
 		HeaderTimeout:     cfg.HTTPHeaderTimeout,
 		BodyTimeout:       cfg.HTTPBodyTimeout,
+		MaxPolls:          cfg.HTTPMaxPolls,
+		PollTimeout:       cfg.HTTPPollTimeout,
+		CORSOrigins:       cfg.HTTPCORSOrigins,
 		Version:           Version(),
 		// /debug/pprof/cmdline shows the arguments without secrets.
 		Cmdline:  config.RedactArgs(os.Args),

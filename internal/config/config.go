@@ -120,6 +120,18 @@ type Config struct {
 	// HTTPBodyTimeout bounds the read of an HTTP request's body, from the
 	// end of its headers.
 	HTTPBodyTimeout time.Duration
+	// HTTPCORSOrigins are the browser origins whose pages may call the
+	// user endpoints (/v1/…).
+	HTTPCORSOrigins []string
+	// HTTPMaxPolls caps waiting long-polls and user event streams.
+	HTTPMaxPolls int
+	// HTTPPollTimeout is a long-poll's default wait.
+	HTTPPollTimeout time.Duration
+	// HTTPEventsKeep is how long a user's HTTP event buffer outlives its
+	// last reader.
+	HTTPEventsKeep time.Duration
+	// HTTPEventsMax caps the events in one user's HTTP event buffer.
+	HTTPEventsMax int
 	// SignatureWindow is how far a signed request's timestamp may be from
 	// the server clock, either way (ahead, SignatureAhead is tighter).
 	SignatureWindow time.Duration

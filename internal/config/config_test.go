@@ -49,6 +49,7 @@ func TestDefaults(t *testing.T) {
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second,
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
+		HTTPMaxPolls: 5000, HTTPPollTimeout: 25 * time.Second, HTTPEventsKeep: 5 * time.Minute, HTTPEventsMax: 1000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
