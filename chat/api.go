@@ -148,6 +148,9 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 		if why := checkURL(in.Avatar); why != "" {
 			return User{}, urlError("avatar", why)
 		}
+		if why := c.mediaHostProblem(in.Avatar); why != "" {
+			return User{}, urlError("avatar", why)
+		}
 	}
 	// Read, merge and write as one step per user: two pushes of the same
 	// user at once must not write back each other's stale fields.
@@ -282,7 +285,11 @@ func (c *Core) sendWith(ctx context.Context, app string, in SendInput, attach fu
 		return SendResult{}, err
 	}
 	o.res = make(chan opResult, 1)
-	o.attach = attach
+	if prev := o.attach; prev != nil && attach != nil { // an upload's reference rides along too
+		o.attach = func(m *Message, b *Batch) { prev(m, b); attach(m, b) }
+	} else if attach != nil {
+		o.attach = attach
+	}
 	if err := c.submit(ctx, o); err != nil {
 		return SendResult{}, err
 	}

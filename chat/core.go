@@ -91,6 +91,12 @@ type Config struct {
 	// HTTPEventsBytes caps the bytes of the events one HTTP device keeps.
 	// Zero means 1 MiB.
 	HTTPEventsBytes int
+	// MediaHosts, when not empty, are the only hosts an external URL in
+	// an image, voice, video or file message, or a user's avatar, may
+	// name ("cdn.example.com", or "*.example.com" for its subdomains).
+	// Uploads (chatd-file:) are not external. Empty allows any http(s)
+	// host.
+	MediaHosts []string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -207,6 +213,8 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+
+	filesMu sync.Mutex // serialises the read-modify-write of an app's upload usage (files.go)
 
 	httpMu   sync.Mutex             // guards httpDevs
 	httpDevs map[string]*HTTPDevice // userKey → the user's HTTP device (httpdevice.go); nil until the first

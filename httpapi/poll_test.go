@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -147,28 +149,41 @@ func TestLongPoll(t *testing.T) {
 // API's connection slots: with the cap reached and every general slot's
 // worth of polls waiting, the API still answers.
 func TestLongPollCap(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxPolls = 2; c.MaxConns = 2 })
+	h := newHarness(t, func(c *Config) { c.MaxPolls = 2; c.MaxConns = 3 })
 	app := h.app("shop")
-	ta := h.user(app, "alice")
+	ta, tb := h.user(app, "alice"), h.user(app, "bob")
 	c := h.poll("shop", ta, "", 0).Cursor
-	done := make(chan pollReply, 2)
+	// Every connection below closes after its answer, so the slots in use
+	// are the ones the test means.
+	nk := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return h.ln.DialWithLocalAddr(remotePeer) }}}
+	h.local.CloseIdleConnections()
+	h.remote.CloseIdleConnections()
+	waitFor(t, "idle connections to close", func() bool { g, _ := h.srv.admission.inUse(); return g == 0 })
+	done := make(chan answer, 2)
 	for i := 0; i < 2; i++ {
-		go func() { done <- h.poll("shop", ta, c, 60) }()
+		go func() { done <- do(t, nk, userReq(t, "GET", "/v1/events?timeout=60&cursor="+c, "shop", ta, nil)) }()
 	}
 	waitFor(t, "two waiting long-polls", func() bool { return h.srv.polls.active.Load() == 2 })
-	a := do(t, h.remote, userReq(t, "GET", "/v1/events?timeout=60&cursor="+c, "shop", ta, nil))
+	if g, _ := h.srv.admission.inUse(); g != 0 {
+		t.Fatalf("waiting long-polls hold %d connection slots", g)
+	}
+	a := do(t, nk, userReq(t, "GET", "/v1/events?timeout=60&cursor="+c, "shop", ta, nil))
 	if a.Status != 503 || a.Code != "unavailable" || !strings.Contains(a.Msg, "long-polls") {
 		t.Fatalf("poll over the cap: %d %s", a.Status, a.Body)
 	}
-	// The API is still served (MaxConns is 2, and both polls hold theirs
-	// no more).
-	tb := h.user(app, "bob")
-	h.clientSend("shop", tb, "alice", "wake")
+	// The API is still served, and its send wakes both polls.
+	body := `{"id":"1","action":"send","to":"alice","type":"text","content":{"text":"wake"}}`
+	if a := do(t, nk, userReq(t, "POST", "/v1/client", "shop", tb, []byte(body))); !a.OK {
+		t.Fatalf("send while polls wait: %s", a.Body)
+	}
 	for i := 0; i < 2; i++ {
 		select {
-		case r := <-done:
+		case a := <-done:
+			var r pollReply
+			json.Unmarshal(a.Data, &r)
 			if txt := texts(t, r); len(txt) != 1 || txt[0] != "wake" {
-				t.Fatalf("woken poll: %+v", r)
+				t.Fatalf("woken poll: %s", a.Body)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("waiting polls not woken")

@@ -173,6 +173,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MemberAddsPerMinute: cfg.GroupAddRate,
 		HTTPEventsKeep:      cfg.HTTPEventsKeep,
 		HTTPEventsMax:       cfg.HTTPEventsMax,
+		MediaHosts:          cfg.MediaURLHosts,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {
@@ -217,6 +218,16 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxPolls:          cfg.HTTPMaxPolls,
 		PollTimeout:       cfg.HTTPPollTimeout,
 		CORSOrigins:       cfg.HTTPCORSOrigins,
+		UploadDir:         filepath.Join(cfg.DataDir, "uploads"),
+		MaxImage:          int64(cfg.UploadMaxImage),
+		MaxVoice:          int64(cfg.UploadMaxVoice),
+		MaxVideo:          int64(cfg.UploadMaxVideo),
+		MaxFile:           int64(cfg.UploadMaxFile),
+		UploadQuota:       int64(cfg.UploadQuota),
+		MaxUploads:        cfg.UploadMaxConcurrent,
+		UploadTimeout:     cfg.UploadTimeout,
+		FileURLTTL:        cfg.FileURLTTL,
+		UploadGrace:       cfg.UploadGrace,
 		Version:           Version(),
 		// /debug/pprof/cmdline shows the arguments without secrets.
 		Cmdline:  config.RedactArgs(os.Args),

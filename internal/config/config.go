@@ -132,6 +132,21 @@ type Config struct {
 	HTTPEventsKeep time.Duration
 	// HTTPEventsMax caps the events in one user's HTTP event buffer.
 	HTTPEventsMax int
+	// UploadMaxImage, UploadMaxVoice, UploadMaxVideo and UploadMaxFile
+	// cap one upload of each type in bytes.
+	UploadMaxImage, UploadMaxVoice, UploadMaxVideo, UploadMaxFile int
+	// UploadQuota caps the bytes of uploads one app stores (0: no cap).
+	UploadQuota int
+	// UploadMaxConcurrent caps the uploads in progress.
+	UploadMaxConcurrent int
+	// UploadTimeout bounds the receipt of one upload's body.
+	UploadTimeout time.Duration
+	// FileURLTTL is how long a signed file URL works.
+	FileURLTTL time.Duration
+	// UploadGrace is how long an upload no message carries is kept.
+	UploadGrace time.Duration
+	// MediaURLHosts restricts the hosts of external media URLs and avatars.
+	MediaURLHosts []string
 	// SignatureWindow is how far a signed request's timestamp may be from
 	// the server clock, either way (ahead, SignatureAhead is tighter).
 	SignatureWindow time.Duration

@@ -39,6 +39,8 @@ type Options struct {
 	// field of that name when set. Its MaxReply, when zero, is half of
 	// MaxOutbound as cmd/chatd wires it.
 	Core chat.Config
+	// CORSOrigins are the browser origins allowed on the user endpoints.
+	CORSOrigins []string
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it as
@@ -73,7 +75,8 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer}, core, o.Log)
+	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer,
+		UploadDir: filepath.Join(dir, "uploads"), CORSOrigins: o.CORSOrigins}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
