@@ -175,9 +175,11 @@ func (s *Server) upload(ctx *fasthttp.RequestCtx, app, uid string, mac *streamMA
 		c.SetReadDeadline(time.Now().Add(s.cfg.UploadTimeout))
 	}
 
-	var body io.Reader = bytes.NewReader(ctx.Request.Body())
+	var body io.Reader
 	if ctx.Request.IsBodyStream() {
 		body = ctx.RequestBodyStream()
+	} else { // Body would read a whole stream into memory: only when there is none
+		body = bytes.NewReader(ctx.Request.Body())
 	}
 	if mac != nil {
 		body = io.TeeReader(body, mac)
