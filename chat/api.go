@@ -144,7 +144,14 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 			return User{}, Errf(CodeBadRequest, "extra "+why)
 		}
 	}
-	if in.Avatar != "" {
+	var avatarRef *Record
+	if strings.HasPrefix(in.Avatar, FileURLScheme) {
+		r, err := c.avatarFile(ctx, app, in.UID, in.Avatar)
+		if err != nil {
+			return User{}, err
+		}
+		avatarRef = &r
+	} else if in.Avatar != "" {
 		if why := checkURL(in.Avatar); why != "" {
 			return User{}, urlError("avatar", why)
 		}
@@ -178,7 +185,11 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 	if u.Nickname == "" {
 		u.Nickname = in.UID
 	}
-	if err := c.write(ctx, &Batch{Users: []User{u}}); err != nil {
+	b := &Batch{Users: []User{u}}
+	if avatarRef != nil && u.Avatar == in.Avatar {
+		b.Records = append(b.Records, *avatarRef)
+	}
+	if err := c.write(ctx, b); err != nil {
 		return User{}, err
 	}
 	return u, nil
@@ -323,6 +334,9 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 	}
 	if in.Avatar != "" {
 		if why := checkURL(in.Avatar); why != "" {
+			return Session{}, urlError("avatar", why)
+		}
+		if why := c.mediaHostProblem(in.Avatar); why != "" {
 			return Session{}, urlError("avatar", why)
 		}
 	}

@@ -19,13 +19,16 @@ import (
 //   - "file.up"  app\x00id\x00uid     → uploader: uid may send it ("" is the app backend)
 //   - "file.ref" app\x00id\x00sid seq → a message (session, seq, big-endian) that carries it
 //   - "file.use" app                  → the app's stored bytes (quota), decimal
+//   - "file.av"  app\x00id\x00uid     → uid's avatar is this file
 //
 // A message of type image, voice, video or file names an upload by
 // "file_id" (or by its url "chatd-file:<id>"); the core checks that the
 // sender may use it and that its type fits, fills url, size, mime and
 // (images) width and height, and writes the file.ref record in the same
 // commit as the message. Members of a session a file was sent into may
-// read it, and so may its uploaders.
+// read it, and so may its uploaders. A user's avatar may be an upload too
+// ("chatd-file:<id>", an image of the app): every user of the app may
+// read it while it is someone's avatar.
 
 // Record kinds of files.
 const (
@@ -33,6 +36,7 @@ const (
 	fileUpKind  = "file.up"
 	fileRefKind = "file.ref"
 	fileUseKind = "file.use"
+	fileAvKind  = "file.av"
 )
 
 // FileURLScheme prefixes the url of a message that carries an upload:
@@ -147,6 +151,11 @@ func (c *Core) CanReadFile(ctx context.Context, app, uid, id string) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	if avs, err := c.store.ScanRecords(ctx, fileAvKind, append(fileKey(app, id), 0), nil, 1, false); err != nil {
+		return err
+	} else if len(avs) > 0 {
+		return nil // an avatar: any user of the app sees it
+	}
 	refs, err := c.store.ScanRecords(ctx, fileRefKind, append(fileKey(app, id), 0), nil, 0, false)
 	if err != nil {
 		return err
@@ -240,6 +249,23 @@ func (c *Core) resolveFile(ctx context.Context, app string, in *SendInput) (func
 	}, nil
 }
 
+// avatarFile checks an avatar that names an upload and returns the
+// record that marks it as uid's avatar.
+func (c *Core) avatarFile(ctx context.Context, app, uid, avatar string) (Record, error) {
+	id := avatar[len(FileURLScheme):]
+	if !ValidFileID(id) {
+		return Record{}, urlError("avatar", "names an upload whose id is not 64 lowercase hex digits")
+	}
+	m, err := c.File(ctx, app, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if m.Type != "image" {
+		return Record{}, Errf(CodeBadRequest, "avatar: file "+id+" was uploaded as "+m.Type+", not image")
+	}
+	return Record{Kind: fileAvKind, Key: append(fileKey(app, id), append([]byte{0}, uid...)...), Value: []byte("{}")}, nil
+}
+
 // FileGC is what one garbage-collection pass of uploads did.
 type FileGC struct {
 	Removed    []FileMeta // files whose records were deleted: remove their bytes
@@ -284,6 +310,20 @@ func (c *Core) CollectFiles(ctx context.Context, app string, grace int64) (FileG
 				dead = append(dead, RecordKey{Kind: fileRefKind, Key: ref.Key})
 			}
 		}
+		avs, err := c.store.ScanRecords(ctx, fileAvKind, append(fileKey(app, m.ID), 0), nil, 0, false)
+		if err != nil {
+			return gc, err
+		}
+		for _, av := range avs {
+			uid := string(av.Key[len(fileKey(app, m.ID))+1:])
+			if u, err := c.store.User(ctx, app, uid); err == nil && u.Avatar == FileURLScheme+m.ID {
+				live++
+			} else if err == nil || errors.Is(err, ErrNotFound) {
+				dead = append(dead, RecordKey{Kind: fileAvKind, Key: av.Key})
+			} else {
+				return gc, err
+			}
+		}
 		if live > 0 {
 			gc.KeptInUse++
 		} else if now-m.CreatedAt < grace {
@@ -308,7 +348,7 @@ func (c *Core) CollectFiles(ctx context.Context, app string, grace int64) (FileG
 			if err != nil {
 				return gc, err
 			}
-			gc.StaleRefs += len(refs) - live
+			gc.StaleRefs += len(dead) - len(ups) - 1
 			gc.Removed = append(gc.Removed, m)
 			continue
 		}

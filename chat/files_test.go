@@ -2,8 +2,12 @@ package chat_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"chatd/chat"
 )
@@ -41,5 +45,70 @@ func TestMediaHostsAllowList(t *testing.T) {
 	_, err := e.core.PushUser(ctx, "shop", chat.UserInput{UID: "carol", Avatar: "https://evil.example/me.png"})
 	if ce, ok := err.(*chat.Error); !ok || ce.Code != chat.CodeBadRequest {
 		t.Fatalf("avatar on another host: %v", err)
+	}
+}
+
+func fakeFile(t *testing.T, e *env, typ, seed string) chat.FileMeta {
+	t.Helper()
+	sum := sha256.Sum256([]byte(seed))
+	m, created, err := e.core.AddFile(context.Background(), chat.FileMeta{ID: hex.EncodeToString(sum[:]), App: "shop", Type: typ,
+		MIME: "image/png", Size: 100, Width: 2, Height: 3}, "alice", 0)
+	if err != nil || !created {
+		t.Fatalf("AddFile: %v %v", created, err)
+	}
+	return m
+}
+
+// Garbage collection follows the references: a file stays while a message
+// carries it, and goes (after the grace period) once retention deleted
+// that message; an avatar keeps its file while it is someone's avatar.
+func TestFileGCFollowsMessagesAndAvatars(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	e := newEnv(t, chat.Config{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	e.user("alice")
+	e.user("bob")
+	e.user("carol")
+	ctx := context.Background()
+	sent := fakeFile(t, e, "image", "sent")
+	avatar := fakeFile(t, e, "image", "avatar")
+	if _, err := e.core.Send(ctx, "shop", chat.SendInput{From: "alice", To: "bob", Type: "image",
+		Content: []byte(`{"file_id":"` + sent.ID + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.core.PushUser(ctx, "shop", chat.UserInput{UID: "alice", Avatar: chat.FileURLScheme + avatar.ID}); err != nil {
+		t.Fatalf("avatar upload: %v", err)
+	}
+	// Anyone of the app sees an avatar; carol is in no session with it.
+	if err := e.core.CanReadFile(ctx, "shop", "carol", avatar.ID); err != nil {
+		t.Fatalf("carol reading alice's avatar: %v", err)
+	}
+	if err := e.core.CanReadFile(ctx, "shop", "carol", sent.ID); err == nil {
+		t.Fatal("carol may read a file sent between alice and bob")
+	}
+	voice := fakeFile(t, e, "voice", "voice")
+	if _, err := e.core.PushUser(ctx, "shop", chat.UserInput{UID: "bob", Avatar: chat.FileURLScheme + voice.ID}); err == nil {
+		t.Fatal("a voice file accepted as an avatar")
+	}
+
+	grace := int64(time.Hour / time.Millisecond)
+	now.Add(int64(2 * time.Hour))
+	gc, err := e.core.CollectFiles(ctx, "shop", grace)
+	if err != nil || len(gc.Removed) != 1 || gc.Removed[0].ID != voice.ID || gc.KeptInUse != 2 {
+		t.Fatalf("first pass: %+v %v", gc, err)
+	}
+	// Retention deletes the message; alice changes her avatar.
+	if _, _, err := e.store.PruneMessages(ctx, "shop", time.Unix(0, now.Load()).UnixMilli(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.core.PushUser(ctx, "shop", chat.UserInput{UID: "alice", Avatar: "https://cdn.example.com/a.png"}); err != nil {
+		t.Fatal(err)
+	}
+	gc, err = e.core.CollectFiles(ctx, "shop", grace)
+	if err != nil || len(gc.Removed) != 2 || gc.StaleRefs != 2 {
+		t.Fatalf("second pass: %+v %v", gc, err)
+	}
+	if used, _ := e.core.AppFileBytes(ctx, "shop"); used != 0 {
+		t.Fatalf("usage after collecting everything: %d", used)
 	}
 }
