@@ -317,3 +317,54 @@ func TestAppUpload(t *testing.T) {
 		t.Fatalf("refused app uploads left files: %d stored, tmp %v", h.stored(), h.leftovers())
 	}
 }
+
+// Uploads have their own cap (an upload over it is refused before its
+// body is read), a deadline that a trickling client cannot stretch, and
+// a per-app quota that only new bytes count against.
+func TestUploadCapTimeoutQuota(t *testing.T) {
+	h := newFileHarness(t, func(c *Config) {
+		c.MaxUploads, c.UploadTimeout, c.UploadQuota = 1, 300*time.Millisecond, 1000
+	})
+	ta := h.user(h.app, "alice")
+	// A client that sends half its body, then nothing.
+	pr, pw := io.Pipe()
+	slow := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", baseURL+"/v1/files?type=file", pr)
+		req.ContentLength = 20000 // over the 8 KiB fasthttp reads before calling the handler
+		req.Header.Set(HeaderApp, "shop")
+		req.Header.Set("Authorization", "Bearer "+ta)
+		slow <- do(t, h.remote, req)
+	}()
+	pw.Write(bytes.Repeat([]byte("a"), 10000))
+	waitFor(t, "the slow upload to start", func() bool { return h.srv.uploads.Load() == 1 })
+	if _, a := h.upload(ta, "type=file", []byte("another"), false); a.Status != 503 || a.Code != "unavailable" {
+		t.Fatalf("upload over the cap: %d %s", a.Status, a.Body)
+	}
+	select {
+	case a := <-slow:
+		if a.Status != 400 || !strings.Contains(a.Msg, "too slow") {
+			t.Fatalf("trickling upload: %d %s", a.Status, a.Body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the trickling upload was not cut off")
+	}
+	pw.Close()
+	if len(h.leftovers()) != 0 || h.stored() != 0 {
+		t.Fatalf("the cut upload left files: %v", h.leftovers())
+	}
+	// Quota: 600 + 600 > 1000, but the same 600 twice is one file.
+	f1 := bytes.Repeat([]byte("x"), 600)
+	if _, a := h.upload(ta, "type=file", f1, false); !a.OK {
+		t.Fatalf("first file: %s", a.Body)
+	}
+	if r, a := h.upload(ta, "type=file", f1, false); !a.OK || !r.Duplicate {
+		t.Fatalf("same file again: %s", a.Body)
+	}
+	if _, a := h.upload(ta, "type=file", bytes.Repeat([]byte("y"), 600), false); a.Status != 413 || !strings.Contains(a.Msg, "quota") {
+		t.Fatalf("over the quota: %d %s", a.Status, a.Body)
+	}
+	if n := h.stored(); n != 1 {
+		t.Fatalf("%d files stored, want 1", n)
+	}
+}
