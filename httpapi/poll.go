@@ -47,18 +47,21 @@ type pollSet struct {
 	refused   atomic.Uint64 // requests refused over MaxPolls
 }
 
-// take registers one waiting request, or reports why it cannot wait.
-func (s *Server) takePoll() (<-chan struct{}, *chat.Error) {
+// pollsFull reports (as an error) that MaxPolls requests already wait.
+// The handler checks it; the hijacked goroutine then registers itself
+// (addPoll), so that nothing is counted for a connection fasthttp fails
+// to hand over (a few requests may pass the check together: the cap is
+// approximate by that much, as for live streams).
+func (s *Server) pollsFull() *chat.Error {
+	if s.polls.stopping() {
+		return errStopping
+	}
 	if s.polls.active.Load() >= int64(s.cfg.MaxPolls) {
 		s.polls.refused.Add(1)
-		return nil, chat.Errf(chat.CodeUnavailable, "too many waiting long-polls and event streams (at most "+
+		return chat.Errf(chat.CodeUnavailable, "too many waiting long-polls and event streams (at most "+
 			strconv.Itoa(s.cfg.MaxPolls)+"); retry later")
 	}
-	stop, ok := s.polls.add()
-	if !ok {
-		return nil, errStopping
-	}
-	return stop, nil
+	return nil
 }
 
 var errStopping = chat.Errf(chat.CodeUnavailable, "server is shutting down")
@@ -96,24 +99,20 @@ func (s *Server) userEvents(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	}
 	d := s.core.HoldHTTPDevice(r.ident)
 	res, wait, err := d.Read(cursor, limit)
+	d.Release() // held again by the waiting goroutine
 	// No cursor: answer the starting cursor at once (the client loads its
 	// state with sessions + sync, then polls from it).
 	if err != nil || wait == nil || timeout == 0 || cursor == "" {
-		d.Release()
 		if err != nil {
 			return err
 		}
-		s.cors(ctx)
 		writeEvents(ctx, &res)
 		return nil
 	}
-	stop, ce := s.takePoll()
-	if ce != nil {
-		d.Release()
-		return ce
+	if e := s.pollsFull(); e != nil {
+		return e
 	}
-	lp := &longPoll{srv: s, dev: d, cursor: cursor, limit: limit, wait: wait, stop: stop,
-		timeout: timeout, origin: s.allowedOrigin(ctx)}
+	lp := &longPoll{srv: s, ident: r.ident, cursor: cursor, limit: limit, timeout: timeout, origin: s.allowedOrigin(ctx)}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(lp.serve)
 	return nil
@@ -122,28 +121,37 @@ func (s *Server) userEvents(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 // longPoll is one waiting long-poll, owned by the goroutine running serve.
 type longPoll struct {
 	srv     *Server
-	dev     *chat.HTTPDevice
+	ident   chat.Identity
 	cursor  string
 	limit   int
-	wait    <-chan struct{}
-	stop    <-chan struct{}
 	timeout time.Duration
 	origin  []byte // the allowed Origin to echo, or nil
 }
 
-// serve waits on the hijacked connection and writes the answer.
+// serve waits on the hijacked connection and writes the answer. The
+// connection's resources (its count in MaxPolls, its hold on the user's
+// device) are taken here, so that a connection fasthttp fails to hand
+// over holds none.
 func (lp *longPoll) serve(c net.Conn) {
 	s := lp.srv
-	defer s.polls.done()
-	defer lp.dev.Release()
-	t := time.NewTimer(lp.timeout)
-	defer t.Stop()
-	select {
-	case <-lp.wait:
-	case <-t.C:
-	case <-lp.stop:
+	stop, ok := s.polls.add()
+	if !ok {
+		return // the server is stopping; fasthttp closes c
 	}
-	res, _, err := lp.dev.Read(lp.cursor, lp.limit)
+	defer s.polls.done()
+	d := s.core.HoldHTTPDevice(lp.ident)
+	defer d.Release()
+	res, wait, err := d.Read(lp.cursor, lp.limit)
+	if err == nil && wait != nil {
+		t := time.NewTimer(lp.timeout)
+		select {
+		case <-wait:
+		case <-t.C:
+		case <-stop:
+		}
+		t.Stop()
+		res, _, err = d.Read(lp.cursor, lp.limit)
+	}
 	var ctx fasthttp.RequestCtx // only its Response is used
 	if err != nil {
 		writeError(&ctx, err.(*chat.Error))

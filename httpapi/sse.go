@@ -29,6 +29,7 @@ import (
 // sseStream is one event stream, owned by the goroutine running serve.
 type sseStream struct {
 	srv    *Server
+	ident  chat.Identity
 	dev    *chat.HTTPDevice
 	cursor string
 	stop   <-chan struct{}
@@ -45,19 +46,17 @@ func (s *Server) userStream(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	}
 	d := s.core.HoldHTTPDevice(r.ident)
 	res, _, err := d.Read(cursor, 1) // a bad cursor is answered before the stream starts
+	d.Release()                      // held again by the stream's goroutine
 	if err != nil {
-		d.Release()
 		return err
 	}
 	if cursor == "" {
 		cursor = res.Cursor // from now: the events after this request are kept for the stream
 	}
-	stop, ce := s.takePoll()
-	if ce != nil {
-		d.Release()
-		return ce
+	if e := s.pollsFull(); e != nil {
+		return e
 	}
-	st := &sseStream{srv: s, dev: d, cursor: cursor, stop: stop, origin: s.allowedOrigin(ctx)}
+	st := &sseStream{srv: s, ident: r.ident, cursor: cursor, origin: s.allowedOrigin(ctx)}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(st.serve)
 	return nil
@@ -67,7 +66,13 @@ func (s *Server) userStream(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 // server stops.
 func (st *sseStream) serve(c net.Conn) {
 	s := st.srv
+	stop, ok := s.polls.add()
+	if !ok {
+		return // the server is stopping; fasthttp closes c
+	}
 	defer s.polls.done()
+	st.stop = stop
+	st.dev = s.core.HoldHTTPDevice(st.ident)
 	defer st.dev.Release()
 	st.c = c
 	gone := make(chan struct{})
