@@ -197,6 +197,13 @@ func (d *HTTPDevice) Hold() {
 	d.mu.Unlock()
 }
 
+// Holders is the number of reads in progress (see Hold).
+func (d *HTTPDevice) Holders() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.holders
+}
+
 // Release ends a Hold; the device's keep time starts when the last one
 // ends.
 func (d *HTTPDevice) Release() {

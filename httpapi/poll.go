@@ -33,8 +33,9 @@ import (
 
 // Defaults of the long-poll settings in Config.
 const (
-	DefaultMaxPolls    = 5000
-	DefaultPollTimeout = 25 * time.Second
+	DefaultMaxPolls     = 5000
+	DefaultPollsPerUser = 8
+	DefaultPollTimeout  = 25 * time.Second
 	// maxPollTimeout caps the timeout a client may ask for.
 	maxPollTimeout = 120 * time.Second
 	// maxPollEvents caps the events of one long-poll or recv answer.
@@ -52,9 +53,14 @@ type pollSet struct {
 // (addPoll), so that nothing is counted for a connection fasthttp fails
 // to hand over (a few requests may pass the check together: the cap is
 // approximate by that much, as for live streams).
-func (s *Server) pollsFull() *chat.Error {
+func (s *Server) pollsFull(d *chat.HTTPDevice) *chat.Error {
 	if s.polls.stopping() {
 		return errStopping
+	}
+	if d.Holders() > s.cfg.MaxPollsPerUser { // the caller's own hold counts one
+		s.polls.refused.Add(1)
+		return chat.Errf(chat.CodeRateLimited, "too many waiting long-polls and event streams for this user (at most "+
+			strconv.Itoa(s.cfg.MaxPollsPerUser)+"); close one first")
 	}
 	if s.polls.active.Load() >= int64(s.cfg.MaxPolls) {
 		s.polls.refused.Add(1)
@@ -98,8 +104,8 @@ func (s *Server) userEvents(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		timeout = time.Duration(n) * time.Second
 	}
 	d := s.core.HoldHTTPDevice(r.ident)
+	defer d.Release() // held again by the waiting goroutine
 	res, wait, err := d.Read(cursor, limit)
-	d.Release() // held again by the waiting goroutine
 	// No cursor: answer the starting cursor at once (the client loads its
 	// state with sessions + sync, then polls from it).
 	if err != nil || wait == nil || timeout == 0 || cursor == "" {
@@ -109,7 +115,7 @@ func (s *Server) userEvents(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		writeEvents(ctx, &res)
 		return nil
 	}
-	if e := s.pollsFull(); e != nil {
+	if e := s.pollsFull(d); e != nil {
 		return e
 	}
 	lp := &longPoll{srv: s, ident: r.ident, cursor: cursor, limit: limit, timeout: timeout, origin: s.allowedOrigin(ctx)}

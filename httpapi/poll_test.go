@@ -294,3 +294,36 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("preflight on the app API: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// One user cannot take every waiting slot: past MaxPollsPerUser their
+// next long-poll or stream is 429, while another user still gets in.
+func TestLongPollPerUserCap(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxPollsPerUser = 1 })
+	app := h.app("shop")
+	ta, tb := h.user(app, "alice"), h.user(app, "bob")
+	ca, cb := h.poll("shop", ta, "", 0).Cursor, h.poll("shop", tb, "", 0).Cursor
+	done := make(chan pollReply, 2)
+	go func() { done <- h.poll("shop", ta, ca, 60) }()
+	waitFor(t, "alice's long-poll to wait", func() bool { return h.srv.polls.active.Load() == 1 })
+	a := do(t, h.remote, userReq(t, "GET", "/v1/events?timeout=60&cursor="+ca, "shop", ta, nil))
+	if a.Status != 429 || a.Code != "rate_limited" || !strings.Contains(a.Msg, "for this user") {
+		t.Fatalf("alice's second long-poll: %d %s", a.Status, a.Body)
+	}
+	a = do(t, h.remote, userReq(t, "GET", "/v1/events/stream", "shop", ta, nil))
+	if a.Status != 429 {
+		t.Fatalf("alice's stream beside her long-poll: %d %s", a.Status, a.Body)
+	}
+	go func() { done <- h.poll("shop", tb, cb, 60) }()
+	waitFor(t, "bob's long-poll to wait", func() bool { return h.srv.polls.active.Load() == 2 })
+	h.clientSend("shop", ta, "bob", "to both")
+	for i := 0; i < 2; i++ {
+		select {
+		case r := <-done:
+			if txt := texts(t, r); len(txt) != 1 || txt[0] != "to both" {
+				t.Fatalf("woken poll: %+v", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("polls not woken")
+		}
+	}
+}

@@ -157,6 +157,10 @@ type Config struct {
 	// HTTP server, so they do not count against MaxConns and cannot
 	// starve the API. Zero means 5000; over it, 503 unavailable.
 	MaxPolls int
+	// MaxPollsPerUser caps one user's waiting long-polls and event
+	// streams, so that one token cannot take MaxPolls. Zero means 8; over
+	// it, 429 rate_limited.
+	MaxPollsPerUser int
 	// PollTimeout is how long a long-poll waits for an event when the
 	// request names no timeout. Zero means 25 s.
 	PollTimeout time.Duration
@@ -301,6 +305,9 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 	}
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = DefaultPollTimeout
+	}
+	if cfg.MaxPollsPerUser <= 0 {
+		cfg.MaxPollsPerUser = DefaultPollsPerUser
 	}
 	cfg.fillUploads()
 	window := int64(cfg.SignatureWindow / time.Second)

@@ -45,15 +45,15 @@ func (s *Server) userStream(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		cursor = string(ctx.QueryArgs().Peek("cursor"))
 	}
 	d := s.core.HoldHTTPDevice(r.ident)
+	defer d.Release()                // held again by the stream's goroutine
 	res, _, err := d.Read(cursor, 1) // a bad cursor is answered before the stream starts
-	d.Release()                      // held again by the stream's goroutine
 	if err != nil {
 		return err
 	}
 	if cursor == "" {
 		cursor = res.Cursor // from now: the events after this request are kept for the stream
 	}
-	if e := s.pollsFull(); e != nil {
+	if e := s.pollsFull(d); e != nil {
 		return e
 	}
 	st := &sseStream{srv: s, ident: r.ident, cursor: cursor, origin: s.allowedOrigin(ctx)}

@@ -217,6 +217,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		BodyTimeout:       cfg.HTTPBodyTimeout,
 		MaxPolls:          cfg.HTTPMaxPolls,
 		PollTimeout:       cfg.HTTPPollTimeout,
+		MaxPollsPerUser:   cfg.HTTPPollsPerUser,
 		CORSOrigins:       cfg.HTTPCORSOrigins,
 		UploadDir:         filepath.Join(cfg.DataDir, "uploads"),
 		MaxImage:          int64(cfg.UploadMaxImage),

@@ -125,6 +125,8 @@ type Config struct {
 	HTTPCORSOrigins []string
 	// HTTPMaxPolls caps waiting long-polls and user event streams.
 	HTTPMaxPolls int
+	// HTTPPollsPerUser caps one user's waiting long-polls and streams.
+	HTTPPollsPerUser int
 	// HTTPPollTimeout is a long-poll's default wait.
 	HTTPPollTimeout time.Duration
 	// HTTPEventsKeep is how long a user's HTTP event buffer outlives its

@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second,
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
-		HTTPMaxPolls: 5000, HTTPPollTimeout: 25 * time.Second, HTTPEventsKeep: 5 * time.Minute, HTTPEventsMax: 1000,
+		HTTPMaxPolls: 5000, HTTPPollsPerUser: 8, HTTPPollTimeout: 25 * time.Second, HTTPEventsKeep: 5 * time.Minute, HTTPEventsMax: 1000,
 		UploadMaxImage: 10 << 20, UploadMaxVoice: 2 << 20, UploadMaxVideo: 50 << 20, UploadMaxFile: 50 << 20, UploadQuota: 10 << 30,
 		UploadMaxConcurrent: 32, UploadTimeout: 10 * time.Minute, FileURLTTL: time.Hour, UploadGrace: 24 * time.Hour,
 	}

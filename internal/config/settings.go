@@ -133,6 +133,8 @@ var settings = []*Setting{
 		func(c *Config) *[]string { return &c.HTTPCORSOrigins }, checkOrigin),
 	intv("http_max_polls", "5000", 1, "waiting long-polls and user event streams (GET /v1/events, /v1/events/stream) together; more are answered 503",
 		func(c *Config) *int { return &c.HTTPMaxPolls }),
+	intv("http_polls_per_user", "8", 1, "waiting long-polls and event streams one user may hold; more are answered 429",
+		func(c *Config) *int { return &c.HTTPPollsPerUser }),
 	dur("http_poll_timeout", "25s", "how long a long-poll waits for an event when it names no timeout (keep it under proxies' read timeouts)",
 		func(c *Config) *time.Duration { return &c.HTTPPollTimeout }),
 	dur("http_events_keep", "5m", "how long a user's HTTP event buffer outlives the last long-poll, stream or recv (their cursors stay valid this long)",
