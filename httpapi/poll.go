@@ -266,7 +266,7 @@ func (s *Server) cors(ctx *fasthttp.RequestCtx) {
 func setCORS(h *fasthttp.ResponseHeader, origin []byte) {
 	h.SetBytesV("Access-Control-Allow-Origin", origin)
 	h.Add(fasthttp.HeaderVary, "Origin")
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Type, ETag")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Type, ETag, Content-Range, Accept-Ranges, Content-Disposition")
 }
 
 // preflight answers a CORS preflight (OPTIONS) for a user endpoint: 204

@@ -189,8 +189,12 @@ func TestLongPollCap(t *testing.T) {
 			t.Fatal("waiting polls not woken")
 		}
 	}
-	if n := h.srv.polls.refused.Load(); n != 1 {
-		t.Fatalf("refused counter %d, want 1", n)
+	fams := scrape(t, h.local)
+	if n := value(t, fams, "chatd_http_polls_refused_total"); n != 1 {
+		t.Fatalf("chatd_http_polls_refused_total %v, want 1", n)
+	}
+	if n := value(t, fams, "chatd_http_event_devices"); n != 1 {
+		t.Fatalf("chatd_http_event_devices %v, want 1 (alice)", n)
 	}
 }
 

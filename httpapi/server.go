@@ -251,8 +251,10 @@ type Server struct {
 	streams   streamSet    // live event streams (subscribe.go)
 	polls     pollSet      // waiting long-polls and user event streams (poll.go)
 	uploads   atomic.Int64 // uploads in progress (upload.go)
-	fileKey   []byte       // signs file URLs (files.go)
-	requests  httpCounters // answered requests by status class (metrics.go)
+	// uploadsDone counts the uploads stored (metrics).
+	uploadsDone atomic.Uint64
+	fileKey     []byte       // signs file URLs (files.go)
+	requests    httpCounters // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.

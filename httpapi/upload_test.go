@@ -245,6 +245,13 @@ func TestUploadDedup(t *testing.T) {
 	if err != nil || used != int64(len(img)) {
 		t.Fatalf("app usage %d %v, want %d", used, err, len(img))
 	}
+	fams := scrape(t, h.local)
+	if n := value(t, fams, "chatd_http_uploads_total"); n != 2 {
+		t.Fatalf("chatd_http_uploads_total %v, want 2", n)
+	}
+	if n := value(t, fams, "chatd_http_uploads_in_progress"); n != 0 {
+		t.Fatalf("chatd_http_uploads_in_progress %v, want 0", n)
+	}
 }
 
 // A multipart form works like a raw body (its file name kept for
