@@ -350,9 +350,24 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if in.Type == "" {
 		return nil, Errf(CodeBadRequest, "missing type")
 	}
+	var attach func(*Message, *Batch)
+	if isMedia(in.Type) && len(in.Content) <= c.cfg.MaxContent && mentionsFile(in.Content) {
+		if cacheOnly {
+			return nil, errCacheMiss // the store has the upload's records
+		}
+		var err error
+		if attach, err = c.resolveFile(ctx, app, in); err != nil {
+			return nil, err
+		}
+	}
 	preview, e := validateContent(in.Type, in.Content, c.cfg.MaxContent)
 	if e != nil {
 		return nil, e
+	}
+	if len(c.cfg.MediaHosts) > 0 && isMedia(in.Type) {
+		if e := c.checkMediaContent(in.Content); e != nil {
+			return nil, e
+		}
 	}
 	if len(in.CID) > 64 {
 		return nil, Errf(CodeBadRequest, "cid longer than 64 bytes")
@@ -407,6 +422,11 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		}
 	}
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
+	if prev := o.attach; prev != nil && attach != nil { // a consultation's first reply set one
+		o.attach = func(m *Message, b *Batch) { prev(m, b); attach(m, b) }
+	} else if attach != nil {
+		o.attach = attach
+	}
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
 	return o, nil

@@ -145,8 +145,18 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 			return User{}, Errf(CodeBadRequest, "extra "+why)
 		}
 	}
-	if in.Avatar != "" {
+	var avatarRef *Record
+	if strings.HasPrefix(in.Avatar, FileURLScheme) {
+		r, err := c.avatarFile(ctx, app, in.UID, in.Avatar)
+		if err != nil {
+			return User{}, err
+		}
+		avatarRef = &r
+	} else if in.Avatar != "" {
 		if why := checkURL(in.Avatar); why != "" {
+			return User{}, urlError("avatar", why)
+		}
+		if why := c.mediaHostProblem(in.Avatar); why != "" {
 			return User{}, urlError("avatar", why)
 		}
 	}
@@ -176,6 +186,10 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 	if u.Nickname == "" {
 		u.Nickname = in.UID
 	}
+	b := &Batch{Users: []User{u}}
+	if avatarRef != nil && u.Avatar == in.Avatar {
+		b.Records = append(b.Records, *avatarRef)
+	}
 	isNew := func() (bool, error) { // under the app's cap (limits.go)
 		_, err := c.store.User(ctx, app, in.UID)
 		if errors.Is(err, ErrNotFound) {
@@ -183,7 +197,7 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 		}
 		return false, err
 	}
-	if err := c.withQuota(ctx, &a, quotaUsers, isNew, func() error { return c.write(ctx, &Batch{Users: []User{u}}) }); err != nil {
+	if err := c.withQuota(ctx, &a, quotaUsers, isNew, func() error { return c.write(ctx, b) }); err != nil {
 		return User{}, err
 	}
 	return u, nil
@@ -290,7 +304,7 @@ func (c *Core) sendWith(ctx context.Context, app string, in SendInput, attach fu
 		return SendResult{}, err
 	}
 	o.res = make(chan opResult, 1)
-	if prev := o.attach; prev != nil && attach != nil { // a consultation's first reply set one (consult_service.go)
+	if prev := o.attach; prev != nil && attach != nil { // a consultation's first reply or an upload's reference set one
 		o.attach = func(m *Message, b *Batch) { prev(m, b); attach(m, b) }
 	} else if attach != nil {
 		o.attach = attach
@@ -328,6 +342,9 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 	}
 	if in.Avatar != "" {
 		if why := checkURL(in.Avatar); why != "" {
+			return Session{}, urlError("avatar", why)
+		}
+		if why := c.mediaHostProblem(in.Avatar); why != "" {
 			return Session{}, urlError("avatar", why)
 		}
 	}

@@ -344,6 +344,7 @@ func (c *Core) runSweeper(ctx context.Context) {
 			}
 			c.closeExpired()
 			c.groupLimits.prune(c.nowMS())
+			c.sweepHTTPDevices(c.nowMS())
 		}
 	}
 }

@@ -45,6 +45,9 @@ func validateContent(typ string, content json.RawMessage, limit int) (string, *E
 	if f.badURL != "" {
 		return "", urlError("content."+f.badURL, f.badURLWhy)
 	}
+	if f.fileURL && typ != "image" && typ != "voice" && typ != "video" && typ != "file" {
+		return "", urlError("content.url", "names an upload (chatd-file:), which only image, voice, video and file messages may carry")
+	}
 	need := func(has bool, v, field string) *Error {
 		if !has || v == "" {
 			return Errf(CodeBadRequest, typ+" content needs a non-empty \""+field+"\"")

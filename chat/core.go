@@ -86,6 +86,22 @@ type Config struct {
 	// resolved address again at every dial). Nil checks the URL's shape
 	// only.
 	CheckWebhookURL func(rawURL string) error
+	// HTTPEventsKeep is how long a user's HTTP device (httpdevice.go)
+	// outlives its last read: its ring keeps collecting events, so a
+	// client polling at least this often misses none. Zero means 5
+	// minutes.
+	HTTPEventsKeep time.Duration
+	// HTTPEventsMax caps the events one HTTP device keeps. Zero means 1000.
+	HTTPEventsMax int
+	// HTTPEventsBytes caps the bytes of the events one HTTP device keeps.
+	// Zero means 1 MiB.
+	HTTPEventsBytes int
+	// MediaHosts, when not empty, are the only hosts an external URL in
+	// an image, voice, video or file message, or a user's avatar, may
+	// name ("cdn.example.com", or "*.example.com" for its subdomains).
+	// Uploads (chatd-file:) are not external. Empty allows any http(s)
+	// host.
+	MediaHosts []string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Consult tunes timed consultations (consult_service.go).
@@ -144,6 +160,15 @@ func (c *Config) fill() {
 	}
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
+	}
+	if c.HTTPEventsKeep <= 0 {
+		c.HTTPEventsKeep = 5 * time.Minute
+	}
+	if c.HTTPEventsMax <= 0 {
+		c.HTTPEventsMax = DefaultHTTPEventsMax
+	}
+	if c.HTTPEventsBytes <= 0 {
+		c.HTTPEventsBytes = DefaultHTTPEventsBytes
 	}
 	if c.LogError == nil {
 		c.LogError = func(what string, err error) { log.Printf("chat: %s failed: %v", what, err) }
@@ -204,6 +229,11 @@ type Core struct {
 	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
 	consult consultState // timed consultations (consult_service.go)
 	svc     *svcState    // customer service: shops, agents, conversations (service.go)
+
+	filesMu sync.Mutex // serialises the read-modify-write of an app's upload usage (files.go)
+
+	httpMu   sync.Mutex             // guards httpDevs
+	httpDevs map[string]*HTTPDevice // userKey → the user's HTTP device (httpdevice.go); nil until the first
 
 	stats counters
 }

@@ -492,6 +492,9 @@ type contentScan struct {
 	// badURL names the first url, cover or image field that failed
 	// checkURL, and badURLWhy says why (urls.go).
 	badURL, badURLWhy string
+	// fileURL is set when the url field names an upload (chatd-file:<id>,
+	// files.go), which only media messages may carry.
+	fileURL bool
 }
 
 // scanContent reads the top-level fields of a content object. ok is false
@@ -562,7 +565,9 @@ func scanContent(b []byte, c *contentScan) bool {
 				case "image":
 					field = "image"
 				}
-				if field != "" {
+				if field == "url" && len(v) > len(FileURLScheme) && v[:len(FileURLScheme)] == FileURLScheme {
+					c.fileURL = true // resolved, and checked, by resolveFile
+				} else if field != "" {
 					if why := checkURL(v); why != "" {
 						c.badURL, c.badURLWhy = field, why
 					}

@@ -234,7 +234,9 @@ func reservedLane(ctx *fasthttp.RequestCtx) bool {
 // reserved lane: the health check and the loopback-only endpoints.
 func onReservedLane(id int) bool {
 	switch endpoints[id].auth {
-	case authNone, authAdmin, authLocal:
+	case authNone:
+		return id == epHealth // not file downloads
+	case authAdmin, authLocal:
 		return true
 	}
 	return false

@@ -40,6 +40,7 @@ var (
 	errNoTimestamp = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderTimestamp)
 	errNoNonce     = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderNonce)
 	errNoApp       = chat.Errf(chat.CodeUnauthorized, "missing "+HeaderApp)
+	errNoAppQuery  = chat.Errf(chat.CodeUnauthorized, "access_token needs app=<app id> beside it")
 	errBadTS       = chat.Errf(chat.CodeUnauthorized, "bad "+HeaderTimestamp+": want unix seconds")
 	errBadNonce    = chat.Errf(chat.CodeUnauthorized,
 		"bad "+HeaderNonce+": want 8-64 characters from A-Z a-z 0-9 _ -")
@@ -86,15 +87,8 @@ func readSigned(h *fasthttp.RequestHeader) (signedHeaders, *chat.Error) {
 // nonce under (kind, id). Order matters: the nonce is recorded only once
 // the signature is proven, so unsigned junk cannot fill the replay cache.
 func (s *Server) verify(ctx *fasthttp.RequestCtx, sh signedHeaders, kind byte, id string, key []byte, now int64) *chat.Error {
-	if sh.tsv < now-s.window || sh.tsv > now+s.window {
-		return chat.Errf(chat.CodeUnauthorized, s.windowMsg+" (server time "+itoa(now)+")")
-	}
-	if sh.tsv > now+s.ahead {
-		// Bounded more tightly than the past: the nonce is remembered
-		// until the timestamp leaves the window, so a timestamp far ahead
-		// would keep it (and its share of the cache) alive that much
-		// longer.
-		return chat.Errf(chat.CodeUnauthorized, s.aheadMsg+" (server time "+itoa(now)+")")
+	if e := s.checkWindow(sh, now); e != nil {
+		return e
 	}
 	var got [sha256.Size]byte
 	if len(sh.sig) != 2*sha256.Size {
@@ -113,6 +107,21 @@ func (s *Server) verify(ctx *fasthttp.RequestCtx, sh signedHeaders, kind byte, i
 		return errReplay
 	case nonceFull:
 		return errNoncesFull
+	}
+	return nil
+}
+
+// checkWindow checks a signed request's timestamp against now.
+func (s *Server) checkWindow(sh signedHeaders, now int64) *chat.Error {
+	if sh.tsv < now-s.window || sh.tsv > now+s.window {
+		return chat.Errf(chat.CodeUnauthorized, s.windowMsg+" (server time "+itoa(now)+")")
+	}
+	if sh.tsv > now+s.ahead {
+		// Bounded more tightly than the past: the nonce is remembered
+		// until the timestamp leaves the window, so a timestamp far ahead
+		// would keep it (and its share of the cache) alive that much
+		// longer.
+		return chat.Errf(chat.CodeUnauthorized, s.aheadMsg+" (server time "+itoa(now)+")")
 	}
 	return nil
 }
@@ -155,9 +164,55 @@ func (s *Server) authApp(ctx *fasthttp.RequestCtx) (string, error) {
 	if e != nil {
 		return "", e
 	}
+	id, secret, err := s.appSecret(ctx)
+	if err != nil {
+		return "", err
+	}
+	if e := s.verify(ctx, sh, kindApp, id, secret, time.Now().Unix()); e != nil {
+		return "", e
+	}
+	return id, nil
+}
+
+// authAppStream starts the authentication of a signed app request whose
+// body is read as a stream (uploads): the headers and the timestamp are
+// checked now; the returned streamMAC takes the body as it is read and
+// its verify checks the signature, then records the nonce.
+func (s *Server) authAppStream(ctx *fasthttp.RequestCtx) (string, *streamMAC, error) {
+	sh, e := readSigned(&ctx.Request.Header)
+	if e != nil {
+		return "", nil, e
+	}
+	id, secret, err := s.appSecret(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	now := time.Now().Unix()
+	if e := s.checkWindow(sh, now); e != nil {
+		return "", nil, e
+	}
+	want := make([]byte, sha256.Size)
+	if len(sh.sig) != 2*sha256.Size {
+		return "", nil, errBadSig
+	}
+	if _, err := hex.Decode(want, sh.sig); err != nil {
+		return "", nil, errBadSig
+	}
+	m := &streamMAC{h: hmac.New(sha256.New, secret), want: want, srv: s, app: id,
+		nonce: append([]byte(nil), sh.nonce...), exp: sh.tsv + s.window, now: now}
+	for _, part := range [][]byte{ctx.Method(), ctx.Request.Header.RequestURI(), sh.ts, sh.nonce} {
+		m.h.Write(part)
+		m.h.Write(newline)
+	}
+	return id, m, nil
+}
+
+// appSecret returns the app id of a signed request and the key to check
+// it with (a random one for an unknown app).
+func (s *Server) appSecret(ctx *fasthttp.RequestCtx) (string, []byte, error) {
 	appID := ctx.Request.Header.Peek(HeaderApp)
 	if len(appID) == 0 {
-		return "", errNoApp
+		return "", nil, errNoApp
 	}
 	id := string(appID)
 	secret := s.unknownAppKey
@@ -165,7 +220,7 @@ func (s *Server) authApp(ctx *fasthttp.RequestCtx) (string, error) {
 	if err != nil {
 		var ce *chat.Error
 		if !errors.Is(err, chat.ErrNotFound) && !(errors.As(err, &ce) && ce.Code == chat.CodeNotFound) {
-			return "", err
+			return "", nil, err
 		}
 		// An unknown app is checked like a known one against a random key
 		// no client has, so it fails the same way (the window check, then
@@ -174,15 +229,21 @@ func (s *Server) authApp(ctx *fasthttp.RequestCtx) (string, error) {
 	} else {
 		secret = []byte(app.Secret)
 	}
-	if e := s.verify(ctx, sh, kindApp, id, secret, time.Now().Unix()); e != nil {
-		return "", e
-	}
-	return id, nil
+	return id, secret, nil
 }
 
 // authToken authenticates a user API request: X-Chatd-App and
 // Authorization: Bearer <token>, checked by core.Login.
-func (s *Server) authToken(ctx *fasthttp.RequestCtx) (chat.Identity, error) {
+func (s *Server) authToken(ctx *fasthttp.RequestCtx, query bool) (chat.Identity, error) {
+	if query && len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) == 0 {
+		if tok := ctx.QueryArgs().Peek("access_token"); len(tok) > 0 {
+			app := ctx.QueryArgs().Peek("app")
+			if len(app) == 0 {
+				return chat.Identity{}, errNoAppQuery
+			}
+			return s.core.Login(s.reqCtx, string(app), string(tok))
+		}
+	}
 	appID := ctx.Request.Header.Peek(HeaderApp)
 	if len(appID) == 0 {
 		return chat.Identity{}, errNoApp

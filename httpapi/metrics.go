@@ -113,6 +113,11 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 		w.Sample(float64(s.admission.refusedPerIP.Load()), metrics.Label{Name: "reason", Value: "per_ip"})
 		w.Sample(float64(s.admission.refusedBusy.Load()), metrics.Label{Name: "reason", Value: "busy"})
 	}
+	w.Gauge("chatd_http_polls_waiting", "Waiting long-polls and open user event streams (GET /v1/events, /v1/events/stream; capped by http_max_polls).", float64(s.polls.active.Load()))
+	w.Counter("chatd_http_polls_refused_total", "Long-polls and user event streams refused 503 over http_max_polls.", float64(s.polls.refused.Load()))
+	w.Gauge("chatd_http_event_devices", "Users with an HTTP event buffer (a long-poll, stream or recv within http_events_keep).", float64(s.core.HTTPDevices()))
+	w.Gauge("chatd_http_uploads_in_progress", "Uploads whose body is being received (capped by upload_concurrent).", float64(s.uploads.Load()))
+	w.Counter("chatd_http_uploads_total", "Uploads stored (a duplicate of a stored file included).", float64(s.uploadsDone.Load()))
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(w)
 	}

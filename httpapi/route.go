@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/url"
 	"runtime/debug"
 
@@ -20,6 +21,12 @@ const (
 	authApp                       // signed with an app's secret
 	authToken                     // Bearer chat token + X-Chatd-App
 	authLocal                     // unsigned, loopback only (like admin): /metrics
+	// authTokenQuery is authToken, or ?app=…&access_token=… for browser
+	// EventSource, which cannot send headers.
+	authTokenQuery
+	// authAppStream is authApp for a body read as a stream (uploads): the
+	// signature over the body is checked once it is read (upload.go).
+	authAppStream
 )
 
 // reqInfo is what routing and authentication learned about one request.
@@ -28,6 +35,8 @@ type reqInfo struct {
 	app   string        // authApp: the app id
 	ident chat.Identity // authToken: the logged-in user
 	param string        // the path parameter ({uid} or {id}), unescaped
+	// bodyMAC (authAppStream) checks the signature once the body is read.
+	bodyMAC *streamMAC
 }
 
 // handlerFunc serves one authenticated request. It writes the success
@@ -78,6 +87,13 @@ const (
 	epConsultRecord
 	epConsultRecords
 	epConsultant
+	epEvents
+	epEventStream
+	epRecv
+	epUpload
+	epAppUpload
+	epFile
+	epFileURL
 	epCount
 )
 
@@ -118,6 +134,13 @@ var endpoints = [epCount]endpoint{
 	epConsultRecord:  {pattern: "/api/v1/consultations/{id}/record", auth: authApp, get: (*Server).appConsultRecord, allow: "GET"},
 	epConsultRecords: {pattern: "/api/v1/consult-records", auth: authApp, get: (*Server).appConsultRecords, allow: "GET"},
 	epConsultant:     {pattern: "/api/v1/consultants/{uid}", auth: authApp, get: (*Server).appConsultant, post: (*Server).appSetConsultant, allow: "GET, POST"},
+	epEvents:         {pattern: "/v1/events", auth: authToken, get: (*Server).userEvents, allow: "GET"},
+	epEventStream:    {pattern: "/v1/events/stream", auth: authTokenQuery, get: (*Server).userStream, allow: "GET"},
+	epRecv:           {pattern: "/v1/recv", auth: authToken, get: (*Server).userRecv, allow: "GET"},
+	epUpload:         {pattern: "/v1/files", auth: authToken, post: (*Server).userUpload, allow: "POST"},
+	epAppUpload:      {pattern: "/api/v1/files", auth: authAppStream, post: (*Server).appUpload, allow: "POST"},
+	epFile:           {pattern: "/v1/files/{id}", auth: authNone, get: (*Server).serveFile, allow: "GET"},
+	epFileURL:        {pattern: "/v1/files/{id}/url", auth: authToken, get: (*Server).userFileURL, allow: "GET"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -128,6 +151,16 @@ func resolve(p []byte) (int, []byte) {
 		return epHealth, nil
 	case "/v1/client":
 		return epClient, nil
+	case "/v1/events":
+		return epEvents, nil
+	case "/v1/events/stream":
+		return epEventStream, nil
+	case "/v1/recv":
+		return epRecv, nil
+	case "/v1/files":
+		return epUpload, nil
+	case "/api/v1/files":
+		return epAppUpload, nil
 	case "/admin/v1/apps":
 		return epAdminApps, nil
 	case "/admin/v1/status":
@@ -177,6 +210,17 @@ func resolve(p []byte) (int, []byte) {
 	if id, param, ok := resolveConsult(p); ok {
 		return id, param
 	}
+	if rest, ok := bytes.CutPrefix(p, prefixFiles); ok {
+		id, tail, more := bytes.Cut(rest, slash)
+		switch {
+		case len(id) == 0:
+		case !more:
+			return epFile, id
+		case string(tail) == "url":
+			return epFileURL, id
+		}
+		return epNone, nil
+	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)
 		switch {
@@ -199,11 +243,13 @@ func resolve(p []byte) (int, []byte) {
 
 var (
 	prefixPprof    = []byte("/debug/pprof/")
+	prefixFiles    = []byte("/v1/files/")
 	prefixUsers    = []byte("/api/v1/users/")
 	prefixSessions = []byte("/api/v1/sessions/")
 	slash          = []byte("/")
 	methodGet      = []byte(fasthttp.MethodGet)
 	methodPost     = []byte(fasthttp.MethodPost)
+	methodOptions  = []byte(fasthttp.MethodOptions)
 )
 
 // serveHTTP is the request handler: size check, route, method, auth, then
@@ -219,12 +265,17 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errAmbiguousLength)
 		return
 	}
-	if len(ctx.PostBody()) > s.cfg.MaxBody {
-		writeError(ctx, s.tooLarge())
-		return
-	}
 	path := ctx.URI().PathOriginal()
 	id, param := resolve(path)
+	if id != epUpload && id != epAppUpload {
+		// Bodies arrive as streams (uploads need that); every other
+		// endpoint gets its body read here, at most MaxBody of it.
+		if e := s.readBody(ctx); e != nil {
+			ctx.SetConnectionClose() // the rest of the body is not read
+			writeError(ctx, e)
+			return
+		}
+	}
 	if reservedLane(ctx) {
 		// A slot beyond MaxConns (admit.go): serve what the operator and
 		// health checks need, then free it.
@@ -240,6 +291,14 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ep := &endpoints[id]
+	user := ep.auth == authToken || ep.auth == authTokenQuery || id == epFile
+	if user {
+		if bytes.Equal(ctx.Method(), methodOptions) {
+			s.preflight(ctx, ep) // poll.go
+			return
+		}
+		s.cors(ctx) // on every answer, errors included, so the page can read them
+	}
 	var h handlerFunc
 	switch m := ctx.Method(); {
 	case bytes.Equal(m, methodGet):
@@ -281,8 +340,16 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		r.app = app
-	case authToken:
-		ident, err := s.authToken(ctx)
+	case authAppStream:
+		app, mac, err := s.authAppStream(ctx)
+		if err != nil {
+			ctx.SetConnectionClose() // its body is not read
+			s.deny(ctx, err)
+			return
+		}
+		r.app, r.bodyMAC = app, mac
+	case authToken, authTokenQuery:
+		ident, err := s.authToken(ctx, ep.auth == authTokenQuery)
 		if err != nil {
 			s.deny(ctx, err)
 			return
@@ -292,6 +359,30 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	if err := h(s, ctx, &r); err != nil {
 		s.fail(ctx, err)
 	}
+}
+
+// readBody reads a (non-upload) request's body into memory, refusing it
+// past MaxBody: from its Content-Length before reading, or (chunked) as
+// soon as the count passes the limit.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) *chat.Error {
+	if cl := ctx.Request.Header.ContentLength(); cl > s.cfg.MaxBody {
+		return s.tooLarge()
+	}
+	if !ctx.Request.IsBodyStream() {
+		if len(ctx.Request.Body()) > s.cfg.MaxBody {
+			return s.tooLarge()
+		}
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), int64(s.cfg.MaxBody)+1))
+	if err != nil {
+		return chat.Errf(chat.CodeBadRequest, "request body is truncated")
+	}
+	if len(b) > s.cfg.MaxBody {
+		return s.tooLarge()
+	}
+	ctx.Request.SetBody(b)
+	return nil
 }
 
 var errAmbiguousLength = chat.Errf(chat.CodeBadRequest,

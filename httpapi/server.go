@@ -149,9 +149,51 @@ type Config struct {
 	// run on connections taken over from the HTTP server, so they do not
 	// count against MaxConns.
 	MaxSubscribers int
-	// StreamHeartbeat is the interval of a live stream's heartbeat line.
-	// Zero means 15 s.
+	// StreamHeartbeat is the interval of a live stream's heartbeat line
+	// (and of a user event stream's heartbeat comment). Zero means 15 s.
 	StreamHeartbeat time.Duration
+	// MaxPolls caps the waiting long-polls and user event streams
+	// together (poll.go). They run on connections taken over from the
+	// HTTP server, so they do not count against MaxConns and cannot
+	// starve the API. Zero means 5000; over it, 503 unavailable.
+	MaxPolls int
+	// MaxPollsPerUser caps one user's waiting long-polls and event
+	// streams, so that one token cannot take MaxPolls. Zero means 8; over
+	// it, 429 rate_limited.
+	MaxPollsPerUser int
+	// PollTimeout is how long a long-poll waits for an event when the
+	// request names no timeout. Zero means 25 s.
+	PollTimeout time.Duration
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// allowed to call the user endpoints (/v1/…) from a page; their
+	// preflights are answered. Empty allows none.
+	CORSOrigins []string
+	// UploadDir is where uploads are stored (content-addressed, see
+	// upload.go): chatd sets <data_dir>/uploads. Empty disables uploads
+	// (503).
+	UploadDir string
+	// MaxImage, MaxVoice, MaxVideo and MaxFile cap one upload of each
+	// type in bytes. Zero means 10 MiB, 2 MiB, 50 MiB and 50 MiB.
+	MaxImage, MaxVoice, MaxVideo, MaxFile int64
+	// UploadQuota caps the bytes of uploads one app stores. Zero means
+	// 10 GiB; negative means no cap.
+	UploadQuota int64
+	// MaxUploads caps the uploads in progress. Zero means 32; over it,
+	// 503 before the body is read.
+	MaxUploads int
+	// UploadTimeout bounds the read of an upload's body (a deadline from
+	// the start of the upload). Zero means 10 minutes.
+	UploadTimeout time.Duration
+	// FileURLTTL is how long a signed file URL works. Zero means 1 hour.
+	FileURLTTL time.Duration
+	// UploadGrace is how long an upload may stay unsent (or unreferenced)
+	// before garbage collection removes it. Zero means 24 hours.
+	UploadGrace time.Duration
+	// FileGCInterval is how often uploads are garbage-collected. Zero
+	// means 1 hour.
+	FileGCInterval time.Duration
+	// Now is the clock of signed file URLs. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Status is the answer of GET /admin/v1/status.
@@ -207,7 +249,12 @@ type Server struct {
 
 	admission *admission   // connection slots (admit.go)
 	streams   streamSet    // live event streams (subscribe.go)
-	requests  httpCounters // answered requests by status class (metrics.go)
+	polls     pollSet      // waiting long-polls and user event streams (poll.go)
+	uploads   atomic.Int64 // uploads in progress (upload.go)
+	// uploadsDone counts the uploads stored (metrics).
+	uploadsDone atomic.Uint64
+	fileKey     []byte       // signs file URLs (files.go)
+	requests    httpCounters // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -255,6 +302,16 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	cfg.fillStream()
+	if cfg.MaxPolls <= 0 {
+		cfg.MaxPolls = DefaultMaxPolls
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = DefaultPollTimeout
+	}
+	if cfg.MaxPollsPerUser <= 0 {
+		cfg.MaxPollsPerUser = DefaultPollsPerUser
+	}
+	cfg.fillUploads()
 	window := int64(cfg.SignatureWindow / time.Second)
 	if window < 1 {
 		window = 1
@@ -280,6 +337,7 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		nonces:        newNonceCache(window, cfg.MaxNonces, cfg.MaxNoncesPerKey),
 		startedAt:     time.Now(),
 		ready:         make(chan struct{}),
+		fileKey:       fileURLKey(cfg.AdminKey),
 	}
 	s.admission = &admission{
 		maxGeneral:  cfg.MaxConns,
@@ -301,6 +359,12 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		// closed connection's worker has not returned to the pool yet.
 		Concurrency:        2 * (cfg.MaxConns + cfg.ReservedConns),
 		MaxRequestBodySize: cfg.MaxBody,
+		// Bodies are streams: an upload is copied to disk as it arrives
+		// (upload.go) and every other body is read by serveHTTP up to
+		// MaxBody. fasthttp's own multipart parsing would read a whole
+		// form (to temporary files) before the handler could refuse it.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 		// Deadlines set once (see admit.go): the header's at the start,
 		// the body's when the header is in.
 		ReadTimeout:          cfg.HeaderTimeout,
@@ -355,6 +419,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info().Str("addr", s.Addr()).Msg("http api listening")
 
 	ln = &admitListener{Listener: ln, a: s.admission, log: s.log}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	if s.cfg.UploadDir != "" {
+		go s.runFileGC(gcCtx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 
@@ -367,6 +436,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Live streams run on hijacked connections, which fasthttp's shutdown
 	// neither waits for nor closes: tell them to end now, wait below.
 	s.streams.stop()
+	s.polls.stop()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	err := s.srv.ShutdownWithContext(sctx)
 	cancel()
@@ -374,6 +444,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// did not see it: closing it here makes that Serve return at once.
 	ln.Close()
 	s.streams.wait()
+	s.polls.wait()
 	s.reqCancel()
 	if errc != nil {
 		serveErr = <-errc

@@ -120,6 +120,35 @@ type Config struct {
 	// HTTPBodyTimeout bounds the read of an HTTP request's body, from the
 	// end of its headers.
 	HTTPBodyTimeout time.Duration
+	// HTTPCORSOrigins are the browser origins whose pages may call the
+	// user endpoints (/v1/…).
+	HTTPCORSOrigins []string
+	// HTTPMaxPolls caps waiting long-polls and user event streams.
+	HTTPMaxPolls int
+	// HTTPPollsPerUser caps one user's waiting long-polls and streams.
+	HTTPPollsPerUser int
+	// HTTPPollTimeout is a long-poll's default wait.
+	HTTPPollTimeout time.Duration
+	// HTTPEventsKeep is how long a user's HTTP event buffer outlives its
+	// last reader.
+	HTTPEventsKeep time.Duration
+	// HTTPEventsMax caps the events in one user's HTTP event buffer.
+	HTTPEventsMax int
+	// UploadMaxImage, UploadMaxVoice, UploadMaxVideo and UploadMaxFile
+	// cap one upload of each type in bytes.
+	UploadMaxImage, UploadMaxVoice, UploadMaxVideo, UploadMaxFile int
+	// UploadQuota caps the bytes of uploads one app stores (0: no cap).
+	UploadQuota int
+	// UploadMaxConcurrent caps the uploads in progress.
+	UploadMaxConcurrent int
+	// UploadTimeout bounds the receipt of one upload's body.
+	UploadTimeout time.Duration
+	// FileURLTTL is how long a signed file URL works.
+	FileURLTTL time.Duration
+	// UploadGrace is how long an upload no message carries is kept.
+	UploadGrace time.Duration
+	// MediaURLHosts restricts the hosts of external media URLs and avatars.
+	MediaURLHosts []string
 	// SignatureWindow is how far a signed request's timestamp may be from
 	// the server clock, either way (ahead, SignatureAhead is tighter).
 	SignatureWindow time.Duration

@@ -54,6 +54,9 @@ func TestDefaults(t *testing.T) {
 		WebhookPushDebounce: 2 * time.Second, WebhookKeep: 168 * time.Hour,
 		ConsultTick: 10 * time.Second, ConsultWarnings: []string{"5m", "1m", "10s"}, ConsultRounding: "minute",
 		ConsultMaxPerConsultant: 10, ConsultPendingTTL: 30 * time.Minute,
+		HTTPMaxPolls: 5000, HTTPPollsPerUser: 8, HTTPPollTimeout: 25 * time.Second, HTTPEventsKeep: 5 * time.Minute, HTTPEventsMax: 1000,
+		UploadMaxImage: 10 << 20, UploadMaxVoice: 2 << 20, UploadMaxVideo: 50 << 20, UploadMaxFile: 50 << 20, UploadQuota: 10 << 30,
+		UploadMaxConcurrent: 32, UploadTimeout: 10 * time.Minute, FileURLTTL: time.Hour, UploadGrace: 24 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

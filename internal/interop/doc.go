@@ -1,6 +1,9 @@
 // Package interop tests chatd's WebSocket server against clients the
 // project did not write: gorilla/websocket and coder/websocket (Go), Node's
-// ws package, and a real headless Chromium driven by playwright-core.
+// ws package, and a real headless Chromium driven by playwright-core. The
+// Chromium tests also cover the HTTP side as a web page uses it without a
+// WebSocket: CORS, uploads, Server-Sent Events and signed file URLs in an
+// <img> (TestBrowserUpload).
 //
 // The Go clients run everywhere. The Node clients need `npm ci` in
 // internal/interop/node and Debian's chromium at /usr/bin/chromium; without

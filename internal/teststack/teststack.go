@@ -43,6 +43,8 @@ type Options struct {
 	Now func() time.Time
 	// Limits are the core's per-user limits (zero: none).
 	Limits chat.Limits
+	// CORSOrigins are the browser origins allowed on the user endpoints.
+	CORSOrigins []string
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it as
@@ -83,7 +85,8 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer}, core, o.Log)
+	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer,
+		UploadDir: filepath.Join(dir, "uploads"), CORSOrigins: o.CORSOrigins}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
