@@ -69,12 +69,18 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		if r.UID == "" {
 			return nil, Errf(CodeBadRequest, "missing uid: whom to open a private session with")
 		}
+		if err := c.clientPrivateCheck(ctx, id.App, id.UID, r.UID); err != nil { // contacts.go
+			return nil, err
+		}
 		s, err := c.openPrivate(ctx, id.App, id.UID, r.UID)
 		if err != nil {
 			return nil, err
 		}
 		return c.sessionView(ctx, id, s.id)
 	case "group_create":
+		if err := c.groupAllowed(ctx, id.App); err != nil { // contacts.go
+			return nil, err
+		}
 		s, err := c.createGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs}, true)
 		if err != nil {
 			return nil, err
@@ -92,6 +98,9 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 			uid = id.UID
 		}
 		return c.User(ctx, id.App, uid)
+	}
+	if data, err, ok := c.contactAction(ctx, cl, r); ok { // contacts.go
+		return data, err
 	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
 }
@@ -219,7 +228,7 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := clientSendCheck(r.Type); e != nil {
 		return e
 	}
-	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
 		return err
@@ -245,7 +254,7 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	if clientSendCheck(r.Type) != nil {
 		return false // the queued path answers
 	}
-	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.buildSend(context.Background(), cl.id.App, &in, true)
 	if err == errCacheMiss {
 		return false
@@ -328,15 +337,30 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		if in.From != "" && !s.members().has(in.From) {
 			return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(in.Session)))
 		}
+		if in.client && s.kind == KindPrivate { // blocks and the messaging policy: contacts.go
+			if err := c.privateAllowed(ctx, app, in.From, privatePeer(s, in.From), true, cacheOnly); err != nil {
+				return nil, err
+			}
+		}
 	case cacheOnly && in.To != "" && in.From != "" && in.From != in.To:
 		if s = c.cachedPrivate(app, in.From, in.To); s == nil {
 			return nil, errCacheMiss
+		}
+		if in.client {
+			if err := c.privateAllowed(ctx, app, in.From, in.To, true, true); err != nil {
+				return nil, err
+			}
 		}
 	case cacheOnly:
 		return nil, errCacheMiss
 	case in.To != "" && in.From == "":
 		s, err = c.openSystem(ctx, app, in.To)
 	case in.To != "":
+		if in.client && in.From != in.To {
+			if err := c.clientPrivateCheck(ctx, app, in.From, in.To); err != nil {
+				return nil, err
+			}
+		}
 		s, err = c.openPrivate(ctx, app, in.From, in.To)
 	default:
 		return nil, Errf(CodeBadRequest, "missing session_id or to: where to send")

@@ -279,6 +279,12 @@ func decodeFast(b []byte, r *request) (*fieldError, bool) {
 				fe = s.strField(&r.Name, "name")
 			case "avatar":
 				fe = s.strField(&r.Avatar, "avatar")
+			case "message":
+				fe = s.strField(&r.Message, "message")
+			case "remark":
+				fe = s.strField(&r.Remark, "remark")
+			case "cursor":
+				fe = s.strField(&r.Cursor, "cursor")
 			case "session_id":
 				var v uint64
 				fe = s.uintField(&v, "session_id")

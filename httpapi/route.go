@@ -62,6 +62,8 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epSettings       // contacts.go
+	epContactsImport // contacts.go
 	epCount
 )
 
@@ -84,6 +86,9 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	// contacts.go
+	epSettings:       {pattern: "/api/v1/settings", auth: authApp, get: (*Server).appSettings, post: (*Server).appSetSettings, allow: "GET, POST"},
+	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -114,6 +119,10 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/settings":
+		return epSettings, nil
+	case "/api/v1/contacts/import":
+		return epContactsImport, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
