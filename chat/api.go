@@ -268,6 +268,13 @@ func (c *Core) Login(ctx context.Context, app, token string) (Identity, error) {
 // Send stores a message as a user (or, with empty From, a system notice) and
 // returns once it is durable; online members receive it after that.
 func (c *Core) Send(ctx context.Context, app string, in SendInput) (SendResult, error) {
+	return c.sendWith(ctx, app, in, nil)
+}
+
+// sendWith is Send with attach: domain records committed in the same
+// transaction as the message (see op.attach), as when an automatic reply
+// and the state change that caused it must be durable together.
+func (c *Core) sendWith(ctx context.Context, app string, in SendInput, attach func(m *Message, b *Batch)) (SendResult, error) {
 	if in.From != "" {
 		if _, err := c.User(ctx, app, in.From); err != nil {
 			return SendResult{}, err
@@ -278,6 +285,7 @@ func (c *Core) Send(ctx context.Context, app string, in SendInput) (SendResult, 
 		return SendResult{}, err
 	}
 	o.res = make(chan opResult, 1)
+	o.attach = attach
 	if err := c.submit(ctx, o); err != nil {
 		return SendResult{}, err
 	}

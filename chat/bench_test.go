@@ -139,7 +139,16 @@ func (s *nullStore) CID(context.Context, string, string, string) (SessionID, uin
 	return 0, 0, ErrNotFound
 }
 func (s *nullStore) MaxSessionID(context.Context) (SessionID, error) { return 0, nil }
-func (s *nullStore) Close() error                                    { return nil }
+func (s *nullStore) Record(context.Context, string, []byte) ([]byte, error) {
+	return nil, ErrNotFound
+}
+func (s *nullStore) ScanRecords(context.Context, string, []byte, []byte, int, bool) ([]Record, error) {
+	return nil, nil
+}
+func (s *nullStore) PruneMessages(context.Context, string, int64, SessionID, int) (int, SessionID, error) {
+	return 0, 0, nil
+}
+func (s *nullStore) Close() error { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,
 // validate, journal, encode once, fan out to every member's fake peer) for

@@ -52,6 +52,8 @@ func (cl *Client) usesToken(h *[32]byte) bool { return cl.token == tokenTag(h) }
 type reqQueue struct {
 	b    [][]byte
 	head int // b[:head] have been taken (and cleared)
+	// done is the func of a Drain whose marker (a nil request) is in b.
+	done func()
 }
 
 var queuePool = sync.Pool{New: func() any { return &reqQueue{b: make([][]byte, 0, 8)} }}
@@ -93,6 +95,7 @@ func putQueue(q *reqQueue) {
 	}
 	clear(q.b)
 	q.b, q.head = q.b[:0], 0
+	q.done = nil
 	queuePool.Put(q)
 }
 
@@ -204,8 +207,63 @@ func (cl *Client) drain() {
 			return
 		}
 		req := q.pop()
+		var done func()
+		if req == nil { // a Drain's marker
+			done, q.done = q.done, nil
+		}
 		cl.mu.Unlock()
+		if req == nil {
+			cl.drained(ctx, done)
+			continue
+		}
 		cl.core.handle(ctx, cl, req)
+	}
+}
+
+// Drain calls done, once, when every request handed to HandleMessage
+// before it has been answered: the requests queued before it have run,
+// and the sends among them (and any that went straight to the journal)
+// have had their acks or errors given to the peer. It reports false, and
+// never calls done, when the client has nothing in progress (nothing
+// queued or running, and not logged in, so no send can be waiting for the
+// journal). done runs on a drain goroutine and must not block.
+//
+// The reactor calls it when the client's WebSocket close frame arrives,
+// so that the replies to what the client sent before closing go out ahead
+// of the server's close frame. Call it at most once per client, from the
+// goroutine that calls HandleMessage.
+func (cl *Client) Drain(done func()) bool {
+	cl.mu.Lock()
+	if cl.closed || !cl.running && !cl.loggedIn.Load() {
+		cl.mu.Unlock()
+		return false
+	}
+	if cl.queue == nil {
+		cl.queue = queuePool.Get().(*reqQueue)
+	}
+	cl.queue.push(nil) // the marker: drain calls done when it gets there
+	cl.queue.done = done
+	start := !cl.running
+	cl.running = true
+	cl.mu.Unlock()
+	if start {
+		cl.core.startDrain(cl)
+	}
+	return true
+}
+
+// drained runs a Drain's done once the requests before its marker have
+// run. Their sends (and those HandleMessage gave the journal directly,
+// earlier still) may still be waiting for their commit; an empty write
+// queued behind them comes back only after they are answered, because the
+// journal answers ops in commit order. It commits nothing, so it costs no
+// disk write.
+func (cl *Client) drained(ctx context.Context, done func()) {
+	if cl.loggedIn.Load() { // only a logged-in client sends
+		_ = cl.core.write(ctx, &Batch{})
+	}
+	if done != nil {
+		done()
 	}
 }
 

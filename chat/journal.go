@@ -26,6 +26,15 @@ type op struct {
 	// generic write
 	batch *Batch
 
+	// attach, when set on a message write, runs on the journal goroutine
+	// right after the message got its seq and joined the commit, and adds
+	// the domain records that must be durable with it (records.go) to b:
+	// the message and they commit together or not at all. It must not
+	// block or take locks, and its records must be valid (ValidKind,
+	// ValidRecordKey): a bad one fails the whole group commit. Not called for a retried cid (nothing new is
+	// stored).
+	attach func(m *Message, b *Batch)
+
 	res chan opResult
 
 	// filled by the journal
@@ -38,6 +47,11 @@ type opResult struct {
 	send SendResult
 	err  error
 }
+
+// errDiskFull answers writes the store refused for lack of space. The
+// store retries nothing itself: the same write succeeds once space is
+// freed (reads and logins go on meanwhile).
+var errDiskFull = Errf(CodeUnavailable, "disk full: the server cannot store anything until space is freed on its data disk; retry later")
 
 // errJournalClosed answers writes submitted after stopping began (Drain,
 // or Run's ctx ending).
@@ -70,6 +84,18 @@ func (c *Core) submit(ctx context.Context, o *op) error {
 
 // write commits b through the journal and waits for it to be durable.
 func (c *Core) write(ctx context.Context, b *Batch) error {
+	// A bad record would fail the whole group commit, everyone's sends
+	// with it: refuse it here, alone.
+	for i := range b.Records {
+		if !ValidKind(b.Records[i].Kind) || !ValidRecordKey(b.Records[i].Key) {
+			return errors.New("chat: write: invalid record kind or key in " + strconv.Quote(b.Records[i].Kind))
+		}
+	}
+	for _, k := range b.DelRecords {
+		if !ValidKind(k.Kind) || !ValidRecordKey(k.Key) {
+			return errors.New("chat: write: invalid record kind or key in " + strconv.Quote(k.Kind))
+		}
+	}
 	o := &op{batch: b, res: make(chan opResult, 1)}
 	if err := c.submit(ctx, o); err != nil {
 		return err
@@ -220,6 +246,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		if m.From != "" {
 			b.Reads = append(b.Reads, ReadMark{Session: m.Session, UID: m.From, Seq: m.Seq})
 		}
+		if o.attach != nil {
+			o.attach(m, b)
+		}
 		o.result.send = SendResult{Session: m.Session, Seq: m.Seq, CreatedAt: m.CreatedAt}
 	}
 	var err error
@@ -252,6 +281,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		if j.cid.entries > maxCIDEntries {
 			j.cid.evict(0)
 		}
+	}
+	if errors.Is(err, ErrDiskFull) {
+		err = errDiskFull // the store refuses writes until space is freed
 	}
 	if err != nil {
 		err = j.commitFailed(c, err, b, len(ops))
@@ -351,6 +383,8 @@ func appendBatch(dst, src *Batch) {
 	dst.Messages = append(dst.Messages, src.Messages...)
 	dst.Summaries = append(dst.Summaries, src.Summaries...)
 	dst.Reads = append(dst.Reads, src.Reads...)
+	dst.Records = append(dst.Records, src.Records...)
+	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

@@ -54,6 +54,10 @@ type App struct {
 	Name      string `json:"name"`
 	Secret    string `json:"secret"`
 	CreatedAt int64  `json:"created_at"` // unix ms
+	// RetentionDays deletes the app's messages older than this many
+	// days (see Core.RunRetention): 0 uses the server's default
+	// (retention_days), -1 keeps them whatever the default.
+	RetentionDays int `json:"retention_days"`
 }
 
 // User is a host site's user as pushed in by the host backend. UID is the

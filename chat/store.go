@@ -8,6 +8,12 @@ import (
 // ErrNotFound is returned by a Store when a record does not exist.
 var ErrNotFound = errors.New("chat: not found")
 
+// ErrDiskFull is wrapped by a Store's errors when a write failed because
+// the disk (or the user's quota) is full. Nothing of that write is
+// stored; the core answers it `unavailable` ("disk full: …") and the
+// same write may succeed once space is freed.
+var ErrDiskFull = errors.New("disk full")
+
 // Store is what the core needs from durable storage. storage.Bolt implements
 // it on bbolt; chat/memstore implements it in memory for core tests; both pass
 // chat/storetest.
@@ -20,7 +26,8 @@ var ErrNotFound = errors.New("chat: not found")
 type Store interface {
 	// Apply commits every change in b in one durable transaction, in this
 	// order: Apps, Users, Tokens, DelTokens, DelUserTokens, Sessions,
-	// Members, DelMembers, Messages, Summaries, Reads. All or nothing.
+	// Members, DelMembers, Messages, Summaries, Reads, Records, DelRecords.
+	// All or nothing.
 	//
 	//  - Apps, Users, Sessions, Members: put (create or replace). Putting a
 	//    Session keeps the stored Last* fields when the stored LastSeq is
@@ -38,6 +45,9 @@ type Store interface {
 	//  - Summaries: set the session's Last* fields when Seq > LastSeq.
 	//  - Reads: raise the member's ReadSeq (never lower it; a missing member
 	//    is ignored).
+	//  - Records: put (create or replace) each value under (Kind, Key);
+	//    then DelRecords: delete (a missing key is not an error). A record
+	//    put and deleted in one batch ends deleted.
 	Apply(ctx context.Context, b *Batch) error
 
 	App(ctx context.Context, id string) (App, error)
@@ -57,6 +67,27 @@ type Store interface {
 	Messages(ctx context.Context, id SessionID, lo, hi uint64, limit int, newest bool) ([]Message, error)
 	// MaxSessionID is the largest session id stored, 0 when none.
 	MaxSessionID(ctx context.Context) (SessionID, error)
+	// PruneMessages deletes messages of app's sessions whose CreatedAt is
+	// before `before` (unix ms), in one durable transaction of at most max
+	// deletions (max <= 0: no limit). Sessions are scanned by id from
+	// `from` up; in each, messages go oldest first and the scan stops at
+	// the first one that is not older (seqs are handed out in time
+	// order). It returns how many it deleted and the session to continue
+	// from in the next call (0: every session was scanned). Sessions,
+	// their LastSeq and summary, members and read marks are kept, so seqs
+	// are never reused: history just starts later. A call with from == 0
+	// begins a pass; everything Apply returned for before it is included.
+	PruneMessages(ctx context.Context, app string, before int64, from SessionID, max int) (deleted int, next SessionID, err error)
+
+	// Record returns the value stored under (kind, key) by Batch.Records,
+	// or ErrNotFound. See records.go.
+	Record(ctx context.Context, kind string, key []byte) ([]byte, error)
+	// ScanRecords returns up to limit records of kind whose key starts
+	// with prefix, ascending by key from the first key after `after` (nil:
+	// from the first). With reverse it walks descending instead, from the
+	// last key before `after` (nil: from the last). limit <= 0 means no
+	// limit.
+	ScanRecords(ctx context.Context, kind string, prefix, after []byte, limit int, reverse bool) ([]Record, error)
 	Close() error
 }
 
@@ -73,12 +104,15 @@ type Batch struct {
 	Messages      []Message
 	Summaries     []Summary
 	Reads         []ReadMark
+	Records       []Record    // put, after Reads (records.go)
+	DelRecords    []RecordKey // delete, after Records; a missing key is no error
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
-		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads) == 0
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads)+
+		len(b.Records)+len(b.DelRecords) == 0
 }
 
 // Reset empties the batch, keeping its slices' memory.
@@ -87,5 +121,6 @@ func (b *Batch) Reset() {
 		Apps: b.Apps[:0], Users: b.Users[:0], Tokens: b.Tokens[:0], DelTokens: b.DelTokens[:0],
 		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
 		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
+		Records: b.Records[:0], DelRecords: b.DelRecords[:0],
 	}
 }

@@ -50,6 +50,8 @@ const (
 	epAdminApps
 	epAdminStatus
 	epAdminShutdown
+	epAdminBackup
+	epAppSettings
 	epUsers
 	epUser
 	epUserTokens
@@ -74,6 +76,8 @@ var endpoints = [epCount]endpoint{
 	epAdminApps:     {pattern: "/admin/v1/apps", auth: authAdmin, get: (*Server).adminApps, post: (*Server).adminCreateApp, allow: "GET, POST"},
 	epAdminStatus:   {pattern: "/admin/v1/status", auth: authAdmin, get: (*Server).adminStatus, allow: "GET"},
 	epAdminShutdown: {pattern: "/admin/v1/shutdown", auth: authAdmin, post: (*Server).adminShutdown, allow: "POST"},
+	epAdminBackup:   {pattern: "/admin/v1/backup", auth: authAdmin, get: (*Server).adminBackup, allow: "GET"},
+	epAppSettings:   {pattern: "/api/v1/app", auth: authApp, get: (*Server).appGetSettings, post: (*Server).appSetSettings, allow: "GET, POST"},
 	epUsers:         {pattern: "/api/v1/users", auth: authApp, post: (*Server).appPushUser, allow: "POST"},
 	epUser:          {pattern: "/api/v1/users/{uid}", auth: authApp, get: (*Server).appUser, allow: "GET"},
 	epUserTokens:    {pattern: "/api/v1/users/{uid}/tokens", auth: authApp, post: (*Server).appIssueToken, allow: "POST"},
@@ -105,6 +109,8 @@ func resolve(p []byte) (int, []byte) {
 		return epAdminStatus, nil
 	case "/admin/v1/shutdown":
 		return epAdminShutdown, nil
+	case "/admin/v1/backup":
+		return epAdminBackup, nil
 	case "/admin/v1/subscribe":
 		return epSubscribe, nil
 	case "/metrics":
@@ -113,6 +119,8 @@ func resolve(p []byte) (int, []byte) {
 		return epMsgTrace, nil
 	case "/api/v1/users":
 		return epUsers, nil
+	case "/api/v1/app":
+		return epAppSettings, nil
 	case "/api/v1/tokens/revoke":
 		return epTokensRevoke, nil
 	case "/api/v1/messages":

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -132,6 +133,10 @@ type Config struct {
 	// Shutdown is called by POST /admin/v1/shutdown after the 202 reply has
 	// been written (chatd stop uses this on every OS). Nil answers 503.
 	Shutdown func()
+	// Backup writes a consistent copy of the data file to w for GET
+	// /admin/v1/backup, calling sized with its length before the first
+	// byte (storage.Bolt.BackupSized). Nil answers 503.
+	Backup func(w io.Writer, sized func(int64)) (int64, error)
 	// Metrics writes the families GET /metrics shows beyond the core's,
 	// the HTTP API's, the Go runtime's and the process's: the process
 	// wiring adds the WebSocket listener's here. Nil adds none.

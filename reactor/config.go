@@ -42,7 +42,11 @@ type Config struct {
 	// frame (or TCP close) after sending its own before it closes the TCP
 	// connection itself. Waiting lets the client read the close frame
 	// instead of losing it to a TCP reset. It is also the grace Run gives
-	// clients to answer "server shutting down". Zero means 2s.
+	// clients to answer "server shutting down", and the longest a client's
+	// own close waits for the core to answer the messages sent before it.
+	// After a protocol error (1002, 1007, 1009) the server does not wait:
+	// it closes the TCP connection right behind its close frame. Zero
+	// means 2s.
 	CloseTimeout time.Duration
 	// MaxMessage caps one inbound message, fragments reassembled. Zero
 	// means 64 KiB; at most 1 GiB. Larger messages are refused with close

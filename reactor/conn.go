@@ -20,6 +20,7 @@ import (
 const (
 	stateHandshake uint8 = iota // waiting for a complete upgrade request
 	stateOpen                   // WebSocket open: messages go to the core
+	stateDraining               // the client's close arrived; the core answers what came before it
 	stateClosing                // our close frame is sent; waiting for the client's
 	stateClosed                 // OnClose has run
 )
@@ -91,8 +92,9 @@ const maxCloseReason = 123
 // loop (gnet callbacks for this connection and tasks run on its loop) owns
 // the fields above mu and the groups marked so, except gc, h, loop and
 // remote, which are read-only once the core has the Peer (h is set just
-// before). mu guards pending, close, pendingBytes, slow, dead and direct,
-// which the core's goroutines share; closing and inHandler are atomics.
+// before). mu guards pending, close, pendingBytes, slow, dead, direct and
+// draining, which the core's goroutines share; closing and inHandler are
+// atomics.
 //
 // Who writes the socket: the loop, through gnet, while direct is false;
 // or a core goroutine in SendNow, holding mu, while direct is true. The
@@ -164,6 +166,11 @@ type conn struct {
 	// its caller's goroutine. Set and cleared by the loop; SendNow
 	// clears it when its write is cut short.
 	direct bool
+	// draining holds back close (the answer to the client's close frame)
+	// while the core answers the messages that came before that frame:
+	// Send still queues. Set by the loop in stateDraining; cleared by the
+	// core's drained or Close, or by the close timeout.
+	draining bool
 }
 
 // closeMsg is the close frame a connection owes its client.
@@ -280,7 +287,7 @@ func (c *conn) SendNow(b []byte) bool {
 
 // queueLocked is Send with mu held.
 func (c *conn) queueLocked(b []byte) bool {
-	if c.close != nil || c.dead {
+	if c.close != nil && !c.draining || c.dead {
 		return false
 	}
 	wake := c.pending == nil
@@ -306,18 +313,49 @@ func (c *conn) queueLocked(b []byte) bool {
 
 // Close sends a close frame with code and reason after what is already
 // queued, then closes the connection once the client answers (or after
-// CloseTimeout). Safe from any goroutine; idempotent.
+// CloseTimeout). Safe from any goroutine; idempotent. After the client's
+// own close frame, the close frame sent is the answer to it (see
+// peerClose), and Close only tells the reactor not to wait for the core
+// any longer.
 func (c *conn) Close(code int, reason string) {
 	m := &closeMsg{code: validCode(code), reason: reason}
 	c.mu.Lock()
-	if c.close != nil || c.dead {
+	if c.close != nil && !c.draining || c.dead {
 		c.mu.Unlock()
 		return
 	}
-	c.close = m
-	c.closing.Store(true)
+	if c.close == nil {
+		c.close = m
+		c.closing.Store(true)
+	}
+	c.draining = false
 	if c.pending == nil && !c.inHandler.Load() {
 		_ = c.gc.Wake(nil)
+	}
+	c.mu.Unlock()
+}
+
+// drainer is implemented by a chat.Handler that answers messages on
+// goroutines of its own (chat.Client). Drain arranges for done to be
+// called, once, from any goroutine, when every message handed to
+// HandleMessage so far has been answered (its replies given to the Peer);
+// it reports false, and never calls done, when nothing is left to answer.
+// The reactor calls it on the loop when the client's close frame arrives,
+// so that those replies go out ahead of the close frame.
+type drainer interface {
+	Drain(done func()) bool
+}
+
+// drained is the done func a conn gives drainer.Drain: the core has
+// answered what the client sent before its close, so the answer to the
+// close goes out now. Safe from any goroutine.
+func (c *conn) drained() {
+	c.mu.Lock()
+	if c.draining && !c.dead {
+		c.draining = false
+		if c.pending == nil { // else the Send that queued it woke the loop
+			_ = c.gc.Wake(nil)
+		}
 	}
 	c.mu.Unlock()
 }
@@ -387,6 +425,12 @@ func (c *conn) onTraffic() gnet.Action {
 		return c.readHandshake(buf)
 	case stateOpen:
 		return c.readFrames(buf, 0)
+	case stateDraining:
+		// Nothing sent after a close frame is processed (RFC 6455
+		// §5.5.1).
+		c.leftover = 0
+		_, _ = c.gc.Discard(-1)
+		return gnet.None
 	default:
 		return c.readClosing(buf, 0)
 	}
@@ -495,17 +539,8 @@ func (c *conn) readFrames(buf []byte, used int) gnet.Action {
 		case wsproto.KindPong:
 			// Activity is already recorded.
 		case wsproto.KindClose:
-			// The client closes: answer with its code and close the TCP
-			// connection (the server closes first, RFC 6455 §7.1.1).
 			l.stats.framesIn.Add(uint64(frames))
-			c.setWhy(whyPeer)
-			code := m.Code
-			if code == 0 || code == closeNoStatus {
-				code = closeNormal
-			}
-			l.out = wsproto.AppendClose(l.out, code, "")
-			c.writeOut(pongs + 1)
-			return gnet.Close
+			return c.peerClose(m.Code, pongs)
 		}
 	}
 	l.stats.framesIn.Add(uint64(frames))
@@ -537,9 +572,12 @@ func (c *conn) readFrames(buf []byte, used int) gnet.Action {
 // inflateKeep is the largest decompression scratch a loop keeps.
 const inflateKeep = 256 << 10
 
-// protocolError answers a violation in the client's bytes (err from
-// wsproto) with its close code, after the pongs gathered so far, and
-// discards the rest of the stream.
+// protocolError fails the connection (RFC 6455 §7.1.7) for a violation
+// in the client's bytes (err from wsproto): the pongs gathered so far,
+// what the core queued, the close frame with the violation's code, and
+// then the TCP close at once. The stream cannot be parsed past the
+// violation, so nothing after it is processed, and waiting for the
+// client's close frame would only wait for CloseTimeout.
 func (c *conn) protocolError(err error, pongs int) gnet.Action {
 	m := closeInflateMsg
 	var ce *wsproto.CloseError
@@ -549,14 +587,53 @@ func (c *conn) protocolError(err error, pongs int) gnet.Action {
 	if act := c.writeOut(pongs); act != gnet.None {
 		return act
 	}
-	return c.startCloseDiscard(m, whyProtocol)
+	c.startClose(m, whyProtocol)
+	return gnet.Close // gnet writes what it holds, then closes
+}
+
+// peerClose answers the client's close frame, code being its code: the
+// pongs gathered so far, the replies to the messages the client sent
+// before the frame, a close frame echoing its code, and then the TCP close
+// (the server closes first, RFC 6455 §7.1.1). Nothing the client sends
+// after its close frame is processed (§5.5.1). When the core answers off
+// the loop (drainer), the connection waits in stateDraining until it has
+// (see drained), at most CloseTimeout. Called on the loop.
+func (c *conn) peerClose(code wsproto.CloseCode, pongs int) gnet.Action {
+	c.setWhy(whyPeer)
+	if act := c.writeOut(pongs); act != gnet.None {
+		return act
+	}
+	if code == 0 || code == closeNoStatus {
+		code = closeNormal
+	}
+	c.state = stateDraining
+	c.fresh = true
+	c.leftover = 0
+	_, _ = c.gc.Discard(-1) // whatever followed the close frame
+	d, wait := c.h.(drainer)
+	c.mu.Lock()
+	if c.close == nil {
+		c.close = &closeMsg{code: code}
+	} else {
+		wait = false // the core is closing already: its close is the answer
+	}
+	c.draining = wait
+	c.direct = false
+	c.mu.Unlock()
+	c.closing.Store(true)
+	if wait && !d.Drain(c.drained) {
+		c.mu.Lock()
+		c.draining = false
+		c.mu.Unlock()
+	}
+	return c.flush()
 }
 
 // readClosing handles bytes that arrive after our close frame, from
 // buf[used:]: it closes the connection at the client's close frame and
-// ignores everything else. Bytes that do not parse (what follows a protocol
-// error, say) are dropped, resynchronising on the next read, so a client
-// that answers the close still gets a prompt TCP close.
+// ignores everything else. Bytes that break the protocol close it too:
+// nothing after them can be parsed, so the client's close frame would
+// never be found.
 func (c *conn) readClosing(buf []byte, used int) gnet.Action {
 	for used < len(buf) {
 		m, n, ok, err := c.rd.Next(buf[used:])
@@ -564,10 +641,7 @@ func (c *conn) readClosing(buf []byte, used int) gnet.Action {
 			break
 		}
 		if err != nil {
-			c.rd.Reset()
-			c.leftover = 0
-			_, _ = c.gc.Discard(-1) // everything buffered
-			return gnet.None
+			return gnet.Close
 		}
 		if ok && m.Kind == wsproto.KindClose {
 			return gnet.Close
@@ -634,7 +708,7 @@ func (c *conn) startCloseDiscard(m *closeMsg, w why) gnet.Action {
 // connection whose backlog (queued plus gnet's) would pass MaxOutbound is
 // closed as a slow consumer instead. Called on the loop.
 func (c *conn) flush() gnet.Action {
-	if c.state != stateOpen {
+	if c.state != stateOpen && c.state != stateDraining {
 		if c.state == stateClosed {
 			return gnet.Close
 		}
@@ -643,6 +717,9 @@ func (c *conn) flush() gnet.Action {
 	c.mu.Lock()
 	fl, n := c.pending, int(c.pendingBytes)
 	cm, slow := c.close, c.slow
+	if cm != nil && c.draining {
+		cm = nil // not yet: the core is still answering (see peerClose)
+	}
 	if fl == nil && cm == nil {
 		// Nothing to write: the socket is SendNow's again if gnet has
 		// drained any backlog since the last write.
@@ -698,6 +775,11 @@ func (c *conn) flush() gnet.Action {
 	if act := c.writeOut(1); act != gnet.None {
 		return act
 	}
+	if c.state == stateDraining && c.gc.OutboundBuffered() == 0 {
+		return gnet.Close // the client's close is answered and all is written
+	}
+	// Wait for the client's close, or (after the client's) for gnet to
+	// write what the socket has not taken yet; the sweep checks.
 	c.state = stateClosing
 	c.fresh = true
 	return gnet.None

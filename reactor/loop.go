@@ -74,7 +74,9 @@ func (l *loop) remove(c *conn) {
 }
 
 // Run is the periodic sweep, queued by OnTick with el.Execute: it applies the
-// handshake, ping, idle and close timeouts to the loop's connections.
+// handshake, ping, idle and close timeouts to the loop's connections (the
+// close timeout also bounds how long a client's close waits for the core to
+// answer what came before it).
 func (l *loop) Run(context.Context) error {
 	l.sweepQueued.Store(false)
 	s := l.srv
@@ -117,8 +119,21 @@ func (l *loop) Run(context.Context) error {
 				c.pings++
 				c.ping()
 			}
-		case stateClosing:
+		case stateDraining:
 			if now-c.stamp >= closing {
+				// The core did not finish answering in time: the
+				// close frame goes after what it did answer.
+				c.mu.Lock()
+				c.draining = false
+				c.mu.Unlock()
+				if c.flush() == gnet.Close {
+					_ = l.el.Close(c.gc)
+				}
+			}
+		case stateClosing:
+			// whyPeer: the client's close came first and is answered;
+			// only what gnet holds unwritten was being waited for.
+			if now-c.stamp >= closing || c.why == whyPeer && c.gc.OutboundBuffered() == 0 {
 				_ = l.el.Close(c.gc)
 			}
 		}

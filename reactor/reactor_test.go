@@ -286,17 +286,18 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
-func TestProtocolErrorWithoutCloseReply(t *testing.T) {
-	// A client that breaks the protocol and then ignores the close frame
-	// is closed after CloseTimeout.
+func TestCloseWithoutReply(t *testing.T) {
+	// A client that ignores the server's close frame (here 1003 for a
+	// binary message, which breaks nothing in the stream) is closed after
+	// CloseTimeout. Unlike a protocol error, the server waits for it.
 	s := startServer(t, Config{CloseTimeout: 200 * time.Millisecond}, echoCore())
 	c := dial(t, s.Addr())
-	c.Write(clientFrame(true, ws.OpText, []byte("naked"), false))
+	c.Write(clientFrame(true, ws.OpBinary, []byte{1, 2, 3}, true))
 	start := time.Now()
-	if code, _ := c.expectClose(t, 3*time.Second); code != 1002 {
-		t.Fatalf("code %d, want 1002", code)
+	if code, _ := c.expectClose(t, 3*time.Second); code != 1003 {
+		t.Fatalf("code %d, want 1003", code)
 	}
-	c.Write([]byte("garbage that must be discarded, not parsed"))
+	c.Write(clientFrame(true, ws.OpText, []byte("ignored while closing"), true))
 	expectEOF(t, c, c.r, 10*time.Second)
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("closed after %v, before CloseTimeout", d)

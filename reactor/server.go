@@ -3,9 +3,12 @@
 // Each connection runs a small state machine on the event loop that owns it:
 // handshake (bytes accumulate until wsproto.ParseHandshake accepts or
 // rejects the upgrade request), open (frames are parsed in place with
-// wsproto.Reader and text messages handed to the core's chat.Handler), and
-// closing (the server has sent its close frame and waits a bounded time for
-// the client's). The core talks back through chat.Peer, implemented by conn:
+// wsproto.Reader and text messages handed to the core's chat.Handler),
+// draining (the client's close frame arrived: nothing more is read, and the
+// core's replies to what came before it go out ahead of the answering close
+// frame) and closing (the server has sent its close frame and waits a
+// bounded time for the client's). A protocol violation skips the wait: the
+// close frame goes out and the TCP connection is closed at once. The core talks back through chat.Peer, implemented by conn:
 // Send queues a shared, immutable payload from any goroutine and wakes the
 // loop, which writes everything queued for that connection with one writev.
 //

@@ -30,9 +30,25 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	if !hotOnly(b) {
-		return s.applyDirect(b)
+	if s.dbFailed.Load() {
+		return errDBFailed
 	}
+	var err error
+	if !hotOnly(b) {
+		err = s.applyDirect(b)
+	} else {
+		err = s.applyHot(b)
+	}
+	if err != nil {
+		return s.classify(err)
+	}
+	s.diskFull.Store(false)
+	return nil
+}
+
+// applyHot appends a batch of only Messages, Summaries and Reads to the
+// WAL and the active overlay.
+func (s *Bolt) applyHot(b *chat.Batch) error {
 	if s.activeN.Load() > overlayHardFactor*s.maxMsgs || s.activeSize.Load() > 2*checkpointBytes {
 		// Checkpoints are falling far behind (or failing): write to
 		// bbolt before growing the overlay further. Not at the first
@@ -80,6 +96,9 @@ const overlayHardFactor = 8
 // one arena reused across batches (bbolt keeps value slices until commit,
 // while it copies keys, so keys share one scratch buffer).
 func (s *Bolt) applyDirect(b *chat.Batch) error {
+	if err := checkRecords(b); err != nil {
+		return err // before anything is written
+	}
 	s.lockCkpt()
 	defer s.ckptMu.Unlock()
 	s.applyMu.Lock()
@@ -92,7 +111,7 @@ func (s *Bolt) applyDirect(b *chat.Batch) error {
 	}
 	w := &s.w
 	w.prepare(b)
-	err := s.db.Update(func(tx *bolt.Tx) error { return w.apply(tx, b) })
+	err := s.update(func(tx *bolt.Tx) error { return w.apply(tx, b) })
 	w.release()
 	if err != nil {
 		return fmt.Errorf("storage: apply: %w", err)
@@ -210,7 +229,10 @@ func (w *writer) apply(tx *bolt.Tx, b *chat.Batch) error {
 	if err := w.putSummaries(b); err != nil {
 		return err
 	}
-	return w.putReads(b)
+	if err := w.putReads(b); err != nil {
+		return err
+	}
+	return w.putRecords(tx, b)
 }
 
 func (w *writer) putApps(b *chat.Batch) error {

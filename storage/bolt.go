@@ -46,9 +46,10 @@ var (
 	bMembers      = []byte("members")
 	bUserSessions = []byte("user_sessions")
 	bMsgs         = []byte("msgs")
+	bRecords      = []byte("records") // a nested bucket per record kind
 
 	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
-		bMembers, bUserSessions, bMsgs}
+		bMembers, bUserSessions, bMsgs, bRecords}
 
 	// bCIDsV1 was schema 1's store-wide index of client message ids,
 	// dropped by the upgrade to schema 2 (the journal finds retried sends
@@ -130,6 +131,16 @@ type Bolt struct {
 	done      chan struct{} // closed when the checkpointer has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	// diskFull is set when a write failed for lack of space (classify)
+	// and cleared when one succeeds; see DiskFull.
+	diskFull atomic.Bool
+	// dbFailed is set for good when a bbolt commit failed other than
+	// for lack of space (update): every later write is refused.
+	dbFailed atomic.Bool
+	// failCommits, set by tests only, makes every bbolt write
+	// transaction fail with that error as if its commit had.
+	failCommits atomic.Pointer[error]
 }
 
 // Open opens or creates the data file at path, creating its folder (0700)
@@ -270,13 +281,24 @@ func (s *Bolt) close() error {
 // Backup writes a consistent copy of the whole file to w while the store
 // stays in use (a read transaction's snapshot) and returns the bytes
 // written. It checkpoints first, so the copy holds every Apply that
-// returned before Backup was called. The copy opens with Open.
-func (s *Bolt) Backup(w io.Writer) (int64, error) {
+// returned before Backup was called (the WAL's records included). The
+// copy opens with Open.
+func (s *Bolt) Backup(w io.Writer) (int64, error) { return s.BackupSized(w, nil) }
+
+// BackupSized is Backup; sized (if not nil) is called with the copy's
+// length once it is known, before anything is written to w (an HTTP
+// answer sends it as Content-Length, so that a copy cut short is seen).
+// A failure before sized is called (the checkpoint: a full disk) writes
+// nothing.
+func (s *Bolt) BackupSized(w io.Writer, sized func(int64)) (int64, error) {
 	if err := s.checkpoint(); err != nil {
-		return 0, fmt.Errorf("storage: backup: %w", err)
+		return 0, fmt.Errorf("storage: backup: %w", s.classify(err))
 	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
+		if sized != nil {
+			sized(tx.Size())
+		}
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -285,6 +307,49 @@ func (s *Bolt) Backup(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("storage: backup: %w", err)
 	}
 	return n, nil
+}
+
+// Verify checks that the file at path is a whole chatd data file this
+// build can open: bbolt's own consistency check (every page reachable
+// once, none past the end) and the schema. It opens the file read-only
+// and writes nothing (a backup is checked before it is kept or
+// restored).
+func Verify(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("storage: verify: %w", err)
+	}
+	if fi.Size() < 4<<10 {
+		return fmt.Errorf("storage: verify %s: %d bytes is too short for a data file", path, fi.Size())
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("storage: verify %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if int64(tx.Size()) > fi.Size() {
+			return fmt.Errorf("storage: verify %s: the file is cut short (%d of %d bytes)", path, fi.Size(), tx.Size())
+		}
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			return fmt.Errorf("storage: verify %s: not a chatd data file (no meta bucket)", path)
+		}
+		v := meta.Get(keySchema)
+		if len(v) != 4 {
+			return fmt.Errorf("storage: verify %s: meta/schema: %w", path, ErrCorrupt)
+		}
+		if ver := binary.BigEndian.Uint32(v); ver > SchemaVersion {
+			return fmt.Errorf("storage: verify %s: %w: schema %d, this build knows up to %d", path, ErrNewerSchema, ver, SchemaVersion)
+		}
+		var first error
+		for err := range tx.Check() { // drained: the check runs until it closes
+			if first == nil {
+				first = fmt.Errorf("storage: verify %s: %w (%v)", path, ErrCorrupt, err)
+			}
+		}
+		return first
+	})
 }
 
 func notFound(what string) error { return fmt.Errorf("storage: %s: %w", what, chat.ErrNotFound) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -74,7 +75,9 @@ func (s *Bolt) checkpointer(interval time.Duration, logError func(what string, e
 			s.growWAL(walGrowSteps)
 			continue
 		}
-		failed.note(s.checkpointPaced(true), time.Now(), logError) // see above: retried, reported by Close
+		// See above: retried, reported by Close. A full disk is noted for
+		// DiskFull.
+		failed.note(s.classify(s.checkpointPaced(true)), time.Now(), logError)
 	}
 }
 
@@ -124,7 +127,7 @@ func (s *Bolt) growWAL(steps int) {
 
 // growLocked is growWAL for a caller holding ckptMu.
 func (s *Bolt) growLocked(steps int) {
-	more, _ := s.wal.grow(&s.applyMu, steps, func(took time.Duration) bool {
+	more, err := s.wal.grow(&s.applyMu, steps, func(took time.Duration) bool {
 		if s.ckptWaiters.Load() != 0 {
 			return false
 		}
@@ -135,6 +138,7 @@ func (s *Bolt) growLocked(steps int) {
 			return true
 		}
 	})
+	s.classify(err) // noted for DiskFull; append extends the file itself
 	if more {
 		poke(s.growKick)
 	}
@@ -240,6 +244,24 @@ func (s *Bolt) flush() error {
 	if fr == nil {
 		return nil
 	}
+	if err := s.writeOverlay(fr); err != nil {
+		return err
+	}
+	// Readers hold RLock across their bbolt read and overlay lookups: one
+	// that started before the commit still sees fr, one after sees bbolt.
+	s.mu.Lock()
+	s.frozen = nil
+	s.mu.Unlock()
+	if err := s.wal.dropFrozen(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// writeOverlay writes fr into bbolt in key order, in transactions of at
+// most ckptChunk (ckptChunkBehind) puts; see flush. The caller holds
+// ckptMu (or is Open, before anything else runs).
+func (s *Bolt) writeOverlay(fr *overlay) error {
 	b, runs := fr.batch()
 
 	w := &s.cw
@@ -258,7 +280,7 @@ func (s *Bolt) flush() error {
 				size = ckptChunk
 			}
 			hi := min(lo+size, n)
-			if err := s.db.Update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
+			if err := s.update(func(tx *bolt.Tx) error { return put(lo, hi, tx) }); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			s.ckptTxs.Add(1)
@@ -309,18 +331,7 @@ func (s *Bolt) flush() error {
 			return apply(tx)
 		})
 	}
-	if err != nil {
-		return err
-	}
-	// Readers hold RLock across their bbolt read and overlay lookups: one
-	// that started before the commit still sees fr, one after sees bbolt.
-	s.mu.Lock()
-	s.frozen = nil
-	s.mu.Unlock()
-	if err := s.wal.dropFrozen(); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	return nil
+	return err
 }
 
 // relaxed reports whether a checkpoint may give way to the hot path
@@ -335,23 +346,41 @@ func (s *Bolt) relaxed() bool {
 }
 
 // recover replays the WAL files left by a crash (the frozen one, then the
-// active one) into bbolt in one write transaction, deletes them and starts
-// an empty WAL. Replaying a record already in bbolt changes nothing:
-// message puts rewrite the same values, summaries and read marks
-// only ever rise.
+// active one) into bbolt, deletes them and starts an empty WAL. The
+// records are gathered into an overlay and written the way a checkpoint
+// writes one, in transactions of at most ckptChunkBehind puts, so the
+// replay of a long log holds no more than a checkpoint's transaction in
+// memory; a crash between the transactions replays the same files again.
+// Replaying a record already in bbolt changes nothing: message puts
+// rewrite the same values, summaries and read marks only ever rise.
+//
+// The replayed messages need room in bbolt before the log that holds
+// them can be truncated: about as much free space as their records take
+// in the log (measured: a 3.3 MiB log replayed with 3.3 MiB free failed,
+// with 4 MiB it worked; one transaction or many made no difference, as
+// the pages are new ones). A replay that runs out says so, with both
+// figures.
 func (s *Bolt) recover(noSync bool) error {
 	active, frozen := s.path+walSuffix, s.path+walFrozenSuffix
-	var b chat.Batch
+	ov := newOverlay(nil)
 	for _, p := range []string{frozen, active} {
+		var b chat.Batch
 		if _, err := readWAL(p, &b); err != nil {
 			return err
 		}
+		ov.add(&b)
 	}
-	if !b.Empty() {
-		var w writer
-		w.prepare(&b)
-		if err := s.db.Update(func(tx *bolt.Tx) error { return w.apply(tx, &b) }); err != nil {
-			return err
+	if !ov.empty() {
+		if err := s.writeOverlay(ov); err != nil {
+			if !isDiskFull(err) {
+				return err
+			}
+			dir := filepath.Dir(s.path)
+			msg := fmt.Sprintf("replaying the write-ahead log needs about %d MiB free in %s", ov.size>>20+1, dir)
+			if free, _, ferr := FreeSpace(dir); ferr == nil {
+				msg += fmt.Sprintf(" (%d MiB free)", free>>20)
+			}
+			return s.classify(fmt.Errorf("%s; free some space and start chatd again (nothing was lost: the log is kept): %w", msg, err))
 		}
 	}
 	if err := os.Remove(frozen); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -359,7 +388,7 @@ func (s *Bolt) recover(noSync bool) error {
 	}
 	wal, err := openWAL(active, noSync) // truncates the replayed log, durably
 	if err != nil {
-		return err
+		return s.classify(err)
 	}
 	s.wal = wal
 	return nil

@@ -286,18 +286,39 @@ type msgKeyVal struct {
 
 // App: 0x01 str(ID) str(Name) str(Secret) varint(CreatedAt)
 func appendApp(dst []byte, a *chat.App) []byte {
-	dst = append(dst, recordV1)
+	v2 := a.RetentionDays != 0
+	if v2 {
+		dst = append(dst, appRecordV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = appendStr(dst, a.ID)
 	dst = appendStr(dst, a.Name)
 	dst = appendStr(dst, a.Secret)
-	return binary.AppendVarint(dst, a.CreatedAt)
+	dst = binary.AppendVarint(dst, a.CreatedAt)
+	if v2 {
+		dst = binary.AppendVarint(dst, int64(a.RetentionDays))
+	}
+	return dst
 }
+
+// appRecordV2 is an App record with RetentionDays after CreatedAt. An app
+// without a retention of its own is still written as version 1, which
+// every chatd reads.
+const appRecordV2 = 2
 
 func decodeApp(v []byte, a *chat.App) bool {
 	r := reader{b: v}
-	r.version()
+	ver := r.byte()
+	if ver != recordV1 && ver != appRecordV2 {
+		return false
+	}
 	a.ID, a.Name, a.Secret = r.str(), r.str(), r.str()
 	a.CreatedAt = r.varint()
+	a.RetentionDays = 0
+	if ver == appRecordV2 {
+		a.RetentionDays = int(r.varint())
+	}
 	return r.end()
 }
 

@@ -127,7 +127,8 @@ func FuzzMessageCodec(f *testing.F) {
 
 func TestColdRecordCodecs(t *testing.T) {
 	t.Run("App", func(t *testing.T) {
-		for _, a := range []chat.App{{}, {ID: "shop", Name: "Shop ✓", Secret: "s3cr3t", CreatedAt: 1766000000000}} {
+		for _, a := range []chat.App{{}, {ID: "shop", Name: "Shop ✓", Secret: "s3cr3t", CreatedAt: 1766000000000},
+			{ID: "kept", CreatedAt: 1, RetentionDays: 30}, {ID: "forever", RetentionDays: -1}} {
 			var got chat.App
 			v := appendApp(nil, &a)
 			if !decodeApp(v, &got) || got != a {
@@ -203,7 +204,7 @@ func checkRejectsPrefixes(t *testing.T, v []byte, decode func([]byte) bool) {
 		t.Fatalf("decoded %x with a trailing byte", v)
 	}
 	bad := bytes.Clone(v)
-	bad[0] = recordV1 + 1
+	bad[0] = 0x7f // a version no record has (App has 1 and 2)
 	if decode(bad) {
 		t.Fatalf("decoded %x with an unknown version", bad)
 	}

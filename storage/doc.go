@@ -75,9 +75,27 @@
 // not decode is skipped by the checkpoint (reads of that record fail with
 // ErrCorrupt anyway) rather than failing every later checkpoint.
 //
-// If a WAL write fails, the next record is written at the same offset
-// (a torn record is never read: see below); if a WAL fsync fails, Apply refuses every later batch (the disk's
-// content is unknown) until a restart replays the log.
+// If a WAL write or fsync fails, Apply fails and the next record is
+// written at the same offset (a torn record is never read: see below);
+// after a failed fsync the whole record is rewritten, never just synced
+// again (see wal.append). A full disk (ENOSPC, EDQUOT) therefore fails
+// only the Applies made while it lasts, each with an error wrapping
+// chat.ErrDiskFull, which the core answers `unavailable` "disk full";
+// checkpoints that fail for lack of space are retried by the next one;
+// a WAL rotation makes the new file before renaming anything and undoes a
+// half-done switch (wal.rotate), so only a rename that cannot be undone
+// leaves the log refusing writes until a restart. DiskFull reports the
+// state for metrics. A bbolt commit that fails for lack of space is
+// retried (its pages are written afresh); one that fails otherwise stops
+// every write until a restart (Bolt.update explains why).
+//
+// # Retention
+//
+// PruneMessages deletes an app's old messages from bbolt in small
+// transactions (the core's retention pass); the first call of a pass
+// checkpoints, so messages still in the WAL are deleted too and not
+// written back by a later checkpoint. Session records keep LastSeq and
+// the summary, so seqs are never reused.
 //
 // # WAL format and recovery
 //
@@ -107,7 +125,10 @@
 // generation, so a record left from the file's earlier use is not one.) A record
 // whose CRC matches but does not decode is corruption, and Open fails
 // with ErrCorrupt rather than drop acknowledged writes. Every record read
-// is applied, in order, in one bbolt write transaction (fsynced); then
+// goes into an overlay, which is written to bbolt as a checkpoint writes
+// one (transactions of at most 1,024 puts; the replayed messages still
+// need about the log's size of free space, and a replay that runs out
+// fails with chat.ErrDiskFull saying how much, keeping the log); then
 // chat.db-wal.1 and any spare are deleted, chat.db-wal is truncated,
 // stamped with generation 1 and synced, and the folder is fsynced. Replaying a record that a checkpoint already wrote
 // (a crash after its commit, before deleting chat.db-wal.1) changes
@@ -134,19 +155,28 @@
 //	members         u64(session) uid (raw)           Member record
 //	user_sessions   str(app) str(uid) u64(session)   empty
 //	msgs            u64(session) u64(seq)            Message record
+//	records/<kind>  the domain's key (raw)           the domain's value (raw)
+//
+// records holds one nested bucket per record kind (chat/records.go):
+// customer-service, consultation, contact and moderation state, each
+// domain's own encoding. A batch with records is applied directly (never
+// through the WAL), so records are never in an overlay. Adding the bucket
+// to an older file needs no schema change: Open creates missing buckets,
+// and an older chatd ignores it.
 //
 // Schema 1 also had cids, str(app) str(from) str(cid) → u64(session)
 // u64(seq): a store-wide index of client message ids. Its keys are random,
 // so every checkpoint rewrote leaves across the whole index (on a grown
 // file most of the checkpoint's pages and garbage). Open drops it when it
 // upgrades a schema-1 file; the journal now finds a retried cid among the
-// session's last 512 messages (chat/cidring.go), which carry their cid.
+// sender's newest sends in the session (chat/cidring.go), which carry their cid.
 //
 // Records are binary; each starts with a version byte (1), so a later
 // encoding can be told apart and migrated. Fields covered by the key are
 // not repeated in the value.
 //
 //	App      0x01 str(ID) str(Name) str(Secret) varint(CreatedAt)
+//	         0x02 str(ID) str(Name) str(Secret) varint(CreatedAt) varint(RetentionDays)
 //	User     0x01 str(App) str(UID) str(Nickname) str(Avatar) str(Extra) varint(CreatedAt) varint(UpdatedAt)
 //	Token    0x01 str(App) str(UID) varint(CreatedAt) varint(ExpiresAt)
 //	Session  0x01 str(App) u8(Kind) str(Name) str(Avatar) str(Owner) str(Pair[0]) str(Pair[1])
@@ -154,7 +184,9 @@
 //	Member   0x01 u8(Role) uvarint(ReadSeq) varint(JoinedAt)
 //	Message  0x01 str(App) str(From) str(Type) str(CID) varint(CreatedAt) str(Content)
 //
-// A Session's Last* fields come last so that a Summary rewrites the record
+// An App with a RetentionDays of its own is written as version 2; one
+// without is still written as version 1 (RetentionDays 0), the layout
+// older builds read. A Session's Last* fields come last so that a Summary rewrites the record
 // by splicing the tail, without decoding it; a ReadMark likewise rewrites a
 // Member. A Message's four strings sit together so a decoder makes one Go
 // string for all of them.

@@ -77,16 +77,16 @@ const maxWALRecord = 1 << 30
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// errWALBroken is returned by Apply after the WAL could not be written or
-// synced: what reached the disk is unknown, so nothing more is accepted
-// until a restart replays the log.
+// errWALBroken is returned by Apply after a rotation of the WAL failed
+// half-way and could not be undone: which file holds which records is
+// unknown, so nothing more is accepted until a restart replays the log.
 var errWALBroken = errors.New("storage: the write-ahead log failed; restart chatd to recover")
 
 // hotOnly reports whether b holds only what the WAL carries: Messages,
 // Summaries and Reads.
 func hotOnly(b *chat.Batch) bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
-		len(b.Sessions)+len(b.Members)+len(b.DelMembers) == 0
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Records)+len(b.DelRecords) == 0
 }
 
 // appendWALRecord appends b's Messages, Summaries and Reads as one record
@@ -231,7 +231,10 @@ type wal struct {
 	size   int64   // bytes of file header and complete records in f
 	buf    []byte  // scratch for one record
 	noSync bool
-	broken bool // a write or sync failed: refuse further appends
+	broken bool // a rotation could not be undone: refuse further appends
+	// needDirSync: a rotation renamed files but could not sync the
+	// folder; append syncs it before the next record.
+	needDirSync bool
 
 	hasSpare bool   // spare holds a file stamped with spareGen, synced
 	spareGen uint64 // generation written into the spare's header
@@ -304,11 +307,31 @@ func (w *wal) stamp(f *os.File, gen uint64) error {
 
 // append writes b as one record at the end of the complete ones and syncs
 // it. A failed write leaves at most a torn record there, which the next
-// append overwrites (and which reading would stop at); if the sync fails
-// the log is broken for good (what the disk holds is unknown).
+// append overwrites (and which reading would stop at).
+//
+// A failed sync is handled the same way, and not by syncing again: after
+// a failed fsync the kernel may have dropped the record's dirty pages or
+// marked them clean, so a second fsync can succeed without the record
+// ever reaching the disk. The record was never acknowledged (Apply
+// failed), and the next append rewrites the whole region from the same
+// offset, which dirties every page of it again, so what that append's
+// sync reports covers its own bytes. The records before it were synced
+// by earlier appends whose sync succeeded; the page they share with the
+// new record holds their bytes whether the kernel kept it in memory or
+// reads it back from the disk. A full disk (ENOSPC from a write or a
+// delayed allocation at sync) therefore only fails the Applies made while
+// it lasts.
 func (w *wal) append(b *chat.Batch) error {
 	if w.broken {
 		return errWALBroken
+	}
+	if w.needDirSync {
+		// A rotation could not sync the folder: records must not go
+		// into a file whose name a crash could undo.
+		if err := w.syncDir(); err != nil {
+			return fmt.Errorf("storage: write-ahead log: %w", err)
+		}
+		w.needDirSync = false
 	}
 	w.buf = encodeWALRecord(w.buf[:0], b, w.gen[:])
 	if _, err := w.f.WriteAt(w.buf, w.size); err != nil {
@@ -316,8 +339,7 @@ func (w *wal) append(b *chat.Batch) error {
 	}
 	if !w.noSync {
 		if err := datasync(w.f); err != nil {
-			w.broken = true
-			return fmt.Errorf("storage: write-ahead log sync: %w (%w)", err, errWALBroken)
+			return fmt.Errorf("storage: write-ahead log sync: %w", err)
 		}
 	}
 	w.size += int64(len(w.buf))
@@ -408,56 +430,68 @@ func (w *wal) grow(applyMu *sync.Mutex, steps int, pause func(time.Duration) boo
 }
 
 // rotate renames the active file to the frozen name and makes the spare
-// (or, without one, a new file) the active one; both names are durable
-// before it returns.
+// (made first if there is none) the active one. Every step that can fail
+// for lack of space (making and stamping the spare, opening it) comes
+// before the first rename, and a failed second rename is undone, so a
+// failed rotation leaves the log as it was and the next checkpoint
+// retries it; only a rename that cannot be undone breaks the log. If the
+// folder cannot be synced afterwards, append syncs it before writing the
+// next record.
 func (w *wal) rotate() error {
 	if w.broken {
 		return errWALBroken
 	}
-	if err := w.f.Close(); err != nil {
-		w.broken = true
-		return fmt.Errorf("close %s: %w", w.path, err)
-	}
-	if err := os.Rename(w.path, w.frozen); err != nil {
-		w.broken = true
-		return fmt.Errorf("rotate %s: %w", w.path, err)
-	}
-	var f *os.File
-	var gen uint64
-	alloc := int64(walFileHeader)
-	if w.hasSpare {
-		// Already stamped and synced by dropFrozen: only renamed here.
-		w.hasSpare = false
-		gen, alloc = w.spareGen, w.spareAlloc
-		err := os.Rename(w.spare, w.path)
-		if err == nil {
-			f, err = os.OpenFile(w.path, os.O_RDWR, 0)
-		}
-		if err != nil {
-			w.broken = true
-			return fmt.Errorf("rotate %s: %w", w.spare, err)
-		}
-	} else {
-		w.maxGen++
-		gen = w.maxGen
-		var err error
-		if f, err = os.OpenFile(w.path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600); err != nil {
-			w.broken = true
-			return fmt.Errorf("create %s: %w", w.path, err)
-		}
-		if err := w.stamp(f, gen); err != nil {
-			f.Close()
-			w.broken = true
+	if !w.hasSpare {
+		if err := w.makeSpare(); err != nil {
 			return err
 		}
 	}
-	w.f, w.gen, w.size = f, genBytes(gen), walFileHeader
-	w.alloc.Store(alloc)
+	f, err := os.OpenFile(w.spare, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("rotate: open %s: %w", w.spare, err)
+	}
+	if err := os.Rename(w.path, w.frozen); err != nil {
+		f.Close()
+		return fmt.Errorf("rotate %s: %w", w.path, err)
+	}
+	if err := os.Rename(w.spare, w.path); err != nil {
+		f.Close()
+		if uerr := os.Rename(w.frozen, w.path); uerr != nil {
+			w.broken = true
+			return fmt.Errorf("rotate %s: %w; renaming %s back: %v (%w)", w.spare, err, w.frozen, uerr, errWALBroken)
+		}
+		return fmt.Errorf("rotate %s: %w", w.spare, err)
+	}
+	// Every record in the old file was synced by append.
+	w.f.Close()
+	w.hasSpare = false
+	w.f, w.gen, w.size = f, genBytes(w.spareGen), walFileHeader
+	w.alloc.Store(w.spareAlloc)
 	w.noGrow = false
 	if err := w.syncDir(); err != nil {
-		w.broken = true
+		w.needDirSync = true
+	}
+	return nil
+}
+
+// makeSpare creates the spare file stamped with a new generation (synced).
+// On failure it removes what it made and changes nothing else.
+func (w *wal) makeSpare() error {
+	gen := w.maxGen + 1
+	f, err := os.OpenFile(w.spare, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", w.spare, err)
+	}
+	err = w.stamp(f, gen)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", w.spare, cerr)
+	}
+	if err != nil {
+		os.Remove(w.spare)
 		return err
 	}
+	w.maxGen = gen
+	w.hasSpare, w.spareGen, w.spareAlloc = true, gen, walFileHeader
 	return nil
 }
 

@@ -33,6 +33,7 @@ type Store struct {
 	userSessions map[chat.UserKey]map[chat.SessionID]struct{}
 	msgs         map[chat.SessionID][]chat.Message // ascending by Seq
 	maxSession   chat.SessionID
+	records      map[string]map[string][]byte // kind → key → value
 }
 
 // New returns an empty store.
@@ -47,6 +48,7 @@ func New() *Store {
 		members:      make(map[chat.SessionID]map[string]chat.Member),
 		userSessions: make(map[chat.UserKey]map[chat.SessionID]struct{}),
 		msgs:         make(map[chat.SessionID][]chat.Message),
+		records:      make(map[string]map[string][]byte),
 	}
 }
 
@@ -71,6 +73,16 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 		}
 		if !slices.ContainsFunc(b.Sessions, func(x chat.Session) bool { return x.ID == m.Session }) {
 			return fmt.Errorf("memstore: member %q of session %d: %w", m.UID, m.Session, chat.ErrNotFound)
+		}
+	}
+	for _, r := range b.Records {
+		if err := checkRecord(r.Kind, r.Key); err != nil {
+			return err
+		}
+	}
+	for _, k := range b.DelRecords {
+		if err := checkRecord(k.Kind, k.Key); err != nil {
+			return err
 		}
 	}
 
@@ -167,7 +179,63 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 		m.ReadSeq = r.Seq
 		s.members[r.Session][r.UID] = m
 	}
+	for _, r := range b.Records {
+		kind := s.records[r.Kind]
+		if kind == nil {
+			kind = make(map[string][]byte)
+			s.records[r.Kind] = kind
+		}
+		kind[string(r.Key)] = append([]byte{}, r.Value...)
+	}
+	for _, k := range b.DelRecords {
+		delete(s.records[k.Kind], string(k.Key))
+	}
 	return nil
+}
+
+func checkRecord(kind string, key []byte) error {
+	if !chat.ValidKind(kind) {
+		return fmt.Errorf("memstore: invalid record kind %q", kind)
+	}
+	if !chat.ValidRecordKey(key) {
+		return fmt.Errorf("memstore: record %s: key of %d bytes (1 to %d)", kind, len(key), chat.MaxRecordKey)
+	}
+	return nil
+}
+
+// Record returns the value of (kind, key); see chat.Store.
+func (s *Store) Record(_ context.Context, kind string, key []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.records[kind][string(key)]
+	if !ok {
+		return nil, notFound("record " + kind)
+	}
+	return append([]byte{}, v...), nil
+}
+
+// ScanRecords lists records of kind in key order; see chat.Store.
+func (s *Store) ScanRecords(_ context.Context, kind string, prefix, after []byte, limit int, reverse bool) ([]chat.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.records[kind]))
+	for k := range s.records[kind] {
+		if chat.InRecordRange([]byte(k), prefix, after, reverse) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if reverse {
+		slices.Reverse(keys)
+	}
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	out := make([]chat.Record, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, chat.Record{Kind: kind, Key: []byte(k), Value: append([]byte{}, s.records[kind][k]...)})
+	}
+	return out, nil
 }
 
 // deleteToken removes a token and its user-index entry. s.mu is held.
@@ -351,6 +419,37 @@ func (s *Store) Messages(_ context.Context, id chat.SessionID, lo, hi uint64, li
 		out[k].Content = clone(out[k].Content)
 	}
 	return out, nil
+}
+
+// PruneMessages deletes app's messages created before `before`; see
+// chat.Store.
+func (s *Store) PruneMessages(_ context.Context, app string, before int64, from chat.SessionID, max int) (int, chat.SessionID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]chat.SessionID, 0, len(s.sessions))
+	for id, sess := range s.sessions {
+		if id >= from && sess.App == app {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	deleted := 0
+	for _, id := range ids {
+		list := s.msgs[id]
+		n := 0
+		for n < len(list) && list[n].CreatedAt < before {
+			if max > 0 && deleted == max {
+				s.msgs[id] = list[n:]
+				return deleted, id, nil
+			}
+			n++
+			deleted++
+		}
+		if n > 0 {
+			s.msgs[id] = slices.Clone(list[n:])
+		}
+	}
+	return deleted, 0, nil
 }
 
 // MaxSessionID is the largest session id stored, 0 when none.

@@ -62,6 +62,9 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "IDsWithSeparatorBytes", fn: testIDsWithSeparatorBytes},
 		{name: "NoAliasing", fn: testNoAliasing},
 		{name: "MaxSessionID", fn: testMaxSessionID},
+		{name: "PruneMessages", fn: testPruneMessages},
+		{name: "Records", fn: testRecords},
+		{name: "RecordKeys", fn: testRecordKeys},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
 	}
@@ -102,8 +105,13 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 			Messages:  []chat.Message{{Session: 10, Seq: 4, App: "app1", From: "u2", Type: "text", Content: []byte(`{"n":4}`), CID: "c4", CreatedAt: 40}},
 			Summaries: []chat.Summary{{Session: 10, Seq: 4, At: 40, From: "u2", Type: "text", Preview: "4"}},
 			DelTokens: [][32]byte{hash("t1")},
+			Records: []chat.Record{
+				{Kind: "svc.conv", Key: []byte("k1"), Value: []byte("v1")},
+				{Kind: "svc.conv", Key: []byte("k2"), Value: []byte("v2")},
+			},
 		}
 		apply(t, s, more)
+		apply(t, s, &chat.Batch{DelRecords: []chat.RecordKey{{Kind: "svc.conv", Key: []byte("k1")}}})
 		closeStore(t, s)
 
 		s = open(t, dir)
@@ -122,6 +130,9 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 			t.Fatalf("session 10 after reopen: LastSeq=%d LastPreview=%q, want 4 \"4\"", sess.LastSeq, sess.LastPreview)
 		}
 		wantCID(t, s, 10, 4, "u2", "c4")
+		if rs, err := s.ScanRecords(ctx, "svc.conv", nil, nil, 0, false); err != nil || len(rs) != 1 || string(rs[0].Key) != "k2" || string(rs[0].Value) != "v2" {
+			t.Fatalf("records after reopen = %+v, %v; want only k2=v2", rs, err)
+		}
 	})
 }
 
@@ -272,6 +283,8 @@ func testApps(t *testing.T, s chat.Store) {
 		{ID: "shop", Name: "Shop", Secret: "s1", CreatedAt: 1},
 		{ID: "blog", Name: "Blog ✍", Secret: "s2", CreatedAt: 2},
 		{ID: "a", Name: "", Secret: "", CreatedAt: -3},
+		{ID: "kept", Name: "Kept", Secret: "s3", CreatedAt: 4, RetentionDays: 30},
+		{ID: "forever", Name: "Forever", Secret: "s4", CreatedAt: 5, RetentionDays: -1},
 	}
 	apply(t, s, &chat.Batch{Apps: apps})
 	for _, a := range apps {
@@ -1271,5 +1284,68 @@ func (f *fixture) verify(t *testing.T, s chat.Store) {
 	}
 	if id, err := s.MaxSessionID(ctx); err != nil || id != 11 {
 		t.Fatalf("MaxSessionID = %d, %v; want 11", id, err)
+	}
+}
+
+// testPruneMessages: PruneMessages deletes only the given app's messages
+// older than the cutoff, oldest first, at most max per call, resuming
+// from the session it returns; sessions keep LastSeq and summary, later
+// seqs stay where they were, and a message not older stops the session's
+// scan even if an older one follows.
+func testPruneMessages(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	b := &chat.Batch{}
+	for _, id := range []chat.SessionID{1, 2, 3} {
+		app := "app1"
+		if id == 2 {
+			app = "app2"
+		}
+		b.Sessions = append(b.Sessions, chat.Session{ID: id, App: app, Kind: chat.KindGroup, Name: "g"})
+		for seq := uint64(1); seq <= 5; seq++ {
+			m := msg(id, seq, "u1", "")
+			m.App = app
+			m.CreatedAt = int64(seq) * 100 // seqs 1..5 at 100..500
+			b.Messages = append(b.Messages, m)
+		}
+		b.Summaries = append(b.Summaries, chat.Summary{Session: id, Seq: 5, At: 500, From: "u1", Type: "text", Preview: "m5"})
+	}
+	// Session 3's seq 5 is out of time order: older than the cutoff, but
+	// after a newer message (seq 4), so it stays.
+	b.Messages[14].CreatedAt = 50
+	apply(t, s, b)
+
+	total, from, calls := 0, chat.SessionID(0), 0
+	for {
+		n, next, err := s.PruneMessages(ctx, "app1", 350, from, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 2 {
+			t.Fatalf("PruneMessages deleted %d with max 2", n)
+		}
+		total += n
+		calls++
+		if next == 0 {
+			break
+		}
+		if next < from || calls > 10 {
+			t.Fatalf("PruneMessages resumes at %d after %d", next, from)
+		}
+		from = next
+	}
+	if total != 6 {
+		t.Fatalf("pruned %d messages, want 6 (seqs 1-3 of sessions 1 and 3)", total)
+	}
+	wantSeqs(t, s, 1, 0, ^uint64(0), 0, false, 4, 5)
+	wantSeqs(t, s, 2, 0, ^uint64(0), 0, false, 1, 2, 3, 4, 5)
+	wantSeqs(t, s, 3, 0, ^uint64(0), 0, false, 4, 5)
+	for _, id := range []chat.SessionID{1, 3} {
+		if sess := mustSession(t, s, id); sess.LastSeq != 5 || sess.LastPreview != "m5" {
+			t.Fatalf("session %d after pruning: %+v; want LastSeq 5 and its summary kept", id, sess)
+		}
+	}
+	// A second pass finds nothing more.
+	if n, next, err := s.PruneMessages(ctx, "app1", 350, 0, 0); err != nil || n != 0 || next != 0 {
+		t.Fatalf("second pass: %d, %d, %v", n, next, err)
 	}
 }

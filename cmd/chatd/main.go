@@ -4,6 +4,8 @@
 //	chatd daemon [flags]   start detached, return once it is ready
 //	chatd stop [flags]     stop the server on the data folder
 //	chatd status [flags]   running or not, pid, addresses, connections
+//	chatd backup FILE      copy the database (online while the server runs)
+//	chatd restore FILE     put a backup in place (server stopped; --force to replace)
 //	chatd config [flags]   print the effective configuration
 //	chatd version          print the version
 //
@@ -93,12 +95,16 @@ type command struct {
 	settings bool
 	// flagHelp documents the command's own flags for `chatd help`.
 	flagHelp []string
-	setup    func(fs *flag.FlagSet) func(ctx context.Context, env *cmdEnv) error
+	// nargs is how many arguments the command takes besides flags (in
+	// cmdEnv.pos); flags may come before or after them.
+	nargs int
+	setup func(fs *flag.FlagSet) func(ctx context.Context, env *cmdEnv) error
 }
 
 // cmdEnv is what a command runs with.
 type cmdEnv struct {
 	args   []string // the command's arguments, as given
+	pos    []string // the arguments that are not flags (command.nargs of them)
 	cfg    *config.Loaded
 	stdout io.Writer
 	stderr io.Writer
@@ -113,6 +119,8 @@ func commands() []*command {
 		daemonCommand(),
 		stopCommand(),
 		statusCommand(),
+		backupCommand(),
+		restoreCommand(),
 		{name: "config", args: "[flags]", summary: "print the effective configuration and where each value comes from (secrets as ***)",
 			settings: true, setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdConfig }},
 		{name: "version", summary: "print the version",
@@ -144,16 +152,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		loader = config.Register(fs)
 	}
 	runFn := cmd.setup(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout)
-			return nil
-		}
-		return &codeError{exitUsage, fmt.Errorf("%v (run `chatd help`)", err)}
-	}
 	env := &cmdEnv{args: args, stdout: stdout, stderr: stderr}
-	if fs.NArg() > 0 {
-		return &codeError{exitUsage, fmt.Errorf("unexpected argument %q (run `chatd help`)", fs.Arg(0))}
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printHelp(stdout)
+				return nil
+			}
+			return &codeError{exitUsage, fmt.Errorf("%v (run `chatd help`)", err)}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if len(env.pos) == cmd.nargs {
+			return &codeError{exitUsage, fmt.Errorf("unexpected argument %q (run `chatd help`)", fs.Arg(0))}
+		}
+		env.pos = append(env.pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(env.pos) < cmd.nargs {
+		return &codeError{exitUsage, fmt.Errorf("chatd %s needs %s (run `chatd help`)", cmd.name, cmd.args)}
 	}
 	if loader != nil {
 		ld, err := loader.Load(os.Environ())
@@ -263,7 +282,7 @@ Command flags:
 		}
 	}
 	fmt.Fprintf(w, `
-Settings (accepted by the server, daemon, stop, status and config):
+Settings (accepted by the server, daemon, stop, status, backup, restore and config):
 Each setting is a flag --name-with-dashes, an environment variable CHATD_NAME
 and a config file line "name = value". Precedence: defaults < config file
 (--config, or <data_dir>/%s when present) < environment < flags.

@@ -124,6 +124,7 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 type server struct {
 	started time.Time
 	store   *storage.Bolt
+	disk    *diskMonitor
 	core    *chat.Core
 	ws      *reactor.Server
 	http    *httpapi.Server
@@ -139,16 +140,22 @@ type server struct {
 // every stored send its reply.
 func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
 	s := &server{started: time.Now()}
+	s.disk = newDiskMonitor(cfg.DataDir, cfg.DiskWarnFree, log.With().Str("component", "disk").Logger())
+	s.disk.check(true) // says so when starting with little free space
 	path := filepath.Join(cfg.DataDir, dbFile)
 	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval,
 		LogError: logError(log.With().Str("component", "storage").Logger())})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
 	}
+	if errors.Is(err, chat.ErrDiskFull) {
+		return nil, fmt.Errorf("cannot start: the disk of %s is full: %w", cfg.DataDir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s.store = st
+	s.disk.store, s.disk.failed = st.DiskFull, st.Failed
 	fail := func(err error) (*server, error) {
 		st.Close()
 		return nil, err
@@ -210,7 +217,11 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		Cmdline:  config.RedactArgs(os.Args),
 		Status:   func() httpapi.Status { return s.status(cfg) },
 		Shutdown: shutdown,
-		Metrics:  func(w *metrics.Writer) { writeWSMetrics(w, s.ws.Stats()) },
+		Backup:   st.BackupSized,
+		Metrics: func(w *metrics.Writer) {
+			writeWSMetrics(w, s.ws.Stats())
+			s.disk.writeMetrics(w)
+		},
 	}, s.core, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
 		return fail(err)
@@ -218,7 +229,23 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	s.stack = &proc.Stack{
 		Components: []proc.Component{
 			proc.Closer("store", st.Close),
+			{Name: "disk monitor", Run: s.disk.Run},
 			{Name: "core", Run: s.core.Run},
+			{Name: "retention", Run: func(ctx context.Context) error {
+				rlog := log.With().Str("component", "retention").Logger()
+				return s.core.RunRetention(ctx, chat.RetentionConfig{
+					DefaultDays: cfg.RetentionDays,
+					Report: func(app string, days, deleted int, err error) {
+						if err != nil {
+							rlog.Error().Err(err).Str("app", app).Int("retention_days", days).Int("deleted", deleted).
+								Msg("retention pass failed; retried at the next one")
+							return
+						}
+						rlog.Info().Str("app", app).Int("retention_days", days).Int("deleted", deleted).
+							Msg("deleted messages older than the app's retention")
+					},
+				})
+			}},
 			{Name: "http api", Run: s.http.Run, Ready: s.http.Ready()},
 			{Name: "websocket", Run: s.ws.Run, Ready: s.ws.Ready()},
 			{Name: "server info", Run: (&metrics.InfoPublisher{

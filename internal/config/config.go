@@ -146,6 +146,12 @@ type Config struct {
 	// CheckpointInterval is how often the store writes its write-ahead
 	// log's changes into the database file (sooner when they pass ~64 MiB).
 	CheckpointInterval time.Duration
+	// DiskWarnFree: below this many free bytes on the data folder's
+	// disk, chatd warns in its log and sets chatd_disk_low.
+	DiskWarnFree int
+	// RetentionDays deletes messages older than this many days in apps
+	// that set no retention of their own; 0 keeps them.
+	RetentionDays int
 
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.

@@ -1,0 +1,72 @@
+package chat
+
+import "bytes"
+
+// Records are the durable state of the core's domains that are not
+// messages, sessions or users: customer-service conversations and queues,
+// consultations and their bills, contacts, moderation. A domain keeps
+// typed structs in this package and encodes them with its own codec; the
+// Store keeps each value as opaque bytes under (Kind, Key), ordered by key
+// within a kind, so that one Store interface (and one conformance suite)
+// serves every domain, and a second Store (PostgreSQL) ports them all with
+// one table.
+//
+// Records are for state changes, which are rare next to messages: in
+// storage.Bolt a batch holding records is committed straight to bbolt (a
+// checkpoint, then one transaction), never through the write-ahead log.
+// Nothing may write a record per message.
+
+// Record is one durable value of a domain.
+type Record struct {
+	// Kind names the domain's key space: 1–32 bytes of [a-z0-9_.], such
+	// as "svc.conv". ValidKind checks it.
+	Kind string
+	// Key orders records within a kind, bytewise: encode numbers
+	// big-endian so they sort. 1–512 bytes.
+	Key []byte
+	// Value is the domain's encoding; it may be empty.
+	Value []byte
+}
+
+// RecordKey names a record to delete.
+type RecordKey struct {
+	Kind string
+	Key  []byte
+}
+
+// MaxRecordKey is the longest record key a Store accepts.
+const MaxRecordKey = 512
+
+// ValidKind reports whether kind may name a record kind.
+func ValidKind(kind string) bool {
+	if len(kind) == 0 || len(kind) > 32 {
+		return false
+	}
+	for i := 0; i < len(kind); i++ {
+		c := kind[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidRecordKey reports whether key may be a record key.
+func ValidRecordKey(key []byte) bool { return len(key) > 0 && len(key) <= MaxRecordKey }
+
+// InRecordRange reports whether key belongs to a scan with prefix, after
+// and direction: it starts with prefix and sorts after `after` (ascending)
+// or before it (reverse); a nil after admits every key. Stores use it so
+// that every implementation agrees on the edges.
+func InRecordRange(key, prefix, after []byte, reverse bool) bool {
+	if !bytes.HasPrefix(key, prefix) {
+		return false
+	}
+	if after == nil {
+		return true
+	}
+	if reverse {
+		return bytes.Compare(key, after) < 0
+	}
+	return bytes.Compare(key, after) > 0
+}
