@@ -47,6 +47,9 @@ const (
 	PolicyHost    = "host"    // users write only in sessions the host created
 )
 
+// ValidPolicy reports whether p names a messaging policy.
+func ValidPolicy(p string) bool { return p == PolicyAnyone || p == PolicyFriends || p == PolicyHost }
+
 // Limits of the contacts domain.
 const (
 	maxRequestMessage = 256    // bytes of a friend request's message

@@ -189,7 +189,6 @@ type Core struct {
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 	contacts    contactBook // friends, requests, blocks, app settings (contacts.go)
-	recShim     recordShim  // TEMPORARY: records until the Store has them (records_shim.go)
 
 	stats counters
 }

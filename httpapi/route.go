@@ -64,7 +64,6 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
-	epSettings       // contacts.go
 	epContactsImport // contacts.go
 	epCount
 )
@@ -91,7 +90,6 @@ var endpoints = [epCount]endpoint{
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	// contacts.go
-	epSettings:       {pattern: "/api/v1/settings", auth: authApp, get: (*Server).appSettings, post: (*Server).appSetSettings, allow: "GET, POST"},
 	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
 }
 
@@ -127,8 +125,6 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
-	case "/api/v1/settings":
-		return epSettings, nil
 	case "/api/v1/contacts/import":
 		return epContactsImport, nil
 	}

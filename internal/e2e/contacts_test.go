@@ -239,7 +239,7 @@ func TestBlockStopsMessagesRequestsAndPresence(t *testing.T) {
 func setPolicy(t *testing.T, app *apiclient.Client, policy string) error {
 	t.Helper()
 	var st chat.AppSettings
-	err := app.Do(context.Background(), "POST", "/api/v1/settings", map[string]string{"messaging": policy}, &st)
+	err := app.Do(context.Background(), "POST", "/api/v1/app", map[string]string{"messaging": policy}, &st)
 	if err == nil && st.Messaging != policy {
 		t.Fatalf("settings answer %+v, want %s", st, policy)
 	}
@@ -254,7 +254,7 @@ func TestMessagingPolicies(t *testing.T) {
 	c := login(t, s.WSAddr, "shop", tc)
 
 	var st chat.AppSettings
-	if err := app.Do(context.Background(), "GET", "/api/v1/settings", nil, &st); err != nil || st.Messaging != "anyone" {
+	if err := app.Do(context.Background(), "GET", "/api/v1/app", nil, &st); err != nil || st.Messaging != "anyone" {
 		t.Fatalf("default settings %+v %v", st, err)
 	}
 	var ae *apiclient.APIError
@@ -356,5 +356,62 @@ func TestHostImportContacts(t *testing.T) {
 	var ae *apiclient.APIError
 	if _, err := imp(chat.ContactImport{Friends: []chat.ContactPair{{UID: "bob", Peer: "nobody"}}}); !errors.As(err, &ae) || ae.Code != "not_found" {
 		t.Errorf("unknown user: %v", err)
+	}
+}
+
+func TestContactsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir, options{})
+	a0, err := s.Admin.CreateApp(context.Background(), "shop", "Shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := s.AppClient(a0.ID, a0.Secret)
+	ta, tb, tc := pushUser(t, app, "alice"), pushUser(t, app, "bob"), pushUser(t, app, "carol")
+	a, b, c := login(t, s.WSAddr, "shop", ta), login(t, s.WSAddr, "shop", tb), login(t, s.WSAddr, "shop", tc)
+	mustOK(t, a.do(`"action":"friend_request","uid":"bob"`), "request")
+	mustOK(t, b.do(`"action":"friend_accept","uid":"alice"`), "accept")
+	mustOK(t, a.do(`"action":"friend_remark","uid":"bob","remark":"B"`), "remark")
+	mustOK(t, c.do(`"action":"friend_request","uid":"alice","message":"carol"`), "pending request")
+	mustOK(t, b.do(`"action":"block","uid":"carol"`), "block")
+	if err := setPolicy(t, app, "friends"); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+
+	s = start(t, dir, options{})
+	app = s.AppClient(a0.ID, a0.Secret)
+	a, b, c = login(t, s.WSAddr, "shop", ta), login(t, s.WSAddr, "shop", tb), login(t, s.WSAddr, "shop", tc)
+	if fa := friendsOf(t, a); len(fa) != 1 || fa[0].UID != "bob" || fa[0].Remark != "B" {
+		t.Fatalf("alice's friends after restart: %+v", fa)
+	}
+	if l := decode[requestsList](t, a.do(`"action":"friend_requests"`)); len(l.Incoming) != 1 || l.Incoming[0].Message != "carol" {
+		t.Fatalf("alice's requests after restart: %+v", l)
+	}
+	mustFail(t, b.do(`"action":"block","uid":"carol"`), chat.CodeConflict, "the block after restart")
+	mustFail(t, c.do(`"action":"send","to":"alice","type":"text","content":{"text":"x"}`), chat.CodeForbidden, "friends policy after restart")
+	mustOK(t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"x"}`), "friends write after restart")
+}
+
+func TestContactTopicOnTheLiveStream(t *testing.T) {
+	s := start(t, t.TempDir(), options{})
+	app := s.app("shop")
+	ta := pushUser(t, app, "alice")
+	pushUser(t, app, "bob")
+	f, err := chat.ParseFilter("contact;uid=bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := s.Core.Subscribe([]chat.Filter{f}, 16)
+	defer sub.Close()
+	a := login(t, s.WSAddr, "shop", ta)
+	mustOK(t, a.do(`"action":"friend_request","uid":"bob","message":"hello"`), "request")
+	select {
+	case e := <-sub.C:
+		if e.Topic != "contact" || e.Type != "request" || e.UID != "alice" || e.Detail != "hello" {
+			t.Fatalf("stream event %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no contact event on the stream")
 	}
 }
