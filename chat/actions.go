@@ -102,6 +102,9 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 	if data, err, ok := c.contactAction(ctx, cl, r); ok { // contacts.go
 		return data, err
 	}
+	if data, err, ok := c.presenceAction(ctx, cl, r); ok { // presence.go
+		return data, err
+	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
 }
 
@@ -136,6 +139,12 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		cl.replyErr(r.ID, "login", Errf(CodeConflict, "already logged in on this connection"))
 		return
 	}
+	platform, pe := parsePlatform(r.Platform) // devices.go
+	if pe != nil {
+		c.stats.loginFails.Add(1)
+		cl.replyErr(r.ID, "login", pe)
+		return
+	}
 	id, tok, err := c.authenticate(ctx, r.App, r.Token)
 	if err != nil {
 		c.stats.loginFails.Add(1)
@@ -159,6 +168,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	cl.u, cl.id = c.userEntry(id.App, id.UID)
 	id = cl.id
 	cl.token = tokenTag(&tok.Hash)
+	cl.platform = platform
 	c.expiry.add(cl, tok.ExpiresAt)
 	cl.mu.Lock()
 	closed := cl.closed
@@ -175,6 +185,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	first := cl.u.add(cl)
 	if first {
 		c.stats.usersOnline.Add(1)
+		c.presenceChanged(id.App, cl.u, true) // presence.go
 	}
 	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
 		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
@@ -218,6 +229,7 @@ func (c *Core) logout(cl *Client, why string) {
 	c.publish(Event{Topic: TopicLogout, App: cl.id.App, UID: cl.id.UID, Detail: why})
 	if last {
 		c.stats.usersOnline.Add(-1)
+		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
 	}
 }

@@ -830,19 +830,13 @@ func (c *Core) friendsPage(ctx context.Context, id Identity, cursor string, limi
 }
 
 // visibleOnline reports whether viewer may see uid online: uid has a
-// device online and has not blocked viewer.
+// device online, does not hide presence and has not blocked viewer.
 func (c *Core) visibleOnline(ctx context.Context, app, viewer, uid string) bool {
-	if len(c.userRef(app, uid).online()) == 0 {
+	if u := c.lookupUser(app, uid); u == nil || len(u.online()) == 0 {
 		return false
 	}
-	st, err := c.contactsOf(ctx, app, uid)
-	if err != nil {
-		return false
-	}
-	c.contacts.mu.Lock()
-	_, blocked := st.blocks[viewer]
-	c.contacts.mu.Unlock()
-	return !blocked
+	v, err := c.presenceOf(ctx, app, viewer, uid)
+	return err == nil && v.Online
 }
 
 type requestsReply struct {

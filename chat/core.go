@@ -81,6 +81,11 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// PresenceDebounce is how long a user's online state must hold before
+	// friends and peers are told (presence.go): a connection that drops
+	// and returns within it is never announced. Zero means 5 s; negative
+	// turns presence events off (queries still answer).
+	PresenceDebounce time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -132,6 +137,9 @@ func (c *Config) fill() {
 	}
 	if c.GroupsPerMinute <= 0 {
 		c.GroupsPerMinute = 20
+	}
+	if c.PresenceDebounce == 0 {
+		c.PresenceDebounce = 5 * time.Second
 	}
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
@@ -190,6 +198,8 @@ type Core struct {
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 	contacts    contactBook // friends, requests, blocks, app settings (contacts.go)
 
+	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
+
 	stats counters
 }
 
@@ -205,6 +215,7 @@ type counters struct {
 	lastBatch   atomic.Int64
 	logins      atomic.Uint64
 	loginFails  atomic.Uint64
+	presence    atomic.Uint64    // presence events queued to devices
 	errors      [9]atomic.Uint64 // by Codes index
 }
 
@@ -223,6 +234,7 @@ type Stats struct {
 	LastCommit    time.Duration // duration of the newest commit
 	LastBatch     int           // writes in the newest commit
 	Tracing       bool          // a message trace runs (StartTrace)
+	Presence      uint64        // presence events queued to devices (presence.go)
 	Errors        map[Code]uint64
 }
 
@@ -321,6 +333,7 @@ func (c *Core) Stats() Stats {
 		LastCommit:    time.Duration(c.stats.commitNanos.Load()),
 		LastBatch:     int(c.stats.lastBatch.Load()),
 		Tracing:       c.tracer.Load() != nil,
+		Presence:      c.stats.presence.Load(),
 		Errors:        make(map[Code]uint64, len(Codes)),
 	}
 	for i, code := range Codes {

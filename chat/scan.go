@@ -285,6 +285,8 @@ func decodeFast(b []byte, r *request) (*fieldError, bool) {
 				fe = s.strField(&r.Remark, "remark")
 			case "cursor":
 				fe = s.strField(&r.Cursor, "cursor")
+			case "platform":
+				fe = s.strField(&r.Platform, "platform")
 			case "session_id":
 				var v uint64
 				fe = s.uintField(&v, "session_id")

@@ -171,6 +171,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxSessionsListed:   cfg.MaxSessionsListed,
 		GroupsPerMinute:     cfg.GroupCreateRate,
 		MemberAddsPerMinute: cfg.GroupAddRate,
+		PresenceDebounce:    cfg.PresenceDebounce,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {

@@ -141,6 +141,9 @@ type Config struct {
 	// GroupAddRate caps the members one user adds to groups per minute
 	// through the client API.
 	GroupAddRate int
+	// PresenceDebounce is how long a user's online state must hold before
+	// friends and peers are told.
+	PresenceDebounce time.Duration
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead

@@ -146,6 +146,8 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.GroupCreateRate }),
 	intv("group_add_rate", "200", 1, "members one user may add to groups per minute through the client API (members named at creation count)",
 		func(c *Config) *int { return &c.GroupAddRate }),
+	dur("presence_debounce", "5s", "how long a user's online state must hold before friends and private-session peers get a presence event (a flapping connection is not announced)",
+		func(c *Config) *time.Duration { return &c.PresenceDebounce }),
 	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
 		func(c *Config) *int { return &c.JournalSize }),
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
