@@ -187,6 +187,8 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		c.stats.usersOnline.Add(1)
 		c.presenceChanged(id.App, cl.u, true) // presence.go
 	}
+	// The app's device policy may close the user's other connections.
+	c.enforceDevices(ctx, cl)
 	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
 		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
 		if first {

@@ -86,6 +86,9 @@ type blockRec struct {
 type AppSettings struct {
 	// Messaging is PolicyAnyone (the default), PolicyFriends or PolicyHost.
 	Messaging string `json:"messaging"`
+	// Devices is DevicesMulti (the default), DevicesSingle or
+	// DevicesOnePerPlatform (devices.go).
+	Devices string `json:"devices"`
 }
 
 // appSettingsRec is what is stored: the settings and whether any user of
@@ -234,12 +237,15 @@ func (c *Core) appSettings(ctx context.Context, app string) (*appSettingsRec, er
 	if s := c.cachedSettings(app); s != nil {
 		return s, nil
 	}
-	s := &appSettingsRec{AppSettings: AppSettings{Messaging: PolicyAnyone}}
+	s := &appSettingsRec{AppSettings: AppSettings{Messaging: PolicyAnyone, Devices: DevicesMulti}}
 	v, err := c.record(ctx, kindSettings, []byte(app))
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(v, s); err != nil {
 			return nil, err
+		}
+		if s.Devices == "" {
+			s.Devices = DevicesMulti
 		}
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
@@ -263,6 +269,7 @@ func (c *Core) Settings(ctx context.Context, app string) (AppSettings, error) {
 // SettingsInput changes an app's settings; empty fields stay as they are.
 type SettingsInput struct {
 	Messaging string `json:"messaging,omitempty"`
+	Devices   string `json:"devices,omitempty"`
 }
 
 // SetSettings changes an app's settings (the host's call).
@@ -276,9 +283,16 @@ func (c *Core) SetSettings(ctx context.Context, app string, in SettingsInput) (A
 		return AppSettings{}, Errf(CodeBadRequest, "unknown messaging policy \""+clip(in.Messaging, 32)+
 			"\"; policies are anyone, friends, host")
 	}
+	if in.Devices != "" && !ValidDevices(in.Devices) {
+		return AppSettings{}, Errf(CodeBadRequest, "unknown device policy \""+clip(in.Devices, 32)+
+			"\"; policies are multi, single, one_per_platform")
+	}
 	return c.updateSettings(ctx, app, func(s *appSettingsRec) {
 		if in.Messaging != "" {
 			s.Messaging = in.Messaging
+		}
+		if in.Devices != "" {
+			s.Devices = in.Devices
 		}
 	})
 }

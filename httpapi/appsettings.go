@@ -16,6 +16,9 @@ type AppSettings struct {
 	// Messaging is who may write to whom: anyone, friends or host
 	// (chat.AppSettings, contacts.go).
 	Messaging string `json:"messaging"`
+	// Devices is how many connections a user may hold: multi, single or
+	// one_per_platform (chat devices.go).
+	Devices string `json:"devices"`
 }
 
 // AppSettingsRequest is the body of POST /api/v1/app. RetentionDays:
@@ -24,10 +27,11 @@ type AppSettings struct {
 type AppSettingsRequest struct {
 	RetentionDays *int    `json:"retention_days"`
 	Messaging     *string `json:"messaging"` // anyone, friends or host
+	Devices       *string `json:"devices"`   // multi, single or one_per_platform
 }
 
 func appSettings(a chat.App, st chat.AppSettings) AppSettings {
-	return AppSettings{ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, RetentionDays: a.RetentionDays, Messaging: st.Messaging}
+	return AppSettings{ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, RetentionDays: a.RetentionDays, Messaging: st.Messaging, Devices: st.Devices}
 }
 
 func (s *Server) appGetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
@@ -48,8 +52,11 @@ func (s *Server) appSetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if e := decodeJSON(ctx.PostBody(), &in, false); e != nil {
 		return e
 	}
-	if in.RetentionDays == nil && in.Messaging == nil {
-		return chat.Errf(chat.CodeBadRequest, "nothing to change: give retention_days or messaging")
+	if in.RetentionDays == nil && in.Messaging == nil && in.Devices == nil {
+		return chat.Errf(chat.CodeBadRequest, "nothing to change: give retention_days, messaging or devices")
+	}
+	if in.Devices != nil && !chat.ValidDevices(*in.Devices) {
+		return chat.Errf(chat.CodeBadRequest, "unknown device policy \""+*in.Devices+"\"; policies are multi, single, one_per_platform")
 	}
 	if in.Messaging != nil && !chat.ValidPolicy(*in.Messaging) {
 		// Checked first: a bad field changes nothing.
@@ -62,8 +69,15 @@ func (s *Server) appSetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if err != nil {
 		return err
 	}
-	if in.Messaging != nil {
-		if _, err := s.core.SetSettings(s.reqCtx, r.app, chat.SettingsInput{Messaging: *in.Messaging}); err != nil {
+	if in.Messaging != nil || in.Devices != nil {
+		si := chat.SettingsInput{}
+		if in.Messaging != nil {
+			si.Messaging = *in.Messaging
+		}
+		if in.Devices != nil {
+			si.Devices = *in.Devices
+		}
+		if _, err := s.core.SetSettings(s.reqCtx, r.app, si); err != nil {
 			return err
 		}
 	}
