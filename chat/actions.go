@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +59,7 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 	case "sync":
 		return c.sync(ctx, id, r.SessionID, r.After, r.Limit)
 	case "sessions":
-		return c.userSessions(ctx, id)
+		return c.sessionList(ctx, id, SessionListInput{Cursor: r.Cursor, Limit: r.Limit, Keyword: r.Keyword}) // sessionlist.go
 	case "session":
 		return c.sessionInfo(ctx, id, r.SessionID)
 	case "read":
@@ -103,6 +102,9 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return data, err
 	}
 	if data, err, ok := c.presenceAction(ctx, cl, r); ok { // presence.go
+		return data, err
+	}
+	if data, err, ok := c.sessionListAction(ctx, cl, r); ok { // sessionlist.go
 		return data, err
 	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
@@ -530,6 +532,7 @@ type SessionView struct {
 	CreatedAt   int64     `json:"created_at"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
+	listFields            // the peer's name, member count, your flags (sessionlist.go)
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -572,43 +575,8 @@ func (c *Core) sessionInfo(ctx context.Context, id Identity, sid SessionID) (*Se
 		return nil, err
 	}
 	v.Members = s.members().uids()
+	c.fillListFields(ctx, id, v, c.flagsOf(ctx, id, sid)) // sessionlist.go
 	return c.capMembers(v)
-}
-
-type sessionsList struct {
-	Sessions []*SessionView `json:"sessions"`
-	Unread   uint64         `json:"unread"`
-}
-
-// userSessions lists a user's sessions, most recently active first, as
-// many as fit one reply (capSessions).
-func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsReply, error) {
-	ids, err := c.store.UserSessions(ctx, id.App, id.UID)
-	if err != nil {
-		return nil, err
-	}
-	out := &sessionsList{Sessions: make([]*SessionView, 0, len(ids))}
-	for _, sid := range ids {
-		v, err := c.sessionView(ctx, id, sid)
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				continue // left between the index read and now
-			}
-			return nil, err
-		}
-		out.Unread += v.Unread
-		out.Sessions = append(out.Sessions, v)
-	}
-	sort.SliceStable(out.Sessions, func(i, j int) bool {
-		a, b := out.Sessions[i], out.Sessions[j]
-		ta, tb := max(a.LastAt, a.CreatedAt), max(b.LastAt, b.CreatedAt)
-		if ta != tb {
-			return ta > tb
-		}
-		return a.ID > b.ID
-	})
-	return c.capSessions(out.Sessions, out.Unread)
 }
 
 type readData struct {

@@ -32,6 +32,8 @@ type request struct {
 	Remark    string          `json:"remark"`   // friend_remark
 	Cursor    string          `json:"cursor"`   // friends, blocks: continue after this
 	Platform  string          `json:"platform"` // login (devices.go)
+	Keyword   string          `json:"keyword"`  // sessions (sessionlist.go)
+	Rank      int             `json:"rank"`     // session_pin
 }
 
 // decodeRequest parses b: the scanner first (fast, few allocations), and

@@ -71,8 +71,8 @@ type Config struct {
 	// (1008), every time it asked. Zero means 512 KiB (half of the
 	// default outbound limit, leaving room for events queued beside it).
 	MaxReply int
-	// MaxSessionsListed caps the sessions one `sessions` reply lists (the
-	// most recently active; the reply says truncated). Zero means 1000.
+	// MaxSessionsListed caps the sessions one `sessions` page lists (the
+	// reply's next_cursor continues the list; sessionlist.go). Zero means 1000.
 	MaxSessionsListed int
 	// GroupsPerMinute caps the groups one user creates per minute through
 	// the client API. Zero means 20.

@@ -140,7 +140,7 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.MaxContent }),
 	intv("history_limit", "50", 1, "default page size of history and sync (at most 500)",
 		func(c *Config) *int { return &c.HistoryLimit }),
-	intv("max_sessions_listed", "1000", 1, "most sessions one `sessions` reply lists (the most recently active; the reply says truncated)",
+	intv("max_sessions_listed", "1000", 1, "most sessions one `sessions` page lists (the largest limit a client may ask; the reply's next_cursor continues the list)",
 		func(c *Config) *int { return &c.MaxSessionsListed }),
 	intv("group_create_rate", "20", 1, "groups one user may create per minute through the client API",
 		func(c *Config) *int { return &c.GroupCreateRate }),
