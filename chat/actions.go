@@ -645,7 +645,7 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 	sid, ok := c.pairs[key]
 	c.mu.Unlock()
 	if ok {
-		return c.session(ctx, app, sid)
+		return c.privateFound(ctx, app, sid, a, b) // hostapi.go
 	}
 	l := c.lockFor(key)
 	l.Lock()
@@ -655,7 +655,7 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 		c.mu.Lock()
 		c.pairs[key] = sid
 		c.mu.Unlock()
-		return c.session(ctx, app, sid)
+		return c.privateFound(ctx, app, sid, a, b) // hostapi.go
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return nil, err

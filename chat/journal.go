@@ -385,6 +385,7 @@ func appendBatch(dst, src *Batch) {
 	dst.Reads = append(dst.Reads, src.Reads...)
 	dst.Records = append(dst.Records, src.Records...)
 	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
+	dst.DelUsers = append(dst.DelUsers, src.DelUsers...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

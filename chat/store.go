@@ -48,11 +48,19 @@ type Store interface {
 	//  - Records: put (create or replace) each value under (Kind, Key);
 	//    then DelRecords: delete (a missing key is not an error). A record
 	//    put and deleted in one batch ends deleted.
+	//  - DelUsers (applied right after Users): delete the user record (a
+	//    missing one is not an error); tokens, memberships and records
+	//    are the caller's to delete in the same batch.
 	Apply(ctx context.Context, b *Batch) error
 
 	App(ctx context.Context, id string) (App, error)
 	Apps(ctx context.Context) ([]App, error)
 	User(ctx context.Context, app, uid string) (User, error)
+	// Users lists up to limit users of app that come after the uid `after`
+	// ("": from the first), in an order of the Store's that is the same on
+	// every call, so that `after` = the last uid of a page continues it.
+	// limit <= 0 means no limit.
+	Users(ctx context.Context, app, after string, limit int) ([]User, error)
 	Token(ctx context.Context, hash [32]byte) (Token, error)
 	Session(ctx context.Context, id SessionID) (Session, error)
 	// PrivateSession finds the private session of a pair, in either order.
@@ -106,13 +114,14 @@ type Batch struct {
 	Reads         []ReadMark
 	Records       []Record    // put, after Reads (records.go)
 	DelRecords    []RecordKey // delete, after Records; a missing key is no error
+	DelUsers      []UserKey   // delete, right after Users
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
 		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads)+
-		len(b.Records)+len(b.DelRecords) == 0
+		len(b.Records)+len(b.DelRecords)+len(b.DelUsers) == 0
 }
 
 // Reset empties the batch, keeping its slices' memory.
@@ -121,6 +130,6 @@ func (b *Batch) Reset() {
 		Apps: b.Apps[:0], Users: b.Users[:0], Tokens: b.Tokens[:0], DelTokens: b.DelTokens[:0],
 		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
 		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
-		Records: b.Records[:0], DelRecords: b.DelRecords[:0],
+		Records: b.Records[:0], DelRecords: b.DelRecords[:0], DelUsers: b.DelUsers[:0],
 	}
 }
