@@ -1081,6 +1081,21 @@ func (c *Core) ImportContacts(ctx context.Context, app string, in ContactImport)
 		}
 	}
 	c.contacts.mu.Unlock()
+	c.contacts.mu.Lock()
+	pending := func(a, b string) bool { // a request either way between a and b
+		_, x := st[a].in[b]
+		_, y := st[a].out[b]
+		return x || y
+	}
+	for _, ch := range changes {
+		if (ch.op == "add" || ch.op == "block") && pending(ch.a, ch.b) {
+			dels = append(dels, RecordKey{Kind: kindReqIn, Key: contactKey(app, ch.a, ch.b)},
+				RecordKey{Kind: kindReqOut, Key: contactKey(app, ch.b, ch.a)},
+				RecordKey{Kind: kindReqIn, Key: contactKey(app, ch.b, ch.a)},
+				RecordKey{Kind: kindReqOut, Key: contactKey(app, ch.a, ch.b)})
+		}
+	}
+	c.contacts.mu.Unlock()
 	for _, ch := range changes {
 		switch ch.op {
 		case "delete":
@@ -1088,11 +1103,6 @@ func (c *Core) ImportContacts(ctx context.Context, app string, in ContactImport)
 				RecordKey{Kind: kindFriend, Key: contactKey(app, ch.b, ch.a)})
 		case "unblock":
 			dels = append(dels, RecordKey{Kind: kindBlock, Key: contactKey(app, ch.a, ch.b)})
-		case "add", "block":
-			dels = append(dels, RecordKey{Kind: kindReqIn, Key: contactKey(app, ch.a, ch.b)},
-				RecordKey{Kind: kindReqOut, Key: contactKey(app, ch.b, ch.a)},
-				RecordKey{Kind: kindReqIn, Key: contactKey(app, ch.b, ch.a)},
-				RecordKey{Kind: kindReqOut, Key: contactKey(app, ch.a, ch.b)})
 		}
 	}
 	// Puts after deletes in the journal's order would be the Store's

@@ -357,6 +357,15 @@ func TestHostImportContacts(t *testing.T) {
 	if _, err := imp(chat.ContactImport{Friends: []chat.ContactPair{{UID: "bob", Peer: "nobody"}}}); !errors.As(err, &ae) || ae.Code != "not_found" {
 		t.Errorf("unknown user: %v", err)
 	}
+
+	// A pending request between a pair the host makes friends goes away.
+	mustOK(t, a.do(`"action":"friend_request","uid":"dave"`), "request")
+	if r, err := imp(chat.ContactImport{Friends: []chat.ContactPair{{UID: "dave", Peer: "alice"}}}); err != nil || r.Friended != 1 {
+		t.Fatalf("import over a pending request: %+v %v", r, err)
+	}
+	if l := decode[requestsList](t, a.do(`"action":"friend_requests"`)); len(l.Outgoing) != 0 {
+		t.Fatalf("alice's request outlived the import: %+v", l)
+	}
 }
 
 func TestContactsSurviveRestart(t *testing.T) {
