@@ -162,6 +162,11 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		cl.replyErr(r.ID, "login", err)
 		return
 	}
+	if c.overConns(c.userRef(id.App, id.UID), 1) {
+		c.stats.loginFails.Add(1)
+		cl.refuse(r.ID, c.connsRefusal(id.UID))
+		return
+	}
 	c.unauthMu.Lock()
 	delete(c.unauth, cl)
 	c.unauthMu.Unlock()
@@ -188,6 +193,9 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	if first {
 		c.stats.usersOnline.Add(1)
 		c.presenceChanged(id.App, cl.u, true) // presence.go
+	}
+	if c.loginRaced(cl) {
+		return
 	}
 	// The app's device policy may close the user's other connections.
 	c.enforceDevices(ctx, cl)
@@ -219,6 +227,9 @@ func (c *Core) authenticate(ctx context.Context, app, token string) (Identity, T
 	if tok.ExpiresAt <= c.nowMS() {
 		return Identity{}, Token{}, Errf(CodeUnauthorized, "token expired")
 	}
+	if e := c.bannedErr(tok.App, tok.UID); e != nil {
+		return Identity{}, Token{}, e
+	}
 	return Identity{App: tok.App, UID: tok.UID}, tok, nil
 }
 
@@ -244,6 +255,12 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := clientSendCheck(r.Type); e != nil {
 		return e
 	}
+	// Before prepareSend, which may create a private session: a muted or
+	// limited user creates nothing.
+	var now int64
+	if e := c.allowUserSend(cl, &now); e != nil {
+		return e
+	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
@@ -261,8 +278,9 @@ var errCacheMiss = errors.New("chat: not cached")
 // client is logged in and idle, the session is cached and the journal has
 // room. It reports false, having done nothing, when the request must take the
 // queued path (another action, a cache miss, a full journal). payload is
-// borrowed; the op keeps copies.
-func (c *Core) sendFast(cl *Client, payload []byte) bool {
+// borrowed; the op keeps copies. now is the caller's lazy clock reading
+// (limits.go: clock).
+func (c *Core) sendFast(cl *Client, payload []byte, now *int64) bool {
 	var r request
 	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
 		return false
@@ -276,6 +294,12 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 		return false
 	}
 	id := append([]byte(nil), r.ID...)
+	if err == nil {
+		if e := c.allowUserSend(cl, now); e != nil {
+			putOp(o)
+			err = e
+		}
+	}
 	if err != nil {
 		cl.replyErr(id, "send", err)
 		return true
@@ -284,13 +308,15 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	c.submitMu.RLock()
 	defer c.submitMu.RUnlock()
 	if c.closing.Load() {
-		return false // the queued path answers unavailable
+		c.lim.send.refund(&cl.u.sendTAT) // the queued path takes it again
+		return false                     // the queued path answers unavailable
 	}
 	select {
 	case c.journal <- o:
 		return true
 	default:
 		putOp(o)
+		c.lim.send.refund(&cl.u.sendTAT)
 		return false // full: the queued path waits for room
 	}
 }

@@ -139,7 +139,9 @@ func (s *nullStore) CID(context.Context, string, string, string) (SessionID, uin
 	return 0, 0, ErrNotFound
 }
 func (s *nullStore) MaxSessionID(context.Context) (SessionID, error) { return 0, nil }
-func (s *nullStore) Users(context.Context, string, string, int) ([]User, error) { return nil, nil }
+func (s *nullStore) Users(context.Context, string, string, int) ([]User, error) {
+	return nil, nil
+}
 func (s *nullStore) Record(context.Context, string, []byte) ([]byte, error) {
 	return nil, ErrNotFound
 }
@@ -149,7 +151,10 @@ func (s *nullStore) ScanRecords(context.Context, string, []byte, []byte, int, bo
 func (s *nullStore) PruneMessages(context.Context, string, int64, SessionID, int) (int, SessionID, error) {
 	return 0, 0, nil
 }
-func (s *nullStore) Close() error { return nil }
+func (s *nullStore) Restrictions(context.Context) ([]Restriction, error) { return nil, nil }
+func (s *nullStore) CountUsers(context.Context, string) (int, error)     { return 0, nil }
+func (s *nullStore) CountGroups(context.Context, string) (int, error)    { return 0, nil }
+func (s *nullStore) Close() error                                        { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,
 // validate, journal, encode once, fan out to every member's fake peer) for
@@ -206,16 +211,16 @@ func BenchmarkGroupSend(b *testing.B) {
 // BenchmarkHandleSend drives the transport entry point (HandleMessage, as the
 // reactor calls it on an event loop) with 1:1 sends, including the ack back
 // to the sender, with a store that costs nothing.
-func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, false) }
+func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}, false) }
 
 // BenchmarkHandleSendCID is BenchmarkHandleSend with a fresh cid on every
 // send: the idempotency check (cidring.go) on the hot path.
-func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, true) }
+func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}, true) }
 
-func benchHandleSend(b *testing.B, cids bool) {
+func benchHandleSend(b *testing.B, cfg Config, cids bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := New(Config{MaxQueue: 1 << 20}, newNullStore())
+	c, err := New(cfg, newNullStore())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,11 +17,12 @@ const (
 	TopicGroup      = "group"
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
+	TopicModeration = "moderation" // ban, unban, mute, unmute, kick (Type); Until for ban and mute
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
@@ -36,6 +37,7 @@ type Event struct {
 	Error   *Error      `json:"error,omitempty"`
 	Info    *ServerInfo `json:"info,omitempty"`
 	Detail  string      `json:"detail,omitempty"`
+	Until   int64       `json:"until,omitempty"` // moderation: end of a ban or mute (unix ms; absent: for ever)
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring

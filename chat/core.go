@@ -93,6 +93,8 @@ type Config struct {
 	// client is told only that it happened. Nil means the standard
 	// library's log package. Called from any goroutine; must not block.
 	LogError func(what string, err error)
+	// Limits are the per-user abuse limits (limits.go).
+	Limits Limits
 }
 
 // MaxPage is the largest history or sync page a client may ask for.
@@ -196,6 +198,9 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+	lim         limiter     // per-user limits (limits.go); immutable after New
+	mod         moderator   // bans and mutes (moderation.go)
+	quotas      quotas      // per-app caps on users and groups (limits.go)
 	contacts    contactBook // friends, requests, blocks, app settings (contacts.go)
 
 	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
@@ -217,6 +222,7 @@ type counters struct {
 	loginFails  atomic.Uint64
 	presence    atomic.Uint64    // presence events queued to devices
 	errors      [9]atomic.Uint64 // by Codes index
+	limited     [5]atomic.Uint64 // refusals by LimitKinds index
 }
 
 // Stats are the core's live figures.
@@ -236,6 +242,7 @@ type Stats struct {
 	Tracing       bool          // a message trace runs (StartTrace)
 	Presence      uint64        // presence events queued to devices (presence.go)
 	Errors        map[Code]uint64
+	Limited       map[string]uint64 // refusals by limit kind (LimitKinds)
 }
 
 // New builds a core on st. Call Run before serving.
@@ -266,6 +273,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
+	c.lim = newLimiter(cfg.Limits)
+	if err := c.loadModeration(context.Background()); err != nil {
+		return nil, err
+	}
 	c.nextSession.Store(uint64(max))
 	return c, nil
 }
@@ -338,6 +349,10 @@ func (c *Core) Stats() Stats {
 	}
 	for i, code := range Codes {
 		s.Errors[code] = c.stats.errors[i].Load()
+	}
+	s.Limited = make(map[string]uint64, len(LimitKinds))
+	for i, k := range LimitKinds {
+		s.Limited[k] = c.stats.limited[i].Load()
 	}
 	return s
 }

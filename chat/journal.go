@@ -386,6 +386,8 @@ func appendBatch(dst, src *Batch) {
 	dst.Records = append(dst.Records, src.Records...)
 	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
 	dst.DelUsers = append(dst.DelUsers, src.DelUsers...)
+	dst.Restrictions = append(dst.Restrictions, src.Restrictions...)
+	dst.DelRestrictions = append(dst.DelRestrictions, src.DelRestrictions...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

@@ -74,6 +74,11 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 			w.Sample(float64(cs.Errors[code]), metrics.Label{Name: "code", Value: string(code)})
 		}
 	}
+	if w.Family("chatd_limited_total", metrics.Counter, "Requests and logins refused by an abuse limit, by limit (send, request, user_conns, app_users, app_groups).") {
+		for _, k := range chat.LimitKinds {
+			w.Sample(float64(cs.Limited[k]), metrics.Label{Name: "limit", Value: k})
+		}
+	}
 	w.Gauge("chatd_subscribers", "Live event-stream subscriptions (chatctl subscribe and other /admin/v1/subscribe clients).", float64(s.core.Subscribers()))
 	w.Counter("chatd_subscriber_events_dropped_total", "Events dropped for live-stream subscribers too slow to take them.", float64(s.streams.dropped.Load()))
 	if w.Family("chatd_http_requests_total", metrics.Counter, "HTTP API requests answered, by status class (live streams count once, when they start).") {

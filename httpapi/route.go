@@ -64,6 +64,8 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epModeration
+	epAppLimits
 	epContactsImport // contacts.go
 	epUserSessions   // hostapi.go
 	epUserUnread     // hostapi.go
@@ -92,6 +94,8 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
+	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 	// contacts.go
 	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
 	// hostapi.go
@@ -132,6 +136,10 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/moderation":
+		return epModeration, nil
+	case "/api/v1/app/limits":
+		return epAppLimits, nil
 	case "/api/v1/contacts/import":
 		return epContactsImport, nil
 	}

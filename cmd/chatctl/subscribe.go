@@ -286,6 +286,14 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		if l.Detail != "" {
 			b.WriteString("  from " + l.Detail)
 		}
+	case chat.TopicModeration:
+		b.WriteString("  " + l.Type)
+		if l.Type == "ban" || l.Type == "mute" {
+			b.WriteString(" " + untilText(l.Until))
+		}
+		if l.Detail != "" {
+			b.WriteString("  " + l.Detail)
+		}
 	case chat.TopicError:
 		if l.Error != nil {
 			fmt.Fprintf(b, "  %s: %s", l.Error.Code, l.Error.Message)

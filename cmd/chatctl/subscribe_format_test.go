@@ -35,6 +35,21 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 message  shop  a → [b]  s7#3 text "` + strings.Repeat("é", 80) + `…"`,
 		},
 		{
+			name: "ban",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"ban","until":1766000000000,"detail":"spam"}`,
+			want: `12:00:01.123 moderation shop  bob  ban until 2025-12-17T19:33:20Z  spam`,
+		},
+		{
+			name: "mute for ever",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"mute"}`,
+			want: `12:00:01.123 moderation shop  bob  mute for ever`,
+		},
+		{
+			name: "kick",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"kick","detail":"2 connections"}`,
+			want: `12:00:01.123 moderation shop  bob  kick  2 connections`,
+		},
+		{
 			name: "login",
 			line: `{"topic":"login","time":%T,"app":"shop","uid":"alice","detail":"127.0.0.1:5555"}`,
 			want: `12:00:01.123 login    shop  alice  from 127.0.0.1:5555`,

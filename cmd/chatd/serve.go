@@ -173,6 +173,8 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MemberAddsPerMinute: cfg.GroupAddRate,
 		PresenceDebounce:    cfg.PresenceDebounce,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
+		Limits: chat.Limits{SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, RequestRate: cfg.RequestRate,
+			RequestBurst: cfg.RequestBurst, MaxUserConns: cfg.MaxUserConns},
 	}, st)
 	if err != nil {
 		return fail(fmt.Errorf("core: %w", err))

@@ -156,6 +156,12 @@ type Config struct {
 	// that set no retention of their own; 0 keeps them.
 	RetentionDays int
 
+	// Per-user abuse limits (chat.Limits); 0 turns a limit off, a zero
+	// burst means twice the rate.
+	SendRate, SendBurst       int
+	RequestRate, RequestBurst int
+	MaxUserConns              int
+
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.
 	ShutdownTimeout time.Duration

@@ -157,6 +157,17 @@ var settings = []*Setting{
 	intv("retention_days", "0", 0, "delete messages older than this many days, for apps without their own retention_days (0 keeps them)",
 		func(c *Config) *int { return &c.RetentionDays }),
 
+	intv("send_rate", "20", 0, "messages one user may send per second, over all devices (0: no limit)",
+		func(c *Config) *int { return &c.SendRate }),
+	intv("send_burst", "0", 0, "messages one user may send at once before send_rate applies (0: twice send_rate)",
+		func(c *Config) *int { return &c.SendBurst }),
+	intv("request_rate", "100", 0, "requests of any action one user may make per second, over all devices (0: no limit)",
+		func(c *Config) *int { return &c.RequestRate }),
+	intv("request_burst", "0", 0, "requests one user may make at once before request_rate applies (0: twice request_rate)",
+		func(c *Config) *int { return &c.RequestBurst }),
+	intv("max_user_conns", "16", 0, "logged-in WebSocket connections per user; the next login is refused (0: no cap)",
+		func(c *Config) *int { return &c.MaxUserConns }),
+
 	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 }

@@ -29,7 +29,7 @@ import (
 // of an acknowledged cid is answered as a duplicate with the original
 // seq, and the next message gets the next seq.
 func TestKillNineKeepsEveryAck(t *testing.T) {
-	flags := []string{"--checkpoint-interval", "50ms"}
+	flags := []string{"--checkpoint-interval", "50ms", "--send-rate", "0", "--request-rate", "0"} // one user sends as fast as it can
 	p := startBinary(t, 0, flags...)
 	app := p.app("shop")
 	ta := pushUser(t, app, "alice")
