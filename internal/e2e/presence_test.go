@@ -184,3 +184,34 @@ func TestTypingForwardedAndRateLimited(t *testing.T) {
 		t.Fatalf("history holds %d messages, want the one text", len(h.Messages))
 	}
 }
+
+// TestLastSeenSurvivesRestart: the last-seen time written by the sweep
+// (not on the login path) is read back by a new server on the same data.
+func TestLastSeenSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	cfg := chat.Config{Now: clk.Now, LoginTimeout: 400 * time.Millisecond}
+	s := &server{Server: teststack.Start(t, dir, teststack.Options{Core: cfg}), t: t}
+	a0, err := s.Admin.CreateApp(context.Background(), "shop", "Shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := s.AppClient(a0.ID, a0.Secret)
+	ta, tb := pushUser(t, app, "alice"), pushUser(t, app, "bob")
+	a := login(t, s.WSAddr, "shop", ta)
+	left := clk.Now().UnixMilli()
+	a.conn.Close()
+	time.Sleep(100 * time.Millisecond)
+	clk.Advance(6 * time.Second)
+	time.Sleep(400 * time.Millisecond) // a few sweeps: the last-seen batch is written
+	s.Stop()
+
+	s = &server{Server: teststack.Start(t, dir, teststack.Options{Core: cfg}), t: t}
+	b := login(t, s.WSAddr, "shop", tb)
+	p := decode[struct {
+		Presence []presenceEv `json:"presence"`
+	}](t, mustOK(t, b.do(`"action":"presence","uids":["alice"]`), "presence")).Presence[0]
+	if p.Online || p.LastSeen < left || p.LastSeen > clk.Now().UnixMilli() {
+		t.Fatalf("alice after restart: %+v (left at %d)", p, left)
+	}
+}
