@@ -18,9 +18,10 @@ import (
 // entries older than Config.PresenceDebounce and announces the users whose
 // state differs from what was last announced. A connection that drops and
 // comes back within the debounce is never announced. No timer per user,
-// no store write on the login path: last-seen times are kept in memory and
-// written in one records batch per sweep, for the users who went offline
-// and stayed offline past the debounce.
+// no store write on the login path: a last-seen time is kept in memory
+// from the moment the user leaves until the next sweep past the debounce
+// writes it, with every other one due, in one records batch; from then on
+// the store answers for it.
 
 // TopicPresence is the live-stream topic of presence announcements.
 const TopicPresence = "presence"
@@ -51,7 +52,7 @@ type presencePending struct {
 type presenceBook struct {
 	mu      sync.Mutex // leaf: guards every field below
 	pending map[*user]presencePending
-	seen    map[*user]int64            // last seen of users who went offline in this process
+	seen    map[*user]int64            // last seen, from leaving until written (then the store has it)
 	dirty   map[*user]string           // last seen not yet written → app
 	hidden  map[string]map[string]bool // app → uids hiding presence (loaded per app)
 	typing  map[typingKey]int64        // typing.go
@@ -97,6 +98,12 @@ func (c *Core) sweepPresence(ctx context.Context) {
 	}
 	var ready []item
 	var recs []Record
+	type written struct {
+		u   *user
+		app string
+		at  int64
+	}
+	var wrote []written
 	p.mu.Lock()
 	for u, e := range p.pending {
 		if e.since <= due {
@@ -115,6 +122,7 @@ func (c *Core) sweepPresence(ctx context.Context) {
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], uint64(p.seen[u]))
 		recs = append(recs, Record{Kind: kindSeen, Key: []byte(app + "\x00" + u.uid), Value: v[:]})
+		wrote = append(wrote, written{u, app, p.seen[u]})
 		delete(p.dirty, u)
 	}
 	p.mu.Unlock()
@@ -124,11 +132,29 @@ func (c *Core) sweepPresence(ctx context.Context) {
 			c.announce(ctx, it.app, it.u, online)
 		}
 	}
-	if len(recs) > 0 {
-		if err := c.writeRecords(ctx, recs, nil); err != nil {
-			c.cfg.LogError("presence: write last seen", err)
+	if len(recs) == 0 || c.closing.Load() {
+		return // stopping: the journal takes no more writes
+	}
+	if err := c.writeRecords(ctx, recs, nil); err != nil {
+		c.cfg.LogError("presence: write last seen", err)
+		p.mu.Lock()
+		for _, w := range wrote {
+			if _, again := p.dirty[w.u]; !again {
+				p.dirty[w.u] = w.app // retried at the next sweep
+			}
+		}
+		p.mu.Unlock()
+		return
+	}
+	// Written: the store answers for them from now on, so memory holds
+	// last-seen times only between a user leaving and the next sweep.
+	p.mu.Lock()
+	for _, w := range wrote {
+		if _, again := p.dirty[w.u]; !again && p.seen[w.u] == w.at {
+			delete(p.seen, w.u)
 		}
 	}
+	p.mu.Unlock()
 }
 
 // PresenceView is one user's presence as another user may see it.
