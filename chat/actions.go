@@ -205,6 +205,9 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 			c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
 		}
 	}
+	if first {
+		c.emitWebhookNow(id.App, WebhookEvent{Type: WebhookUserOnline, Data: presenceData{UID: id.UID}})
+	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
 	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))
 }
@@ -246,6 +249,7 @@ func (c *Core) logout(cl *Client, why string) {
 		c.stats.usersOnline.Add(-1)
 		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
+		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
 	}
 }
 
@@ -409,6 +413,16 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	}
 	if err != nil {
 		return nil, err
+	}
+	if h := c.wh.activeHook(app); h != nil {
+		// A synchronous call to the app's server: never on an event loop.
+		if cacheOnly {
+			return nil, errCacheMiss
+		}
+		if err := c.beforeSend(ctx, h, app, in, s.id); err != nil {
+			return nil, err
+		}
+		preview, _ = validateContent(in.Type, in.Content, c.cfg.MaxContent) // it may have rewritten it
 	}
 	o := newOp()
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
@@ -701,7 +715,9 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 		{Session: rec.ID, UID: p[0], Role: RoleMember, JoinedAt: now},
 		{Session: rec.ID, UID: p[1], Role: RoleMember, JoinedAt: now},
 	}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	wb := &Batch{Sessions: []Session{rec}, Members: ms}
+	c.emitWebhook(wb, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), By: a, Members: p[:]}})
+	if err := c.write(ctx, wb); err != nil {
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)
@@ -743,7 +759,9 @@ func (c *Core) openSystem(ctx context.Context, app, uid string) (*sess, error) {
 	now := c.nowMS()
 	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindSystem, Name: "system", CreatedAt: now}
 	ms := []Member{{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now}}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	b := &Batch{Sessions: []Session{rec}, Members: ms}
+	c.emitWebhook(b, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), Members: []string{uid}}})
+	if err := c.write(ctx, b); err != nil {
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)
@@ -802,15 +820,17 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	if e := c.takeGroupBudget(id.App, id.UID, 0, len(ms)); e != nil {
 		return e
 	}
-	if err := c.write(ctx, &Batch{Members: ms}); err != nil {
-		return err
-	}
-	next := c.extendRoster(id.App, r, ms)
-	s.roster.Store(next)
 	added := make([]string, len(ms))
 	for i, m := range ms {
 		added[i] = m.UID
 	}
+	b := &Batch{Members: ms}
+	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: "add", By: id.UID, UIDs: added}})
+	if err := c.write(ctx, b); err != nil {
+		return err
+	}
+	next := c.extendRoster(id.App, r, ms)
+	s.roster.Store(next)
 	c.groupEvent(s, next, "add", id.UID, added)
 	return nil
 }
@@ -883,11 +903,6 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 		rec.Owner = full.UID
 		b.Sessions = append(b.Sessions, rec)
 	}
-	if err := c.write(ctx, b); err != nil {
-		return err
-	}
-	next := c.newRoster(id.App, rest)
-	s.roster.Store(next)
 	removed := make([]string, 0, len(del))
 	for _, d := range del {
 		removed = append(removed, d.UID)
@@ -896,6 +911,12 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 	if leaving {
 		op = "leave"
 	}
+	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: op, By: id.UID, UIDs: removed}})
+	if err := c.write(ctx, b); err != nil {
+		return err
+	}
+	next := c.newRoster(id.App, rest)
+	s.roster.Store(next)
 	c.groupEvent(s, next, op, id.UID, removed)
 	// Removed users hear about it too.
 	ev := appendEvent(nil, "group", groupEventData{SessionID: s.id, Op: op, By: id.UID, UIDs: removed})

@@ -353,7 +353,15 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 	if err != nil {
 		return Session{}, err
 	}
-	if err := c.withQuota(ctx, &a, quotaGroups, nil, func() error { return c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}) }); err != nil {
+	b := &Batch{Sessions: []Session{rec}, Members: ms}
+	uids := make([]string, len(ms))
+	for i := range ms {
+		uids[i] = ms[i].UID
+	}
+	c.emitWebhook(b, app,
+		WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), By: in.Owner, Members: uids}},
+		WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: rec.ID, Op: "create", By: in.Owner, UIDs: uids}})
+	if err := c.withQuota(ctx, &a, quotaGroups, nil, func() error { return c.write(ctx, b) }); err != nil {
 		return Session{}, err
 	}
 	s := c.cacheSession(&rec, ms)

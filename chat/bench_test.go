@@ -217,7 +217,17 @@ func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 <
 // send: the idempotency check (cidring.go) on the hot path.
 func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}, true) }
 
-func benchHandleSend(b *testing.B, cfg Config, cids bool) {
+// BenchmarkHandleSendWebhook is BenchmarkHandleSend for an app with an
+// endpoint that wants message.created: each message also writes its
+// outbox record (webhooks.go) in the same commit. The dispatcher does not
+// run: this is the cost on the send path alone.
+func BenchmarkHandleSendWebhook(b *testing.B) {
+	benchHandleSendWith(b, Config{MaxQueue: 1 << 20}, false, true)
+}
+
+func benchHandleSend(b *testing.B, cfg Config, cids bool) { benchHandleSendWith(b, cfg, cids, false) }
+
+func benchHandleSendWith(b *testing.B, cfg Config, cids, webhook bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := New(cfg, newNullStore())
@@ -241,6 +251,12 @@ func benchHandleSend(b *testing.B, cfg Config, cids bool) {
 	s, err := c.CreateGroup(ctx, "a", GroupInput{Owner: "a", Members: []string{"b"}})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if webhook {
+		u := "https://hooks.example.com/chat"
+		if _, err := c.CreateWebhookEndpoint(ctx, "a", WebhookEndpointInput{URL: &u, Events: []string{WebhookMessageCreated}}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	req := []byte(fmt.Sprintf(`{"id":"1","action":"send","session_id":%d,"type":"text","content":{"text":"hello there, how are you today?"}}`, s.ID))
 	var creq []byte

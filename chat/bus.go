@@ -22,7 +22,7 @@ const (
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicWebhook}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {

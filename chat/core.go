@@ -81,6 +81,11 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// CheckWebhookURL applies the target-host rules to a webhook
+	// endpoint's URL when it is registered (the sender checks the
+	// resolved address again at every dial). Nil checks the URL's shape
+	// only.
+	CheckWebhookURL func(rawURL string) error
 	// PresenceDebounce is how long a user's online state must hold before
 	// friends and peers are told (presence.go): a connection that drops
 	// and returns within it is never announced. Zero means 5 s; negative
@@ -205,6 +210,8 @@ type Core struct {
 
 	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
 
+	wh *webhooks // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+
 	stats counters
 }
 
@@ -276,6 +283,10 @@ func New(cfg Config, st Store) (*Core, error) {
 	c.lim = newLimiter(cfg.Limits)
 	if err := c.loadModeration(context.Background()); err != nil {
 		return nil, err
+	}
+	c.wh = newWebhooks()
+	if err := c.loadWebhooks(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
 	}
 	c.nextSession.Store(uint64(max))
 	return c, nil

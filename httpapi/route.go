@@ -66,6 +66,12 @@ const (
 	epSubscribe
 	epModeration
 	epAppLimits
+	epWebhooks
+	epWebhookUpdate
+	epWebhookDelete
+	epWebhookDeliveries
+	epWebhookRedeliver
+	epBeforeSend
 	epContactsImport // contacts.go
 	epUserSessions   // hostapi.go
 	epUserUnread     // hostapi.go
@@ -96,6 +102,13 @@ var endpoints = [epCount]endpoint{
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
 	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
+	// webhooks.go
+	epWebhooks:          {pattern: "/api/v1/webhooks", auth: authApp, get: (*Server).appWebhooks, post: (*Server).appCreateWebhook, allow: "GET, POST"},
+	epWebhookUpdate:     {pattern: "/api/v1/webhooks/update", auth: authApp, post: (*Server).appUpdateWebhook, allow: "POST"},
+	epWebhookDelete:     {pattern: "/api/v1/webhooks/delete", auth: authApp, post: (*Server).appDeleteWebhook, allow: "POST"},
+	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
+	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
+	epBeforeSend:        {pattern: "/api/v1/webhooks/before-send", auth: authApp, get: (*Server).appBeforeSend, post: (*Server).appSetBeforeSend, allow: "GET, POST"},
 	// contacts.go
 	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
 	// hostapi.go
@@ -140,6 +153,18 @@ func resolve(p []byte) (int, []byte) {
 		return epModeration, nil
 	case "/api/v1/app/limits":
 		return epAppLimits, nil
+	case "/api/v1/webhooks":
+		return epWebhooks, nil
+	case "/api/v1/webhooks/update":
+		return epWebhookUpdate, nil
+	case "/api/v1/webhooks/delete":
+		return epWebhookDelete, nil
+	case "/api/v1/webhooks/deliveries":
+		return epWebhookDeliveries, nil
+	case "/api/v1/webhooks/redeliver":
+		return epWebhookRedeliver, nil
+	case "/api/v1/webhooks/before-send":
+		return epBeforeSend, nil
 	case "/api/v1/contacts/import":
 		return epContactsImport, nil
 	}

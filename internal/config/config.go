@@ -161,6 +161,19 @@ type Config struct {
 	SendRate, SendBurst       int
 	RequestRate, RequestBurst int
 	MaxUserConns              int
+	// Webhooks (docs/webhooks.md): one attempt's time limit, how long a
+	// delivery is retried, attempts in flight per endpoint, the outbox
+	// bound, the offline-push window, how long finished deliveries stay
+	// listed, and the target-host rules.
+	WebhookTimeout       time.Duration
+	WebhookRetryFor      time.Duration
+	WebhookConcurrency   int
+	WebhookOutboxMax     int
+	WebhookPushDebounce  time.Duration
+	WebhookKeep          time.Duration
+	WebhookAllowLoopback bool
+	WebhookAllowPrivate  bool
+	WebhookAllowedHosts  []string
 
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.

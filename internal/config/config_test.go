@@ -50,6 +50,8 @@ func TestDefaults(t *testing.T) {
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
 		SendRate: 20, RequestRate: 100, MaxUserConns: 16,
+		WebhookTimeout: 10 * time.Second, WebhookRetryFor: 24 * time.Hour, WebhookConcurrency: 4, WebhookOutboxMax: 100000,
+		WebhookPushDebounce: 2 * time.Second, WebhookKeep: 168 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

@@ -167,9 +167,35 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.RequestBurst }),
 	intv("max_user_conns", "16", 0, "logged-in WebSocket connections per user; the next login is refused (0: no cap)",
 		func(c *Config) *int { return &c.MaxUserConns }),
+	dur("webhook_timeout", "10s", "longest one webhook delivery attempt may take (connect, send, answer)",
+		func(c *Config) *time.Duration { return &c.WebhookTimeout }),
+	dur("webhook_retry_for", "24h", "how long a failing webhook delivery is retried (exponential backoff with jitter) before it is marked failed",
+		func(c *Config) *time.Duration { return &c.WebhookRetryFor }),
+	intv("webhook_concurrency", "4", 1, "webhook delivery attempts one endpoint may have in flight",
+		func(c *Config) *int { return &c.WebhookConcurrency }),
+	intv("webhook_outbox_max", "100000", 1, "webhook events and pending deliveries the outbox holds; past it new events are dropped and counted (chatd_webhook_dropped_total)",
+		func(c *Config) *int { return &c.WebhookOutboxMax }),
+	dur("webhook_debounce", "2s", "window that folds an offline user's messages into one push.offline webhook event",
+		func(c *Config) *time.Duration { return &c.WebhookPushDebounce }),
+	dur("webhook_keep", "168h", "how long delivered and failed webhook deliveries stay listed",
+		func(c *Config) *time.Duration { return &c.WebhookKeep }),
+	boolean("webhook_loopback", "false", "let webhook endpoints reach loopback addresses (127.0.0.0/8, ::1)",
+		func(c *Config) *bool { return &c.WebhookAllowLoopback }),
+	boolean("webhook_private", "false", "let webhook endpoints reach private and link-local addresses (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10)",
+		func(c *Config) *bool { return &c.WebhookAllowPrivate }),
+	list("webhook_hosts", "", "when set, the only hosts webhook endpoints may name (host, or .domain for its subdomains)",
+		func(c *Config) *[]string { return &c.WebhookAllowedHosts }, checkHostPattern),
 
 	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+}
+
+func checkHostPattern(v string) error {
+	h := strings.TrimPrefix(v, ".")
+	if h == "" || strings.ContainsAny(h, "/:@ *") {
+		return fmt.Errorf("invalid host %q: give a host name like hooks.example.com, or .example.com for its subdomains", v)
+	}
+	return nil
 }
 
 func nonEmpty(v string) error {
