@@ -30,6 +30,7 @@ type Report struct {
 	Messages  *MessageReport  `json:"messages,omitempty"`
 	Churn     *ChurnReport    `json:"churn,omitempty"`
 	HTTP      *HTTPReport     `json:"http,omitempty"`
+	Service   *ServiceReport  `json:"service,omitempty"`
 	Presence  *PresenceReport `json:"presence,omitempty"` // connect --friends (presence.go)
 	Server    ServerReport    `json:"server"`
 	Client    ClientReport    `json:"client"`
@@ -299,6 +300,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		row("latency", "p50", "p90", "p99", "p99.9", "max", "count")
 		row("request", latencyCells(h.Latency)...)
+	}
+
+	if sv := r.Service; sv != nil {
+		head("customer service")
+		row("shops, agents, customers", group3(int64(sv.Shops)), group3(int64(sv.Agents)), group3(int64(sv.Customers)))
+		row("opens assigned", group3(sv.Assigned)+" (queued "+group3(sv.Queued)+")")
+		for _, k := range sortedKeys(sv.Errors) {
+			row("error: "+k, group3(sv.Errors[k]))
+		}
+		row("latency", "p50", "p90", "p99", "p99.9", "max", "count")
+		row("open → assigned", latencyCells(sv.OpenToAssigned)...)
 	}
 
 	if ch := r.Churn; ch != nil {

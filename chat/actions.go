@@ -10,7 +10,8 @@ import (
 
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
-	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user"}
+	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
+	"consult_get", "consult_accept", "consult_decline", "consult_pause", "consult_resume", "consult_end"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -37,6 +38,15 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 		}
 		return
 	}
+	if isServiceAction(r.Action) {
+		data, err := c.serviceAction(ctx, cl, r.Action, b)
+		if err != nil {
+			cl.replyErr(r.ID, r.Action, err)
+			return
+		}
+		cl.reply(appendOK(nil, r.ID, data))
+		return
+	}
 	data, err := c.dispatch(ctx, cl, &r)
 	if err != nil {
 		cl.replyErr(r.ID, r.Action, err)
@@ -47,6 +57,9 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 
 func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error) {
 	id := cl.id
+	if strings.HasPrefix(r.Action, "consult_") {
+		return c.consultAction(ctx, id, r) // consult_service.go
+	}
 	switch r.Action {
 	case "ping":
 		return map[string]int64{"server_time": c.nowMS()}, nil
@@ -207,6 +220,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	}
 	if first {
 		c.emitWebhookNow(id.App, WebhookEvent{Type: WebhookUserOnline, Data: presenceData{UID: id.UID}})
+		c.svcAgentHook(id.App, id.UID)
 	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
 	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))
@@ -250,6 +264,7 @@ func (c *Core) logout(cl *Client, why string) {
 		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
 		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
+		c.svcAgentHook(cl.id.App, cl.id.UID)
 	}
 }
 
@@ -425,6 +440,12 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		preview, _ = validateContent(in.Type, in.Content, c.cfg.MaxContent) // it may have rewritten it
 	}
 	o := newOp()
+	if s.kind == KindConsult && in.From != "" {
+		if err := c.consultOnSend(ctx, app, s, in.From, o, cacheOnly); err != nil {
+			putOp(o)
+			return nil, err
+		}
+	}
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
@@ -439,7 +460,12 @@ func (c *Core) fanout(o *op, now bool) (shared bool) {
 	m := &o.msg
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
-	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	var ev []byte
+	if o.sess.kind == KindService {
+		ev = c.svcMessageEvent(m) // with the shop and the sender's role
+	} else {
+		ev = appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	}
 	r := o.sess.members()
 	var n uint64
 	for _, u := range r.users {
@@ -572,7 +598,10 @@ type SessionView struct {
 	CreatedAt   int64     `json:"created_at"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
-	listFields            // the peer's name, member count, your flags (sessionlist.go)
+	// Consult: a consult session's state and remaining time.
+	Consult *ConsultSummary `json:"consult,omitempty"`
+
+	listFields // the peer's name, member count, your flags (sessionlist.go)
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -595,6 +624,9 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 		LastType: rec.LastType, LastPreview: rec.LastPreview, CreatedAt: rec.CreatedAt}
 	if rec.LastSeq > m.ReadSeq {
 		v.Unread = rec.LastSeq - m.ReadSeq
+	}
+	if rec.Kind == KindConsult {
+		v.Consult = c.consultSummary(ctx, id.App, sid)
 	}
 	if rec.Kind == KindPrivate {
 		v.Peer = rec.Pair[0]

@@ -293,7 +293,11 @@ func (c *Core) sendWith(ctx context.Context, app string, in SendInput, attach fu
 		return SendResult{}, err
 	}
 	o.res = make(chan opResult, 1)
-	o.attach = attach
+	if prev := o.attach; prev != nil && attach != nil { // a consultation's first reply set one (consult_service.go)
+		o.attach = func(m *Message, b *Batch) { prev(m, b); attach(m, b) }
+	} else if attach != nil {
+		o.attach = attach
+	}
 	if err := c.submit(ctx, o); err != nil {
 		return SendResult{}, err
 	}

@@ -93,6 +93,8 @@ type Config struct {
 	PresenceDebounce time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Consult tunes timed consultations (consult_service.go).
+	Consult ConsultConfig
 	// LogError receives every failure the core answers `internal` for,
 	// once, with what failed (a store read of an action, a commit); the
 	// client is told only that it happened. Nil means the standard
@@ -210,7 +212,9 @@ type Core struct {
 
 	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
 
-	wh *webhooks // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+	consult consultState // timed consultations (consult_service.go)
+	svc     *svcState    // customer service: shops, agents, conversations (service.go)
 
 	stats counters
 }
@@ -289,6 +293,14 @@ func New(cfg Config, st Store) (*Core, error) {
 		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
 	}
 	c.nextSession.Store(uint64(max))
+	c.consult.init(cfg.Consult)
+	if err := c.loadConsults(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load consultations: %w", err)
+	}
+	c.svc = newSvcState()
+	if err := c.svcLoad(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	}
 	return c, nil
 }
 
@@ -309,11 +321,23 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runSweeper(ctx)
 		close(sweepDone)
 	}()
+	clockDone := make(chan struct{})
+	go func() {
+		c.runConsultClock(ctx)
+		close(clockDone)
+	}()
+	svcDone := make(chan struct{})
+	go func() {
+		c.runService(ctx)
+		close(svcDone)
+	}()
 	err := c.runJournal(ctx)
+	<-svcDone
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
 	<-sweepDone
+	<-clockDone
 	close(c.done)
 	return err
 }
@@ -330,7 +354,14 @@ func (c *Core) Drain(ctx context.Context) error {
 	if !c.running.Load() {
 		return nil
 	}
-	c.drainOnce.Do(func() { close(c.drainReq) })
+	c.drainOnce.Do(func() {
+		// The running consultations' clocks are saved first, while
+		// writes are still taken (the restart rule, docs/consultations.md).
+		if err := c.consultCheckpoint(ctx); err != nil {
+			c.cfg.LogError("consultation checkpoint at stop", err)
+		}
+		close(c.drainReq)
+	})
 	select {
 	case <-c.drained:
 		return nil

@@ -23,6 +23,10 @@ func (k Kind) String() string {
 		return "group"
 	case KindSystem:
 		return "system"
+	case KindConsult:
+		return "consult"
+	case KindService:
+		return "service"
 	}
 	return "unknown"
 }

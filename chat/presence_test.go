@@ -44,17 +44,17 @@ func (p *refPeer) events(name string) [][]byte {
 	return out
 }
 
-type clock struct{ ns atomic.Int64 }
+type presClock struct{ ns atomic.Int64 }
 
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *presClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *presClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // TestPresenceFanOutOneEncode: a user with 5,000 friends, 100 of them
 // online on two devices each, comes online. Each online friend device gets
 // exactly one presence event, all 200 share one encoding, and nobody else
 // gets one.
 func TestPresenceFanOutOneEncode(t *testing.T) {
-	clk := &clock{}
+	clk := &presClock{}
 	clk.ns.Store(time.Now().UnixNano())
 	e := newEnv(t, chat.Config{Now: clk.Now, LoginTimeout: 400 * time.Millisecond})
 	ctx := context.Background()

@@ -123,7 +123,7 @@ func (p sessionPos) cursor() string {
 	return strconv.Itoa(p.rank) + "." + strconv.FormatInt(p.at, 10) + "." + strconv.FormatUint(uint64(p.id), 10)
 }
 
-func parseCursor(s string) (sessionPos, bool) {
+func parseSessionCursor(s string) (sessionPos, bool) {
 	parts := strings.Split(s, ".")
 	if len(parts) != 3 {
 		return sessionPos{}, false
@@ -152,7 +152,7 @@ func (c *Core) sessionList(ctx context.Context, id Identity, in SessionListInput
 	var after sessionPos
 	if in.Cursor != "" {
 		var ok bool
-		if after, ok = parseCursor(in.Cursor); !ok {
+		if after, ok = parseSessionCursor(in.Cursor); !ok {
 			return nil, Errf(CodeBadRequest, "bad cursor: pass the next_cursor of the previous page as it is")
 		}
 	}

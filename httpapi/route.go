@@ -64,6 +64,7 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epService
 	epModeration
 	epAppLimits
 	epWebhooks
@@ -72,6 +73,11 @@ const (
 	epWebhookDeliveries
 	epWebhookRedeliver
 	epBeforeSend
+	epConsultations // consult.go
+	epConsultation
+	epConsultRecord
+	epConsultRecords
+	epConsultant
 	epContactsImport // contacts.go
 	epUserSessions   // hostapi.go
 	epUserUnread     // hostapi.go
@@ -100,6 +106,7 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epService:       {pattern: "/api/v1/service", auth: authApp, post: (*Server).appService, allow: "POST"},
 	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
 	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
 	// webhooks.go
@@ -109,6 +116,12 @@ var endpoints = [epCount]endpoint{
 	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
 	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
 	epBeforeSend:        {pattern: "/api/v1/webhooks/before-send", auth: authApp, get: (*Server).appBeforeSend, post: (*Server).appSetBeforeSend, allow: "GET, POST"},
+
+	epConsultations:  {pattern: "/api/v1/consultations", auth: authApp, post: (*Server).appCreateConsultation, allow: "POST"},
+	epConsultation:   {pattern: "/api/v1/consultations/{id}", auth: authApp, get: (*Server).appConsultation, post: (*Server).appConsultAct, allow: "GET, POST"},
+	epConsultRecord:  {pattern: "/api/v1/consultations/{id}/record", auth: authApp, get: (*Server).appConsultRecord, allow: "GET"},
+	epConsultRecords: {pattern: "/api/v1/consult-records", auth: authApp, get: (*Server).appConsultRecords, allow: "GET"},
+	epConsultant:     {pattern: "/api/v1/consultants/{uid}", auth: authApp, get: (*Server).appConsultant, post: (*Server).appSetConsultant, allow: "GET, POST"},
 	// contacts.go
 	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
 	// hostapi.go
@@ -149,6 +162,8 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/service":
+		return epService, nil
 	case "/api/v1/moderation":
 		return epModeration, nil
 	case "/api/v1/app/limits":
@@ -170,6 +185,9 @@ func resolve(p []byte) (int, []byte) {
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
+	}
+	if id, param, ok := resolveConsult(p); ok {
+		return id, param
 	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)

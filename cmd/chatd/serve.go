@@ -175,6 +175,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxSessionsListed:   cfg.MaxSessionsListed,
 		GroupsPerMinute:     cfg.GroupCreateRate,
 		MemberAddsPerMinute: cfg.GroupAddRate,
+		Consult:             consultConfig(cfg),
 		PresenceDebounce:    cfg.PresenceDebounce,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 		Limits: chat.Limits{SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, RequestRate: cfg.RequestRate,

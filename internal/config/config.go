@@ -141,6 +141,19 @@ type Config struct {
 	// GroupAddRate caps the members one user adds to groups per minute
 	// through the client API.
 	GroupAddRate int
+	// ConsultTick is how often a running consultation's members get its
+	// remaining time.
+	ConsultTick time.Duration
+	// ConsultWarnings are the remaining times (durations) at which a
+	// running consultation's members get a warning.
+	ConsultWarnings []string
+	// ConsultRounding is "minute" or "second" (consult_billing.go).
+	ConsultRounding string
+	// ConsultMaxPerConsultant caps one consultant's open consultations.
+	ConsultMaxPerConsultant int
+	// ConsultPendingTTL is how long a consultation waits unstarted by
+	// default.
+	ConsultPendingTTL time.Duration
 	// PresenceDebounce is how long a user's online state must hold before
 	// friends and peers are told.
 	PresenceDebounce time.Duration

@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		SendRate: 20, RequestRate: 100, MaxUserConns: 16,
 		WebhookTimeout: 10 * time.Second, WebhookRetryFor: 24 * time.Hour, WebhookConcurrency: 4, WebhookOutboxMax: 100000,
 		WebhookPushDebounce: 2 * time.Second, WebhookKeep: 168 * time.Hour,
+		ConsultTick: 10 * time.Second, ConsultWarnings: []string{"5m", "1m", "10s"}, ConsultRounding: "minute",
+		ConsultMaxPerConsultant: 10, ConsultPendingTTL: 30 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

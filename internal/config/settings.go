@@ -146,6 +146,16 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.GroupCreateRate }),
 	intv("group_add_rate", "200", 1, "members one user may add to groups per minute through the client API (members named at creation count)",
 		func(c *Config) *int { return &c.GroupAddRate }),
+	dur("consult_tick", "10s", "how often a running consultation's members get its remaining time (the client counts down in between)",
+		func(c *Config) *time.Duration { return &c.ConsultTick }),
+	list("consult_warnings", "5m,1m,10s", "remaining times at which a running consultation's members get a warning",
+		func(c *Config) *[]string { return &c.ConsultWarnings }, checkPositiveDuration),
+	str("consult_rounding", "minute", "how a consultation's billed seconds become an amount: minute (every started minute) or second (pro rata, rounded up)",
+		func(c *Config) *string { return &c.ConsultRounding }, checkRounding),
+	intv("consult_max_open", "10", 1, "consultations one consultant may have pending, active or paused at once",
+		func(c *Config) *int { return &c.ConsultMaxPerConsultant }),
+	dur("consult_pending_ttl", "30m", "how long a consultation may wait unstarted when the host gives no expires_in",
+		func(c *Config) *time.Duration { return &c.ConsultPendingTTL }),
 	dur("presence_debounce", "5s", "how long a user's online state must hold before friends and private-session peers get a presence event (a flapping connection is not announced)",
 		func(c *Config) *time.Duration { return &c.PresenceDebounce }),
 	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
@@ -352,4 +362,22 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+func checkPositiveDuration(v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("%q: must be more than zero", v)
+	}
+	return nil
+}
+
+func checkRounding(v string) error {
+	if v != "minute" && v != "second" {
+		return fmt.Errorf("%q: must be minute or second", v)
+	}
+	return nil
 }
