@@ -69,12 +69,14 @@ type testServer struct {
 }
 
 // startChatd starts chatd on 127.0.0.1 with free ports and a temp data
-// folder, and stops it (SIGTERM, then kill) when the test ends.
-func startChatd(t *testing.T) *testServer {
+// folder, and stops it (SIGTERM, then kill) when the test ends. extra
+// are more command-line flags.
+func startChatd(t *testing.T, extra ...string) *testServer {
 	t.Helper()
 	bin := buildChatd(t)
 	s := &testServer{data: t.TempDir(), log: &bytes.Buffer{}}
-	s.cmd = exec.Command(bin, "--data", s.data, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	args := append([]string{"--data", s.data, "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ type Report struct {
 	Churn     *ChurnReport    `json:"churn,omitempty"`
 	HTTP      *HTTPReport     `json:"http,omitempty"`
 	Service   *ServiceReport  `json:"service,omitempty"`
+	Presence  *PresenceReport `json:"presence,omitempty"` // connect --friends (presence.go)
 	Server    ServerReport    `json:"server"`
 	Client    ClientReport    `json:"client"`
 	// HostStalls is a sampler sleeping 1 ms at a time through the run,
@@ -237,6 +238,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if c.TokensRefreshed > 0 {
 		row("tokens reissued", group3(c.TokensRefreshed))
+	}
+	if p := r.Presence; p != nil {
+		head("presence")
+		row("friends", strconv.Itoa(p.FriendsPerUser)+" per user, "+group3(p.Pairs)+" friendships imported in "+fmtFloat(p.ImportS, 2)+"s")
+		row("events", group3(int64(p.Events))+" in "+fmtFloat(p.WindowS, 2)+"s", fmtRate(p.EventsPerS, "event"))
 	}
 
 	if m := r.Messages; m != nil {

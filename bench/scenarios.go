@@ -25,6 +25,13 @@ type Connect struct {
 	Conns    int           // connections to open; zero means 1,000
 	Settle   time.Duration // idle time before the "after" memory sample; zero means 2s
 	Portable bool          // use the portable client (a goroutine per connection) even on Linux
+	// Friends, when not zero (even), makes each user friends with the
+	// Friends/2 users on either side of it (a ring), through the host's
+	// contacts import before the ramp, so that every login is announced to
+	// the user's online friends: the report then counts the server's
+	// presence events (presence.go). Run longer than the server's
+	// presence_debounce for them to show.
+	Friends int
 }
 
 // Name implements Scenario.
@@ -36,7 +43,8 @@ func (s *Connect) MarshalJSON() ([]byte, error) {
 		Conns    int     `json:"conns"`
 		SettleS  float64 `json:"settle_s"`
 		Portable bool    `json:"portable,omitempty"`
-	}{s.Conns, s.Settle.Seconds(), s.Portable})
+		Friends  int     `json:"friends,omitempty"`
+	}{s.Conns, s.Settle.Seconds(), s.Portable, s.Friends})
 }
 
 func (s *Connect) check(o *Options) error {
@@ -52,6 +60,9 @@ func (s *Connect) check(o *Options) error {
 	if s.Conns < 1 || s.Settle < 0 {
 		return errors.New("connect: --conns must be at least 1 and --settle not negative")
 	}
+	if s.Friends < 0 || s.Friends%2 != 0 || s.Friends >= s.Conns {
+		return errors.New("connect: --friends must be even and less than --conns (each user befriends the friends/2 users on either side)")
+	}
 	return nil
 }
 
@@ -59,6 +70,14 @@ func (s *Connect) users() int   { return s.Conns }
 func (s *Connect) sockets() int { return s.Conns }
 
 func (s *Connect) run(e *env) error {
+	var pres *presenceCount
+	if s.Friends > 0 {
+		var err error
+		if pres, err = e.befriendRing(s.Conns, s.Friends); err != nil {
+			return err
+		}
+		defer pres.finish(e)
+	}
 	users := seq(0, s.Conns)
 	cpu0, hasCPU := cpuTime()
 	t0 := time.Now()

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -73,7 +72,7 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 	case "sync":
 		return c.sync(ctx, id, r.SessionID, r.After, r.Limit)
 	case "sessions":
-		return c.userSessions(ctx, id)
+		return c.sessionList(ctx, id, SessionListInput{Cursor: r.Cursor, Limit: r.Limit, Keyword: r.Keyword}) // sessionlist.go
 	case "session":
 		return c.sessionInfo(ctx, id, r.SessionID)
 	case "read":
@@ -82,12 +81,18 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		if r.UID == "" {
 			return nil, Errf(CodeBadRequest, "missing uid: whom to open a private session with")
 		}
+		if err := c.clientPrivateCheck(ctx, id.App, id.UID, r.UID); err != nil { // contacts.go
+			return nil, err
+		}
 		s, err := c.openPrivate(ctx, id.App, id.UID, r.UID)
 		if err != nil {
 			return nil, err
 		}
 		return c.sessionView(ctx, id, s.id)
 	case "group_create":
+		if err := c.groupAllowed(ctx, id.App); err != nil { // contacts.go
+			return nil, err
+		}
 		s, err := c.createGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs}, true)
 		if err != nil {
 			return nil, err
@@ -105,6 +110,15 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 			uid = id.UID
 		}
 		return c.User(ctx, id.App, uid)
+	}
+	if data, err, ok := c.contactAction(ctx, cl, r); ok { // contacts.go
+		return data, err
+	}
+	if data, err, ok := c.presenceAction(ctx, cl, r); ok { // presence.go
+		return data, err
+	}
+	if data, err, ok := c.sessionListAction(ctx, cl, r); ok { // sessionlist.go
+		return data, err
 	}
 	return nil, Errf(CodeBadRequest, "unknown action \""+clip(r.Action, 40)+"\"; actions are "+strings.Join(Actions, ", "))
 }
@@ -140,6 +154,12 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		cl.replyErr(r.ID, "login", Errf(CodeConflict, "already logged in on this connection"))
 		return
 	}
+	platform, pe := parsePlatform(r.Platform) // devices.go
+	if pe != nil {
+		c.stats.loginFails.Add(1)
+		cl.replyErr(r.ID, "login", pe)
+		return
+	}
 	id, tok, err := c.authenticate(ctx, r.App, r.Token)
 	if err != nil {
 		c.stats.loginFails.Add(1)
@@ -168,6 +188,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	cl.u, cl.id = c.userEntry(id.App, id.UID)
 	id = cl.id
 	cl.token = tokenTag(&tok.Hash)
+	cl.platform = platform
 	c.expiry.add(cl, tok.ExpiresAt)
 	cl.mu.Lock()
 	closed := cl.closed
@@ -184,10 +205,13 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	first := cl.u.add(cl)
 	if first {
 		c.stats.usersOnline.Add(1)
+		c.presenceChanged(id.App, cl.u, true) // presence.go
 	}
 	if c.loginRaced(cl) {
 		return
 	}
+	// The app's device policy may close the user's other connections.
+	c.enforceDevices(ctx, cl)
 	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
 		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
 		if first {
@@ -237,6 +261,7 @@ func (c *Core) logout(cl *Client, why string) {
 	c.publish(Event{Topic: TopicLogout, App: cl.id.App, UID: cl.id.UID, Detail: why})
 	if last {
 		c.stats.usersOnline.Add(-1)
+		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
 		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
 		c.svcAgentHook(cl.id.App, cl.id.UID)
@@ -255,7 +280,7 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := c.allowUserSend(cl, &now); e != nil {
 		return e
 	}
-	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
 		return err
@@ -282,7 +307,7 @@ func (c *Core) sendFast(cl *Client, payload []byte, now *int64) bool {
 	if clientSendCheck(r.Type) != nil {
 		return false // the queued path answers
 	}
-	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.buildSend(context.Background(), cl.id.App, &in, true)
 	if err == errCacheMiss {
 		return false
@@ -388,15 +413,30 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		if in.From != "" && !s.members().has(in.From) {
 			return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(in.Session)))
 		}
+		if in.client && s.kind == KindPrivate { // blocks and the messaging policy: contacts.go
+			if err := c.privateAllowed(ctx, app, in.From, privatePeer(s, in.From), true, cacheOnly); err != nil {
+				return nil, err
+			}
+		}
 	case cacheOnly && in.To != "" && in.From != "" && in.From != in.To:
 		if s = c.cachedPrivate(app, in.From, in.To); s == nil {
 			return nil, errCacheMiss
+		}
+		if in.client {
+			if err := c.privateAllowed(ctx, app, in.From, in.To, true, true); err != nil {
+				return nil, err
+			}
 		}
 	case cacheOnly:
 		return nil, errCacheMiss
 	case in.To != "" && in.From == "":
 		s, err = c.openSystem(ctx, app, in.To)
 	case in.To != "":
+		if in.client && in.From != in.To {
+			if err := c.clientPrivateCheck(ctx, app, in.From, in.To); err != nil {
+				return nil, err
+			}
+		}
 		s, err = c.openPrivate(ctx, app, in.From, in.To)
 	default:
 		return nil, Errf(CodeBadRequest, "missing session_id or to: where to send")
@@ -580,6 +620,8 @@ type SessionView struct {
 	MembersTruncated bool `json:"members_truncated,omitempty"`
 	// Consult: a consult session's state and remaining time.
 	Consult *ConsultSummary `json:"consult,omitempty"`
+
+	listFields // the peer's name, member count, your flags (sessionlist.go)
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -625,43 +667,8 @@ func (c *Core) sessionInfo(ctx context.Context, id Identity, sid SessionID) (*Se
 		return nil, err
 	}
 	v.Members = s.members().uids()
+	c.fillListFields(ctx, id, v, c.flagsOf(ctx, id, sid)) // sessionlist.go
 	return c.capMembers(v)
-}
-
-type sessionsList struct {
-	Sessions []*SessionView `json:"sessions"`
-	Unread   uint64         `json:"unread"`
-}
-
-// userSessions lists a user's sessions, most recently active first, as
-// many as fit one reply (capSessions).
-func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsReply, error) {
-	ids, err := c.store.UserSessions(ctx, id.App, id.UID)
-	if err != nil {
-		return nil, err
-	}
-	out := &sessionsList{Sessions: make([]*SessionView, 0, len(ids))}
-	for _, sid := range ids {
-		v, err := c.sessionView(ctx, id, sid)
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				continue // left between the index read and now
-			}
-			return nil, err
-		}
-		out.Unread += v.Unread
-		out.Sessions = append(out.Sessions, v)
-	}
-	sort.SliceStable(out.Sessions, func(i, j int) bool {
-		a, b := out.Sessions[i], out.Sessions[j]
-		ta, tb := max(a.LastAt, a.CreatedAt), max(b.LastAt, b.CreatedAt)
-		if ta != tb {
-			return ta > tb
-		}
-		return a.ID > b.ID
-	})
-	return c.capSessions(out.Sessions, out.Unread)
 }
 
 type readData struct {
@@ -730,7 +737,7 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 	sid, ok := c.pairs[key]
 	c.mu.Unlock()
 	if ok {
-		return c.session(ctx, app, sid)
+		return c.privateFound(ctx, app, sid, a, b) // hostapi.go
 	}
 	l := c.lockFor(key)
 	l.Lock()
@@ -740,7 +747,7 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 		c.mu.Lock()
 		c.pairs[key] = sid
 		c.mu.Unlock()
-		return c.session(ctx, app, sid)
+		return c.privateFound(ctx, app, sid, a, b) // hostapi.go
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return nil, err

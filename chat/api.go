@@ -51,6 +51,9 @@ type SendInput struct {
 	Type    string          `json:"type"`
 	Content json.RawMessage `json:"content"`
 	CID     string          `json:"cid,omitempty"`
+	// client: sent by a user's connection (not the host): blocks and the
+	// app's messaging policy apply.
+	client bool
 }
 
 // SendResult acknowledges a durable message. Duplicate is true when CID

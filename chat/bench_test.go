@@ -139,6 +139,9 @@ func (s *nullStore) CID(context.Context, string, string, string) (SessionID, uin
 	return 0, 0, ErrNotFound
 }
 func (s *nullStore) MaxSessionID(context.Context) (SessionID, error) { return 0, nil }
+func (s *nullStore) Users(context.Context, string, string, int) ([]User, error) {
+	return nil, nil
+}
 func (s *nullStore) Record(context.Context, string, []byte) ([]byte, error) {
 	return nil, ErrNotFound
 }

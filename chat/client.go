@@ -31,8 +31,9 @@ type Client struct {
 	token uint64
 
 	loggedIn atomic.Bool
-	running  bool // a drain goroutine is working the queue; guarded by mu
-	closed   bool // guarded by mu
+	platform uint8 // set by login (devices.go); fits the padding: Client stays 96 bytes
+	running  bool  // a drain goroutine is working the queue; guarded by mu
+	closed   bool  // guarded by mu
 }
 
 // tokenTag is what a Client keeps of its token's hash: the first 8 bytes.
@@ -345,6 +346,8 @@ func (c *Core) runSweeper(ctx context.Context) {
 			c.closeExpired()
 			c.groupLimits.prune(c.nowMS())
 			c.sweepHTTPDevices(c.nowMS())
+			c.sweepPresence(ctx)
+			c.pruneTyping()
 		}
 	}
 }

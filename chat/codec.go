@@ -28,6 +28,12 @@ type request struct {
 	UIDs      []string        `json:"uids"`
 	Name      string          `json:"name"`
 	Avatar    string          `json:"avatar"`
+	Message   string          `json:"message"`  // friend_request
+	Remark    string          `json:"remark"`   // friend_remark
+	Cursor    string          `json:"cursor"`   // friends, blocks: continue after this
+	Platform  string          `json:"platform"` // login (devices.go)
+	Keyword   string          `json:"keyword"`  // sessions (sessionlist.go)
+	Rank      int             `json:"rank"`     // session_pin
 }
 
 // decodeRequest parses b: the scanner first (fast, few allocations), and

@@ -71,8 +71,8 @@ type Config struct {
 	// (1008), every time it asked. Zero means 512 KiB (half of the
 	// default outbound limit, leaving room for events queued beside it).
 	MaxReply int
-	// MaxSessionsListed caps the sessions one `sessions` reply lists (the
-	// most recently active; the reply says truncated). Zero means 1000.
+	// MaxSessionsListed caps the sessions one `sessions` page lists (the
+	// reply's next_cursor continues the list; sessionlist.go). Zero means 1000.
 	MaxSessionsListed int
 	// GroupsPerMinute caps the groups one user creates per minute through
 	// the client API. Zero means 20.
@@ -102,6 +102,11 @@ type Config struct {
 	// Uploads (chatd-file:) are not external. Empty allows any http(s)
 	// host.
 	MediaHosts []string
+	// PresenceDebounce is how long a user's online state must hold before
+	// friends and peers are told (presence.go): a connection that drops
+	// and returns within it is never announced. Zero means 5 s; negative
+	// turns presence events off (queries still answer).
+	PresenceDebounce time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Consult tunes timed consultations (consult_service.go).
@@ -157,6 +162,9 @@ func (c *Config) fill() {
 	}
 	if c.GroupsPerMinute <= 0 {
 		c.GroupsPerMinute = 20
+	}
+	if c.PresenceDebounce == 0 {
+		c.PresenceDebounce = 5 * time.Second
 	}
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
@@ -225,6 +233,9 @@ type Core struct {
 	lim         limiter     // per-user limits (limits.go); immutable after New
 	mod         moderator   // bans and mutes (moderation.go)
 	quotas      quotas      // per-app caps on users and groups (limits.go)
+	contacts    contactBook // friends, requests, blocks, app settings (contacts.go)
+
+	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
 
 	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
 	consult consultState // timed consultations (consult_service.go)
@@ -250,6 +261,7 @@ type counters struct {
 	lastBatch   atomic.Int64
 	logins      atomic.Uint64
 	loginFails  atomic.Uint64
+	presence    atomic.Uint64    // presence events queued to devices
 	errors      [9]atomic.Uint64 // by Codes index
 	limited     [5]atomic.Uint64 // refusals by LimitKinds index
 }
@@ -269,6 +281,7 @@ type Stats struct {
 	LastCommit    time.Duration // duration of the newest commit
 	LastBatch     int           // writes in the newest commit
 	Tracing       bool          // a message trace runs (StartTrace)
+	Presence      uint64        // presence events queued to devices (presence.go)
 	Errors        map[Code]uint64
 	Limited       map[string]uint64 // refusals by limit kind (LimitKinds)
 }
@@ -403,6 +416,7 @@ func (c *Core) Stats() Stats {
 		LastCommit:    time.Duration(c.stats.commitNanos.Load()),
 		LastBatch:     int(c.stats.lastBatch.Load()),
 		Tracing:       c.tracer.Load() != nil,
+		Presence:      c.stats.presence.Load(),
 		Errors:        make(map[Code]uint64, len(Codes)),
 	}
 	for i, code := range Codes {

@@ -395,6 +395,7 @@ func appendBatch(dst, src *Batch) {
 	dst.Reads = append(dst.Reads, src.Reads...)
 	dst.Records = append(dst.Records, src.Records...)
 	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
+	dst.DelUsers = append(dst.DelUsers, src.DelUsers...)
 	dst.Restrictions = append(dst.Restrictions, src.Restrictions...)
 	dst.DelRestrictions = append(dst.DelRestrictions, src.DelRestrictions...)
 }

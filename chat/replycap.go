@@ -19,15 +19,23 @@ type sessionsReply struct {
 	Sessions  []json.RawMessage `json:"sessions"`
 	Unread    uint64            `json:"unread"` // over all the user's sessions, listed or not
 	Truncated bool              `json:"truncated,omitempty"`
+	// The session list's paging and mute (sessionlist.go).
+	UnreadUnmuted uint64 `json:"unread_unmuted"`
+	NextCursor    string `json:"next_cursor,omitempty"`
 }
 
 // capSessions encodes views (most recent first) until MaxSessionsListed
 // views or MaxReply bytes.
 func (c *Core) capSessions(views []*SessionView, unread uint64) (*sessionsReply, error) {
-	out := &sessionsReply{Sessions: make([]json.RawMessage, 0, min(len(views), c.cfg.MaxSessionsListed)), Unread: unread}
+	return c.capSessionsN(views, unread, c.cfg.MaxSessionsListed)
+}
+
+// capSessionsN is capSessions with a page size of limit views.
+func (c *Core) capSessionsN(views []*SessionView, unread uint64, limit int) (*sessionsReply, error) {
+	out := &sessionsReply{Sessions: make([]json.RawMessage, 0, min(len(views), limit)), Unread: unread}
 	room := c.cfg.MaxReply - replyOverhead
 	for _, v := range views {
-		if len(out.Sessions) == c.cfg.MaxSessionsListed {
+		if len(out.Sessions) == limit {
 			out.Truncated = true
 			break
 		}

@@ -279,6 +279,18 @@ func decodeFast(b []byte, r *request) (*fieldError, bool) {
 				fe = s.strField(&r.Name, "name")
 			case "avatar":
 				fe = s.strField(&r.Avatar, "avatar")
+			case "message":
+				fe = s.strField(&r.Message, "message")
+			case "remark":
+				fe = s.strField(&r.Remark, "remark")
+			case "cursor":
+				fe = s.strField(&r.Cursor, "cursor")
+			case "platform":
+				fe = s.strField(&r.Platform, "platform")
+			case "keyword":
+				fe = s.strField(&r.Keyword, "keyword")
+			case "rank":
+				fe = s.intField(&r.Rank, "rank")
 			case "session_id":
 				var v uint64
 				fe = s.uintField(&v, "session_id")

@@ -48,6 +48,9 @@ type Store interface {
 	//  - Records: put (create or replace) each value under (Kind, Key);
 	//    then DelRecords: delete (a missing key is not an error). A record
 	//    put and deleted in one batch ends deleted.
+	//  - DelUsers (applied right after Users): delete the user record (a
+	//    missing one is not an error); tokens, memberships and records
+	//    are the caller's to delete in the same batch.
 	//  - Restrictions: put by (App, UID, Kind); DelRestrictions: delete by
 	//    that key (a missing one is ignored). Applied after DelRecords.
 	Apply(ctx context.Context, b *Batch) error
@@ -55,6 +58,11 @@ type Store interface {
 	App(ctx context.Context, id string) (App, error)
 	Apps(ctx context.Context) ([]App, error)
 	User(ctx context.Context, app, uid string) (User, error)
+	// Users lists up to limit users of app that come after the uid `after`
+	// ("": from the first), in an order of the Store's that is the same on
+	// every call, so that `after` = the last uid of a page continues it.
+	// limit <= 0 means no limit.
+	Users(ctx context.Context, app, after string, limit int) ([]User, error)
 	Token(ctx context.Context, hash [32]byte) (Token, error)
 	Session(ctx context.Context, id SessionID) (Session, error)
 	// PrivateSession finds the private session of a pair, in either order.
@@ -116,6 +124,7 @@ type Batch struct {
 	Reads         []ReadMark
 	Records       []Record    // put, after Reads (records.go)
 	DelRecords    []RecordKey // delete, after Records; a missing key is no error
+	DelUsers      []UserKey   // delete, right after Users
 
 	Restrictions    []Restriction    // bans and mutes (moderation.go)
 	DelRestrictions []RestrictionKey // lifted bans and mutes
@@ -125,7 +134,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
 		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads)+
-		len(b.Records)+len(b.DelRecords)+len(b.Restrictions)+len(b.DelRestrictions) == 0
+		len(b.Records)+len(b.DelRecords)+len(b.Restrictions)+len(b.DelRestrictions)+len(b.DelUsers) == 0
 }
 
 // Reset empties the batch, keeping its slices' memory.
@@ -135,6 +144,6 @@ func (b *Batch) Reset() {
 		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
 		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
 		Records: b.Records[:0], DelRecords: b.DelRecords[:0],
-		Restrictions: b.Restrictions[:0], DelRestrictions: b.DelRestrictions[:0],
+		Restrictions: b.Restrictions[:0], DelRestrictions: b.DelRestrictions[:0], DelUsers: b.DelUsers[:0],
 	}
 }

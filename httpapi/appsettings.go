@@ -13,17 +13,25 @@ type AppSettings struct {
 	Name          string `json:"name"`
 	CreatedAt     int64  `json:"created_at"`
 	RetentionDays int    `json:"retention_days"`
+	// Messaging is who may write to whom: anyone, friends or host
+	// (chat.AppSettings, contacts.go).
+	Messaging string `json:"messaging"`
+	// Devices is how many connections a user may hold: multi, single or
+	// one_per_platform (chat devices.go).
+	Devices string `json:"devices"`
 }
 
 // AppSettingsRequest is the body of POST /api/v1/app. RetentionDays:
 // -1 keeps messages forever, 0 uses the server's retention_days, N > 0
 // deletes messages older than N days (at the next retention pass).
 type AppSettingsRequest struct {
-	RetentionDays *int `json:"retention_days"`
+	RetentionDays *int    `json:"retention_days"`
+	Messaging     *string `json:"messaging"` // anyone, friends or host
+	Devices       *string `json:"devices"`   // multi, single or one_per_platform
 }
 
-func appSettings(a chat.App) AppSettings {
-	return AppSettings{ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, RetentionDays: a.RetentionDays}
+func appSettings(a chat.App, st chat.AppSettings) AppSettings {
+	return AppSettings{ID: a.ID, Name: a.Name, CreatedAt: a.CreatedAt, RetentionDays: a.RetentionDays, Messaging: st.Messaging, Devices: st.Devices}
 }
 
 func (s *Server) appGetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
@@ -31,7 +39,11 @@ func (s *Server) appGetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if err != nil {
 		return err
 	}
-	s.writeData(ctx, fasthttp.StatusOK, appSettings(a))
+	st, err := s.core.Settings(s.reqCtx, r.app)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, appSettings(a, st))
 	return nil
 }
 
@@ -40,13 +52,39 @@ func (s *Server) appSetSettings(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if e := decodeJSON(ctx.PostBody(), &in, false); e != nil {
 		return e
 	}
-	if in.RetentionDays == nil {
-		return missing("retention_days")
+	if in.RetentionDays == nil && in.Messaging == nil && in.Devices == nil {
+		return chat.Errf(chat.CodeBadRequest, "nothing to change: give retention_days, messaging or devices")
 	}
-	a, err := s.core.SetRetention(s.reqCtx, r.app, *in.RetentionDays)
+	if in.Devices != nil && !chat.ValidDevices(*in.Devices) {
+		return chat.Errf(chat.CodeBadRequest, "unknown device policy \""+*in.Devices+"\"; policies are multi, single, one_per_platform")
+	}
+	if in.Messaging != nil && !chat.ValidPolicy(*in.Messaging) {
+		// Checked first: a bad field changes nothing.
+		return chat.Errf(chat.CodeBadRequest, "unknown messaging policy \""+*in.Messaging+"\"; policies are anyone, friends, host")
+	}
+	a, err := s.core.App(s.reqCtx, r.app)
+	if in.RetentionDays != nil {
+		a, err = s.core.SetRetention(s.reqCtx, r.app, *in.RetentionDays)
+	}
 	if err != nil {
 		return err
 	}
-	s.writeData(ctx, fasthttp.StatusOK, appSettings(a))
+	if in.Messaging != nil || in.Devices != nil {
+		si := chat.SettingsInput{}
+		if in.Messaging != nil {
+			si.Messaging = *in.Messaging
+		}
+		if in.Devices != nil {
+			si.Devices = *in.Devices
+		}
+		if _, err := s.core.SetSettings(s.reqCtx, r.app, si); err != nil {
+			return err
+		}
+	}
+	st, err := s.core.Settings(s.reqCtx, r.app)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, appSettings(a, st))
 	return nil
 }

@@ -48,6 +48,9 @@ type PushUserRequest struct {
 	Extra      json.RawMessage `json:"extra,omitempty"` // nil: left out; "null": clear
 	IssueToken bool            `json:"issue_token,omitempty"`
 	TokenTTL   int64           `json:"token_ttl,omitempty"`
+	// Token is a token the host chose for the user (hostapi.go), stored
+	// like an issued one; instead of issue_token.
+	Token string `json:"token,omitempty"`
 }
 
 // optString is a string field that tells "left out" (Set false) from
@@ -175,8 +178,11 @@ func (s *Server) appPushUser(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if err != nil {
 		return err
 	}
-	if in.TokenTTL != 0 && !in.IssueToken {
+	if in.TokenTTL != 0 && !in.IssueToken && in.Token == "" {
 		return chat.Errf(chat.CodeBadRequest, "token_ttl given without \"issue_token\": true")
+	}
+	if in.IssueToken && in.Token != "" {
+		return chat.Errf(chat.CodeBadRequest, "give \"issue_token\" or your own \"token\", not both")
 	}
 	ui := chat.UserInput{UID: in.UID, Nickname: in.Nickname.Value, Avatar: in.Avatar.Value, Extra: in.Extra}
 	if !in.Nickname.Set {
@@ -196,6 +202,13 @@ func (s *Server) appPushUser(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		return err
 	}
 	out := PushUserReply{User: u}
+	if in.Token != "" {
+		g, err := s.core.SetToken(s.reqCtx, r.app, u.UID, in.Token, ttl)
+		if err != nil {
+			return err
+		}
+		out.Token, out.ExpiresAt = g.Token, g.ExpiresAt
+	}
 	if in.IssueToken {
 		g, err := s.core.IssueToken(s.reqCtx, r.app, u.UID, ttl)
 		if err != nil {

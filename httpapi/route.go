@@ -94,6 +94,10 @@ const (
 	epAppUpload
 	epFile
 	epFileURL
+	epContactsImport // contacts.go
+	epUserSessions   // hostapi.go
+	epUserUnread     // hostapi.go
+	epUserDelete     // hostapi.go
 	epCount
 )
 
@@ -106,7 +110,7 @@ var endpoints = [epCount]endpoint{
 	epAdminShutdown: {pattern: "/admin/v1/shutdown", auth: authAdmin, post: (*Server).adminShutdown, allow: "POST"},
 	epAdminBackup:   {pattern: "/admin/v1/backup", auth: authAdmin, get: (*Server).adminBackup, allow: "GET"},
 	epAppSettings:   {pattern: "/api/v1/app", auth: authApp, get: (*Server).appGetSettings, post: (*Server).appSetSettings, allow: "GET, POST"},
-	epUsers:         {pattern: "/api/v1/users", auth: authApp, post: (*Server).appPushUser, allow: "POST"},
+	epUsers:         {pattern: "/api/v1/users", auth: authApp, get: (*Server).appListUsers, post: (*Server).appPushUser, allow: "GET, POST"},
 	epUser:          {pattern: "/api/v1/users/{uid}", auth: authApp, get: (*Server).appUser, allow: "GET"},
 	epUserTokens:    {pattern: "/api/v1/users/{uid}/tokens", auth: authApp, post: (*Server).appIssueToken, allow: "POST"},
 	epTokensRevoke:  {pattern: "/api/v1/tokens/revoke", auth: authApp, post: (*Server).appRevoke, allow: "POST"},
@@ -141,6 +145,12 @@ var endpoints = [epCount]endpoint{
 	epAppUpload:      {pattern: "/api/v1/files", auth: authAppStream, post: (*Server).appUpload, allow: "POST"},
 	epFile:           {pattern: "/v1/files/{id}", auth: authNone, get: (*Server).serveFile, allow: "GET"},
 	epFileURL:        {pattern: "/v1/files/{id}/url", auth: authToken, get: (*Server).userFileURL, allow: "GET"},
+	// contacts.go
+	epContactsImport: {pattern: "/api/v1/contacts/import", auth: authApp, post: (*Server).appImportContacts, allow: "POST"},
+	// hostapi.go
+	epUserSessions: {pattern: "/api/v1/users/{uid}/sessions", auth: authApp, get: (*Server).appUserSessions, allow: "GET"},
+	epUserUnread:   {pattern: "/api/v1/users/{uid}/unread", auth: authApp, get: (*Server).appUserUnread, allow: "GET"},
+	epUserDelete:   {pattern: "/api/v1/users/{uid}/delete", auth: authApp, post: (*Server).appDeleteUser, allow: "POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -203,6 +213,8 @@ func resolve(p []byte) (int, []byte) {
 		return epWebhookRedeliver, nil
 	case "/api/v1/webhooks/before-send":
 		return epBeforeSend, nil
+	case "/api/v1/contacts/import":
+		return epContactsImport, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
@@ -229,6 +241,12 @@ func resolve(p []byte) (int, []byte) {
 			return epUser, uid
 		case string(tail) == "tokens":
 			return epUserTokens, uid
+		case string(tail) == "sessions":
+			return epUserSessions, uid
+		case string(tail) == "unread":
+			return epUserUnread, uid
+		case string(tail) == "delete":
+			return epUserDelete, uid
 		}
 		return epNone, nil
 	}

@@ -210,6 +210,9 @@ type Status struct {
 	Goroutines    int    `json:"goroutines"`
 	HeapBytes     uint64 `json:"heap_bytes"`
 	RSSBytes      uint64 `json:"rss_bytes"` // resident set size of the process
+	// PresenceEvents counts the presence events queued to devices since
+	// the start (chat presence.go).
+	PresenceEvents uint64 `json:"presence_events"`
 }
 
 // Server is the HTTP listener. Create it with New and start it with Run.
@@ -513,6 +516,7 @@ func (s *Server) status() Status {
 	if st.HTTPAddr == "" {
 		st.HTTPAddr = s.Addr()
 	}
+	st.PresenceEvents = s.core.Stats().Presence
 	return st
 }
 

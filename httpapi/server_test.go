@@ -509,7 +509,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "unknown route", method: "POST", path: "/x", body: "{}", status: 404, code: "not_found", msg: "no such endpoint: POST /x"},
 		{name: "unknown api route", method: "GET", path: "/api/v1/nothing", status: 404, code: "not_found", msg: "no such endpoint: GET /api/v1/nothing"},
 		{name: "trailing slash", method: "GET", path: "/api/v1/users/alice/", status: 404, code: "not_found", msg: "no such endpoint: GET /api/v1/users/alice/"},
-		{name: "wrong method", method: "DELETE", path: "/api/v1/users", status: 405, code: "bad_request", msg: "method DELETE not allowed on /api/v1/users; use POST"},
+		{name: "wrong method", method: "DELETE", path: "/api/v1/users", status: 405, code: "bad_request", msg: "method DELETE not allowed on /api/v1/users; use GET, POST"},
 		{name: "wrong method on user", method: "POST", path: "/api/v1/users/alice", body: "{}", status: 405, code: "bad_request", msg: "method POST not allowed on /api/v1/users/{uid}; use GET"},
 		{name: "syntax error", method: "POST", path: "/api/v1/users", body: `{"uid": "a",}`, status: 400, code: "bad_request", msg: "invalid JSON at offset 13: invalid character '}' looking for beginning of object key string"},
 		{name: "truncated", method: "POST", path: "/api/v1/users", body: `{"uid": "a"`, status: 400, code: "bad_request", msg: "invalid JSON: unexpected end of input"},

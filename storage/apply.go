@@ -205,6 +205,13 @@ func (w *writer) apply(tx *bolt.Tx, b *chat.Batch) error {
 	if err := w.putUsers(b); err != nil {
 		return err
 	}
+	for i := range b.DelUsers {
+		u := &b.DelUsers[i]
+		w.key = appendUserKey(w.key[:0], u.App, u.UID)
+		if err := w.bk.users.Delete(w.key); err != nil {
+			return fmt.Errorf("delete user %q: %w", u.UID, err)
+		}
+	}
 	if err := w.putTokens(b); err != nil {
 		return err
 	}

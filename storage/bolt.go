@@ -410,6 +410,35 @@ func (s *Bolt) User(_ context.Context, app, uid string) (chat.User, error) {
 	return u, err
 }
 
+// Users lists users of app in key order (the uid's length, then its bytes),
+// after the uid `after`; see chat.Store.
+func (s *Bolt) Users(_ context.Context, app, after string, limit int) ([]chat.User, error) {
+	var out []chat.User
+	prefix := appendStr(nil, app)
+	start := prefix
+	if after != "" {
+		start = appendUserKey(nil, app, after)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bUsers).Cursor()
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if after != "" && bytes.Equal(k, start) {
+				continue
+			}
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			var u chat.User
+			if !decodeUser(v, &u) {
+				return corrupt("user " + string(k))
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Token returns a token by hash.
 func (s *Bolt) Token(_ context.Context, hash [32]byte) (chat.Token, error) {
 	t := chat.Token{Hash: hash}

@@ -18,7 +18,7 @@
 //     returns. The overlay holds, since the last checkpoint: each
 //     session's messages by seq, its newest summary, the highest read seq
 //     per member.
-//   - Any other batch (Apps, Users, Tokens, DelTokens, DelUserTokens,
+//   - Any other batch (Apps, Users, Tokens, DelTokens, DelUserTokens, DelUsers,
 //     Sessions, Members, DelMembers: rare) first runs a checkpoint, then
 //     commits the whole batch in one bbolt write transaction, as before
 //     the WAL. Apply holds its locks throughout, so it is ordered with the

@@ -87,7 +87,7 @@ var errWALBroken = errors.New("storage: the write-ahead log failed; restart chat
 func hotOnly(b *chat.Batch) bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
 		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Records)+len(b.DelRecords)+
-		len(b.Restrictions)+len(b.DelRestrictions) == 0
+		len(b.Restrictions)+len(b.DelRestrictions)+len(b.DelUsers) == 0
 }
 
 // appendWALRecord appends b's Messages, Summaries and Reads as one record

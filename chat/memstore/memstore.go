@@ -109,6 +109,9 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 	for _, h := range b.DelTokens {
 		s.deleteToken(h)
 	}
+	for _, k := range b.DelUsers {
+		delete(s.users, k)
+	}
 	for _, k := range b.DelUserTokens {
 		for h := range s.userTokens[k] {
 			delete(s.tokens, h)
@@ -220,6 +223,23 @@ func (s *Store) Record(_ context.Context, kind string, key []byte) ([]byte, erro
 		return nil, notFound("record " + kind)
 	}
 	return append([]byte{}, v...), nil
+}
+
+// Users lists users of app by uid, after the uid `after`; see chat.Store.
+func (s *Store) Users(_ context.Context, app, after string, limit int) ([]chat.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []chat.User
+	for k, u := range s.users {
+		if k.App == app && k.UID > after {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // ScanRecords lists records of kind in key order; see chat.Store.

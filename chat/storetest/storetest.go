@@ -28,6 +28,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -64,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "MaxSessionID", fn: testMaxSessionID},
 		{name: "PruneMessages", fn: testPruneMessages},
 		{name: "Records", fn: testRecords},
+		{name: "UsersListAndDelete", fn: testUsersListAndDelete},
 		{name: "RecordKeys", fn: testRecordKeys},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
@@ -1355,5 +1357,54 @@ func testPruneMessages(t *testing.T, s chat.Store) {
 	// A second pass finds nothing more.
 	if n, next, err := s.PruneMessages(ctx, "app1", 350, 0, 0); err != nil || n != 0 || next != 0 {
 		t.Fatalf("second pass: %d, %d, %v", n, next, err)
+	}
+}
+
+// testUsersListAndDelete: Users pages through one app's users, each once,
+// in the same order on every call; DelUsers removes a user.
+func testUsersListAndDelete(t *testing.T, s chat.Store) {
+	ctx := context.Background()
+	var us []chat.User
+	for _, uid := range []string{"u10", "u2", "bob", "a", "李雷", "zz"} {
+		us = append(us, chat.User{App: "a1", UID: uid, Nickname: uid, CreatedAt: 1, UpdatedAt: 1})
+	}
+	us = append(us, chat.User{App: "a10", UID: "x", Nickname: "x"}, chat.User{App: "a", UID: "y", Nickname: "y"})
+	apply(t, s, &chat.Batch{Users: us})
+	page := func(after string, limit int) []string {
+		t.Helper()
+		got, err := s.Users(ctx, "a1", after, limit)
+		if err != nil {
+			t.Fatalf("Users: %v", err)
+		}
+		var out []string
+		for _, u := range got {
+			if u.App != "a1" {
+				t.Fatalf("Users of a1 listed %+v", u)
+			}
+			out = append(out, u.UID)
+		}
+		return out
+	}
+	all := page("", 0)
+	if len(all) != 6 {
+		t.Fatalf("Users(a1) = %v, want 6 users", all)
+	}
+	var paged []string
+	for after := ""; ; {
+		p := page(after, 4)
+		paged = append(paged, p...)
+		if len(p) < 4 {
+			break
+		}
+		after = p[len(p)-1]
+	}
+	if strings.Join(paged, ",") != strings.Join(all, ",") {
+		t.Fatalf("pages of 4 gave %v, the whole list is %v", paged, all)
+	}
+	apply(t, s, &chat.Batch{DelUsers: []chat.UserKey{{App: "a1", UID: "bob"}, {App: "a1", UID: "missing"}}})
+	_, err := s.User(ctx, "a1", "bob")
+	wantNotFound(t, "deleted User", err)
+	if got := page("", 0); len(got) != 5 {
+		t.Fatalf("after delete Users(a1) = %v", got)
 	}
 }

@@ -72,6 +72,11 @@ Scenario flags (defaults in parentheses):
                                  by default, on Linux, a few epoll loops open
                                  and hold them so that chatbench's own cost
                                  does not limit the rate it measures
+           --friends N           give each user N friends (even: N/2 on
+                                 either side in a ring) before the ramp, and
+                                 report the presence events/s the logins
+                                 cause (0: none; run longer than the
+                                 server's presence_debounce, 5s)
   p2p      --pairs N             pairs of users, 2 connections each (1000)
            --rate MSG/S          messages per second in total (10000)
   group    --groups N            groups (1)
@@ -324,6 +329,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&sc.Conns, "n", 1000, "")
 		fs.DurationVar(&sc.Settle, "settle", 2*time.Second, "")
 		fs.BoolVar(&sc.Portable, "portable", false, "")
+		fs.IntVar(&sc.Friends, "friends", 0, "")
 		s = sc
 	case "p2p":
 		sc := &bench.P2P{}

@@ -55,6 +55,16 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 moderation shop  bob  kick  2 connections`,
 		},
 		{
+			name: "friend request",
+			line: `{"topic":"contact","time":%T,"app":"shop","uid":"alice","type":"request","members":["alice","bob"],"detail":"hi, it's alice"}`,
+			want: `12:00:01.123 contact  shop  alice request [alice bob]  hi, it's alice`,
+		},
+		{
+			name: "presence",
+			line: `{"topic":"presence","time":%T,"app":"shop","uid":"alice","type":"offline"}`,
+			want: `12:00:01.123 presence shop  alice offline`,
+		},
+		{
 			name: "login",
 			line: `{"topic":"login","time":%T,"app":"shop","uid":"alice","detail":"127.0.0.1:5555"}`,
 			want: `12:00:01.123 login    shop  alice  from 127.0.0.1:5555`,

@@ -179,6 +179,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		HTTPEventsKeep:      cfg.HTTPEventsKeep,
 		HTTPEventsMax:       cfg.HTTPEventsMax,
 		MediaHosts:          cfg.MediaURLHosts,
+		PresenceDebounce:    cfg.PresenceDebounce,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 		Limits: chat.Limits{SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, RequestRate: cfg.RequestRate,
 			RequestBurst: cfg.RequestBurst, MaxUserConns: cfg.MaxUserConns},

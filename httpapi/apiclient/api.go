@@ -40,6 +40,9 @@ type Status struct {
 	Goroutines    int    `json:"goroutines"`
 	HeapBytes     uint64 `json:"heap_bytes"`
 	RSSBytes      uint64 `json:"rss_bytes"`
+	// PresenceEvents counts presence events queued to devices since the
+	// server started.
+	PresenceEvents uint64 `json:"presence_events"`
 }
 
 // User is a host site's user as chatd stores it.

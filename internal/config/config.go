@@ -183,6 +183,9 @@ type Config struct {
 	// ConsultPendingTTL is how long a consultation waits unstarted by
 	// default.
 	ConsultPendingTTL time.Duration
+	// PresenceDebounce is how long a user's online state must hold before
+	// friends and peers are told.
+	PresenceDebounce time.Duration
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead
