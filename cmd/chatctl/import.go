@@ -42,9 +42,22 @@ func init() {
 			fs.IntVar(&o.workers, "workers", 8, "sessions imported at once (1-64)")
 			fs.DurationVar(&o.progress, "progress", 2*time.Second, "how often to print progress to stderr (0: never)")
 			return func(ctx context.Context, e *env) error {
-				if len(e.args) != 1 {
+				// Flags may follow FILE too: `chatctl import x.jsonl --dry-run`.
+				var pos []string
+				for args := e.args; len(args) > 0; {
+					if len(args[0]) > 1 && args[0][0] == '-' {
+						if err := fs.Parse(args); err != nil {
+							return usagef("import: %v (run `chatctl import --help`)", err)
+						}
+						args = fs.Args()
+						continue
+					}
+					pos, args = append(pos, args[0]), args[1:]
+				}
+				if len(pos) != 1 {
 					return usagef("import: give exactly one FILE")
 				}
+				e.args = pos
 				if o.workers < 1 || o.workers > 64 {
 					return usagef("import: --workers must be 1-64")
 				}
@@ -747,6 +760,10 @@ func (im *importer) lookup(ctx context.Context, s *impSession) (uint64, error) {
 			Next string `json:"next_cursor"`
 		}
 		if err := im.c.Do(ctx, http.MethodGet, "/api/v1/users/"+url.PathEscape(s.a)+"/sessions?"+q.Encode(), nil, &out); err != nil {
+			var ae *apiclient.APIError
+			if errors.As(err, &ae) && ae.Code == "not_found" { // not pushed yet (a dry run)
+				return 0, nil
+			}
 			return 0, err
 		}
 		for _, v := range out.Sessions {
