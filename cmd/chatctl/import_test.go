@@ -381,8 +381,8 @@ func TestImportBadLines(t *testing.T) {
 	ie := newImportApp(t, dir, s, "legacy")
 	file := filepath.Join(t.TempDir(), "export.jsonl")
 	lines := append([]string(nil), x.lines...)
-	lines[4] = `{"kind":"user","id":"u0004","nickname":` // truncated: line 5
-	lines[30] = `{"kind":"frend","uid":"u0001","peer":"u0002"}`                                                                                // line 31
+	lines[4] = `{"kind":"user","id":"u0004","nickname":`                                                                                             // truncated: line 5
+	lines[30] = `{"kind":"frend","uid":"u0001","peer":"u0002"}`                                                                                      // line 31
 	lines = append(lines, `{"kind":"message","id":"late","from":"u0001","to":"u0002","type":"text","content":{"text":"x"},"created_at":1566212436}`) // seconds
 	x.lines = lines
 	x.write(t, file)
