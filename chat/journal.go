@@ -249,7 +249,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 			}
 		}
 		if o.backdated {
-			if err := c.checkBackdate(ctx, j, m, last); err != nil {
+			if err := c.checkBackdate(ctx, j, b, m, last); err != nil {
 				o.result.err = err
 				continue
 			}
@@ -486,11 +486,15 @@ var opPool = sync.Pool{New: func() any { return new(op) }}
 // newOp returns a zeroed op.
 func newOp() *op { return opPool.Get().(*op) }
 
-// putOp zeroes o (dropping its references) and pools it.
 // checkBackdate refuses a host-given created_at that is before the last
 // message (seq last) of m's session, so that seqs stay in time order.
-func (c *Core) checkBackdate(ctx context.Context, j *journalState, m *Message, last uint64) error {
+func (c *Core) checkBackdate(ctx context.Context, j *journalState, b *Batch, m *Message, last uint64) error {
 	at, ok := j.lastAt[m.Session]
+	for i := len(b.Messages) - 1; !ok && i >= 0; i-- { // seq last may be in this batch, not stored yet
+		if b.Messages[i].Session == m.Session {
+			at, ok = b.Messages[i].CreatedAt, true
+		}
+	}
 	if !ok && last > 0 {
 		ms, err := c.store.Messages(ctx, m.Session, last, last, 1, true)
 		if err != nil {
@@ -515,6 +519,7 @@ func (c *Core) checkBackdate(ctx context.Context, j *journalState, m *Message, l
 // a cache of the store).
 const maxLastAt = 4096
 
+// putOp zeroes o (dropping its references) and pools it.
 func putOp(o *op) {
 	*o = op{}
 	opPool.Put(o)
