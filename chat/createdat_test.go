@@ -51,7 +51,7 @@ func TestBackdatedSendsKeepTimeOrder(t *testing.T) {
 			t.Fatalf("seq %d at %d comes after seq %d at %d", msgs[i].Seq, msgs[i].CreatedAt, msgs[i-1].Seq, msgs[i-1].CreatedAt)
 		}
 	}
-	// A user's send cannot carry a time (the server API only).
+	// A time in the future is refused.
 	if _, err := e.core.Send(ctx, "shop", chat.SendInput{From: "alice", To: "bob", Type: "text",
 		Content: json.RawMessage(`{"text":"x"}`), CreatedAt: time.Now().Add(time.Hour).UnixMilli()}); err == nil {
 		t.Fatal("a created_at in the future was accepted")
