@@ -11,7 +11,8 @@ import (
 
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
-	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user"}
+	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
+	"recall", "edit"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -86,6 +87,10 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return nil, c.groupRemove(ctx, id, r.SessionID, r.UIDs)
 	case "group_leave":
 		return nil, c.groupRemove(ctx, id, r.SessionID, []string{id.UID})
+	case "recall": // msgops.go
+		return c.recallAction(ctx, id, r)
+	case "edit":
+		return c.editAction(ctx, id, r)
 	case "user":
 		uid := r.UID
 		if uid == "" {
@@ -357,6 +362,9 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 // subscribers read it later (so o must not be recycled).
 func (c *Core) fanout(o *op, now bool) (shared bool) {
 	m := &o.msg
+	if m.Type == TypeOp {
+		return c.fanoutOp(o, now) // a recall or an edit (msgops.go)
+	}
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
 	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)

@@ -214,6 +214,12 @@ func appendMessage(dst []byte, m *Message) []byte {
 	}
 	dst = append(dst, `,"created_at":`...)
 	dst = strconv.AppendInt(dst, m.CreatedAt, 10)
+	if m.EditedAt != 0 {
+		dst = append(dst, `,"edited_at":`...)
+		dst = strconv.AppendInt(dst, m.EditedAt, 10)
+		dst = append(dst, `,"edit_count":`...)
+		dst = strconv.AppendUint(dst, uint64(m.Edits), 10)
+	}
 	return append(dst, '}')
 }
 

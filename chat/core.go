@@ -81,6 +81,13 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// RecallWindow is how long after sending a sender may recall a
+	// message (group owners, admins and the host may at any time). Zero
+	// means 2 minutes.
+	RecallWindow time.Duration
+	// EditWindow is how long after sending a sender may edit a text or
+	// rich message. Zero means 15 minutes.
+	EditWindow time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -135,6 +142,12 @@ func (c *Config) fill() {
 	}
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
+	}
+	if c.RecallWindow <= 0 {
+		c.RecallWindow = recallWindowDefault
+	}
+	if c.EditWindow <= 0 {
+		c.EditWindow = editWindowDefault
 	}
 	if c.LogError == nil {
 		c.LogError = func(what string, err error) { log.Printf("chat: %s failed: %v", what, err) }

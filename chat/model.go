@@ -120,6 +120,10 @@ type Message struct {
 	Content   json.RawMessage `json:"content"`
 	CID       string          `json:"cid,omitempty"`
 	CreatedAt int64           `json:"created_at"`
+	// EditedAt is when the message was last edited (unix ms; 0: never),
+	// Edits how many times (msgops.go).
+	EditedAt int64  `json:"edited_at,omitempty"`
+	Edits    uint32 `json:"edit_count,omitempty"`
 }
 
 // MemberKey names a membership to delete.

@@ -47,7 +47,7 @@ func (c *Core) capSessions(views []*SessionView, unread uint64) (*sessionsReply,
 // messageSize bounds the encoded size of m in a page: content as stored,
 // strings at their worst escaping (6 bytes a byte), and the fixed fields.
 func messageSize(m *Message) int {
-	return len(m.Content) + 6*(len(m.From)+len(m.Type)+len(m.CID)) + 160
+	return len(m.Content) + 6*(len(m.From)+len(m.Type)+len(m.CID)) + 200
 }
 
 // fitPage trims a page of messages (oldest first) to MaxReply, keeping at

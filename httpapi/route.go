@@ -64,6 +64,7 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epRecall // msgops.go
 	epCount
 )
 
@@ -88,6 +89,7 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epRecall:        {pattern: "/api/v1/messages/recall", auth: authApp, post: (*Server).appRecall, allow: "POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -122,6 +124,8 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/messages/recall":
+		return epRecall, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil

@@ -16,6 +16,11 @@ var ErrCorrupt = errors.New("storage: corrupt record")
 // encoding gets a new version byte; decoders switch on it.
 const recordV1 = 1
 
+// msgEditedV2 is the first byte of a message value that was edited
+// (chat/msgops.go): version 1's fields, then varint(EditedAt) and
+// uvarint(Edits). Messages never edited stay version 1, byte for byte.
+const msgEditedV2 = 2
+
 // ---- primitives ----
 
 // appendStr appends s with a uvarint length prefix. Length-prefixed strings
@@ -163,19 +168,42 @@ func parseMsgKey(k []byte) (chat.SessionID, uint64, bool) {
 // The four strings come first and together so that a decoder turns them
 // into Go strings with one allocation.
 func appendMessage(dst []byte, m *chat.Message) []byte {
-	dst = append(dst, recordV1)
+	edited := m.EditedAt != 0 || m.Edits != 0
+	if edited {
+		dst = append(dst, msgEditedV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = appendStr(dst, m.App)
 	dst = appendStr(dst, m.From)
 	dst = appendStr(dst, m.Type)
 	dst = appendStr(dst, m.CID)
 	dst = binary.AppendVarint(dst, m.CreatedAt)
-	return appendBytes(dst, m.Content)
+	dst = appendBytes(dst, m.Content)
+	if edited {
+		dst = binary.AppendVarint(dst, m.EditedAt)
+		dst = binary.AppendUvarint(dst, uint64(m.Edits))
+	}
+	return dst
 }
 
 // maxMessageLen bounds len(appendMessage(nil, m)), for sizing buffers.
 func maxMessageLen(m *chat.Message) int {
-	return 1 + 5*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
+	return 1 + 7*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
 		len(m.App) + len(m.From) + len(m.Type) + len(m.CID) + len(m.Content)
+}
+
+// messageVersion consumes a message value's version byte and reports
+// whether it is edited (msgEditedV2); an unknown byte marks r bad.
+func (r *reader) messageVersion() (edited bool) {
+	switch r.byte() {
+	case recordV1:
+		return false
+	case msgEditedV2:
+		return true
+	}
+	r.bad = true
+	return false
 }
 
 // msgView is a parsed message value. Its slices alias the value.
@@ -185,11 +213,14 @@ type msgView struct {
 	lens    [4]int32 // length of each string
 	created int64
 	content []byte
+	edited  int64  // EditedAt (version 2 only)
+	edits   uint32 // Edits (version 2 only)
 }
 
 func parseMessage(v []byte, mv *msgView) bool {
 	r := reader{b: v}
-	if !r.version() {
+	edited := r.messageVersion()
+	if r.bad {
 		return false
 	}
 	start := r.b
@@ -204,6 +235,11 @@ func parseMessage(v []byte, mv *msgView) bool {
 	mv.strs = start[:len(start)-len(r.b)]
 	mv.created = r.varint()
 	mv.content = r.raw()
+	mv.edited, mv.edits = 0, 0
+	if edited {
+		mv.edited = r.varint()
+		mv.edits = uint32(r.uvarint())
+	}
 	return r.end()
 }
 
@@ -213,6 +249,7 @@ func (mv *msgView) fill(m *chat.Message, strs string, content []byte) {
 	m.App, m.From, m.Type, m.CID = mv.field(strs, 0), mv.field(strs, 1), mv.field(strs, 2), mv.field(strs, 3)
 	m.CreatedAt = mv.created
 	m.Content = content
+	m.EditedAt, m.Edits = mv.edited, mv.edits
 }
 
 // field returns string i (App, From, Type, CID) of strs.

@@ -171,6 +171,8 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxSessionsListed:   cfg.MaxSessionsListed,
 		GroupsPerMinute:     cfg.GroupCreateRate,
 		MemberAddsPerMinute: cfg.GroupAddRate,
+		RecallWindow:        cfg.RecallWindow,
+		EditWindow:          cfg.EditWindow,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {

@@ -141,6 +141,9 @@ type Config struct {
 	// GroupAddRate caps the members one user adds to groups per minute
 	// through the client API.
 	GroupAddRate int
+	// RecallWindow is how long after sending a sender may recall a
+	// message; EditWindow, edit one.
+	RecallWindow, EditWindow time.Duration
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead
