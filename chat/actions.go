@@ -12,7 +12,7 @@ import (
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
-	"recall", "edit"}
+	"recall", "edit", "delete", "clear", "hidden"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -91,6 +91,12 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return c.recallAction(ctx, id, r)
 	case "edit":
 		return c.editAction(ctx, id, r)
+	case "delete": // hide.go
+		return c.deleteForMe(ctx, cl, r)
+	case "clear":
+		return c.clearHistory(ctx, cl, r.SessionID, r.Seq)
+	case "hidden":
+		return c.hiddenAction(ctx, id, r.SessionID)
 	case "user":
 		uid := r.UID
 		if uid == "" {
@@ -423,6 +429,12 @@ func (c *Core) history(ctx context.Context, id Identity, sid SessionID, before u
 	if _, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
 	}
+	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
+		if err != nil {
+			return nil, err
+		}
+		return c.hiddenPage(ctx, sid, h, before, 0, false, limit)
+	}
 	return c.historyPage(ctx, sid, before, limit)
 }
 
@@ -459,6 +471,12 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint64, limit int) (*messagesPage, error) {
 	if _, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
+	}
+	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
+		if err != nil {
+			return nil, err
+		}
+		return c.hiddenPage(ctx, sid, h, 0, after, true, limit)
 	}
 	limit = c.pageLimit(limit)
 	ms, err := c.store.Messages(ctx, sid, after+1, ^uint64(0), limit+1, false)

@@ -28,6 +28,8 @@ type request struct {
 	UIDs      []string        `json:"uids"`
 	Name      string          `json:"name"`
 	Avatar    string          `json:"avatar"`
+
+	opFields // message operations' fields (msgops.go); decoded by encoding/json
 }
 
 // decodeRequest parses b: the scanner first (fast, few allocations), and

@@ -251,3 +251,22 @@ const (
 	recallWindowDefault = 2 * time.Minute
 	editWindowDefault   = 15 * time.Minute
 )
+
+// opFields are the request fields of the message operations. The fast
+// decoder leaves requests that use them to encoding/json (opFieldKey):
+// they are rare next to sends, and keeping them out of the scanner keeps
+// its hot path as it is.
+type opFields struct {
+	Seqs    []uint64 `json:"seqs"`     // delete: the seqs to hide
+	FromSeq uint64   `json:"from_seq"` // delete: a range to hide, with to_seq
+	ToSeq   uint64   `json:"to_seq"`
+}
+
+// opFieldKey reports whether k names one of opFields.
+func opFieldKey(k string) bool {
+	switch k {
+	case "seqs", "from_seq", "to_seq":
+		return true
+	}
+	return false
+}
