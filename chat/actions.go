@@ -12,7 +12,7 @@ import (
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
-	"recall", "edit", "delete", "clear", "hidden"}
+	"recall", "edit", "delete", "clear", "hidden", "forward"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -97,6 +97,8 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return c.clearHistory(ctx, cl, r.SessionID, r.Seq)
 	case "hidden":
 		return c.hiddenAction(ctx, id, r.SessionID)
+	case "forward": // quote.go
+		return c.forward(ctx, id, r)
 	case "user":
 		uid := r.UID
 		if uid == "" {
@@ -229,6 +231,9 @@ func (c *Core) logout(cl *Client, why string) {
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := clientSendCheck(r.Type); e != nil {
 		return e
+	}
+	if r.QuoteSeq != 0 {
+		return c.sendReply(ctx, cl, r) // quote.go
 	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
@@ -452,6 +457,9 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 		return nil, err
 	}
 	cleanMessages(ms)
+	if err := c.fillQuotes(ctx, sid, ms); err != nil { // quote.go
+		return nil, err
+	}
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[1:]
@@ -484,6 +492,9 @@ func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint6
 		return nil, err
 	}
 	cleanMessages(ms)
+	if err := c.fillQuotes(ctx, sid, ms); err != nil { // quote.go
+		return nil, err
+	}
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[:limit]

@@ -317,6 +317,9 @@ func (c *Core) hiddenPage(ctx context.Context, sid SessionID, h hiddenSet, befor
 		return nil, err
 	}
 	cleanMessages(ms)
+	if err := c.fillQuotes(ctx, sid, ms); err != nil {
+		return nil, err
+	}
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.HasMore = true

@@ -260,12 +260,16 @@ type opFields struct {
 	Seqs    []uint64 `json:"seqs"`     // delete: the seqs to hide
 	FromSeq uint64   `json:"from_seq"` // delete: a range to hide, with to_seq
 	ToSeq   uint64   `json:"to_seq"`
+	// send: the seq of the message replied to (quote.go)
+	QuoteSeq uint64 `json:"quote_seq"`
+	// forward: the sessions to copy seqs into (quote.go)
+	ToSessions []SessionID `json:"to_sessions"`
 }
 
 // opFieldKey reports whether k names one of opFields.
 func opFieldKey(k string) bool {
 	switch k {
-	case "seqs", "from_seq", "to_seq":
+	case "seqs", "from_seq", "to_seq", "quote_seq", "to_sessions":
 		return true
 	}
 	return false
