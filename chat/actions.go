@@ -12,7 +12,8 @@ import (
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
-	"recall", "edit", "delete", "clear", "hidden", "forward"}
+	"recall", "edit", "delete", "clear", "hidden", "forward",
+	"group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -99,6 +100,8 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return c.hiddenAction(ctx, id, r.SessionID)
 	case "forward": // quote.go
 		return c.forward(ctx, id, r)
+	case "group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss":
+		return c.groupAction(ctx, id, r) // groups_admin.go
 	case "user":
 		uid := r.UID
 		if uid == "" {
@@ -344,6 +347,11 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 		if in.From != "" && !s.members().has(in.From) {
 			return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(in.Session)))
 		}
+		if s.kind == KindGroup {
+			if e := c.speakCheck(s, s.members(), in.From); e != nil { // groups_admin.go
+				return nil, e
+			}
+		}
 	case cacheOnly && in.To != "" && in.From != "" && in.From != in.To:
 		if s = c.cachedPrivate(app, in.From, in.To); s == nil {
 			return nil, errCacheMiss
@@ -431,8 +439,10 @@ func (c *Core) memberSession(ctx context.Context, id Identity, sid SessionID) (*
 
 // history returns up to limit messages before seq `before` (0: the newest).
 func (c *Core) history(ctx context.Context, id Identity, sid SessionID, before uint64, limit int) (*messagesPage, error) {
-	if _, err := c.memberSession(ctx, id, sid); err != nil {
+	if s, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
+	} else if e := c.dismissedHistory(s); e != nil {
+		return nil, e
 	}
 	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
 		if err != nil {
@@ -477,8 +487,10 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 // sync returns up to limit messages after seq `after`, oldest first: what a
 // reconnecting client calls per session.
 func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint64, limit int) (*messagesPage, error) {
-	if _, err := c.memberSession(ctx, id, sid); err != nil {
+	if s, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
+	} else if e := c.dismissedHistory(s); e != nil {
+		return nil, e
 	}
 	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
 		if err != nil {
@@ -529,6 +541,8 @@ type SessionView struct {
 	CreatedAt   int64     `json:"created_at"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
+	// Group: a group's announcement and settings (groups_admin.go).
+	Group *groupInfo `json:"group,omitempty"`
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -551,6 +565,11 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 		LastType: rec.LastType, LastPreview: rec.LastPreview, CreatedAt: rec.CreatedAt}
 	if rec.LastSeq > m.ReadSeq {
 		v.Unread = rec.LastSeq - m.ReadSeq
+	}
+	if rec.Kind == KindGroup {
+		if s, err := c.session(ctx, id.App, sid); err == nil {
+			v.Group = c.groupView(s, id.UID)
+		}
 	}
 	if rec.Kind == KindPrivate {
 		v.Peer = rec.Pair[0]
@@ -785,8 +804,8 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.members()
-	if r.roles[id.UID] < RoleAdmin {
-		return Errf(CodeForbidden, "only the owner or an admin can add members")
+	if e := c.mayInvite(s, r, id.UID); e != nil { // join policy (groups_admin.go)
+		return e
 	}
 	now := c.nowMS()
 	var ms []Member
@@ -804,10 +823,17 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	if len(ms) == 0 {
 		return nil
 	}
+	if e := c.checkGroupSize(len(r.users), len(ms)); e != nil {
+		return e
+	}
 	if e := c.takeGroupBudget(id.App, id.UID, 0, len(ms)); e != nil {
 		return e
 	}
-	if err := c.write(ctx, &Batch{Members: ms}); err != nil {
+	b := &Batch{Members: ms}
+	if err := c.joinHidden(ctx, s, ms, b); err != nil {
+		return err
+	}
+	if err := c.write(ctx, b); err != nil {
 		return err
 	}
 	next := c.extendRoster(id.App, r, ms)
@@ -837,6 +863,9 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := writableGroup(s); e != nil {
+		return e
+	}
 	r := s.members()
 	leaving := len(uids) == 1 && uids[0] == id.UID
 	var del []MemberKey

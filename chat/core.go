@@ -88,6 +88,14 @@ type Config struct {
 	// EditWindow is how long after sending a sender may edit a text or
 	// rich message. Zero means 15 minutes.
 	EditWindow time.Duration
+	// MaxGroupMembers caps a group's members. Zero means 10,000.
+	MaxGroupMembers int
+	// NewMembersFromJoin: members added to a group see its history from
+	// their join on; false (the default) lets them read all of it.
+	NewMembersFromJoin bool
+	// DismissHidesHistory: a dismissed group's history can no longer be
+	// read by its members; false (the default) keeps it readable.
+	DismissHidesHistory bool
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,
@@ -142,6 +150,9 @@ func (c *Config) fill() {
 	}
 	if c.MemberAddsPerMinute <= 0 {
 		c.MemberAddsPerMinute = 200
+	}
+	if c.MaxGroupMembers <= 0 {
+		c.MaxGroupMembers = 10000
 	}
 	if c.RecallWindow <= 0 {
 		c.RecallWindow = recallWindowDefault

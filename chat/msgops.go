@@ -106,6 +106,11 @@ func (c *Core) msgOp(ctx context.Context, app, actor, opName string, sid Session
 	if actor != "" && !s.members().has(actor) {
 		return nil, Errf(CodeForbidden, "not a member of session "+itoa(uint64(sid)))
 	}
+	if actor != "" {
+		if e := writableGroup(s); e != nil { // groups_admin.go
+			return nil, e
+		}
+	}
 	if opName == OpEdit {
 		if len(content) == 0 || string(content) == "null" {
 			return nil, Errf(CodeBadRequest, "missing content: the message's new content")
@@ -264,12 +269,19 @@ type opFields struct {
 	QuoteSeq uint64 `json:"quote_seq"`
 	// forward: the sessions to copy seqs into (quote.go)
 	ToSessions []SessionID `json:"to_sessions"`
+	// group administration (groups_admin.go)
+	Role       string `json:"role"`
+	Seconds    int64  `json:"seconds"`
+	Enabled    *bool  `json:"enabled"`
+	Text       string `json:"text"`
+	JoinPolicy string `json:"join_policy"`
 }
 
 // opFieldKey reports whether k names one of opFields.
 func opFieldKey(k string) bool {
 	switch k {
-	case "seqs", "from_seq", "to_seq", "quote_seq", "to_sessions":
+	case "seqs", "from_seq", "to_seq", "quote_seq", "to_sessions",
+		"role", "seconds", "enabled", "text", "join_policy":
 		return true
 	}
 	return false

@@ -64,7 +64,8 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
-	epRecall // msgops.go
+	epRecall   // msgops.go
+	epGroupOps // groups_admin.go
 	epCount
 )
 
@@ -90,6 +91,7 @@ var endpoints = [epCount]endpoint{
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	epRecall:        {pattern: "/api/v1/messages/recall", auth: authApp, post: (*Server).appRecall, allow: "POST"},
+	epGroupOps:      {pattern: "/api/v1/groups/{id}/{op}", auth: authApp, get: (*Server).appGroupGet, post: (*Server).appGroupPost, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -130,6 +132,9 @@ func resolve(p []byte) (int, []byte) {
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
 	}
+	if rest, ok := bytes.CutPrefix(p, prefixGroups); ok && bytes.Count(rest, slash) == 1 {
+		return epGroupOps, rest // "{id}/{op}" (groups_admin.go)
+	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)
 		switch {
@@ -154,6 +159,7 @@ var (
 	prefixPprof    = []byte("/debug/pprof/")
 	prefixUsers    = []byte("/api/v1/users/")
 	prefixSessions = []byte("/api/v1/sessions/")
+	prefixGroups   = []byte("/api/v1/groups/")
 	slash          = []byte("/")
 	methodGet      = []byte(fasthttp.MethodGet)
 	methodPost     = []byte(fasthttp.MethodPost)

@@ -173,6 +173,9 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MemberAddsPerMinute: cfg.GroupAddRate,
 		RecallWindow:        cfg.RecallWindow,
 		EditWindow:          cfg.EditWindow,
+		MaxGroupMembers:     cfg.MaxGroupMembers,
+		NewMembersFromJoin:  !cfg.GroupJoinHistory,
+		DismissHidesHistory: !cfg.DismissedReadable,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {

@@ -144,6 +144,12 @@ type Config struct {
 	// RecallWindow is how long after sending a sender may recall a
 	// message; EditWindow, edit one.
 	RecallWindow, EditWindow time.Duration
+	// MaxGroupMembers caps a group's members; GroupJoinHistory lets new
+	// members read the history from before their join; DismissedReadable
+	// keeps a dismissed group's history readable.
+	MaxGroupMembers   int
+	GroupJoinHistory  bool
+	DismissedReadable bool
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead
