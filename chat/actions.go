@@ -235,8 +235,8 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := clientSendCheck(r.Type); e != nil {
 		return e
 	}
-	if r.QuoteSeq != 0 {
-		return c.sendReply(ctx, cl, r) // quote.go
+	if r.QuoteSeq != 0 || len(r.Mentions) > 0 || r.MentionAll {
+		return c.sendReply(ctx, cl, r) // a reply, mentions (quote.go, mentions.go)
 	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
@@ -539,6 +539,9 @@ type SessionView struct {
 	LastType    string    `json:"last_type,omitempty"`
 	LastPreview string    `json:"last_preview,omitempty"`
 	CreatedAt   int64     `json:"created_at"`
+	// UnreadMentions counts the unread messages mentioning the viewer
+	// (groups; among the newest 500 unread: mentions.go).
+	UnreadMentions uint64 `json:"unread_mentions,omitempty"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
 	// Group: a group's announcement and settings (groups_admin.go).
@@ -569,6 +572,11 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 	if rec.Kind == KindGroup {
 		if s, err := c.session(ctx, id.App, sid); err == nil {
 			v.Group = c.groupView(s, id.UID)
+		}
+		if v.Unread > 0 {
+			if v.UnreadMentions, err = c.unreadMentions(ctx, sid, id.UID, m.ReadSeq, rec.LastSeq); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if rec.Kind == KindPrivate {

@@ -216,6 +216,9 @@ func appendMessage(dst []byte, m *Message) []byte {
 	}
 	dst = append(dst, `,"created_at":`...)
 	dst = strconv.AppendInt(dst, m.CreatedAt, 10)
+	if len(m.Mentions) > 0 || m.MentionAll {
+		dst = appendMentions(dst, m) // mentions.go
+	}
 	if m.EditedAt != 0 {
 		dst = append(dst, `,"edited_at":`...)
 		dst = strconv.AppendInt(dst, m.EditedAt, 10)

@@ -96,6 +96,9 @@ type Config struct {
 	// DismissHidesHistory: a dismissed group's history can no longer be
 	// read by its members; false (the default) keeps it readable.
 	DismissHidesHistory bool
+	// MentionAllMembers lets every group member mention everyone
+	// (mention_all); false (the default) keeps it to owners and admins.
+	MentionAllMembers bool
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// LogError receives every failure the core answers `internal` for,

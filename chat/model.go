@@ -124,6 +124,10 @@ type Message struct {
 	// Edits how many times (msgops.go).
 	EditedAt int64  `json:"edited_at,omitempty"`
 	Edits    uint32 `json:"edit_count,omitempty"`
+	// Mentions are the uids the sender mentioned; MentionAll, @all
+	// (mentions.go).
+	Mentions   []string `json:"mentions,omitempty"`
+	MentionAll bool     `json:"mention_all,omitempty"`
 }
 
 // MemberKey names a membership to delete.

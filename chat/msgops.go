@@ -275,13 +275,16 @@ type opFields struct {
 	Enabled    *bool  `json:"enabled"`
 	Text       string `json:"text"`
 	JoinPolicy string `json:"join_policy"`
+	// send: mentions (mentions.go)
+	Mentions   []string `json:"mentions"`
+	MentionAll bool     `json:"mention_all"`
 }
 
 // opFieldKey reports whether k names one of opFields.
 func opFieldKey(k string) bool {
 	switch k {
 	case "seqs", "from_seq", "to_seq", "quote_seq", "to_sessions",
-		"role", "seconds", "enabled", "text", "join_policy":
+		"role", "seconds", "enabled", "text", "join_policy", "mentions", "mention_all":
 		return true
 	}
 	return false

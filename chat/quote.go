@@ -145,17 +145,32 @@ func (c *Core) fillQuotes(ctx context.Context, sid SessionID, ms []Message) erro
 	return nil
 }
 
-// sendReply is a client's send with quote_seq: the stored content holds
-// the reference, the event the completed quote.
+// sendReply is a client's send with quote_seq and/or mentions: the
+// stored content holds the reference, the event the completed quote.
 func (c *Core) sendReply(ctx context.Context, cl *Client, r *request) error {
 	if r.SessionID == 0 {
-		return Errf(CodeBadRequest, "a reply needs session_id: the session of the message it quotes")
+		return Errf(CodeBadRequest, "a reply or a message with mentions needs session_id")
+	}
+	s, err := c.memberSession(ctx, cl.id, r.SessionID)
+	if err != nil {
+		return err
+	}
+	mentioned, e := c.checkMentions(s, cl.id.UID, r.Mentions, r.MentionAll) // mentions.go
+	if e != nil {
+		return e
+	}
+	if r.QuoteSeq == 0 {
+		in := SendInput{From: cl.id.UID, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID}
+		o, err := c.prepareSend(ctx, cl.id.App, &in)
+		if err != nil {
+			return err
+		}
+		o.origin, o.reqID = cl, r.ID
+		o.msg.Mentions, o.msg.MentionAll = mentioned, r.MentionAll
+		return c.submit(ctx, o)
 	}
 	if bytes.Contains(r.Content, []byte(`"quote"`)) {
 		return Errf(CodeBadRequest, "content.quote is set by the server; name the quoted message with quote_seq")
-	}
-	if _, err := c.memberSession(ctx, cl.id, r.SessionID); err != nil {
-		return err
 	}
 	q, err := c.quoteOf(ctx, r.SessionID, r.QuoteSeq)
 	if err != nil {
@@ -175,6 +190,7 @@ func (c *Core) sendReply(ctx context.Context, cl *Client, r *request) error {
 		return err
 	}
 	o.origin, o.reqID = cl, r.ID
+	o.msg.Mentions, o.msg.MentionAll = mentioned, r.MentionAll
 	o.attach = func(_ *Message, b *Batch) {
 		b.Messages[len(b.Messages)-1].Content = stored // the reference only
 	}

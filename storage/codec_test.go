@@ -21,6 +21,8 @@ func TestMessageCodecRoundTrip(t *testing.T) {
 		{name: "large content", msg: chat.Message{App: "a", From: "u", Type: "file", Content: bytes.Repeat([]byte("z"), 1<<20)}},
 		{name: "edited", msg: chat.Message{App: "shop", From: "u1", Type: "text", Content: []byte(`{"text":"v2"}`), CreatedAt: 5, EditedAt: 1766000000999, Edits: 3}},
 		{name: "edited at zero time", msg: chat.Message{App: "shop", Type: "text", Edits: 1}},
+		{name: "mentions", msg: chat.Message{App: "shop", From: "u1", Type: "text", Content: []byte(`{"text":"@b @c"}`), Mentions: []string{"b", "c\x00"}}},
+		{name: "mention all, edited", msg: chat.Message{App: "shop", From: "u1", Type: "text", MentionAll: true, EditedAt: 9, Edits: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +67,7 @@ func TestMessageCodecVersions(t *testing.T) {
 	}
 	m.EditedAt, m.Edits = 43, 1
 	v := appendMessage(nil, &m)
-	if v[0] != msgEditedV2 {
+	if v[0] != msgExtV2 {
 		t.Fatalf("edited message encoded as version %d", v[0])
 	}
 	if at, ok := messageCreatedAt(v); !ok || at != 42 {

@@ -176,6 +176,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		MaxGroupMembers:     cfg.MaxGroupMembers,
 		NewMembersFromJoin:  !cfg.GroupJoinHistory,
 		DismissHidesHistory: !cfg.DismissedReadable,
+		MentionAllMembers:   cfg.MentionAllMembers,
 		LogError:            logError(log.With().Str("component", "core").Logger()),
 	}, st)
 	if err != nil {

@@ -148,6 +148,7 @@ type Config struct {
 	// members read the history from before their join; DismissedReadable
 	// keeps a dismissed group's history readable.
 	MaxGroupMembers   int
+	MentionAllMembers bool // any member may @all
 	GroupJoinHistory  bool
 	DismissedReadable bool
 	// JournalSize bounds writes waiting for the group-commit journal.

@@ -156,6 +156,8 @@ var settings = []*Setting{
 		func(c *Config) *bool { return &c.GroupJoinHistory }),
 	boolean("dismissed_readable", "true", "a dismissed group's members can still read its history (false: they cannot)",
 		func(c *Config) *bool { return &c.DismissedReadable }),
+	boolean("mention_all_members", "false", "every group member may mention everyone (false: owners and admins only)",
+		func(c *Config) *bool { return &c.MentionAllMembers }),
 	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
 		func(c *Config) *int { return &c.JournalSize }),
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
