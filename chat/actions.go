@@ -13,7 +13,8 @@ import (
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
 	"recall", "edit", "delete", "clear", "hidden", "forward",
-	"group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss"}
+	"group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss",
+	"broadcasts", "broadcast_read"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -100,6 +101,10 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return c.hiddenAction(ctx, id, r.SessionID)
 	case "forward": // quote.go
 		return c.forward(ctx, id, r)
+	case "broadcasts": // broadcast.go
+		return c.broadcastsAction(ctx, id, r)
+	case "broadcast_read":
+		return c.broadcastReadAction(ctx, id, r.Seq)
 	case "group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss":
 		return c.groupAction(ctx, id, r) // groups_admin.go
 	case "user":
@@ -384,6 +389,9 @@ func (c *Core) fanout(o *op, now bool) (shared bool) {
 	if m.Type == TypeOp {
 		return c.fanoutOp(o, now) // a recall or an edit (msgops.go)
 	}
+	if o.sess.kind == KindBroadcast {
+		return c.fanoutBroadcast(o, now) // broadcast.go
+	}
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
 	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
@@ -634,7 +642,14 @@ func (c *Core) userSessions(ctx context.Context, id Identity) (*sessionsReply, e
 		}
 		return a.ID > b.ID
 	})
-	return c.capSessions(out.Sessions, out.Unread)
+	rep, err := c.capSessions(out.Sessions, out.Unread)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Broadcasts, err = c.broadcastView(ctx, id); err != nil { // broadcast.go
+		return nil, err
+	}
+	return rep, nil
 }
 
 type readData struct {

@@ -215,6 +215,7 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+	bcast       broadcasts  // broadcast channels and audiences (broadcast.go)
 
 	stats counters
 }

@@ -23,6 +23,8 @@ func (k Kind) String() string {
 		return "group"
 	case KindSystem:
 		return "system"
+	case KindBroadcast:
+		return "broadcast"
 	}
 	return "unknown"
 }

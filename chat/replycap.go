@@ -19,6 +19,9 @@ type sessionsReply struct {
 	Sessions  []json.RawMessage `json:"sessions"`
 	Unread    uint64            `json:"unread"` // over all the user's sessions, listed or not
 	Truncated bool              `json:"truncated,omitempty"`
+	// Broadcasts: the app's broadcasts as this user sees them, shown in
+	// their system session (broadcast.go); nil when the app has none.
+	Broadcasts *BroadcastView `json:"broadcasts,omitempty"`
 }
 
 // capSessions encodes views (most recent first) until MaxSessionsListed

@@ -64,8 +64,9 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
-	epRecall   // msgops.go
-	epGroupOps // groups_admin.go
+	epRecall    // msgops.go
+	epGroupOps  // groups_admin.go
+	epBroadcast // broadcast.go
 	epCount
 )
 
@@ -91,6 +92,7 @@ var endpoints = [epCount]endpoint{
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
 	epRecall:        {pattern: "/api/v1/messages/recall", auth: authApp, post: (*Server).appRecall, allow: "POST"},
+	epBroadcast:     {pattern: "/api/v1/broadcasts", auth: authApp, post: (*Server).appBroadcast, allow: "POST"},
 	epGroupOps:      {pattern: "/api/v1/groups/{id}/{op}", auth: authApp, get: (*Server).appGroupGet, post: (*Server).appGroupPost, allow: "GET, POST"},
 }
 
@@ -128,6 +130,8 @@ func resolve(p []byte) (int, []byte) {
 		return epGroups, nil
 	case "/api/v1/messages/recall":
 		return epRecall, nil
+	case "/api/v1/broadcasts":
+		return epBroadcast, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
