@@ -11,7 +11,7 @@ import (
 )
 
 type bcastSessions struct {
-	Sessions   []json0            `json:"sessions"`
+	Sessions   []json0             `json:"sessions"`
 	Broadcasts *chat.BroadcastView `json:"broadcasts"`
 }
 
