@@ -578,8 +578,8 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 		v.Unread = rec.LastSeq - m.ReadSeq
 	}
 	if rec.Kind == KindGroup {
-		if s, err := c.session(ctx, id.App, sid); err == nil {
-			v.Group = c.groupView(s, id.UID)
+		if v.Group, err = c.groupView(ctx, id.App, sid, id.UID); err != nil { // groups_admin.go
+			return nil, err
 		}
 		if v.Unread > 0 {
 			if v.UnreadMentions, err = c.unreadMentions(ctx, sid, id.UID, m.ReadSeq, rec.LastSeq); err != nil {

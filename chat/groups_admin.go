@@ -696,17 +696,27 @@ type groupInfo struct {
 }
 
 // groupView returns the settings a member sees in the session view (nil
-// when the group has none).
-func (c *Core) groupView(s *sess, uid string) *groupInfo {
-	cf := s.conf.Load()
+// when the group has none): from the cached session, or else from the
+// store without loading the group's roster (a session list after a
+// restart would otherwise load every group's members).
+func (c *Core) groupView(ctx context.Context, app string, sid SessionID, uid string) (*groupInfo, error) {
+	var cf *GroupConf
+	if s := c.cached(app, sid); s != nil {
+		cf = s.conf.Load()
+	} else {
+		var err error
+		if cf, err = c.loadGroupConf(ctx, sid); err != nil {
+			return nil, err
+		}
+	}
 	if cf == nil {
-		return nil
+		return nil, nil
 	}
 	gi := &groupInfo{Announcement: cf.Announcement, Dismissed: cf.Dismissed, MuteAll: cf.MuteAll, JoinPolicy: cf.policy()}
 	if until := cf.Muted[uid]; until > c.nowMS() {
 		gi.MutedUntil = until
 	}
-	return gi
+	return gi, nil
 }
 
 // ---- client actions
