@@ -75,7 +75,7 @@ func (h hiddenSet) merge(rs []SeqRange) hiddenSet {
 	})
 	out := all[:0]
 	for _, r := range all {
-		if n := len(out); n > 0 && r.Lo <= out[n-1].Hi+1 {
+		if n := len(out); n > 0 && (r.Lo <= out[n-1].Hi || r.Lo == out[n-1].Hi+1) { // no overflow at the top seq
 			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
 			continue
 		}

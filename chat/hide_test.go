@@ -16,6 +16,7 @@ func TestHiddenSetMerge(t *testing.T) {
 		{name: "touching merge", have: hiddenSet{{1, 3}}, add: []SeqRange{{4, 4}}, want: "[{1 4}]"},
 		{name: "gap kept", have: hiddenSet{{1, 3}}, add: []SeqRange{{5, 6}}, want: "[{1 3} {5 6}]"},
 		{name: "covering", have: hiddenSet{{2, 3}, {5, 6}, {9, 9}}, add: []SeqRange{{1, 7}}, want: "[{1 7} {9 9}]"},
+		{name: "up to the top seq", have: hiddenSet{{5, ^uint64(0)}}, add: []SeqRange{{7, 7}, {2, 4}}, want: "[{2 18446744073709551615}]"},
 		{name: "unsorted duplicates", add: []SeqRange{{9, 9}, {2, 2}, {9, 9}, {3, 3}}, want: "[{2 3} {9 9}]"},
 	}
 	for _, tc := range tests {
