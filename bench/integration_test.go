@@ -267,6 +267,18 @@ func TestScenariosAgainstChatd(t *testing.T) {
 			t.Errorf("echoes %d: a message sent over HTTP also reaches the sender's own connection", rep.Messages.Echoes)
 		}
 	})
+	t.Run("service", func(t *testing.T) {
+		// The second run reopens the conversations the first resolved.
+		for run := range 2 {
+			rep := runScenario(t, o, &Service{Shops: 2, Agents: 2, Customers: 6, Rate: 200})
+			checkMessages(t, rep, 200, o.Duration, 1)
+			sv := rep.Service
+			if sv == nil || sv.Assigned != 12 || sv.Queued != 0 || sv.Errors != nil || sv.OpenToAssigned.Count != 12 || sv.OpenToAssigned.P50US <= 0 {
+				t.Fatalf("run %d: service %+v", run, sv)
+			}
+			t.Logf("run %d: open → assigned %+v", run, sv.OpenToAssigned)
+		}
+	})
 	t.Run("cleanup revokes tokens and the next run issues new ones", func(t *testing.T) {
 		oc := o
 		oc.Cleanup = true

@@ -30,6 +30,7 @@ type Report struct {
 	Messages  *MessageReport   `json:"messages,omitempty"`
 	Churn     *ChurnReport     `json:"churn,omitempty"`
 	HTTP      *HTTPReport      `json:"http,omitempty"`
+	Service   *ServiceReport   `json:"service,omitempty"`
 	Broadcast *BroadcastReport `json:"broadcast,omitempty"`
 	Server    ServerReport     `json:"server"`
 	Client    ClientReport     `json:"client"`
@@ -307,6 +308,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if b.DiskBytes >= 0 {
 			row("disk growth", group3(b.DiskBytes)+" bytes (chat.db and WAL; they grow in chunks)")
 		}
+	}
+
+	if sv := r.Service; sv != nil {
+		head("customer service")
+		row("shops, agents, customers", group3(int64(sv.Shops)), group3(int64(sv.Agents)), group3(int64(sv.Customers)))
+		row("opens assigned", group3(sv.Assigned)+" (queued "+group3(sv.Queued)+")")
+		for _, k := range sortedKeys(sv.Errors) {
+			row("error: "+k, group3(sv.Errors[k]))
+		}
+		row("latency", "p50", "p90", "p99", "p99.9", "max", "count")
+		row("open → assigned", latencyCells(sv.OpenToAssigned)...)
 	}
 
 	if ch := r.Churn; ch != nil {

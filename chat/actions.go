@@ -12,6 +12,7 @@ import (
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
+	"consult_get", "consult_accept", "consult_decline", "consult_pause", "consult_resume", "consult_end",
 	"recall", "edit", "delete", "clear", "hidden", "forward",
 	"group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss",
 	"broadcasts", "broadcast_read"}
@@ -41,6 +42,15 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 		}
 		return
 	}
+	if isServiceAction(r.Action) {
+		data, err := c.serviceAction(ctx, cl, r.Action, b)
+		if err != nil {
+			cl.replyErr(r.ID, r.Action, err)
+			return
+		}
+		cl.reply(appendOK(nil, r.ID, data))
+		return
+	}
 	data, err := c.dispatch(ctx, cl, &r)
 	if err != nil {
 		cl.replyErr(r.ID, r.Action, err)
@@ -51,6 +61,9 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 
 func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error) {
 	id := cl.id
+	if strings.HasPrefix(r.Action, "consult_") {
+		return c.consultAction(ctx, id, r) // consult_service.go
+	}
 	switch r.Action {
 	case "ping":
 		return map[string]int64{"server_time": c.nowMS()}, nil
@@ -163,6 +176,11 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		cl.replyErr(r.ID, "login", err)
 		return
 	}
+	if c.overConns(c.userRef(id.App, id.UID), 1) {
+		c.stats.loginFails.Add(1)
+		cl.refuse(r.ID, c.connsRefusal(id.UID))
+		return
+	}
 	c.unauthMu.Lock()
 	delete(c.unauth, cl)
 	c.unauthMu.Unlock()
@@ -188,11 +206,18 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	if first {
 		c.stats.usersOnline.Add(1)
 	}
+	if c.loginRaced(cl) {
+		return
+	}
 	if c.bus.active() { // RemoteAddr formats a string: only for a subscriber
 		c.publish(Event{Topic: TopicLogin, App: id.App, UID: id.UID, Detail: cl.peer.RemoteAddr()})
 		if first {
 			c.publish(Event{Topic: TopicOnline, App: id.App, UID: id.UID})
 		}
+	}
+	if first {
+		c.emitWebhookNow(id.App, WebhookEvent{Type: WebhookUserOnline, Data: presenceData{UID: id.UID}})
+		c.svcAgentHook(id.App, id.UID)
 	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
 	cl.reply(appendLoginOK(make([]byte, 0, 128+len(r.ID)+len(d.UID)+len(d.Nickname)+len(d.Avatar)), r.ID, &d))
@@ -216,6 +241,9 @@ func (c *Core) authenticate(ctx context.Context, app, token string) (Identity, T
 	if tok.ExpiresAt <= c.nowMS() {
 		return Identity{}, Token{}, Errf(CodeUnauthorized, "token expired")
 	}
+	if e := c.bannedErr(tok.App, tok.UID); e != nil {
+		return Identity{}, Token{}, e
+	}
 	return Identity{App: tok.App, UID: tok.UID}, tok, nil
 }
 
@@ -231,6 +259,8 @@ func (c *Core) logout(cl *Client, why string) {
 	if last {
 		c.stats.usersOnline.Add(-1)
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
+		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
+		c.svcAgentHook(cl.id.App, cl.id.UID)
 	}
 }
 
@@ -238,6 +268,12 @@ func (c *Core) logout(cl *Client, why string) {
 
 func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := clientSendCheck(r.Type); e != nil {
+		return e
+	}
+	// Before prepareSend, which may create a private session: a muted or
+	// limited user creates nothing.
+	var now int64
+	if e := c.allowUserSend(cl, &now); e != nil {
 		return e
 	}
 	if r.QuoteSeq != 0 || len(r.Mentions) > 0 || r.MentionAll {
@@ -260,8 +296,9 @@ var errCacheMiss = errors.New("chat: not cached")
 // client is logged in and idle, the session is cached and the journal has
 // room. It reports false, having done nothing, when the request must take the
 // queued path (another action, a cache miss, a full journal). payload is
-// borrowed; the op keeps copies.
-func (c *Core) sendFast(cl *Client, payload []byte) bool {
+// borrowed; the op keeps copies. now is the caller's lazy clock reading
+// (limits.go: clock).
+func (c *Core) sendFast(cl *Client, payload []byte, now *int64) bool {
 	var r request
 	if fe, ok := decodeFast(payload, &r); !ok || fe != nil || r.Action != "send" || (len(r.ID) > 0 && !validID(r.ID)) {
 		return false
@@ -275,6 +312,12 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 		return false
 	}
 	id := append([]byte(nil), r.ID...)
+	if err == nil {
+		if e := c.allowUserSend(cl, now); e != nil {
+			putOp(o)
+			err = e
+		}
+	}
 	if err != nil {
 		cl.replyErr(id, "send", err)
 		return true
@@ -283,13 +326,15 @@ func (c *Core) sendFast(cl *Client, payload []byte) bool {
 	c.submitMu.RLock()
 	defer c.submitMu.RUnlock()
 	if c.closing.Load() {
-		return false // the queued path answers unavailable
+		c.lim.send.refund(&cl.u.sendTAT) // the queued path takes it again
+		return false                     // the queued path answers unavailable
 	}
 	select {
 	case c.journal <- o:
 		return true
 	default:
 		putOp(o)
+		c.lim.send.refund(&cl.u.sendTAT)
 		return false // full: the queued path waits for room
 	}
 }
@@ -373,7 +418,23 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
+	if h := c.wh.activeHook(app); h != nil {
+		// A synchronous call to the app's server: never on an event loop.
+		if cacheOnly {
+			return nil, errCacheMiss
+		}
+		if err := c.beforeSend(ctx, h, app, in, s.id); err != nil {
+			return nil, err
+		}
+		preview, _ = validateContent(in.Type, in.Content, c.cfg.MaxContent) // it may have rewritten it
+	}
 	o := newOp()
+	if s.kind == KindConsult && in.From != "" {
+		if err := c.consultOnSend(ctx, app, s, in.From, o, cacheOnly); err != nil {
+			putOp(o)
+			return nil, err
+		}
+	}
 	o.sess, o.preview, o.start = s, preview, time.Now().UnixNano()
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
@@ -394,7 +455,12 @@ func (c *Core) fanout(o *op, now bool) (shared bool) {
 	}
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
-	ev := appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	var ev []byte
+	if o.sess.kind == KindService {
+		ev = c.svcMessageEvent(m) // with the shop and the sender's role
+	} else {
+		ev = appendMessageEvent(make([]byte, 0, 224+len(m.From)+len(m.Type)+len(m.CID)+len(m.Content)), m)
+	}
 	r := o.sess.members()
 	var n uint64
 	for _, u := range r.users {
@@ -554,6 +620,8 @@ type SessionView struct {
 	MembersTruncated bool `json:"members_truncated,omitempty"`
 	// Group: a group's announcement and settings (groups_admin.go).
 	Group *groupInfo `json:"group,omitempty"`
+	// Consult: a consult session's state and remaining time.
+	Consult *ConsultSummary `json:"consult,omitempty"`
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
@@ -586,6 +654,9 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 				return nil, err
 			}
 		}
+	}
+	if rec.Kind == KindConsult {
+		v.Consult = c.consultSummary(ctx, id.App, sid)
 	}
 	if rec.Kind == KindPrivate {
 		v.Peer = rec.Pair[0]
@@ -748,7 +819,9 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 		{Session: rec.ID, UID: p[0], Role: RoleMember, JoinedAt: now},
 		{Session: rec.ID, UID: p[1], Role: RoleMember, JoinedAt: now},
 	}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	wb := &Batch{Sessions: []Session{rec}, Members: ms}
+	c.emitWebhook(wb, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), By: a, Members: p[:]}})
+	if err := c.write(ctx, wb); err != nil {
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)
@@ -790,7 +863,9 @@ func (c *Core) openSystem(ctx context.Context, app, uid string) (*sess, error) {
 	now := c.nowMS()
 	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindSystem, Name: "system", CreatedAt: now}
 	ms := []Member{{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now}}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	b := &Batch{Sessions: []Session{rec}, Members: ms}
+	c.emitWebhook(b, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), Members: []string{uid}}})
+	if err := c.write(ctx, b); err != nil {
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)
@@ -852,19 +927,20 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	if e := c.takeGroupBudget(id.App, id.UID, 0, len(ms)); e != nil {
 		return e
 	}
+	added := make([]string, len(ms))
+	for i, m := range ms {
+		added[i] = m.UID
+	}
 	b := &Batch{Members: ms}
-	if err := c.joinHidden(ctx, s, ms, b); err != nil {
+	if err := c.joinHidden(ctx, s, ms, b); err != nil { // groups_admin.go
 		return err
 	}
+	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: "add", By: id.UID, UIDs: added}})
 	if err := c.write(ctx, b); err != nil {
 		return err
 	}
 	next := c.extendRoster(id.App, r, ms)
 	s.roster.Store(next)
-	added := make([]string, len(ms))
-	for i, m := range ms {
-		added[i] = m.UID
-	}
 	c.groupEvent(s, next, "add", id.UID, added)
 	return nil
 }
@@ -940,11 +1016,6 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 		rec.Owner = full.UID
 		b.Sessions = append(b.Sessions, rec)
 	}
-	if err := c.write(ctx, b); err != nil {
-		return err
-	}
-	next := c.newRoster(id.App, rest)
-	s.roster.Store(next)
 	removed := make([]string, 0, len(del))
 	for _, d := range del {
 		removed = append(removed, d.UID)
@@ -953,6 +1024,12 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 	if leaving {
 		op = "leave"
 	}
+	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: op, By: id.UID, UIDs: removed}})
+	if err := c.write(ctx, b); err != nil {
+		return err
+	}
+	next := c.newRoster(id.App, rest)
+	s.roster.Store(next)
 	c.groupEvent(s, next, op, id.UID, removed)
 	// Removed users hear about it too.
 	ev := appendEvent(nil, "group", groupEventData{SessionID: s.id, Op: op, By: id.UID, UIDs: removed})

@@ -130,7 +130,8 @@ func (c *Core) Apps(ctx context.Context) ([]App, error) { return c.store.Apps(ct
 // as stored (for a new user: the defaults); every other field is set from
 // in, an empty nickname meaning the uid.
 func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, error) {
-	if _, err := c.App(ctx, app); err != nil {
+	a, err := c.App(ctx, app)
+	if err != nil {
 		return User{}, err
 	}
 	if in.UID == "" || len(in.UID) > 64 || strings.ContainsAny(in.UID, "\x00") || !utf8.ValidString(in.UID) {
@@ -178,7 +179,14 @@ func (c *Core) PushUser(ctx context.Context, app string, in UserInput) (User, er
 	if u.Nickname == "" {
 		u.Nickname = in.UID
 	}
-	if err := c.write(ctx, &Batch{Users: []User{u}}); err != nil {
+	isNew := func() (bool, error) { // under the app's cap (limits.go)
+		_, err := c.store.User(ctx, app, in.UID)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err := c.withQuota(ctx, &a, quotaUsers, isNew, func() error { return c.write(ctx, &Batch{Users: []User{u}}) }); err != nil {
 		return User{}, err
 	}
 	return u, nil
@@ -285,7 +293,11 @@ func (c *Core) sendWith(ctx context.Context, app string, in SendInput, attach fu
 		return SendResult{}, err
 	}
 	o.res = make(chan opResult, 1)
-	o.attach = attach
+	if prev := o.attach; prev != nil && attach != nil { // a consultation's first reply set one (consult_service.go)
+		o.attach = func(m *Message, b *Batch) { prev(m, b); attach(m, b) }
+	} else if attach != nil {
+		o.attach = attach
+	}
 	if err := c.submit(ctx, o); err != nil {
 		return SendResult{}, err
 	}
@@ -352,7 +364,19 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 			return Session{}, e
 		}
 	}
-	if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Members: ms}); err != nil {
+	a, err := c.App(ctx, app)
+	if err != nil {
+		return Session{}, err
+	}
+	b := &Batch{Sessions: []Session{rec}, Members: ms}
+	uids := make([]string, len(ms))
+	for i := range ms {
+		uids[i] = ms[i].UID
+	}
+	c.emitWebhook(b, app,
+		WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), By: in.Owner, Members: uids}},
+		WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: rec.ID, Op: "create", By: in.Owner, UIDs: uids}})
+	if err := c.withQuota(ctx, &a, quotaGroups, nil, func() error { return c.write(ctx, b) }); err != nil {
 		return Session{}, err
 	}
 	s := c.cacheSession(&rec, ms)
@@ -387,6 +411,11 @@ func (c *Core) Do(ctx context.Context, id Identity, req []byte) []byte {
 		return appendError(nil, r.ID, CodeBadRequest, "already authenticated by the Authorization header")
 	} else if e == nil && r.Action == "logout" {
 		return appendError(nil, r.ID, CodeBadRequest, "logout is for connections; revoke the token instead")
+	}
+	var now int64
+	if e := c.allowRequest(cl.u, &now); e != nil {
+		c.countError(e.Code)
+		return appendErrorFull(nil, r.ID, e)
 	}
 	c.handle(ctx, cl, req)
 	select {

@@ -148,7 +148,10 @@ func (s *nullStore) ScanRecords(context.Context, string, []byte, []byte, int, bo
 func (s *nullStore) PruneMessages(context.Context, string, int64, SessionID, int) (int, SessionID, error) {
 	return 0, 0, nil
 }
-func (s *nullStore) Close() error { return nil }
+func (s *nullStore) Restrictions(context.Context) ([]Restriction, error) { return nil, nil }
+func (s *nullStore) CountUsers(context.Context, string) (int, error)     { return 0, nil }
+func (s *nullStore) CountGroups(context.Context, string) (int, error)    { return 0, nil }
+func (s *nullStore) Close() error                                        { return nil }
 
 // BenchmarkGroupSend measures one message through the whole core (decode,
 // validate, journal, encode once, fan out to every member's fake peer) for
@@ -205,16 +208,26 @@ func BenchmarkGroupSend(b *testing.B) {
 // BenchmarkHandleSend drives the transport entry point (HandleMessage, as the
 // reactor calls it on an event loop) with 1:1 sends, including the ack back
 // to the sender, with a store that costs nothing.
-func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, false) }
+func BenchmarkHandleSend(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}, false) }
 
 // BenchmarkHandleSendCID is BenchmarkHandleSend with a fresh cid on every
 // send: the idempotency check (cidring.go) on the hot path.
-func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, true) }
+func BenchmarkHandleSendCID(b *testing.B) { benchHandleSend(b, Config{MaxQueue: 1 << 20}, true) }
 
-func benchHandleSend(b *testing.B, cids bool) {
+// BenchmarkHandleSendWebhook is BenchmarkHandleSend for an app with an
+// endpoint that wants message.created: each message also writes its
+// outbox record (webhooks.go) in the same commit. The dispatcher does not
+// run: this is the cost on the send path alone.
+func BenchmarkHandleSendWebhook(b *testing.B) {
+	benchHandleSendWith(b, Config{MaxQueue: 1 << 20}, false, true)
+}
+
+func benchHandleSend(b *testing.B, cfg Config, cids bool) { benchHandleSendWith(b, cfg, cids, false) }
+
+func benchHandleSendWith(b *testing.B, cfg Config, cids, webhook bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := New(Config{MaxQueue: 1 << 20}, newNullStore())
+	c, err := New(cfg, newNullStore())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,6 +248,12 @@ func benchHandleSend(b *testing.B, cids bool) {
 	s, err := c.CreateGroup(ctx, "a", GroupInput{Owner: "a", Members: []string{"b"}})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if webhook {
+		u := "https://hooks.example.com/chat"
+		if _, err := c.CreateWebhookEndpoint(ctx, "a", WebhookEndpointInput{URL: &u, Events: []string{WebhookMessageCreated}}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	req := []byte(fmt.Sprintf(`{"id":"1","action":"send","session_id":%d,"type":"text","content":{"text":"hello there, how are you today?"}}`, s.ID))
 	var creq []byte

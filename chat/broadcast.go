@@ -32,7 +32,7 @@ import (
 // recipient).
 
 // KindBroadcast is an app's broadcast channel.
-const KindBroadcast Kind = 4
+const KindBroadcast Kind = 6
 
 // Record kinds of broadcasts.
 const (

@@ -17,25 +17,33 @@ const (
 	TopicGroup      = "group"
 	TopicError      = "error"
 	TopicServerInfo = "serverInfo"
+	TopicService    = "service"    // customer service (service.go); filter by shop
+	TopicModeration = "moderation" // ban, unban, mute, unmute, kick (Type); Until for ban and mute
+	TopicConsult    = "consult"    // consultation changes, counts and warnings (consult_service.go)
 )
 
 // Topics lists every topic.
 var Topics = []string{TopicMessage, TopicOnline, TopicOffline, TopicLogin, TopicLogout,
-	TopicSession, TopicGroup, TopicError, TopicServerInfo}
+	TopicSession, TopicGroup, TopicError, TopicServerInfo, TopicModeration, TopicWebhook, TopicConsult, TopicService}
 
 // Event is one item on the live stream. Fields not used by a topic are zero.
 type Event struct {
-	Topic   string      `json:"topic"`
-	Time    int64       `json:"time"` // unix ms
-	App     string      `json:"app,omitempty"`
-	UID     string      `json:"uid,omitempty"` // the actor: sender, the user logging in…
-	Session SessionID   `json:"session_id,omitempty"`
-	Type    string      `json:"type,omitempty"`    // message type, group op, session kind
-	Members []string    `json:"members,omitempty"` // recipients / uids affected
-	Message *Message    `json:"message,omitempty"`
-	Error   *Error      `json:"error,omitempty"`
-	Info    *ServerInfo `json:"info,omitempty"`
-	Detail  string      `json:"detail,omitempty"`
+	Topic   string        `json:"topic"`
+	Time    int64         `json:"time"` // unix ms
+	App     string        `json:"app,omitempty"`
+	UID     string        `json:"uid,omitempty"` // the actor: sender, the user logging in…
+	Session SessionID     `json:"session_id,omitempty"`
+	Type    string        `json:"type,omitempty"`    // message type, group op, session kind
+	Members []string      `json:"members,omitempty"` // recipients / uids affected
+	Message *Message      `json:"message,omitempty"`
+	Error   *Error        `json:"error,omitempty"`
+	Info    *ServerInfo   `json:"info,omitempty"`
+	Service *ServiceEvent `json:"service,omitempty"` // topic service
+	Detail  string        `json:"detail,omitempty"`
+	Until   int64         `json:"until,omitempty"` // moderation: end of a ban or mute (unix ms; absent: for ever)
+
+	// Consult is topic consult's body.
+	Consult *ConsultEvent `json:"consult,omitempty"`
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring
@@ -68,6 +76,7 @@ type Filter struct {
 	UID     string
 	Session SessionID
 	Type    string
+	Shop    string // topic service: the shop
 }
 
 // ParseFilter parses "topic;key=value;key=value".
@@ -99,8 +108,10 @@ func ParseFilter(s string) (Filter, error) {
 			f.Session = SessionID(n)
 		case "type":
 			f.Type = v
+		case "shop":
+			f.Shop = v
 		default:
-			return f, Errf(CodeBadRequest, "unknown condition \""+clip(k, 32)+"\"; conditions are uid, app, session (room_id), type")
+			return f, Errf(CodeBadRequest, "unknown condition \""+clip(k, 32)+"\"; conditions are uid, app, session (room_id), type, shop")
 		}
 	}
 	return f, nil
@@ -141,6 +152,9 @@ func (f *Filter) Match(e *Event) bool {
 		return false
 	}
 	if f.Type != "" && f.Type != e.Type {
+		return false
+	}
+	if f.Shop != "" && (e.Service == nil || f.Shop != e.Service.Shop) {
 		return false
 	}
 	if f.UID != "" && f.UID != e.UID {

@@ -115,8 +115,15 @@ func (c *Core) Accept(p Peer) Handler {
 // HandleMessage queues one request. It copies payload and never blocks: the
 // request runs on the client's drain goroutine, in arrival order.
 func (cl *Client) HandleMessage(payload []byte) {
-	if cl.loggedIn.Load() && cl.idle() && cl.core.sendFast(cl, payload) {
-		return
+	if cl.loggedIn.Load() {
+		var now int64 // one clock reading for the request and send checks
+		if e := cl.core.allowRequest(cl.u, &now); e != nil {
+			cl.refuse(peekID(payload), e)
+			return
+		}
+		if cl.idle() && cl.core.sendFast(cl, payload, &now) {
+			return
+		}
 	}
 	cl.mu.Lock()
 	if cl.closed {
@@ -299,9 +306,13 @@ func (cl *Client) send(b []byte, now bool) {
 
 // replyErr answers request id of action with err (see clientError).
 func (cl *Client) replyErr(id []byte, action string, err error) {
-	e := cl.core.clientError(action, err)
+	cl.refuse(id, cl.core.clientError(action, err))
+}
+
+// refuse answers request id with e (and counts it).
+func (cl *Client) refuse(id []byte, e *Error) {
 	cl.core.countError(e.Code)
-	cl.reply(appendError(nil, id, e.Code, e.Message))
+	cl.reply(appendErrorFull(nil, id, e))
 }
 
 // runSweeper closes connections that did not log in within LoginTimeout,

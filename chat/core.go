@@ -99,13 +99,22 @@ type Config struct {
 	// MentionAllMembers lets every group member mention everyone
 	// (mention_all); false (the default) keeps it to owners and admins.
 	MentionAllMembers bool
+	// CheckWebhookURL applies the target-host rules to a webhook
+	// endpoint's URL when it is registered (the sender checks the
+	// resolved address again at every dial). Nil checks the URL's shape
+	// only.
+	CheckWebhookURL func(rawURL string) error
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Consult tunes timed consultations (consult_service.go).
+	Consult ConsultConfig
 	// LogError receives every failure the core answers `internal` for,
 	// once, with what failed (a store read of an action, a commit); the
 	// client is told only that it happened. Nil means the standard
 	// library's log package. Called from any goroutine; must not block.
 	LogError func(what string, err error)
+	// Limits are the per-user abuse limits (limits.go).
+	Limits Limits
 }
 
 // MaxPage is the largest history or sync page a client may ask for.
@@ -216,6 +225,13 @@ type Core struct {
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
 	bcast       broadcasts  // broadcast channels and audiences (broadcast.go)
+	lim         limiter     // per-user limits (limits.go); immutable after New
+	mod         moderator   // bans and mutes (moderation.go)
+	quotas      quotas      // per-app caps on users and groups (limits.go)
+
+	wh      *webhooks    // webhook endpoints and the outbox's counters (webhooks.go, outbox.go)
+	consult consultState // timed consultations (consult_service.go)
+	svc     *svcState    // customer service: shops, agents, conversations (service.go)
 
 	stats counters
 }
@@ -233,6 +249,7 @@ type counters struct {
 	logins      atomic.Uint64
 	loginFails  atomic.Uint64
 	errors      [9]atomic.Uint64 // by Codes index
+	limited     [5]atomic.Uint64 // refusals by LimitKinds index
 }
 
 // Stats are the core's live figures.
@@ -251,6 +268,7 @@ type Stats struct {
 	LastBatch     int           // writes in the newest commit
 	Tracing       bool          // a message trace runs (StartTrace)
 	Errors        map[Code]uint64
+	Limited       map[string]uint64 // refusals by limit kind (LimitKinds)
 }
 
 // New builds a core on st. Call Run before serving.
@@ -281,7 +299,23 @@ func New(cfg Config, st Store) (*Core, error) {
 	}
 	c.bus = newBus()
 	c.hists = newStoreHists()
+	c.lim = newLimiter(cfg.Limits)
+	if err := c.loadModeration(context.Background()); err != nil {
+		return nil, err
+	}
+	c.wh = newWebhooks()
+	if err := c.loadWebhooks(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
+	}
 	c.nextSession.Store(uint64(max))
+	c.consult.init(cfg.Consult)
+	if err := c.loadConsults(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load consultations: %w", err)
+	}
+	c.svc = newSvcState()
+	if err := c.svcLoad(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	}
 	return c, nil
 }
 
@@ -302,11 +336,23 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runSweeper(ctx)
 		close(sweepDone)
 	}()
+	clockDone := make(chan struct{})
+	go func() {
+		c.runConsultClock(ctx)
+		close(clockDone)
+	}()
+	svcDone := make(chan struct{})
+	go func() {
+		c.runService(ctx)
+		close(svcDone)
+	}()
 	err := c.runJournal(ctx)
+	<-svcDone
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
 	<-sweepDone
+	<-clockDone
 	close(c.done)
 	return err
 }
@@ -323,7 +369,14 @@ func (c *Core) Drain(ctx context.Context) error {
 	if !c.running.Load() {
 		return nil
 	}
-	c.drainOnce.Do(func() { close(c.drainReq) })
+	c.drainOnce.Do(func() {
+		// The running consultations' clocks are saved first, while
+		// writes are still taken (the restart rule, docs/consultations.md).
+		if err := c.consultCheckpoint(ctx); err != nil {
+			c.cfg.LogError("consultation checkpoint at stop", err)
+		}
+		close(c.drainReq)
+	})
 	select {
 	case <-c.drained:
 		return nil
@@ -352,6 +405,10 @@ func (c *Core) Stats() Stats {
 	}
 	for i, code := range Codes {
 		s.Errors[code] = c.stats.errors[i].Load()
+	}
+	s.Limited = make(map[string]uint64, len(LimitKinds))
+	for i, k := range LimitKinds {
+		s.Limited[k] = c.stats.limited[i].Load()
 	}
 	return s
 }

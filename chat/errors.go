@@ -24,6 +24,9 @@ var Codes = []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, set on rate_limited, is how many milliseconds until
+	// the request would be allowed.
+	RetryAfter int64 `json:"retry_after,omitempty"`
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

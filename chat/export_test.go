@@ -13,3 +13,7 @@ func (c *Core) WriteForTest(ctx context.Context, b *Batch) error { return c.writ
 func (c *Core) SendWithForTest(ctx context.Context, app string, in SendInput, attach func(m *Message, b *Batch)) (SendResult, error) {
 	return c.sendWith(ctx, app, in, attach)
 }
+
+// SetWebhookOutboxMaxForTest sets the outbox bound that RunWebhooks
+// would set, without a dispatcher draining the outbox.
+func (c *Core) SetWebhookOutboxMaxForTest(n int) { c.wh.max.Store(int64(n)) }

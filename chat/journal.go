@@ -205,7 +205,11 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	touched := j.touched[:0]
 	for _, o := range ops {
 		if o.batch != nil {
+			n := len(b.Records)
 			appendBatch(b, o.batch)
+			if len(b.Records) > n {
+				c.numberOutbox(b.Records[n:])
+			}
 			continue
 		}
 		m := &o.msg
@@ -254,6 +258,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		if o.attach != nil {
 			o.attach(m, b)
 		}
+		if c.wh.subs.Load() != nil && c.wh.wanted(m.App)&webhookMessageBits != 0 {
+			c.webhookMessage(o, b)
+		}
 		o.result.send = SendResult{Session: m.Session, Seq: m.Seq, CreatedAt: m.CreatedAt}
 	}
 	var err error
@@ -265,6 +272,9 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		c.stats.commits.Add(1)
 		c.stats.lastBatch.Store(int64(len(ops)))
 		j.hists.observe(start, len(ops))
+	}
+	if err == nil && len(b.Records) > 0 {
+		c.webhookCommitted(b)
 	}
 	if err == nil && j.failure.msg != "" && !b.Empty() {
 		if j.failure.writes > 0 {
@@ -393,6 +403,8 @@ func appendBatch(dst, src *Batch) {
 	dst.Reads = append(dst.Reads, src.Reads...)
 	dst.Records = append(dst.Records, src.Records...)
 	dst.DelRecords = append(dst.DelRecords, src.DelRecords...)
+	dst.Restrictions = append(dst.Restrictions, src.Restrictions...)
+	dst.DelRestrictions = append(dst.DelRestrictions, src.DelRestrictions...)
 }
 
 // runDeliver answers every committed op and fans messages out, in commit

@@ -25,6 +25,10 @@ func (k Kind) String() string {
 		return "system"
 	case KindBroadcast:
 		return "broadcast"
+	case KindConsult:
+		return "consult"
+	case KindService:
+		return "service"
 	}
 	return "unknown"
 }
@@ -60,6 +64,11 @@ type App struct {
 	// days (see Core.RunRetention): 0 uses the server's default
 	// (retention_days), -1 keeps them whatever the default.
 	RetentionDays int `json:"retention_days"`
+
+	// MaxUsers and MaxGroups cap the app's users and groups (0: no cap);
+	// the host sets them (POST /api/v1/app/limits).
+	MaxUsers  int `json:"max_users,omitempty"`
+	MaxGroups int `json:"max_groups,omitempty"`
 }
 
 // User is a host site's user as pushed in by the host backend. UID is the

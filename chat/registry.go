@@ -77,11 +77,15 @@ func (t *userTable) place(u *user) {
 
 // user is the core's in-memory handle on one (app, uid): its online devices.
 // One exists for every user the process has seen; they are not freed. It is
-// 32 bytes (TestClientSize): its app is the appUsers it is filed under.
+// 48 bytes (TestClientSize): its app is the appUsers it is filed under.
 type user struct {
 	uid     string
 	mu      sync.Mutex              // guards writers of clients
 	clients atomic.Pointer[devices] // immutable snapshot: online devices; nil when none
+
+	// The user's rate-limit buckets (limits.go): lock-free, shared by
+	// all of the user's devices.
+	sendTAT, reqTAT atomic.Int64
 }
 
 // devices is an immutable snapshot of a user's online devices. The common

@@ -48,6 +48,8 @@ type Store interface {
 	//  - Records: put (create or replace) each value under (Kind, Key);
 	//    then DelRecords: delete (a missing key is not an error). A record
 	//    put and deleted in one batch ends deleted.
+	//  - Restrictions: put by (App, UID, Kind); DelRestrictions: delete by
+	//    that key (a missing one is ignored). Applied after DelRecords.
 	Apply(ctx context.Context, b *Batch) error
 
 	App(ctx context.Context, id string) (App, error)
@@ -88,6 +90,14 @@ type Store interface {
 	// last key before `after` (nil: from the last). limit <= 0 means no
 	// limit.
 	ScanRecords(ctx context.Context, kind string, prefix, after []byte, limit int, reverse bool) ([]Record, error)
+	// Restrictions lists every stored ban and mute, of every app, in no
+	// particular order (the core loads them once, at start).
+	Restrictions(ctx context.Context) ([]Restriction, error)
+	// CountUsers is the number of users of app; CountGroups the number of
+	// its sessions of KindGroup. They may scan: the core calls each once
+	// per app that has a limit, then counts itself.
+	CountUsers(ctx context.Context, app string) (int, error)
+	CountGroups(ctx context.Context, app string) (int, error)
 	Close() error
 }
 
@@ -106,13 +116,16 @@ type Batch struct {
 	Reads         []ReadMark
 	Records       []Record    // put, after Reads (records.go)
 	DelRecords    []RecordKey // delete, after Records; a missing key is no error
+
+	Restrictions    []Restriction    // bans and mutes (moderation.go)
+	DelRestrictions []RestrictionKey // lifted bans and mutes
 }
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
 		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Messages)+len(b.Summaries)+len(b.Reads)+
-		len(b.Records)+len(b.DelRecords) == 0
+		len(b.Records)+len(b.DelRecords)+len(b.Restrictions)+len(b.DelRestrictions) == 0
 }
 
 // Reset empties the batch, keeping its slices' memory.
@@ -122,5 +135,6 @@ func (b *Batch) Reset() {
 		DelUserTokens: b.DelUserTokens[:0], Sessions: b.Sessions[:0], Members: b.Members[:0],
 		DelMembers: b.DelMembers[:0], Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
 		Records: b.Records[:0], DelRecords: b.DelRecords[:0],
+		Restrictions: b.Restrictions[:0], DelRestrictions: b.DelRestrictions[:0],
 	}
 }

@@ -338,3 +338,18 @@ func (s *Server) userClient(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	writeRaw(ctx, s.core.Do(s.reqCtx, r.ident, body))
 	return nil
 }
+
+// appService runs one customer-service action of the host (shops, agents,
+// conversations; docs/customer-service.md): the body is {"action": …}.
+func (s *Server) appService(ctx *fasthttp.RequestCtx, r *reqInfo) error {
+	body := ctx.PostBody()
+	if len(body) == 0 {
+		return chat.Errf(chat.CodeBadRequest, "request body is empty; expected {\"action\": …} (docs/customer-service.md)")
+	}
+	res, err := s.core.ServiceHost(s.reqCtx, r.app, body)
+	if err != nil {
+		return err
+	}
+	s.writeData(ctx, fasthttp.StatusOK, res)
+	return nil
+}

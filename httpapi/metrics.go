@@ -74,6 +74,26 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 			w.Sample(float64(cs.Errors[code]), metrics.Label{Name: "code", Value: string(code)})
 		}
 	}
+	if w.Family("chatd_limited_total", metrics.Counter, "Requests and logins refused by an abuse limit, by limit (send, request, user_conns, app_users, app_groups).") {
+		for _, k := range chat.LimitKinds {
+			w.Sample(float64(cs.Limited[k]), metrics.Label{Name: "limit", Value: k})
+		}
+	}
+	ws := s.core.WebhookStats()
+	w.Counter("chatd_webhook_deliveries_total", "Webhook deliveries answered 2xx.", float64(ws.Delivered))
+	w.Counter("chatd_webhook_failures_total", "Webhook deliveries given up after webhook_retry_for (marked failed).", float64(ws.Failed))
+	w.Counter("chatd_webhook_attempts_total", "Webhook HTTP attempts.", float64(ws.Attempts))
+	w.Counter("chatd_webhook_retries_total", "Webhook attempts that failed and were scheduled again.", float64(ws.Retries))
+	w.Counter("chatd_webhook_dropped_total", "Webhook events not written because the outbox was full (webhook_outbox_max).", float64(ws.Dropped))
+	w.Gauge("chatd_webhook_outbox_depth", "Webhook events not yet fanned out plus deliveries pending.", float64(ws.Depth))
+	w.Histogram("chatd_webhook_attempt_seconds", "Duration of one webhook HTTP attempt.", metrics.HistogramData(ws.Latency))
+	w.Counter("chatd_before_send_calls_total", "Before-send hook calls.", float64(ws.HookCalls))
+	if w.Family("chatd_before_send_outcomes_total", metrics.Counter, "Before-send hook calls by outcome other than allow: rejected, rewritten, fallback (timed out or failed; on_timeout applied).") {
+		w.Sample(float64(ws.HookRejected), metrics.Label{Name: "outcome", Value: "rejected"})
+		w.Sample(float64(ws.HookRewritten), metrics.Label{Name: "outcome", Value: "rewritten"})
+		w.Sample(float64(ws.HookFallbacks), metrics.Label{Name: "outcome", Value: "fallback"})
+	}
+	w.Histogram("chatd_before_send_seconds", "Duration of one before-send hook call (what it adds to a send).", metrics.HistogramData(ws.HookLatency))
 	w.Gauge("chatd_subscribers", "Live event-stream subscriptions (chatctl subscribe and other /admin/v1/subscribe clients).", float64(s.core.Subscribers()))
 	w.Counter("chatd_subscriber_events_dropped_total", "Events dropped for live-stream subscribers too slow to take them.", float64(s.streams.dropped.Load()))
 	if w.Family("chatd_http_requests_total", metrics.Counter, "HTTP API requests answered, by status class (live streams count once, when they start).") {

@@ -145,6 +145,9 @@ func TestMetrics(t *testing.T) {
 	if errs.Type != "counter" || len(errs.Samples) != len(chat.Codes) {
 		t.Errorf("chatd_errors_total: type %s, %d samples, want one per code (%d)", errs.Type, len(errs.Samples), len(chat.Codes))
 	}
+	if lim := fams["chatd_limited_total"]; lim.Type != "counter" || len(lim.Samples) != len(chat.LimitKinds) {
+		t.Errorf("chatd_limited_total: type %s, %d samples, want one per limit (%d)", lim.Type, len(lim.Samples), len(chat.LimitKinds))
+	}
 
 	// Every write went through the journal: each commit is one observation
 	// of both histograms, and the batch sizes add up to the writes.

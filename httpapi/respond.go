@@ -161,7 +161,10 @@ func decodeJSON(body []byte, v any, emptyOK bool) *chat.Error {
 func jsonError(err error) *chat.Error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var ce *chat.Error
 	switch {
+	case errors.As(err, &ce): // a field's own decoder said what is wrong
+		return ce
 	case errors.As(err, &syn):
 		return chat.Errf(chat.CodeBadRequest, "invalid JSON at offset "+strconv.FormatInt(syn.Offset, 10)+": "+syn.Error())
 	case errors.As(err, &typ):

@@ -67,6 +67,20 @@ const (
 	epRecall    // msgops.go
 	epGroupOps  // groups_admin.go
 	epBroadcast // broadcast.go
+	epService
+	epModeration
+	epAppLimits
+	epWebhooks
+	epWebhookUpdate
+	epWebhookDelete
+	epWebhookDeliveries
+	epWebhookRedeliver
+	epBeforeSend
+	epConsultations // consult.go
+	epConsultation
+	epConsultRecord
+	epConsultRecords
+	epConsultant
 	epCount
 )
 
@@ -94,6 +108,22 @@ var endpoints = [epCount]endpoint{
 	epRecall:        {pattern: "/api/v1/messages/recall", auth: authApp, post: (*Server).appRecall, allow: "POST"},
 	epBroadcast:     {pattern: "/api/v1/broadcasts", auth: authApp, post: (*Server).appBroadcast, allow: "POST"},
 	epGroupOps:      {pattern: "/api/v1/groups/{id}/{op}", auth: authApp, get: (*Server).appGroupGet, post: (*Server).appGroupPost, allow: "GET, POST"},
+	epService:       {pattern: "/api/v1/service", auth: authApp, post: (*Server).appService, allow: "POST"},
+	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
+	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
+	// webhooks.go
+	epWebhooks:          {pattern: "/api/v1/webhooks", auth: authApp, get: (*Server).appWebhooks, post: (*Server).appCreateWebhook, allow: "GET, POST"},
+	epWebhookUpdate:     {pattern: "/api/v1/webhooks/update", auth: authApp, post: (*Server).appUpdateWebhook, allow: "POST"},
+	epWebhookDelete:     {pattern: "/api/v1/webhooks/delete", auth: authApp, post: (*Server).appDeleteWebhook, allow: "POST"},
+	epWebhookDeliveries: {pattern: "/api/v1/webhooks/deliveries", auth: authApp, get: (*Server).appWebhookDeliveries, allow: "GET"},
+	epWebhookRedeliver:  {pattern: "/api/v1/webhooks/redeliver", auth: authApp, post: (*Server).appRedeliver, allow: "POST"},
+	epBeforeSend:        {pattern: "/api/v1/webhooks/before-send", auth: authApp, get: (*Server).appBeforeSend, post: (*Server).appSetBeforeSend, allow: "GET, POST"},
+
+	epConsultations:  {pattern: "/api/v1/consultations", auth: authApp, post: (*Server).appCreateConsultation, allow: "POST"},
+	epConsultation:   {pattern: "/api/v1/consultations/{id}", auth: authApp, get: (*Server).appConsultation, post: (*Server).appConsultAct, allow: "GET, POST"},
+	epConsultRecord:  {pattern: "/api/v1/consultations/{id}/record", auth: authApp, get: (*Server).appConsultRecord, allow: "GET"},
+	epConsultRecords: {pattern: "/api/v1/consult-records", auth: authApp, get: (*Server).appConsultRecords, allow: "GET"},
+	epConsultant:     {pattern: "/api/v1/consultants/{uid}", auth: authApp, get: (*Server).appConsultant, post: (*Server).appSetConsultant, allow: "GET, POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -132,12 +162,33 @@ func resolve(p []byte) (int, []byte) {
 		return epRecall, nil
 	case "/api/v1/broadcasts":
 		return epBroadcast, nil
+	case "/api/v1/service":
+		return epService, nil
+	case "/api/v1/moderation":
+		return epModeration, nil
+	case "/api/v1/app/limits":
+		return epAppLimits, nil
+	case "/api/v1/webhooks":
+		return epWebhooks, nil
+	case "/api/v1/webhooks/update":
+		return epWebhookUpdate, nil
+	case "/api/v1/webhooks/delete":
+		return epWebhookDelete, nil
+	case "/api/v1/webhooks/deliveries":
+		return epWebhookDeliveries, nil
+	case "/api/v1/webhooks/redeliver":
+		return epWebhookRedeliver, nil
+	case "/api/v1/webhooks/before-send":
+		return epBeforeSend, nil
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
 	}
 	if rest, ok := bytes.CutPrefix(p, prefixGroups); ok && bytes.Count(rest, slash) == 1 {
 		return epGroupOps, rest // "{id}/{op}" (groups_admin.go)
+	}
+	if id, param, ok := resolveConsult(p); ok {
+		return id, param
 	}
 	if rest, ok := bytes.CutPrefix(p, prefixUsers); ok {
 		uid, tail, more := bytes.Cut(rest, slash)

@@ -163,7 +163,7 @@ func (w *writer) prepare(b *chat.Batch) {
 		need += maxMessageLen(m)
 	}
 	need += 128 * (len(b.Apps) + len(b.Users) + len(b.Tokens) + len(b.Sessions) + len(b.Members) +
-		len(b.Summaries) + len(b.Reads))
+		len(b.Summaries) + len(b.Reads) + len(b.Restrictions))
 	for i := range b.Users {
 		need += len(b.Users[i].Extra)
 	}
@@ -232,7 +232,10 @@ func (w *writer) apply(tx *bolt.Tx, b *chat.Batch) error {
 	if err := w.putReads(b); err != nil {
 		return err
 	}
-	return w.putRecords(tx, b)
+	if err := w.putRecords(tx, b); err != nil {
+		return err
+	}
+	return w.putRestrictions(tx, b)
 }
 
 func (w *writer) putApps(b *chat.Batch) error {

@@ -49,7 +49,7 @@ var (
 	bRecords      = []byte("records") // a nested bucket per record kind
 
 	allBuckets = [][]byte{bMeta, bApps, bUsers, bTokens, bTokensByUser, bSessions, bPairs,
-		bMembers, bUserSessions, bMsgs, bRecords}
+		bMembers, bUserSessions, bMsgs, bRecords, bRestrictions}
 
 	// bCIDsV1 was schema 1's store-wide index of client message ids,
 	// dropped by the upgrade to schema 2 (the journal finds retried sends

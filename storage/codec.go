@@ -377,6 +377,11 @@ type msgKeyVal struct {
 // ---- cold records ----
 
 // App: 0x01 str(ID) str(Name) str(Secret) varint(CreatedAt)
+// [uvarint(MaxUsers) uvarint(MaxGroups)]
+//
+// The limits were added later: a record without them (written before,
+// or with both zero) decodes with zero limits, so old files read as they
+// did, and an app without limits is written as before.
 func appendApp(dst []byte, a *chat.App) []byte {
 	v2 := a.RetentionDays != 0
 	if v2 {
@@ -390,6 +395,10 @@ func appendApp(dst []byte, a *chat.App) []byte {
 	dst = binary.AppendVarint(dst, a.CreatedAt)
 	if v2 {
 		dst = binary.AppendVarint(dst, int64(a.RetentionDays))
+	}
+	if a.MaxUsers != 0 || a.MaxGroups != 0 {
+		dst = binary.AppendUvarint(dst, uint64(max(a.MaxUsers, 0)))
+		dst = binary.AppendUvarint(dst, uint64(max(a.MaxGroups, 0)))
 	}
 	return dst
 }
@@ -410,6 +419,10 @@ func decodeApp(v []byte, a *chat.App) bool {
 	a.RetentionDays = 0
 	if ver == appRecordV2 {
 		a.RetentionDays = int(r.varint())
+	}
+	a.MaxUsers, a.MaxGroups = 0, 0
+	if !r.bad && len(r.b) > 0 {
+		a.MaxUsers, a.MaxGroups = int(r.uvarint()), int(r.uvarint())
 	}
 	return r.end()
 }

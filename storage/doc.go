@@ -155,6 +155,7 @@
 //	members         u64(session) uid (raw)           Member record
 //	user_sessions   str(app) str(uid) u64(session)   empty
 //	msgs            u64(session) u64(seq)            Message record
+//	restrictions    str(app) str(uid) u8(kind)       Restriction record (bans, mutes; restrictions.go)
 //	records/<kind>  the domain's key (raw)           the domain's value (raw)
 //
 // records holds one nested bucket per record kind (chat/records.go):

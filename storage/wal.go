@@ -86,7 +86,8 @@ var errWALBroken = errors.New("storage: the write-ahead log failed; restart chat
 // Summaries and Reads.
 func hotOnly(b *chat.Batch) bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
-		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Records)+len(b.DelRecords) == 0
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Records)+len(b.DelRecords)+
+		len(b.Restrictions)+len(b.DelRestrictions) == 0
 }
 
 // appendWALRecord appends b's Messages, Summaries and Reads as one record

@@ -34,6 +34,7 @@ type Store struct {
 	msgs         map[chat.SessionID][]chat.Message // ascending by Seq
 	maxSession   chat.SessionID
 	records      map[string]map[string][]byte // kind → key → value
+	restrictions map[chat.RestrictionKey]chat.Restriction
 }
 
 // New returns an empty store.
@@ -49,6 +50,7 @@ func New() *Store {
 		userSessions: make(map[chat.UserKey]map[chat.SessionID]struct{}),
 		msgs:         make(map[chat.SessionID][]chat.Message),
 		records:      make(map[string]map[string][]byte),
+		restrictions: make(map[chat.RestrictionKey]chat.Restriction),
 	}
 }
 
@@ -189,6 +191,12 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 	}
 	for _, k := range b.DelRecords {
 		delete(s.records[k.Kind], string(k.Key))
+	}
+	for _, r := range b.Restrictions {
+		s.restrictions[r.Key()] = r
+	}
+	for _, k := range b.DelRestrictions {
+		delete(s.restrictions, k)
 	}
 	return nil
 }
@@ -457,6 +465,43 @@ func (s *Store) MaxSessionID(_ context.Context) (chat.SessionID, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.maxSession, nil
+}
+
+// Restrictions lists every stored ban and mute.
+func (s *Store) Restrictions(_ context.Context) ([]chat.Restriction, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]chat.Restriction, 0, len(s.restrictions))
+	for _, r := range s.restrictions {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// CountUsers counts app's users.
+func (s *Store) CountUsers(_ context.Context, app string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for k := range s.users {
+		if k.App == app {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CountGroups counts app's group sessions.
+func (s *Store) CountGroups(_ context.Context, app string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, x := range s.sessions {
+		if x.App == app && x.Kind == chat.KindGroup {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Close does nothing; the store stays usable.

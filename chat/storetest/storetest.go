@@ -67,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "RecordKeys", fn: testRecordKeys},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
+		{name: "Restrictions", fn: testRestrictions},
+		{name: "Counts", fn: testCounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +111,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 				{Kind: "svc.conv", Key: []byte("k1"), Value: []byte("v1")},
 				{Kind: "svc.conv", Key: []byte("k2"), Value: []byte("v2")},
 			},
+			Restrictions: []chat.Restriction{{App: "app1", UID: "u1", Kind: chat.RestrictMute, Until: 77, Reason: "r", CreatedAt: 9}},
 		}
 		apply(t, s, more)
 		apply(t, s, &chat.Batch{DelRecords: []chat.RecordKey{{Kind: "svc.conv", Key: []byte("k1")}}})
@@ -132,6 +135,11 @@ func RunPersistence(t *testing.T, open func(t *testing.T, dir string) chat.Store
 		wantCID(t, s, 10, 4, "u2", "c4")
 		if rs, err := s.ScanRecords(ctx, "svc.conv", nil, nil, 0, false); err != nil || len(rs) != 1 || string(rs[0].Key) != "k2" || string(rs[0].Value) != "v2" {
 			t.Fatalf("records after reopen = %+v, %v; want only k2=v2", rs, err)
+		}
+		rs, err := s.Restrictions(ctx)
+		equal(t, "Restrictions after reopen", rs, more.Restrictions)
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

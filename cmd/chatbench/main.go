@@ -88,6 +88,13 @@ Scenario flags (defaults in parentheses):
   http     --rate REQ/S          send requests per second (1000)
            --concurrency N       requests in flight at most (64)
            --pairs N             pairs of users online as senders/recipients (50)
+  service  --shops N             customer-service shops (10)
+           --agents N            agents per shop, each online (3)
+           --customers N         customers per shop, each opening a
+                                 conversation routed to an agent (30)
+           --rate MSG/S          messages per second in total, customers and
+                                 agents alternating (2000); reports the
+                                 open → assigned time beside the messages
   broadcast --users N            users of the app, the audience (100000)
            --online N            of them connected (10000)
            --count N             broadcasts, one after another (1)
@@ -349,6 +356,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&sc.Concurrency, "concurrency", 64, "")
 		fs.IntVar(&sc.Pairs, "pairs", 50, "")
 		s = sc
+	case "service":
+		sc := &bench.Service{}
+		fs.IntVar(&sc.Shops, "shops", 10, "")
+		fs.IntVar(&sc.Agents, "agents", 3, "")
+		fs.IntVar(&sc.Customers, "customers", 30, "")
+		fs.Float64Var(&sc.Rate, "rate", 2000, "")
+		s = sc
 	case "broadcast":
 		sc := &bench.Broadcast{}
 		fs.IntVar(&sc.Users, "users", 100000, "")
@@ -357,7 +371,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s = sc
 	case "cleanup":
 	default:
-		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http, broadcast; also probe, cleanup, help)\n", name)
+		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http, service, broadcast; also probe, cleanup, help)\n", name)
 		return exitError
 	}
 	if err := fs.Parse(args); err != nil {

@@ -286,12 +286,33 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		if l.Detail != "" {
 			b.WriteString("  from " + l.Detail)
 		}
+	case chat.TopicModeration:
+		b.WriteString("  " + l.Type)
+		if l.Type == "ban" || l.Type == "mute" {
+			b.WriteString(" " + untilText(l.Until))
+		}
+		if l.Detail != "" {
+			b.WriteString("  " + l.Detail)
+		}
 	case chat.TopicError:
 		if l.Error != nil {
 			fmt.Fprintf(b, "  %s: %s", l.Error.Code, l.Error.Message)
 		}
 		if l.Detail != "" {
 			b.WriteString("  (" + l.Detail + ")")
+		}
+	case chat.TopicService:
+		if v := l.Service; v != nil {
+			fmt.Fprintf(b, "  %s s%d %s", v.Shop, v.Session, v.Type)
+			if v.Agent != "" {
+				b.WriteString(" agent " + v.Agent)
+			}
+			if v.Position > 0 {
+				fmt.Fprintf(b, " position %d", v.Position)
+			}
+			if v.Note != "" {
+				fmt.Fprintf(b, " note %q", v.Note)
+			}
 		}
 	default: // session, group, logout, online, offline and topics added later
 		if l.Session != 0 {
@@ -306,6 +327,9 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		}
 		if l.Detail != "" {
 			b.WriteString("  " + l.Detail)
+		}
+		if c := l.Consult; c != nil {
+			formatConsult(b, c)
 		}
 	}
 	b.WriteByte('\n')
@@ -429,4 +453,26 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// formatConsult adds a consult event's clock and, at the end, its bill:
+//
+//	…  s5 time_up [lawyer cust]  ended  0s left  time_up  billed 1200s: 4000 CNY
+func formatConsult(b *bytes.Buffer, c *chat.ConsultEvent) {
+	fmt.Fprintf(b, "  %ds left", c.RemainingSeconds)
+	if c.Warning > 0 {
+		fmt.Fprintf(b, "  warning at %ds", c.Warning)
+	}
+	if c.Seconds > 0 {
+		fmt.Fprintf(b, "  +%ds", c.Seconds)
+	}
+	if c.Reason != 0 {
+		b.WriteString("  " + c.Reason.String())
+	}
+	if r := c.Record; r != nil {
+		fmt.Fprintf(b, "  billed %ds: %d", r.BilledSeconds, r.Amount)
+		if r.Currency != "" {
+			b.WriteString(" " + r.Currency)
+		}
+	}
 }

@@ -35,6 +35,26 @@ func TestFormatEvent(t *testing.T) {
 			want: `12:00:01.123 message  shop  a → [b]  s7#3 text "` + strings.Repeat("é", 80) + `…"`,
 		},
 		{
+			name: "customer service transfer",
+			line: `{"topic":"service","time":%T,"app":"shop","uid":"dave","session_id":2,"type":"transferred","service":{"type":"transferred","shop":"acme","session_id":2,"customer":"dave","agent":"bob","from":"alice","note":"vip","time":1}}`,
+			want: `12:00:01.123 service  shop  dave  acme s2 transferred agent bob note "vip"`,
+		},
+		{
+			name: "ban",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"ban","until":1766000000000,"detail":"spam"}`,
+			want: `12:00:01.123 moderation shop  bob  ban until 2025-12-17T19:33:20Z  spam`,
+		},
+		{
+			name: "mute for ever",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"mute"}`,
+			want: `12:00:01.123 moderation shop  bob  mute for ever`,
+		},
+		{
+			name: "kick",
+			line: `{"topic":"moderation","time":%T,"app":"shop","uid":"bob","type":"kick","detail":"2 connections"}`,
+			want: `12:00:01.123 moderation shop  bob  kick  2 connections`,
+		},
+		{
 			name: "login",
 			line: `{"topic":"login","time":%T,"app":"shop","uid":"alice","detail":"127.0.0.1:5555"}`,
 			want: `12:00:01.123 login    shop  alice  from 127.0.0.1:5555`,
@@ -68,6 +88,21 @@ func TestFormatEvent(t *testing.T) {
 			name: "a topic added later",
 			line: `{"topic":"consult","time":%T,"app":"shop","uid":"a","session_id":5,"type":"start"}`,
 			want: `12:00:01.123 consult  shop  a  s5 start`,
+		},
+		{
+			name: "consultation accepted",
+			line: `{"topic":"consult","time":%T,"app":"shop","uid":"lawyer","session_id":5,"type":"accept","members":["lawyer","cust"],"detail":"active","consult":{"session_id":5,"type":"state","op":"accept","by":"lawyer","state":"active","remaining_seconds":900}}`,
+			want: `12:00:01.123 consult  shop  lawyer  s5 accept [lawyer cust]  active  900s left`,
+		},
+		{
+			name: "consultation warning",
+			line: `{"topic":"consult","time":%T,"app":"shop","session_id":5,"type":"warning","members":["lawyer","cust"],"detail":"active","consult":{"session_id":5,"type":"warning","state":"active","remaining_seconds":60,"warning_seconds":60}}`,
+			want: `12:00:01.123 consult  shop  -  s5 warning [lawyer cust]  active  60s left  warning at 60s`,
+		},
+		{
+			name: "consultation time up",
+			line: `{"topic":"consult","time":%T,"app":"shop","uid":"server","session_id":5,"type":"time_up","members":["lawyer","cust"],"detail":"ended","consult":{"session_id":5,"type":"state","op":"time_up","by":"server","state":"ended","remaining_seconds":0,"reason":"time_up","record":{"billed_seconds":1200,"amount":4000,"currency":"CNY"}}}`,
+			want: `12:00:01.123 consult  shop  server  s5 time_up [lawyer cust]  ended  0s left  time_up  billed 1200s: 4000 CNY`,
 		},
 		{
 			name: "dropped",

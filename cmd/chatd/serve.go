@@ -18,6 +18,7 @@ import (
 	"chatd/internal/config"
 	"chatd/internal/metrics"
 	"chatd/internal/proc"
+	"chatd/internal/webhook"
 	"chatd/reactor"
 	"chatd/storage"
 	"chatd/wsproto"
@@ -160,12 +161,15 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		st.Close()
 		return nil, err
 	}
+	hooks := webhook.New(webhook.Config{AllowLoopback: cfg.WebhookAllowLoopback, AllowPrivate: cfg.WebhookAllowPrivate,
+		AllowedHosts: cfg.WebhookAllowedHosts, UserAgent: "chatd-webhook/" + Version()})
 	s.core, err = chat.New(chat.Config{
-		MaxContent:   cfg.MaxContent,
-		TokenTTL:     cfg.TokenTTL,
-		HistoryLimit: cfg.HistoryLimit,
-		LoginTimeout: cfg.HandshakeTimeout,
-		JournalSize:  cfg.JournalSize,
+		CheckWebhookURL: hooks.CheckURL,
+		MaxContent:      cfg.MaxContent,
+		TokenTTL:        cfg.TokenTTL,
+		HistoryLimit:    cfg.HistoryLimit,
+		LoginTimeout:    cfg.HandshakeTimeout,
+		JournalSize:     cfg.JournalSize,
 		// A reply must fit the outbound queue beside events already in it.
 		MaxReply:            cfg.MaxOutbound / 2,
 		MaxSessionsListed:   cfg.MaxSessionsListed,
@@ -177,7 +181,10 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		NewMembersFromJoin:  !cfg.GroupJoinHistory,
 		DismissHidesHistory: !cfg.DismissedReadable,
 		MentionAllMembers:   cfg.MentionAllMembers,
+		Consult:             consultConfig(cfg),
 		LogError:            logError(log.With().Str("component", "core").Logger()),
+		Limits: chat.Limits{SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, RequestRate: cfg.RequestRate,
+			RequestBurst: cfg.RequestBurst, MaxUserConns: cfg.MaxUserConns},
 	}, st)
 	if err != nil {
 		return fail(fmt.Errorf("core: %w", err))
@@ -261,6 +268,15 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 			{Name: "drain", Run: func(ctx context.Context) error {
 				<-ctx.Done()
 				return s.drain(drainTimeout(cfg.ShutdownTimeout))
+			}},
+			// Last: stopped first, while the journal still takes its
+			// final write (the results of attempts in flight).
+			{Name: "webhooks", Run: func(ctx context.Context) error {
+				return s.core.RunWebhooks(ctx, chat.WebhookConfig{
+					Sender: hooks, Timeout: cfg.WebhookTimeout, RetryFor: cfg.WebhookRetryFor,
+					Concurrency: cfg.WebhookConcurrency, MaxOutbox: cfg.WebhookOutboxMax,
+					PushDebounce: cfg.WebhookPushDebounce, Keep: cfg.WebhookKeep,
+				})
 			}},
 		},
 		StopTimeout: cfg.ShutdownTimeout,

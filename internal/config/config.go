@@ -151,6 +151,19 @@ type Config struct {
 	MentionAllMembers bool // any member may @all
 	GroupJoinHistory  bool
 	DismissedReadable bool
+	// ConsultTick is how often a running consultation's members get its
+	// remaining time.
+	ConsultTick time.Duration
+	// ConsultWarnings are the remaining times (durations) at which a
+	// running consultation's members get a warning.
+	ConsultWarnings []string
+	// ConsultRounding is "minute" or "second" (consult_billing.go).
+	ConsultRounding string
+	// ConsultMaxPerConsultant caps one consultant's open consultations.
+	ConsultMaxPerConsultant int
+	// ConsultPendingTTL is how long a consultation waits unstarted by
+	// default.
+	ConsultPendingTTL time.Duration
 	// JournalSize bounds writes waiting for the group-commit journal.
 	JournalSize int
 	// CheckpointInterval is how often the store writes its write-ahead
@@ -162,6 +175,25 @@ type Config struct {
 	// RetentionDays deletes messages older than this many days in apps
 	// that set no retention of their own; 0 keeps them.
 	RetentionDays int
+
+	// Per-user abuse limits (chat.Limits); 0 turns a limit off, a zero
+	// burst means twice the rate.
+	SendRate, SendBurst       int
+	RequestRate, RequestBurst int
+	MaxUserConns              int
+	// Webhooks (docs/webhooks.md): one attempt's time limit, how long a
+	// delivery is retried, attempts in flight per endpoint, the outbox
+	// bound, the offline-push window, how long finished deliveries stay
+	// listed, and the target-host rules.
+	WebhookTimeout       time.Duration
+	WebhookRetryFor      time.Duration
+	WebhookConcurrency   int
+	WebhookOutboxMax     int
+	WebhookPushDebounce  time.Duration
+	WebhookKeep          time.Duration
+	WebhookAllowLoopback bool
+	WebhookAllowPrivate  bool
+	WebhookAllowedHosts  []string
 
 	// ShutdownTimeout bounds a graceful stop; past it the process exits
 	// with an error.

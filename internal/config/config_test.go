@@ -49,6 +49,11 @@ func TestDefaults(t *testing.T) {
 		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second,
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
+		SendRate: 20, RequestRate: 100, MaxUserConns: 16,
+		WebhookTimeout: 10 * time.Second, WebhookRetryFor: 24 * time.Hour, WebhookConcurrency: 4, WebhookOutboxMax: 100000,
+		WebhookPushDebounce: 2 * time.Second, WebhookKeep: 168 * time.Hour,
+		ConsultTick: 10 * time.Second, ConsultWarnings: []string{"5m", "1m", "10s"}, ConsultRounding: "minute",
+		ConsultMaxPerConsultant: 10, ConsultPendingTTL: 30 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

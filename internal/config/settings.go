@@ -158,6 +158,16 @@ var settings = []*Setting{
 		func(c *Config) *bool { return &c.DismissedReadable }),
 	boolean("mention_all_members", "false", "every group member may mention everyone (false: owners and admins only)",
 		func(c *Config) *bool { return &c.MentionAllMembers }),
+	dur("consult_tick", "10s", "how often a running consultation's members get its remaining time (the client counts down in between)",
+		func(c *Config) *time.Duration { return &c.ConsultTick }),
+	list("consult_warnings", "5m,1m,10s", "remaining times at which a running consultation's members get a warning",
+		func(c *Config) *[]string { return &c.ConsultWarnings }, checkPositiveDuration),
+	str("consult_rounding", "minute", "how a consultation's billed seconds become an amount: minute (every started minute) or second (pro rata, rounded up)",
+		func(c *Config) *string { return &c.ConsultRounding }, checkRounding),
+	intv("consult_max_open", "10", 1, "consultations one consultant may have pending, active or paused at once",
+		func(c *Config) *int { return &c.ConsultMaxPerConsultant }),
+	dur("consult_pending_ttl", "30m", "how long a consultation may wait unstarted when the host gives no expires_in",
+		func(c *Config) *time.Duration { return &c.ConsultPendingTTL }),
 	intv("journal_size", "65536", 1, "writes that may wait for the group-commit journal",
 		func(c *Config) *int { return &c.JournalSize }),
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
@@ -167,8 +177,45 @@ var settings = []*Setting{
 	intv("retention_days", "0", 0, "delete messages older than this many days, for apps without their own retention_days (0 keeps them)",
 		func(c *Config) *int { return &c.RetentionDays }),
 
+	intv("send_rate", "20", 0, "messages one user may send per second, over all devices (0: no limit)",
+		func(c *Config) *int { return &c.SendRate }),
+	intv("send_burst", "0", 0, "messages one user may send at once before send_rate applies (0: twice send_rate)",
+		func(c *Config) *int { return &c.SendBurst }),
+	intv("request_rate", "100", 0, "requests of any action one user may make per second, over all devices (0: no limit)",
+		func(c *Config) *int { return &c.RequestRate }),
+	intv("request_burst", "0", 0, "requests one user may make at once before request_rate applies (0: twice request_rate)",
+		func(c *Config) *int { return &c.RequestBurst }),
+	intv("max_user_conns", "16", 0, "logged-in WebSocket connections per user; the next login is refused (0: no cap)",
+		func(c *Config) *int { return &c.MaxUserConns }),
+	dur("webhook_timeout", "10s", "longest one webhook delivery attempt may take (connect, send, answer)",
+		func(c *Config) *time.Duration { return &c.WebhookTimeout }),
+	dur("webhook_retry_for", "24h", "how long a failing webhook delivery is retried (exponential backoff with jitter) before it is marked failed",
+		func(c *Config) *time.Duration { return &c.WebhookRetryFor }),
+	intv("webhook_concurrency", "4", 1, "webhook delivery attempts one endpoint may have in flight",
+		func(c *Config) *int { return &c.WebhookConcurrency }),
+	intv("webhook_outbox_max", "100000", 1, "webhook events and pending deliveries the outbox holds; past it new events are dropped and counted (chatd_webhook_dropped_total)",
+		func(c *Config) *int { return &c.WebhookOutboxMax }),
+	dur("webhook_debounce", "2s", "window that folds an offline user's messages into one push.offline webhook event",
+		func(c *Config) *time.Duration { return &c.WebhookPushDebounce }),
+	dur("webhook_keep", "168h", "how long delivered and failed webhook deliveries stay listed",
+		func(c *Config) *time.Duration { return &c.WebhookKeep }),
+	boolean("webhook_loopback", "false", "let webhook endpoints reach loopback addresses (127.0.0.0/8, ::1)",
+		func(c *Config) *bool { return &c.WebhookAllowLoopback }),
+	boolean("webhook_private", "false", "let webhook endpoints reach private and link-local addresses (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10)",
+		func(c *Config) *bool { return &c.WebhookAllowPrivate }),
+	list("webhook_hosts", "", "when set, the only hosts webhook endpoints may name (host, or .domain for its subdomains)",
+		func(c *Config) *[]string { return &c.WebhookAllowedHosts }, checkHostPattern),
+
 	dur("shutdown_timeout", "30s", "longest a graceful stop may take before the process gives up",
 		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+}
+
+func checkHostPattern(v string) error {
+	h := strings.TrimPrefix(v, ".")
+	if h == "" || strings.ContainsAny(h, "/:@ *") {
+		return fmt.Errorf("invalid host %q: give a host name like hooks.example.com, or .example.com for its subdomains", v)
+	}
+	return nil
 }
 
 func nonEmpty(v string) error {
@@ -325,4 +372,22 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+func checkPositiveDuration(v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("%q: must be more than zero", v)
+	}
+	return nil
+}
+
+func checkRounding(v string) error {
+	if v != "minute" && v != "second" {
+		return fmt.Errorf("%q: must be minute or second", v)
+	}
+	return nil
 }

@@ -423,7 +423,8 @@ func TestAbuseSlowReader(t *testing.T) {
 		messages    = 2500
 		textLen     = 4000 // 10 MB in all: far past the limit and the socket buffers
 	)
-	p := startBinary(t, 0, "--max-outbound", "256KiB", "--close-timeout", "30s")
+	// One user floods on purpose: the per-user rate limits are off.
+	p := startBinary(t, 0, "--max-outbound", "256KiB", "--close-timeout", "30s", "--send-rate", "0", "--request-rate", "0")
 	app := p.app("shop")
 	sender := login(t, p.wsAddr, "shop", pushUser(t, app, "sender"))
 	stopped := dialRaw(t, p.wsAddr, "", 8<<10)

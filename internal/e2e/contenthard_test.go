@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -22,19 +21,6 @@ import (
 
 // Attacks through message content, tokens and group membership (issue 14),
 // each against a real chatd on 127.0.0.1 with real clients.
-
-// fakeClock is the core's replaceable clock: it starts at the real time and
-// moves only when the test advances it.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func startWith(t *testing.T, o teststack.Options) *server {
 	t.Helper()

@@ -29,7 +29,10 @@ import (
 // of an acknowledged cid is answered as a duplicate with the original
 // seq, and the next message gets the next seq.
 func TestKillNineKeepsEveryAck(t *testing.T) {
-	flags := []string{"--checkpoint-interval", "50ms"}
+	// One user sends as fast as it can, pipelined: no rate limits, and an
+	// outbound limit that a reader slowed by a loaded machine cannot reach
+	// (closing it as a slow consumer would end the test before the kill).
+	flags := []string{"--checkpoint-interval", "50ms", "--send-rate", "0", "--request-rate", "0", "--max-outbound", "256MiB"}
 	p := startBinary(t, 0, flags...)
 	app := p.app("shop")
 	ta := pushUser(t, app, "alice")

@@ -25,6 +25,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"chatd/internal/proc"
+	"chatd/storage"
 )
 
 // TestREADMEWalkthrough runs README.md's "From nothing to two users
@@ -420,12 +421,21 @@ func (w *walk) defaultWSAddr() string {
 func (w *walk) inline(st walkStep) {
 	w.t.Helper()
 	if strings.HasPrefix(st.text, "./chatd ") || strings.HasPrefix(st.text, "./chatctl ") {
-		if w.stopped {
+		if w.stopped && !strings.HasPrefix(st.text, "./chatd restore ") {
 			w.t.Fatalf("README runs %q after `chatd stop`", st.text)
 		}
-		before := w.runInfo()
+		var before proc.RunInfo
+		if !w.stopped {
+			before = w.runInfo()
+		}
 		out := w.run(st.text)
 		switch strings.Fields(st.text)[1] {
+		case "backup", "restore":
+			// "a consistent copy": the file is one chatd can open.
+			f := filepath.Join(w.dir, strings.Fields(st.text)[2])
+			if err := storage.Verify(f); err != nil {
+				w.t.Fatalf("%s: %v\n%s", st.text, err, out)
+			}
 		case "status":
 			if !strings.Contains(out, "chatd is running") || !strings.Contains(out, fmt.Sprintf("pid           %d", before.PID)) {
 				w.t.Fatalf("%s does not show the running server (pid %d):\n%s", st.text, before.PID, out)

@@ -3,10 +3,12 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,11 +32,14 @@ type options struct {
 	maxConns     int
 	maxMessage   int
 	loginTimeout time.Duration
+	now          func() time.Time // the core's clock (nil: time.Now)
+	limits       chat.Limits
 }
 
 func start(t *testing.T, dir string, o options) *server {
 	t.Helper()
-	ts := teststack.Start(t, dir, teststack.Options{MaxConns: o.maxConns, MaxMessage: o.maxMessage, LoginTimeout: o.loginTimeout})
+	ts := teststack.Start(t, dir, teststack.Options{MaxConns: o.maxConns, MaxMessage: o.maxMessage, LoginTimeout: o.loginTimeout,
+		Now: o.now, Limits: o.limits})
 	return &server{Server: ts, t: t}
 }
 
@@ -67,6 +72,8 @@ type client struct {
 	frames chan frame
 	mu     sync.Mutex
 	n      int
+	// closeCode is the code of the server's close frame, once read.
+	closeCode atomic.Int32
 }
 
 type frame struct {
@@ -93,6 +100,10 @@ func dial(t *testing.T, addr string) *client {
 func (c *client) read() {
 	for {
 		b, op, err := wsutil.ReadServerData(c.conn)
+		var ce wsutil.ClosedError
+		if errors.As(err, &ce) {
+			c.closeCode.Store(int32(ce.Code))
+		}
 		if err != nil {
 			close(c.frames) // waiters report the connection as closed
 			return

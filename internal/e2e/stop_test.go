@@ -26,7 +26,7 @@ import (
 // server took after it began stopping are refused "server is stopping".
 // (chatd stop takes the same path: it cancels the same stack.)
 func TestGracefulStopAnswersEveryStoredSend(t *testing.T) {
-	p := startBinary(t, 0)
+	p := startBinary(t, 0, "--send-rate", "0", "--request-rate", "0") // each sender floods as fast as it can
 	app := p.app("shop")
 	pushUser(t, app, "bob")
 

@@ -39,6 +39,10 @@ type Options struct {
 	// field of that name when set. Its MaxReply, when zero, is half of
 	// MaxOutbound as cmd/chatd wires it.
 	Core chat.Config
+	// Now replaces the core's clock (nil: time.Now).
+	Now func() time.Time
+	// Limits are the core's per-user limits (zero: none).
+	Limits chat.Limits
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it as
@@ -65,6 +69,12 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	cc := o.Core
 	if o.LoginTimeout != 0 {
 		cc.LoginTimeout = o.LoginTimeout
+	}
+	if o.Now != nil {
+		cc.Now = o.Now
+	}
+	if o.Limits != (chat.Limits{}) {
+		cc.Limits = o.Limits
 	}
 	if cc.MaxReply == 0 && o.MaxOutbound > 0 {
 		cc.MaxReply = o.MaxOutbound / 2
