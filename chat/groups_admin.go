@@ -262,6 +262,14 @@ func (c *Core) groupOpEvent(s *sess, r *roster, ev groupOpEvent) {
 	c.publish(Event{Topic: TopicGroup, App: s.app, UID: ev.By, Session: s.id, Type: ev.Op, Members: ev.UIDs})
 }
 
+// groupWebhook returns a batch carrying the group_changed webhook of op
+// (webhooks.go), to be committed with the change.
+func (c *Core) groupWebhook(app string, sid SessionID, op, by string, uids []string) *Batch {
+	b := &Batch{}
+	c.emitWebhook(b, app, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: op, By: by, UIDs: uids}})
+	return b
+}
+
 // ---- the operations; actor "" is the host.
 
 // GroupSetRole makes uid an admin or a member (owner only), or the owner
@@ -308,7 +316,12 @@ func (c *Core) GroupSetRole(ctx context.Context, app, actor string, sid SessionI
 		return err
 	}
 	m.Role = want
-	b := &Batch{Members: []Member{m}}
+	op := "role"
+	if want == RoleOwner {
+		op = "transfer"
+	}
+	b := c.groupWebhook(app, sid, op, actor, []string{uid})
+	b.Members = []Member{m}
 	all := make([]Member, 0, len(g.r.users))
 	for _, u := range g.r.users {
 		all = append(all, Member{UID: u.uid, Role: g.r.roles[u.uid]})
@@ -345,10 +358,6 @@ func (c *Core) GroupSetRole(ctx context.Context, app, actor string, sid SessionI
 	}
 	next := c.newRoster(app, all)
 	g.s.roster.Store(next)
-	op := "role"
-	if want == RoleOwner {
-		op = "transfer"
-	}
 	c.groupOpEvent(g.s, next, groupOpEvent{SessionID: sid, Op: op, By: actor, UIDs: []string{uid}, Role: role})
 	return nil
 }
@@ -392,7 +401,7 @@ func (c *Core) GroupMute(ctx context.Context, app, actor string, sid SessionID, 
 			delete(cf.Muted, k)
 		}
 	}
-	if err := c.saveConf(ctx, g.s, cf, nil); err != nil {
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "mute", actor, []string{uid})); err != nil {
 		return 0, err
 	}
 	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "mute", By: actor, UIDs: []string{uid}, Until: until})
@@ -414,7 +423,7 @@ func (c *Core) GroupMuteAll(ctx context.Context, app, actor string, sid SessionI
 	}
 	cf := g.s.conf.Load().clone()
 	cf.MuteAll = on
-	if err := c.saveConf(ctx, g.s, cf, nil); err != nil {
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "mute_all", actor, nil)); err != nil {
 		return err
 	}
 	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "mute_all", By: actor, MuteAll: &on})
@@ -445,7 +454,7 @@ func (c *Core) GroupAnnounce(ctx context.Context, app, actor string, sid Session
 	if text != "" {
 		cf.Announcement = &Announcement{Text: text, By: actor, At: c.nowMS()}
 	}
-	if err := c.saveConf(ctx, g.s, cf, nil); err != nil {
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "announce", actor, nil)); err != nil {
 		return nil, err
 	}
 	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "announce", By: actor, Announcement: cf.Announcement})
@@ -472,7 +481,7 @@ func (c *Core) GroupSetPolicy(ctx context.Context, app, actor string, sid Sessio
 	}
 	cf := g.s.conf.Load().clone()
 	cf.JoinPolicy = policy
-	if err := c.saveConf(ctx, g.s, cf, nil); err != nil {
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "policy", actor, nil)); err != nil {
 		return err
 	}
 	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "policy", By: actor, JoinPolicy: policy})
@@ -496,7 +505,7 @@ func (c *Core) GroupDismiss(ctx context.Context, app, actor string, sid SessionI
 	}
 	cf := g.s.conf.Load().clone()
 	cf.Dismissed, cf.DismissedAt, cf.DismissedBy = true, c.nowMS(), actor
-	if err := c.saveConf(ctx, g.s, cf, nil); err != nil {
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "dismiss", actor, nil)); err != nil {
 		return err
 	}
 	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "dismiss", By: actor})
@@ -600,7 +609,12 @@ func (c *Core) HostAddMembers(ctx context.Context, app string, sid SessionID, ui
 	if e := c.checkGroupSize(len(g.r.users), len(ms)); e != nil {
 		return nil, e
 	}
-	b := &Batch{Members: ms}
+	uidsOf := make([]string, len(ms))
+	for i, m := range ms {
+		uidsOf[i] = m.UID
+	}
+	b := c.groupWebhook(app, sid, "add", "", uidsOf)
+	b.Members = ms
 	if err := c.joinHidden(ctx, g.s, ms, b); err != nil {
 		return nil, err
 	}
@@ -640,7 +654,8 @@ func (c *Core) HostRemoveMembers(ctx context.Context, app string, sid SessionID,
 	if len(del) == 0 {
 		return []string{}, nil
 	}
-	b := &Batch{DelMembers: del}
+	b := c.groupWebhook(app, sid, "remove", "", removed)
+	b.DelMembers = del
 	var rest []Member
 	ownerGone := false
 	for _, u := range g.r.users {

@@ -112,6 +112,9 @@ func (c *Core) msgOp(ctx context.Context, app, actor, opName string, sid Session
 		}
 	}
 	if opName == OpEdit {
+		if e := c.mutedErr(app, actor); e != nil { // an app-level mute (moderation.go) stops edits too
+			return nil, e
+		}
 		if len(content) == 0 || string(content) == "null" {
 			return nil, Errf(CodeBadRequest, "missing content: the message's new content")
 		}

@@ -213,6 +213,9 @@ func (c *Core) forward(ctx context.Context, id Identity, r *request) (any, error
 	case len(r.Seqs) > maxForwardMsgs || len(r.ToSessions) > maxForwardTargets:
 		return nil, Errf(CodeTooLarge, "at most "+strconv.Itoa(maxForwardMsgs)+" messages to "+strconv.Itoa(maxForwardTargets)+" sessions in one forward")
 	}
+	if e := c.mutedErr(id.App, id.UID); e != nil { // an app-level mute (moderation.go) stops forwards too
+		return nil, e
+	}
 	if _, err := c.memberSession(ctx, id, r.SessionID); err != nil {
 		return nil, err
 	}
