@@ -111,8 +111,9 @@ func TestWebhookServiceEvents(t *testing.T) {
 }
 
 // The other ways into the queue and to an agent: a handback to the queue
-// (transferred), a claim, an agent's transfer to another, a reopen that
-// queues (reopened) and a resolve while queued.
+// (transferred), a claim, an agent's transfer to another, a resolve while
+// queued, a reopen that queues (reopened), and an agent's removal
+// (requeued).
 func TestWebhookServiceHandsChanging(t *testing.T) {
 	w := newWHEnv(t, serviceTypes[:3], chat.WebhookConfig{})
 	w.host(`{"action":"shop_put","shop":"s1","name":"Shop One","settings":{"strategy":"manual"}}`)
@@ -126,6 +127,8 @@ func TestWebhookServiceHandsChanging(t *testing.T) {
 	a2.ok(`"action":"service_transfer",` + s + `,"queue":true`)
 	a1.ok(`"action":"service_resolve",` + s)       // resolved while queued
 	cust.ok(`"action":"service_open","shop":"s1"`) // reopened: manual, so queued
+	a1.ok(`"action":"service_claim",` + s)
+	w.host(`{"action":"agent_remove","shop":"s1","uid":"a1"}`) // its conversation goes back to the queue
 
 	type body struct {
 		Reason, By, From, Agent string
@@ -140,8 +143,10 @@ func TestWebhookServiceHandsChanging(t *testing.T) {
 		{typ: chat.WebhookServiceQueued, body: body{Reason: "transferred", By: "a2", From: "a2"}},
 		{typ: chat.WebhookServiceResolved, body: body{By: "a1"}},
 		{typ: chat.WebhookServiceQueued, body: body{Reason: "reopened", By: "cust"}},
+		{typ: chat.WebhookServiceAssigned, body: body{Reason: "claimed", By: "a1", Agent: "a1"}},
+		{typ: chat.WebhookServiceQueued, body: body{Reason: "requeued", By: "host", From: "a1"}},
 	}
-	w.rcv.waitFor(t, "six service events", nil, func(hs []hook) bool { return len(hs) >= len(want) })
+	w.rcv.waitFor(t, "every service event", nil, func(hs []hook) bool { return len(hs) >= len(want) })
 	time.Sleep(50 * time.Millisecond)
 	hs := w.rcv.all()
 	if len(hs) != len(want) {
