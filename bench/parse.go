@@ -12,6 +12,7 @@ import "bytes"
 var (
 	prefixReply    = []byte(`{"reply_to":`)
 	prefixMessage  = []byte(`{"event":"message","data":{`)
+	prefixBcast    = []byte(`{"event":"broadcast","data":{`)
 	keySessionID   = []byte(`"session_id":`)
 	keySeq         = []byte(`"seq":`)
 	keyT           = []byte(`"t":`)
@@ -86,11 +87,15 @@ type msgFields struct {
 
 // parseMessage decodes a message event `{"event":"message","data":{…}}`.
 // from and tag alias p. ok is false when p is not a message event.
-func parseMessage(p []byte) (m msgFields, ok bool) {
-	if !bytes.HasPrefix(p, prefixMessage) {
+func parseMessage(p []byte) (m msgFields, ok bool) { return parseMessageEvent(p, prefixMessage) }
+
+// parseMessageEvent parses an event carrying a message object, after prefix
+// (a `message` event, or a `broadcast`).
+func parseMessageEvent(p, prefix []byte) (m msgFields, ok bool) {
+	if !bytes.HasPrefix(p, prefix) {
 		return m, false
 	}
-	d := p[len(prefixMessage):]
+	d := p[len(prefix):]
 	m.session, _ = fieldUint(d, keySessionID)
 	m.seq, _ = fieldUint(d, keySeq)
 	m.from, _ = fieldString(d, keyFrom)

@@ -25,15 +25,16 @@ type Report struct {
 	Interrupted bool          `json:"interrupted"`     // stopped early by the user
 	DeadlineHit bool          `json:"deadline_hit"`    // stopped by --deadline
 
-	Provision ProvisionReport `json:"provision"`
-	Conns     ConnReport      `json:"conns"`
-	Messages  *MessageReport  `json:"messages,omitempty"`
-	Churn     *ChurnReport    `json:"churn,omitempty"`
-	HTTP      *HTTPReport     `json:"http,omitempty"`
-	Service   *ServiceReport  `json:"service,omitempty"`
-	Presence  *PresenceReport `json:"presence,omitempty"` // connect --friends (presence.go)
-	Server    ServerReport    `json:"server"`
-	Client    ClientReport    `json:"client"`
+	Provision ProvisionReport  `json:"provision"`
+	Conns     ConnReport       `json:"conns"`
+	Messages  *MessageReport   `json:"messages,omitempty"`
+	Churn     *ChurnReport     `json:"churn,omitempty"`
+	HTTP      *HTTPReport      `json:"http,omitempty"`
+	Service   *ServiceReport   `json:"service,omitempty"`
+	Broadcast *BroadcastReport `json:"broadcast,omitempty"`
+	Presence  *PresenceReport  `json:"presence,omitempty"` // connect --friends (presence.go)
+	Server    ServerReport     `json:"server"`
+	Client    ClientReport     `json:"client"`
 	// HostStalls is a sampler sleeping 1 ms at a time through the run,
 	// in a process of its own (Options.StallSampler): how late it woke
 	// says how often the machine itself stopped (see Probe), which no
@@ -300,6 +301,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		row("latency", "p50", "p90", "p99", "p99.9", "max", "count")
 		row("request", latencyCells(h.Latency)...)
+	}
+
+	if b := r.Broadcast; b != nil {
+		head("broadcasts (to every user of the app)")
+		row("users / online", group3(int64(b.Users))+" / "+group3(b.Online))
+		for i := range b.AcceptMS {
+			row("broadcast "+strconv.Itoa(i+1), "accepted in "+fmtFloat(b.AcceptMS[i], 1)+" ms",
+				"delivered in "+fmtFloat(b.DeliverMS[i], 1)+" ms", fmtRate(b.DeliveriesPerS[i], "delivery"))
+		}
+		row("delivered", group3(b.Delivered)+" of "+group3(b.Expected))
+		if b.DiskBytes >= 0 {
+			row("disk growth", group3(b.DiskBytes)+" bytes (chat.db and WAL; they grow in chunks)")
+		}
 	}
 
 	if sv := r.Service; sv != nil {

@@ -482,6 +482,8 @@ func (c *wsConn) dispatch(p []byte) {
 	}
 	if m, ok := parseMessage(p); ok {
 		c.cfg.tr.onMessage(c, &m)
+	} else if m, ok := parseMessageEvent(p, prefixBcast); ok {
+		c.cfg.tr.onMessage(c, &m) // a broadcast (from ""), counted as a delivery
 	}
 	// Other events (presence, group changes…) are not measured.
 }

@@ -12,7 +12,10 @@ import (
 // Actions lists every client action, for docs and the unknown-action error.
 var Actions = []string{"login", "logout", "ping", "send", "history", "sync", "sessions", "read",
 	"private", "session", "group_create", "group_add", "group_remove", "group_leave", "user",
-	"consult_get", "consult_accept", "consult_decline", "consult_pause", "consult_resume", "consult_end"}
+	"consult_get", "consult_accept", "consult_decline", "consult_pause", "consult_resume", "consult_end",
+	"recall", "edit", "delete", "clear", "hidden", "forward",
+	"group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss",
+	"broadcasts", "broadcast_read"}
 
 // handle runs one request of cl. Called on cl's drain goroutine (or the HTTP
 // caller's goroutine for Do); b is the client's own copy.
@@ -105,6 +108,24 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		return nil, c.groupRemove(ctx, id, r.SessionID, r.UIDs)
 	case "group_leave":
 		return nil, c.groupRemove(ctx, id, r.SessionID, []string{id.UID})
+	case "recall": // msgops.go
+		return c.recallAction(ctx, id, r)
+	case "edit":
+		return c.editAction(ctx, id, r)
+	case "delete": // hide.go
+		return c.deleteForMe(ctx, cl, r)
+	case "clear":
+		return c.clearHistory(ctx, cl, r.SessionID, r.Seq)
+	case "hidden":
+		return c.hiddenAction(ctx, id, r.SessionID)
+	case "forward": // quote.go
+		return c.forward(ctx, id, r)
+	case "broadcasts": // broadcast.go
+		return c.broadcastsAction(ctx, id, r)
+	case "broadcast_read":
+		return c.broadcastReadAction(ctx, id, r.Seq)
+	case "group_role", "group_transfer", "group_mute", "group_mute_all", "group_announce", "group_policy", "group_dismiss":
+		return c.groupAction(ctx, id, r) // groups_admin.go
 	case "user":
 		uid := r.UID
 		if uid == "" {
@@ -281,6 +302,9 @@ func (c *Core) sendFrom(ctx context.Context, cl *Client, r *request) error {
 	if e := c.allowUserSend(cl, &now); e != nil {
 		return e
 	}
+	if r.QuoteSeq != 0 || len(r.Mentions) > 0 || r.MentionAll {
+		return c.sendReply(ctx, cl, r) // a reply, mentions (quote.go, mentions.go)
+	}
 	in := SendInput{From: cl.id.UID, To: r.To, Session: r.SessionID, Type: r.Type, Content: r.Content, CID: r.CID, client: true}
 	o, err := c.prepareSend(ctx, cl.id.App, &in)
 	if err != nil {
@@ -429,6 +453,11 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 				return nil, err
 			}
 		}
+		if s.kind == KindGroup {
+			if e := c.speakCheck(s, s.members(), in.From); e != nil { // groups_admin.go
+				return nil, e
+			}
+		}
 	case cacheOnly && in.To != "" && in.From != "" && in.From != in.To:
 		if s = c.cachedPrivate(app, in.From, in.To); s == nil {
 			return nil, errCacheMiss
@@ -492,6 +521,12 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 // subscribers read it later (so o must not be recycled).
 func (c *Core) fanout(o *op, now bool) (shared bool) {
 	m := &o.msg
+	if m.Type == TypeOp {
+		return c.fanoutOp(o, now) // a recall or an edit (msgops.go)
+	}
+	if o.sess.kind == KindBroadcast {
+		return c.fanoutBroadcast(o, now) // broadcast.go
+	}
 	// Sized for the whole event (fixed text ~215 bytes), so that it is
 	// one allocation, shared by every recipient.
 	var ev []byte
@@ -552,8 +587,16 @@ func (c *Core) memberSession(ctx context.Context, id Identity, sid SessionID) (*
 
 // history returns up to limit messages before seq `before` (0: the newest).
 func (c *Core) history(ctx context.Context, id Identity, sid SessionID, before uint64, limit int) (*messagesPage, error) {
-	if _, err := c.memberSession(ctx, id, sid); err != nil {
+	if s, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
+	} else if e := c.dismissedHistory(s); e != nil {
+		return nil, e
+	}
+	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
+		if err != nil {
+			return nil, err
+		}
+		return c.hiddenPage(ctx, sid, h, before, 0, false, limit)
 	}
 	return c.historyPage(ctx, sid, before, limit)
 }
@@ -572,6 +615,9 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 		return nil, err
 	}
 	cleanMessages(ms)
+	if err := c.fillQuotes(ctx, sid, ms); err != nil { // quote.go
+		return nil, err
+	}
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[1:]
@@ -589,8 +635,16 @@ func (c *Core) historyPage(ctx context.Context, sid SessionID, before uint64, li
 // sync returns up to limit messages after seq `after`, oldest first: what a
 // reconnecting client calls per session.
 func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint64, limit int) (*messagesPage, error) {
-	if _, err := c.memberSession(ctx, id, sid); err != nil {
+	if s, err := c.memberSession(ctx, id, sid); err != nil {
 		return nil, err
+	} else if e := c.dismissedHistory(s); e != nil {
+		return nil, e
+	}
+	if h, err := c.hidden(ctx, sid, id.UID); err != nil || len(h) > 0 { // hide.go
+		if err != nil {
+			return nil, err
+		}
+		return c.hiddenPage(ctx, sid, h, 0, after, true, limit)
 	}
 	limit = c.pageLimit(limit)
 	ms, err := c.store.Messages(ctx, sid, after+1, ^uint64(0), limit+1, false)
@@ -598,6 +652,9 @@ func (c *Core) sync(ctx context.Context, id Identity, sid SessionID, after uint6
 		return nil, err
 	}
 	cleanMessages(ms)
+	if err := c.fillQuotes(ctx, sid, ms); err != nil { // quote.go
+		return nil, err
+	}
 	p := &messagesPage{Messages: ms}
 	if len(ms) > limit {
 		p.Messages = ms[:limit]
@@ -630,8 +687,13 @@ type SessionView struct {
 	LastType    string    `json:"last_type,omitempty"`
 	LastPreview string    `json:"last_preview,omitempty"`
 	CreatedAt   int64     `json:"created_at"`
+	// UnreadMentions counts the unread messages mentioning the viewer
+	// (groups; among the newest 500 unread: mentions.go).
+	UnreadMentions uint64 `json:"unread_mentions,omitempty"`
 	// MembersTruncated: Members lists only as many uids as fit one reply.
 	MembersTruncated bool `json:"members_truncated,omitempty"`
+	// Group: a group's announcement and settings (groups_admin.go).
+	Group *groupInfo `json:"group,omitempty"`
 	// Consult: a consult session's state and remaining time.
 	Consult *ConsultSummary `json:"consult,omitempty"`
 
@@ -658,6 +720,16 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 		LastType: rec.LastType, LastPreview: rec.LastPreview, CreatedAt: rec.CreatedAt}
 	if rec.LastSeq > m.ReadSeq {
 		v.Unread = rec.LastSeq - m.ReadSeq
+	}
+	if rec.Kind == KindGroup {
+		if v.Group, err = c.groupView(ctx, id.App, sid, id.UID); err != nil { // groups_admin.go
+			return nil, err
+		}
+		if v.Unread > 0 {
+			if v.UnreadMentions, err = c.unreadMentions(ctx, sid, id.UID, m.ReadSeq, rec.LastSeq); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if rec.Kind == KindConsult {
 		v.Consult = c.consultSummary(ctx, id.App, sid)
@@ -864,8 +936,8 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.members()
-	if r.roles[id.UID] < RoleAdmin {
-		return Errf(CodeForbidden, "only the owner or an admin can add members")
+	if e := c.mayInvite(s, r, id.UID); e != nil { // join policy (groups_admin.go)
+		return e
 	}
 	now := c.nowMS()
 	var ms []Member
@@ -883,6 +955,9 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 	if len(ms) == 0 {
 		return nil
 	}
+	if e := c.checkGroupSize(len(r.users), len(ms)); e != nil {
+		return e
+	}
 	if e := c.takeGroupBudget(id.App, id.UID, 0, len(ms)); e != nil {
 		return e
 	}
@@ -891,6 +966,9 @@ func (c *Core) groupAdd(ctx context.Context, id Identity, sid SessionID, uids []
 		added[i] = m.UID
 	}
 	b := &Batch{Members: ms}
+	if err := c.joinHidden(ctx, s, ms, b); err != nil { // groups_admin.go
+		return err
+	}
 	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookGroupChanged, Data: groupEventData{SessionID: sid, Op: "add", By: id.UID, UIDs: added}})
 	if err := c.write(ctx, b); err != nil {
 		return err
@@ -918,6 +996,9 @@ func (c *Core) groupRemove(ctx context.Context, id Identity, sid SessionID, uids
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := writableGroup(s); e != nil {
+		return e
+	}
 	r := s.members()
 	leaving := len(uids) == 1 && uids[0] == id.UID
 	var del []MemberKey

@@ -73,10 +73,13 @@ type SendResult struct {
 
 // GroupInput creates a group.
 type GroupInput struct {
-	Owner   string   `json:"owner"`
-	Name    string   `json:"name"`
-	Avatar  string   `json:"avatar,omitempty"`
-	Members []string `json:"members"`
+	// ID is the session id the host chooses (server API only; 0: the
+	// core allocates one). See hostGroupID.
+	ID      SessionID `json:"id,omitempty"`
+	Owner   string    `json:"owner"`
+	Name    string    `json:"name"`
+	Avatar  string    `json:"avatar,omitempty"`
+	Members []string  `json:"members"`
 }
 
 // Identity is a logged-in user (one device).
@@ -342,8 +345,8 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 	if len(in.Name) > 128 {
 		return Session{}, Errf(CodeBadRequest, "group name longer than 128 bytes")
 	}
-	if len(in.Members) > 100000 {
-		return Session{}, Errf(CodeTooLarge, "at most 100000 members at creation")
+	if len(in.Members) >= c.cfg.MaxGroupMembers {
+		return Session{}, Errf(CodeTooLarge, "a group has at most "+itoa(uint64(c.cfg.MaxGroupMembers))+" members, its owner included")
 	}
 	if len(in.Avatar) > 1024 {
 		return Session{}, Errf(CodeTooLarge, "group avatar longer than 1024 bytes")
@@ -356,15 +359,26 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 			return Session{}, urlError("avatar", why)
 		}
 	}
-	now := c.nowMS()
-	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindGroup, Name: in.Name, Avatar: in.Avatar,
-		Owner: in.Owner, CreatedAt: now}
-	ms := []Member{{Session: rec.ID, UID: in.Owner, Role: RoleOwner, JoinedAt: now}}
-	seen := map[string]bool{in.Owner: true}
+	if in.ID != 0 && limited {
+		return Session{}, Errf(CodeBadRequest, "only the host chooses group ids")
+	}
 	for _, uid := range append([]string{in.Owner}, in.Members...) {
 		if _, err := c.User(ctx, app, uid); err != nil {
 			return Session{}, err
 		}
+	}
+	now := c.nowMS()
+	id := in.ID
+	if id == 0 {
+		id = SessionID(c.nextSession.Add(1))
+	} else if e := c.hostGroupID(id); e != nil { // groups_admin.go
+		return Session{}, e
+	}
+	rec := Session{ID: id, App: app, Kind: KindGroup, Name: in.Name, Avatar: in.Avatar,
+		Owner: in.Owner, CreatedAt: now}
+	ms := []Member{{Session: rec.ID, UID: in.Owner, Role: RoleOwner, JoinedAt: now}}
+	seen := map[string]bool{in.Owner: true}
+	for _, uid := range append([]string{in.Owner}, in.Members...) {
 		if !seen[uid] {
 			seen[uid] = true
 			ms = append(ms, Member{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now})

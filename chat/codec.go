@@ -34,6 +34,8 @@ type request struct {
 	Platform  string          `json:"platform"` // login (devices.go)
 	Keyword   string          `json:"keyword"`  // sessions (sessionlist.go)
 	Rank      int             `json:"rank"`     // session_pin
+
+	opFields // message operations' fields (msgops.go); decoded by encoding/json
 }
 
 // decodeRequest parses b: the scanner first (fast, few allocations), and
@@ -220,6 +222,15 @@ func appendMessage(dst []byte, m *Message) []byte {
 	}
 	dst = append(dst, `,"created_at":`...)
 	dst = strconv.AppendInt(dst, m.CreatedAt, 10)
+	if len(m.Mentions) > 0 || m.MentionAll {
+		dst = appendMentions(dst, m) // mentions.go
+	}
+	if m.EditedAt != 0 {
+		dst = append(dst, `,"edited_at":`...)
+		dst = strconv.AppendInt(dst, m.EditedAt, 10)
+		dst = append(dst, `,"edit_count":`...)
+		dst = strconv.AppendUint(dst, uint64(m.Edits), 10)
+	}
 	return append(dst, '}')
 }
 

@@ -215,6 +215,9 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 		c.releaseLive(app, in.Consultant)
 		return nil, err
 	}
+	if k.State == ConsultActive {
+		c.emitWebhook(b, app, consultStartedEvent(&k, "created", "host"))
+	}
 	if err := c.write(ctx, b); err != nil {
 		c.releaseLive(app, in.Consultant)
 		return nil, err
@@ -339,16 +342,17 @@ func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid str
 	}
 	// Either the change applied, or the time had run out and Apply ended
 	// the consultation instead (the timer had not fired yet): store that.
+	op := ch.Op.String()
+	if aerr != nil {
+		op, by = ConsultTimeUp.String(), "server"
+	}
 	b := &Batch{}
 	if err := consultRecords(b, &next); err != nil {
 		return nil, err
 	}
+	c.consultWebhooks(b, &e.k, &next, op, by)
 	if err := c.write(ctx, b); err != nil {
 		return nil, err
-	}
-	op := ch.Op.String()
-	if aerr != nil {
-		op, by = ConsultTimeUp.String(), "server"
 	}
 	c.consultCommitted(e, next, now, op, by, ch.Seconds)
 	if aerr != nil {
@@ -368,6 +372,26 @@ func (c *Core) consultCommitted(e *consultEntry, next Consultation, now int64, o
 	}
 	c.consultSchedule(e, now)
 	c.consultStateEvent(e, op, by, seconds)
+}
+
+// consultWebhooks adds to b, the commit of a change from prev to next, the
+// webhook events the change makes: consult.started when the clock starts,
+// consult.ended (with the billing record) when it becomes final.
+func (c *Core) consultWebhooks(b *Batch, prev, next *Consultation, op, by string) {
+	switch {
+	case prev.State == ConsultPending && next.State == ConsultActive:
+		c.emitWebhook(b, next.App, consultStartedEvent(next, op, by))
+	case !prev.State.Final() && next.State.Final():
+		r := next.Bill()
+		c.emitWebhook(b, next.App, WebhookEvent{Type: WebhookConsultEnded,
+			Data: consultEndedData{SessionID: next.ID, Op: op, By: by, Record: &r}})
+	}
+}
+
+func consultStartedEvent(k *Consultation, op, by string) WebhookEvent {
+	return WebhookEvent{Type: WebhookConsultStarted, Data: consultStartedData{SessionID: k.ID, Consultant: k.Consultant,
+		Customer: k.Customer, Ref: k.Ref, Op: op, By: by, StartedAt: k.StartedAt, BoughtSeconds: k.BoughtSec,
+		FreeSeconds: k.FreeSec, Deadline: k.Deadline()}}
 }
 
 func (c *Core) consultSchedule(e *consultEntry, now int64) {
@@ -478,6 +502,7 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 			e.mu.Unlock()
 			continue
 		}
+		c.consultWebhooks(b, k, &next, ch.String(), "server")
 		o := &op{batch: b, res: make(chan opResult, 1)}
 		if err := c.submit(ctx, o); err != nil {
 			// Stopping: the consultation stays as last saved; the
@@ -558,7 +583,13 @@ func (c *Core) consultOnSend(ctx context.Context, app string, s *sess, uid strin
 		return err
 	}
 	recs := b.Records
-	o.attach = func(_ *Message, b *Batch) { b.Records = append(b.Records, recs...) }
+	// The event goes in the message's commit too; its outbox id is given
+	// on the journal, in commit order, so it is added there.
+	ev := consultStartedEvent(&next, ConsultFirstReply.String(), uid)
+	o.attach = func(_ *Message, b *Batch) {
+		b.Records = append(b.Records, recs...)
+		c.emitWebhook(b, app, ev)
+	}
 	// The clock starts with the message: installed now, so that the
 	// consultant's next message does not start it again. Should the
 	// message's commit fail, the store still says pending and a restart

@@ -81,6 +81,24 @@ type Config struct {
 	// minute through the client API, those named at creation included.
 	// Zero means 200.
 	MemberAddsPerMinute int
+	// RecallWindow is how long after sending a sender may recall a
+	// message (group owners, admins and the host may at any time). Zero
+	// means 2 minutes.
+	RecallWindow time.Duration
+	// EditWindow is how long after sending a sender may edit a text or
+	// rich message. Zero means 15 minutes.
+	EditWindow time.Duration
+	// MaxGroupMembers caps a group's members. Zero means 10,000.
+	MaxGroupMembers int
+	// NewMembersFromJoin: members added to a group see its history from
+	// their join on; false (the default) lets them read all of it.
+	NewMembersFromJoin bool
+	// DismissHidesHistory: a dismissed group's history can no longer be
+	// read by its members; false (the default) keeps it readable.
+	DismissHidesHistory bool
+	// MentionAllMembers lets every group member mention everyone
+	// (mention_all); false (the default) keeps it to owners and admins.
+	MentionAllMembers bool
 	// CheckWebhookURL applies the target-host rules to a webhook
 	// endpoint's URL when it is registered (the sender checks the
 	// resolved address again at every dial). Nil checks the URL's shape
@@ -178,6 +196,15 @@ func (c *Config) fill() {
 	if c.HTTPEventsBytes <= 0 {
 		c.HTTPEventsBytes = DefaultHTTPEventsBytes
 	}
+	if c.MaxGroupMembers <= 0 {
+		c.MaxGroupMembers = 10000
+	}
+	if c.RecallWindow <= 0 {
+		c.RecallWindow = recallWindowDefault
+	}
+	if c.EditWindow <= 0 {
+		c.EditWindow = editWindowDefault
+	}
 	if c.LogError == nil {
 		c.LogError = func(what string, err error) { log.Printf("chat: %s failed: %v", what, err) }
 	}
@@ -230,6 +257,7 @@ type Core struct {
 
 	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
 	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
+	bcast       broadcasts  // broadcast channels and audiences (broadcast.go)
 	lim         limiter     // per-user limits (limits.go); immutable after New
 	mod         moderator   // bans and mutes (moderation.go)
 	quotas      quotas      // per-app caps on users and groups (limits.go)

@@ -40,6 +40,11 @@ type op struct {
 
 	res chan opResult
 
+	// broadcasts (broadcast.go): the uids it is for (nil: every user),
+	// and how many devices the fan-out pushed it to
+	audience  []string
+	delivered int
+
 	// filled by the journal
 	result    opResult
 	dup       bool // CID matched an earlier send: nothing new stored
@@ -391,6 +396,9 @@ func fanoutWeight(ops []*op) int {
 	w := 0
 	for _, o := range ops {
 		if o.batch == nil && o.sess != nil && o.result.err == nil && !o.dup {
+			if o.sess.kind == KindBroadcast {
+				w += inlineDeliverWeight + 1 // to every online user: the deliverer's (broadcast.go)
+			}
 			w += len(o.sess.members().users)
 		} else {
 			w++

@@ -23,6 +23,8 @@ func (k Kind) String() string {
 		return "group"
 	case KindSystem:
 		return "system"
+	case KindBroadcast:
+		return "broadcast"
 	case KindConsult:
 		return "consult"
 	case KindService:
@@ -129,6 +131,14 @@ type Message struct {
 	Content   json.RawMessage `json:"content"`
 	CID       string          `json:"cid,omitempty"`
 	CreatedAt int64           `json:"created_at"`
+	// EditedAt is when the message was last edited (unix ms; 0: never),
+	// Edits how many times (msgops.go).
+	EditedAt int64  `json:"edited_at,omitempty"`
+	Edits    uint32 `json:"edit_count,omitempty"`
+	// Mentions are the uids the sender mentioned; MentionAll, @all
+	// (mentions.go).
+	Mentions   []string `json:"mentions,omitempty"`
+	MentionAll bool     `json:"mention_all,omitempty"`
 }
 
 // MemberKey names a membership to delete.

@@ -189,8 +189,9 @@ type sess struct {
 	id     SessionID
 	app    string
 	kind   Kind
-	mu     sync.Mutex             // serialises roster changes
-	roster atomic.Pointer[roster] // immutable snapshot
+	mu     sync.Mutex                // serialises roster changes
+	roster atomic.Pointer[roster]    // immutable snapshot
+	conf   atomic.Pointer[GroupConf] // groups: immutable settings snapshot, swapped under mu; nil: none (groups_admin.go)
 }
 
 // roster is an immutable membership snapshot.
@@ -251,6 +252,13 @@ func (c *Core) session(ctx context.Context, app string, id SessionID) (*sess, er
 	}
 	s = &sess{id: id, app: rec.App, kind: rec.Kind}
 	s.roster.Store(c.newRoster(rec.App, ms))
+	if rec.Kind == KindGroup {
+		cf, err := c.loadGroupConf(ctx, id) // groups_admin.go
+		if err != nil {
+			return nil, err
+		}
+		s.conf.Store(cf)
+	}
 	c.mu.Lock()
 	if prev := c.sessions[id]; prev != nil {
 		s = prev // another goroutine loaded it first

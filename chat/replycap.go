@@ -22,6 +22,9 @@ type sessionsReply struct {
 	// The session list's paging and mute (sessionlist.go).
 	UnreadUnmuted uint64 `json:"unread_unmuted"`
 	NextCursor    string `json:"next_cursor,omitempty"`
+	// Broadcasts: the app's broadcasts as this user sees them, shown in
+	// their system session (broadcast.go); nil when the app has none.
+	Broadcasts *BroadcastView `json:"broadcasts,omitempty"`
 }
 
 // capSessions encodes views (most recent first) until MaxSessionsListed
@@ -55,7 +58,7 @@ func (c *Core) capSessionsN(views []*SessionView, unread uint64, limit int) (*se
 // messageSize bounds the encoded size of m in a page: content as stored,
 // strings at their worst escaping (6 bytes a byte), and the fixed fields.
 func messageSize(m *Message) int {
-	return len(m.Content) + 6*(len(m.From)+len(m.Type)+len(m.CID)) + 160
+	return len(m.Content) + 6*(len(m.From)+len(m.Type)+len(m.CID)) + 200
 }
 
 // fitPage trims a page of messages (oldest first) to MaxReply, keeping at

@@ -306,8 +306,8 @@ func decodeFast(b []byte, r *request) (*fieldError, bool) {
 			case "uids":
 				fe = s.strList(&r.UIDs, "uids")
 			default:
-				if !validKeyCase(key) {
-					return nil, false // maybe a case-insensitive match: let encoding/json decide
+				if !validKeyCase(key) || opFieldKey(k) {
+					return nil, false // maybe a case-insensitive match, or a rare field: let encoding/json decide
 				}
 				if !s.skip(0) {
 					return nil, false

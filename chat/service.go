@@ -538,7 +538,7 @@ func (c *Core) svcRequeueAgent(ctx context.Context, sh *svcShop, a *svcAgent, by
 	// earliest assigned ends up first.
 	sort.Slice(mine, func(i, j int) bool { return mine[i].rec.AssignedAt > mine[j].rec.AssignedAt })
 	for _, cv := range mine {
-		if err := c.svcEnqueue(ctx, sh, cv, true, by, ""); err != nil {
+		if err := c.svcEnqueue(ctx, sh, cv, true, "requeued", by, ""); err != nil {
 			c.cfg.LogError("service: requeueing session "+itoa(uint64(cv.rec.Session)), err)
 		}
 	}
@@ -547,9 +547,10 @@ func (c *Core) svcRequeueAgent(ctx context.Context, sh *svcShop, a *svcAgent, by
 // ---- changes (each with st.mu held)
 
 // svcEnqueue moves cv into sh's queue: at the tail, or at the head (a
-// conversation handed back). One commit: the record and, when it had an
-// agent, that agent's membership.
-func (c *Core) svcEnqueue(ctx context.Context, sh *svcShop, cv *svcConv, head bool, by, note string) error {
+// conversation handed back). One commit: the record, when it had an
+// agent, that agent's membership, and the service.queued webhook event
+// (reason: reopened, transferred or requeued).
+func (c *Core) svcEnqueue(ctx context.Context, sh *svcShop, cv *svcConv, head bool, reason, by, note string) error {
 	st := c.svc
 	now := c.nowMS()
 	next := cv.rec
@@ -564,6 +565,8 @@ func (c *Core) svcEnqueue(ctx context.Context, sh *svcShop, cv *svcConv, head bo
 	if prev != "" {
 		b.DelMembers = []MemberKey{{Session: cv.rec.Session, UID: prev}}
 	}
+	c.emitWebhook(b, next.App, WebhookEvent{Type: WebhookServiceQueued, Data: serviceQueuedData{SessionID: next.Session,
+		Shop: next.Shop, Customer: next.Customer, From: prev, Reason: reason, By: by, QueuedAt: now}})
 	if err := c.svcCommit(ctx, b, []svcPut{{svcKindConv, svcConvKey(cv.rec.Session), &next}}); err != nil {
 		return err
 	}
@@ -590,8 +593,8 @@ func (c *Core) svcEnqueue(ctx context.Context, sh *svcShop, cv *svcConv, head bo
 	return nil
 }
 
-// svcAssign gives cv to agent a. One commit: the record, a's membership
-// and the previous agent's removal.
+// svcAssign gives cv to agent a. One commit: the record, a's membership,
+// the previous agent's removal and the service.assigned webhook event.
 func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAgent, typ, by, note string) error {
 	now := c.nowMS()
 	next := cv.rec
@@ -601,6 +604,7 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 	if prev != "" && prev != a.rec.UID {
 		b.DelMembers = []MemberKey{{Session: cv.rec.Session, UID: prev}}
 	}
+	c.emitWebhook(b, next.App, WebhookEvent{Type: WebhookServiceAssigned, Data: svcAssignedData(&cv.rec, &next, typ, by)})
 	if err := c.svcCommit(ctx, b, []svcPut{{svcKindConv, svcConvKey(cv.rec.Session), &next}}); err != nil {
 		return err
 	}
@@ -614,6 +618,21 @@ func (c *Core) svcAssign(ctx context.Context, sh *svcShop, cv *svcConv, a *svcAg
 	c.svcRoster(ctx, cv)
 	c.svcAssigned(ctx, sh, cv, a, prev, typ, by, note, now)
 	return nil
+}
+
+// svcAssignedData is service.assigned's data for cv changing from prev to
+// next: typ is the service event's type (assigned, claimed, transferred).
+func svcAssignedData(prev, next *ServiceConversation, typ, by string) serviceAssignedData {
+	reason := typ
+	if typ == "assigned" {
+		reason = "routed"
+	}
+	d := serviceAssignedData{SessionID: next.Session, Shop: next.Shop, Customer: next.Customer, Agent: next.Agent,
+		From: prev.Agent, Reason: reason, By: by, AssignedAt: next.AssignedAt}
+	if prev.Status == ServiceQueued {
+		d.QueuedAt = prev.QueuedAt
+	}
+	return d
 }
 
 // svcAssigned does what follows a durable assignment of cv to a: the
@@ -691,7 +710,8 @@ func (c *Core) svcRefused(sh *svcShop) error {
 }
 
 // svcResolve closes cv: its agent leaves the session; the customer
-// writing again reopens it.
+// writing again reopens it. One commit: the record, the agent's
+// membership and the service.resolved webhook event.
 func (c *Core) svcResolve(ctx context.Context, sh *svcShop, cv *svcConv, by string) error {
 	now := c.nowMS()
 	next := cv.rec
@@ -701,6 +721,11 @@ func (c *Core) svcResolve(ctx context.Context, sh *svcShop, cv *svcConv, by stri
 	if prev != "" {
 		b.DelMembers = []MemberKey{{Session: cv.rec.Session, UID: prev}}
 	}
+	rd := serviceResolvedData{SessionID: next.Session, Shop: next.Shop, Customer: next.Customer, Agent: prev, By: by, ResolvedAt: now}
+	if cv.rec.Status == ServiceOpen {
+		rd.AssignedAt = cv.rec.AssignedAt
+	}
+	c.emitWebhook(b, next.App, WebhookEvent{Type: WebhookServiceResolved, Data: rd})
 	if err := c.svcCommit(ctx, b, []svcPut{{svcKindConv, svcConvKey(cv.rec.Session), &next}}); err != nil {
 		return err
 	}
@@ -905,7 +930,7 @@ func (c *Core) svcReopenLocked(ctx context.Context, sh *svcShop, cv *svcConv, by
 			return nil
 		}
 	}
-	if err := c.svcEnqueue(ctx, sh, cv, false, by, ""); err != nil {
+	if err := c.svcEnqueue(ctx, sh, cv, false, "reopened", by, ""); err != nil {
 		return err
 	}
 	c.svcToAgents(sh, &ev)

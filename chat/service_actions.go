@@ -213,8 +213,14 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	} else {
 		conv.Status, conv.QueueKey, conv.QueuedAt = ServiceQueued, st.tail+1, now
 	}
-	if err := c.svcCommit(ctx, &Batch{Sessions: []Session{rec}, Members: ms},
-		[]svcPut{{svcKindConv, svcConvKey(rec.ID), &conv}}); err != nil {
+	b := &Batch{Sessions: []Session{rec}, Members: ms}
+	if agent != nil {
+		c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookServiceAssigned, Data: svcAssignedData(&ServiceConversation{}, &conv, "assigned", "system")})
+	} else {
+		c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookServiceQueued, Data: serviceQueuedData{SessionID: rec.ID,
+			Shop: shop, Customer: id.UID, Reason: "opened", By: id.UID, QueuedAt: now}})
+	}
+	if err := c.svcCommit(ctx, b, []svcPut{{svcKindConv, svcConvKey(rec.ID), &conv}}); err != nil {
 		return nil, err
 	}
 	c.cacheSession(&rec, ms)
@@ -335,7 +341,7 @@ func (c *Core) svcTransfer(ctx context.Context, sh *svcShop, cv *svcConv, r *ser
 		return nil, Errf(CodeBadRequest, "give to or queue, not both")
 	case r.Queue:
 		prev := cv.rec.Agent
-		if err := c.svcEnqueue(ctx, sh, cv, true, by, r.Note); err != nil {
+		if err := c.svcEnqueue(ctx, sh, cv, true, "transferred", by, r.Note); err != nil {
 			return nil, err
 		}
 		cv.avoid = prev

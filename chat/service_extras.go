@@ -325,7 +325,9 @@ func (c *Core) svcRate(ctx context.Context, id Identity, r *serviceRequest) (*Se
 		Score: r.Score, Comment: r.Comment, ResolvedAt: cv.rec.ResolvedAt, CreatedAt: now}
 	next := cv.rec
 	next.RatedAt = cv.rec.ResolvedAt
-	if err := c.svcCommit(ctx, nil, []svcPut{
+	b := &Batch{}
+	c.emitWebhook(b, id.App, WebhookEvent{Type: WebhookServiceRated, Data: &rt})
+	if err := c.svcCommit(ctx, b, []svcPut{
 		{svcKindRating, svcRatingKey(id.App, cv.rec.Shop, cv.rec.Session, cv.rec.ResolvedAt), &rt},
 		{svcKindConv, svcConvKey(cv.rec.Session), &next},
 	}); err != nil {

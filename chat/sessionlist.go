@@ -213,6 +213,11 @@ func (c *Core) sessionList(ctx context.Context, id Identity, in SessionListInput
 	if n := len(out.Sessions); n > 0 && n < len(all) {
 		out.NextCursor = posOf(all[n-1]).cursor()
 	}
+	if in.Cursor == "" && in.Keyword == "" { // the first page carries the app's broadcasts (broadcast.go)
+		if out.Broadcasts, err = c.broadcastView(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -36,6 +36,13 @@ const (
 	WebhookGroupChanged   = "group.changed"
 	WebhookUserOnline     = "user.online"
 	WebhookUserOffline    = "user.offline"
+
+	WebhookServiceQueued   = "service.queued"
+	WebhookServiceAssigned = "service.assigned"
+	WebhookServiceResolved = "service.resolved"
+	WebhookServiceRated    = "service.rated"
+	WebhookConsultStarted  = "consult.started"
+	WebhookConsultEnded    = "consult.ended"
 )
 
 // WebhookEventTypes lists every event type an endpoint may ask for, in the
@@ -44,6 +51,8 @@ const (
 var WebhookEventTypes = []string{
 	WebhookMessageCreated, WebhookPushOffline, WebhookSessionCreated, WebhookGroupChanged,
 	WebhookUserOnline, WebhookUserOffline,
+	WebhookServiceQueued, WebhookServiceAssigned, WebhookServiceResolved, WebhookServiceRated,
+	WebhookConsultStarted, WebhookConsultEnded,
 }
 
 // webhookBit is the subscription bit of an event type, 0 when unknown.
@@ -599,4 +608,68 @@ type sessionCreatedData struct {
 	Kind      string    `json:"kind"`         // private, group, system
 	By        string    `json:"by,omitempty"` // who caused it; empty for a system session
 	Members   []string  `json:"members"`
+}
+
+// Customer service's events (service.go, service_actions.go,
+// service_extras.go), each committed with the conversation's record.
+// service.rated's data is the ServiceRating as stored.
+
+// serviceQueuedData is service.queued's data.
+type serviceQueuedData struct {
+	SessionID SessionID `json:"session_id"`
+	Shop      string    `json:"shop"`
+	Customer  string    `json:"customer"`
+	From      string    `json:"from,omitempty"` // the agent who had it (transferred, requeued)
+	Reason    string    `json:"reason"`         // opened, reopened, transferred, requeued
+	By        string    `json:"by"`             // the customer, an agent, "host" or "system"
+	QueuedAt  int64     `json:"queued_at"`
+}
+
+// serviceAssignedData is service.assigned's data.
+type serviceAssignedData struct {
+	SessionID  SessionID `json:"session_id"`
+	Shop       string    `json:"shop"`
+	Customer   string    `json:"customer"`
+	Agent      string    `json:"agent"`
+	From       string    `json:"from,omitempty"` // transferred: the previous agent
+	Reason     string    `json:"reason"`         // routed, claimed, transferred
+	By         string    `json:"by"`
+	QueuedAt   int64     `json:"queued_at,omitempty"` // when it waited in the queue until now
+	AssignedAt int64     `json:"assigned_at"`
+}
+
+// serviceResolvedData is service.resolved's data.
+type serviceResolvedData struct {
+	SessionID  SessionID `json:"session_id"`
+	Shop       string    `json:"shop"`
+	Customer   string    `json:"customer"`
+	Agent      string    `json:"agent,omitempty"` // who had it; empty when it was queued
+	By         string    `json:"by"`
+	AssignedAt int64     `json:"assigned_at,omitempty"`
+	ResolvedAt int64     `json:"resolved_at"`
+}
+
+// Consultations' events (consult_service.go), each committed with the
+// consultation's record.
+
+// consultStartedData is consult.started's data.
+type consultStartedData struct {
+	SessionID     SessionID `json:"session_id"`
+	Consultant    string    `json:"consultant"`
+	Customer      string    `json:"customer"`
+	Ref           string    `json:"ref,omitempty"`
+	Op            string    `json:"op"` // created (start "now"), accept, first_reply
+	By            string    `json:"by"`
+	StartedAt     int64     `json:"started_at"`
+	BoughtSeconds int64     `json:"bought_seconds"`
+	FreeSeconds   int64     `json:"free_seconds"`
+	Deadline      int64     `json:"deadline"`
+}
+
+// consultEndedData is consult.ended's data: the billing record as stored.
+type consultEndedData struct {
+	SessionID SessionID      `json:"session_id"`
+	Op        string         `json:"op"` // end, time_up, expire, decline, cancel
+	By        string         `json:"by"`
+	Record    *ConsultRecord `json:"record"`
 }

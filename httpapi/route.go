@@ -73,6 +73,9 @@ const (
 	epPprof
 	epMsgTrace
 	epSubscribe
+	epRecall    // msgops.go
+	epGroupOps  // groups_admin.go
+	epBroadcast // broadcast.go
 	epService
 	epModeration
 	epAppLimits
@@ -122,6 +125,9 @@ var endpoints = [epCount]endpoint{
 	epPprof:         {pattern: "/debug/pprof/…", auth: authLocal, get: (*Server).pprof, allow: "GET"},
 	epMsgTrace:      {pattern: "/debug/msgtrace", auth: authLocal, get: (*Server).msgTrace, allow: "GET"},
 	epSubscribe:     {pattern: "/admin/v1/subscribe", auth: authAdmin, get: (*Server).adminSubscribe, allow: "GET"},
+	epRecall:        {pattern: "/api/v1/messages/recall", auth: authApp, post: (*Server).appRecall, allow: "POST"},
+	epBroadcast:     {pattern: "/api/v1/broadcasts", auth: authApp, post: (*Server).appBroadcast, allow: "POST"},
+	epGroupOps:      {pattern: "/api/v1/groups/{id}/{op}", auth: authApp, get: (*Server).appGroupGet, post: (*Server).appGroupPost, allow: "GET, POST"},
 	epService:       {pattern: "/api/v1/service", auth: authApp, post: (*Server).appService, allow: "POST"},
 	epModeration:    {pattern: "/api/v1/moderation", auth: authApp, get: (*Server).appModeration, post: (*Server).appModerate, allow: "GET, POST"},
 	epAppLimits:     {pattern: "/api/v1/app/limits", auth: authApp, get: (*Server).appLimits, post: (*Server).appSetLimits, allow: "GET, POST"},
@@ -195,6 +201,10 @@ func resolve(p []byte) (int, []byte) {
 		return epMessages, nil
 	case "/api/v1/groups":
 		return epGroups, nil
+	case "/api/v1/messages/recall":
+		return epRecall, nil
+	case "/api/v1/broadcasts":
+		return epBroadcast, nil
 	case "/api/v1/service":
 		return epService, nil
 	case "/api/v1/moderation":
@@ -218,6 +228,9 @@ func resolve(p []byte) (int, []byte) {
 	}
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
+	}
+	if rest, ok := bytes.CutPrefix(p, prefixGroups); ok && bytes.Count(rest, slash) == 1 {
+		return epGroupOps, rest // "{id}/{op}" (groups_admin.go)
 	}
 	if id, param, ok := resolveConsult(p); ok {
 		return id, param
@@ -264,6 +277,7 @@ var (
 	prefixFiles    = []byte("/v1/files/")
 	prefixUsers    = []byte("/api/v1/users/")
 	prefixSessions = []byte("/api/v1/sessions/")
+	prefixGroups   = []byte("/api/v1/groups/")
 	slash          = []byte("/")
 	methodGet      = []byte(fasthttp.MethodGet)
 	methodPost     = []byte(fasthttp.MethodPost)

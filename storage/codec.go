@@ -16,6 +16,19 @@ var ErrCorrupt = errors.New("storage: corrupt record")
 // encoding gets a new version byte; decoders switch on it.
 const recordV1 = 1
 
+// msgExtV2 is the first byte of a message value with extended fields
+// (an edit: chat/msgops.go; mentions: chat/mentions.go): version 1's
+// fields, then a flags byte and, by flag, varint(EditedAt)
+// uvarint(Edits) [msgEdited]; uvarint(n) n×str(uid) [msgMentions]; nothing
+// more for msgMentionAll. Plain messages stay version 1, byte for byte.
+const msgExtV2 = 2
+
+const (
+	msgEdited     = 1 << iota // EditedAt, Edits
+	msgMentions               // Mentions
+	msgMentionAll             // MentionAll
+)
+
 // ---- primitives ----
 
 // appendStr appends s with a uvarint length prefix. Length-prefixed strings
@@ -163,19 +176,65 @@ func parseMsgKey(k []byte) (chat.SessionID, uint64, bool) {
 // The four strings come first and together so that a decoder turns them
 // into Go strings with one allocation.
 func appendMessage(dst []byte, m *chat.Message) []byte {
-	dst = append(dst, recordV1)
+	var flags byte
+	if m.EditedAt != 0 || m.Edits != 0 {
+		flags |= msgEdited
+	}
+	if len(m.Mentions) > 0 {
+		flags |= msgMentions
+	}
+	if m.MentionAll {
+		flags |= msgMentionAll
+	}
+	if flags != 0 {
+		dst = append(dst, msgExtV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = appendStr(dst, m.App)
 	dst = appendStr(dst, m.From)
 	dst = appendStr(dst, m.Type)
 	dst = appendStr(dst, m.CID)
 	dst = binary.AppendVarint(dst, m.CreatedAt)
-	return appendBytes(dst, m.Content)
+	dst = appendBytes(dst, m.Content)
+	if flags == 0 {
+		return dst
+	}
+	dst = append(dst, flags)
+	if flags&msgEdited != 0 {
+		dst = binary.AppendVarint(dst, m.EditedAt)
+		dst = binary.AppendUvarint(dst, uint64(m.Edits))
+	}
+	if flags&msgMentions != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Mentions)))
+		for _, uid := range m.Mentions {
+			dst = appendStr(dst, uid)
+		}
+	}
+	return dst
 }
 
 // maxMessageLen bounds len(appendMessage(nil, m)), for sizing buffers.
 func maxMessageLen(m *chat.Message) int {
-	return 1 + 5*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
+	n := 2 + 8*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
 		len(m.App) + len(m.From) + len(m.Type) + len(m.CID) + len(m.Content)
+	for _, uid := range m.Mentions {
+		n += binary.MaxVarintLen64 + len(uid)
+	}
+	return n
+}
+
+// messageVersion consumes a message value's version byte and reports
+// whether it has extended fields (msgExtV2); an unknown byte marks r bad.
+func (r *reader) messageVersion() (ext bool) {
+	switch r.byte() {
+	case recordV1:
+		return false
+	case msgExtV2:
+		return true
+	}
+	r.bad = true
+	return false
 }
 
 // msgView is a parsed message value. Its slices alias the value.
@@ -185,11 +244,18 @@ type msgView struct {
 	lens    [4]int32 // length of each string
 	created int64
 	content []byte
+	// version 2 only
+	edited     int64  // EditedAt
+	edits      uint32 // Edits
+	mentions   []byte // n×str(uid), aliasing the value
+	nMentions  int
+	mentionAll bool
 }
 
 func parseMessage(v []byte, mv *msgView) bool {
 	r := reader{b: v}
-	if !r.version() {
+	ext := r.messageVersion()
+	if r.bad {
 		return false
 	}
 	start := r.b
@@ -204,6 +270,23 @@ func parseMessage(v []byte, mv *msgView) bool {
 	mv.strs = start[:len(start)-len(r.b)]
 	mv.created = r.varint()
 	mv.content = r.raw()
+	mv.edited, mv.edits, mv.mentions, mv.nMentions, mv.mentionAll = 0, 0, nil, 0, false
+	if ext {
+		flags := r.byte()
+		if flags&msgEdited != 0 {
+			mv.edited = r.varint()
+			mv.edits = uint32(r.uvarint())
+		}
+		if flags&msgMentions != 0 {
+			n := r.uvarint()
+			start := r.b
+			for i := uint64(0); i < n && !r.bad; i++ {
+				r.raw()
+			}
+			mv.mentions, mv.nMentions = start[:len(start)-len(r.b)], int(n)
+		}
+		mv.mentionAll = flags&msgMentionAll != 0
+	}
 	return r.end()
 }
 
@@ -213,6 +296,15 @@ func (mv *msgView) fill(m *chat.Message, strs string, content []byte) {
 	m.App, m.From, m.Type, m.CID = mv.field(strs, 0), mv.field(strs, 1), mv.field(strs, 2), mv.field(strs, 3)
 	m.CreatedAt = mv.created
 	m.Content = content
+	m.EditedAt, m.Edits, m.MentionAll = mv.edited, mv.edits, mv.mentionAll
+	m.Mentions = nil
+	if mv.nMentions > 0 {
+		r := reader{b: mv.mentions}
+		m.Mentions = make([]string, 0, mv.nMentions)
+		for range mv.nMentions {
+			m.Mentions = append(m.Mentions, r.str()) // copies
+		}
+	}
 }
 
 // field returns string i (App, From, Type, CID) of strs.

@@ -19,6 +19,10 @@ func TestMessageCodecRoundTrip(t *testing.T) {
 		{name: "negative time", msg: chat.Message{App: "a", From: "b", Type: "c", CID: "d", CreatedAt: -1 << 62}},
 		{name: "binary ids", msg: chat.Message{App: "\x00\xff", From: "\x80", Type: "\x00", CID: "\x01\x02", Content: []byte{0, 1, 2}}},
 		{name: "large content", msg: chat.Message{App: "a", From: "u", Type: "file", Content: bytes.Repeat([]byte("z"), 1<<20)}},
+		{name: "edited", msg: chat.Message{App: "shop", From: "u1", Type: "text", Content: []byte(`{"text":"v2"}`), CreatedAt: 5, EditedAt: 1766000000999, Edits: 3}},
+		{name: "edited at zero time", msg: chat.Message{App: "shop", Type: "text", Edits: 1}},
+		{name: "mentions", msg: chat.Message{App: "shop", From: "u1", Type: "text", Content: []byte(`{"text":"@b @c"}`), Mentions: []string{"b", "c\x00"}}},
+		{name: "mention all, edited", msg: chat.Message{App: "shop", From: "u1", Type: "text", MentionAll: true, EditedAt: 9, Edits: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,6 +54,29 @@ func TestMessageCodecRoundTrip(t *testing.T) {
 				checkMessage(t, page[1], want)
 			}
 		})
+	}
+}
+
+// TestMessageCodecVersions: a message never edited keeps the first
+// encoding, byte for byte; an edited one is version 2 and its CreatedAt
+// is still where retention reads it.
+func TestMessageCodecVersions(t *testing.T) {
+	m := chat.Message{App: "a", From: "u", Type: "text", Content: []byte(`{"text":"x"}`), CreatedAt: 42}
+	if v := appendMessage(nil, &m); v[0] != recordV1 {
+		t.Fatalf("unedited message encoded as version %d", v[0])
+	}
+	m.EditedAt, m.Edits = 43, 1
+	v := appendMessage(nil, &m)
+	if v[0] != msgExtV2 {
+		t.Fatalf("edited message encoded as version %d", v[0])
+	}
+	if at, ok := messageCreatedAt(v); !ok || at != 42 {
+		t.Fatalf("messageCreatedAt of version 2 = %d, %v", at, ok)
+	}
+	v[0] = 3
+	var got chat.Message
+	if decodeMessage(v, &got) {
+		t.Fatal("unknown version decoded")
 	}
 }
 

@@ -75,7 +75,7 @@ func sessionOfApp(v []byte, app string) bool {
 // byte and four strings (App, From, Type, CID).
 func messageCreatedAt(v []byte) (int64, bool) {
 	r := reader{b: v}
-	r.version()
+	r.messageVersion()
 	for range 4 {
 		r.raw()
 	}

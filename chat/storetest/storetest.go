@@ -39,8 +39,8 @@ import (
 // subtest; Run closes it when the subtest ends, so open must not.
 func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 	t.Helper()
-	if n := reflect.TypeFor[chat.Message]().NumField(); n != 8 {
-		t.Fatalf("storetest: chat.Message has %d fields, sameMessage compares 8: update it", n)
+	if n := reflect.TypeFor[chat.Message]().NumField(); n != 12 {
+		t.Fatalf("storetest: chat.Message has %d fields, sameMessage compares 12: update it", n)
 	}
 	tests := []struct {
 		name string
@@ -213,7 +213,8 @@ func sameUser(a, b chat.User) bool {
 // sameMessage compares messages, treating nil and empty Content alike.
 func sameMessage(a, b chat.Message) bool {
 	return a.Session == b.Session && a.Seq == b.Seq && a.App == b.App && a.From == b.From &&
-		a.Type == b.Type && a.CID == b.CID && a.CreatedAt == b.CreatedAt && bytes.Equal(a.Content, b.Content)
+		a.Type == b.Type && a.CID == b.CID && a.CreatedAt == b.CreatedAt && bytes.Equal(a.Content, b.Content) &&
+		a.EditedAt == b.EditedAt && a.Edits == b.Edits && a.MentionAll == b.MentionAll && slices.Equal(a.Mentions, b.Mentions)
 }
 
 func seqsOf(ms []chat.Message) []uint64 {
@@ -600,6 +601,8 @@ func testMessages(t *testing.T, s chat.Store) {
 	// Put replaces the message at (Session, Seq).
 	repl := ms[1]
 	repl.Content = []byte(`{"text":"edited"}`)
+	repl.EditedAt, repl.Edits = 1766000000999, 2 // an edit (chat/msgops.go)
+	repl.Mentions, repl.MentionAll = []string{"u1", "u2"}, true
 	apply(t, s, &chat.Batch{Messages: []chat.Message{repl}})
 	got, err = s.Messages(ctx, 1, 2, 2, 0, false)
 	if err != nil || len(got) != 1 || !sameMessage(got[0], repl) {

@@ -56,6 +56,9 @@ Usage:
   chatbench churn [flags]     connections closing and reconnecting at a rate,
                               with sync after each reconnect: any missed message
   chatbench http [flags]      the server API's send endpoint at a fixed rate
+  chatbench broadcast [flags] notices to every user of the app (POST
+                              /api/v1/broadcasts) with some users online: time
+                              to accept, deliveries/s, disk growth (--data)
   chatbench cleanup [flags]   revoke every token chatbench made (users stay:
                               chatd cannot delete users yet)
   chatbench probe [flags]     the host alone, no chatd: how late a sleeping
@@ -97,6 +100,9 @@ Scenario flags (defaults in parentheses):
            --rate MSG/S          messages per second in total, customers and
                                  agents alternating (2000); reports the
                                  open → assigned time beside the messages
+  broadcast --users N            users of the app, the audience (100000)
+           --online N            of them connected (10000)
+           --count N             broadcasts, one after another (1)
 
   probe    --parts LIST          stalls,disk,loopback (all)
            --duration DURATION   per part (5s)
@@ -363,9 +369,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&sc.Customers, "customers", 30, "")
 		fs.Float64Var(&sc.Rate, "rate", 2000, "")
 		s = sc
+	case "broadcast":
+		sc := &bench.Broadcast{}
+		fs.IntVar(&sc.Users, "users", 100000, "")
+		fs.IntVar(&sc.Online, "online", 10000, "")
+		fs.IntVar(&sc.Count, "count", 1, "")
+		s = sc
 	case "cleanup":
 	default:
-		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http, service; also probe, cleanup, help)\n", name)
+		fmt.Fprintf(stderr, "chatbench: unknown command %q (scenarios: connect, p2p, group, churn, http, service, broadcast; also probe, cleanup, help)\n", name)
 		return exitError
 	}
 	if err := fs.Parse(args); err != nil {
@@ -383,6 +395,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := c.resolve(stderr); err != nil {
 		fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
 		return exitError
+	}
+	if sc, ok := s.(*bench.Broadcast); ok {
+		if _, err := os.Stat(c.data); err == nil {
+			sc.DataDir = c.data // its files' growth is the broadcasts' disk cost
+		}
 	}
 	if name == "cleanup" {
 		n, err := bench.Cleanup(ctx, c.o)

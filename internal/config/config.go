@@ -170,6 +170,16 @@ type Config struct {
 	// GroupAddRate caps the members one user adds to groups per minute
 	// through the client API.
 	GroupAddRate int
+	// RecallWindow is how long after sending a sender may recall a
+	// message; EditWindow, edit one.
+	RecallWindow, EditWindow time.Duration
+	// MaxGroupMembers caps a group's members; GroupJoinHistory lets new
+	// members read the history from before their join; DismissedReadable
+	// keeps a dismissed group's history readable.
+	MaxGroupMembers   int
+	MentionAllMembers bool // any member may @all
+	GroupJoinHistory  bool
+	DismissedReadable bool
 	// ConsultTick is how often a running consultation's members get its
 	// remaining time.
 	ConsultTick time.Duration
