@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -450,7 +451,8 @@ func sessionsOf(msgs []*impMessage) []*impSession {
 
 type importCounts struct {
 	usersNew, usersChanged, usersSame int
-	groupsNew, groupsSame, admins     int
+	groupsNew, groupsSame             int
+	membersAdded, rolesSet            int
 	friendPairs, friended             int
 	msgsNew, msgsSame, sessions       int
 	msgsFailed                        atomic.Int64
@@ -504,11 +506,8 @@ func runImport(ctx context.Context, e *env, o importOpts) error {
 	n := &im.n
 	verb := map[bool]string{true: "would be ", false: ""}[o.dryRun]
 	fmt.Fprintf(e.stdout, "users: %d %snew, %d %supdated, %d unchanged\n", n.usersNew, verb, n.usersChanged, verb, n.usersSame)
-	fmt.Fprintf(e.stdout, "groups: %d %screated, %d already imported", n.groupsNew, verb, n.groupsSame)
-	if n.admins > 0 {
-		fmt.Fprintf(e.stdout, " (%d admin roles imported as members: the server API has no group roles yet, planned: see issue 18)", n.admins)
-	}
-	fmt.Fprintln(e.stdout)
+	fmt.Fprintf(e.stdout, "groups: %d %screated, %d already imported; %d members %sadded to imported groups, %d admins %sset\n",
+		n.groupsNew, verb, n.groupsSame, n.membersAdded, verb, n.rolesSet, verb)
 	if o.dryRun {
 		fmt.Fprintf(e.stdout, "friendships: %d pairs would be sent (pairs already friends change nothing)\n", n.friendPairs)
 	} else {
@@ -640,41 +639,118 @@ func sameJSON(a, b json.RawMessage) bool {
 
 // groups creates the groups the state file does not know yet, one at a
 // time, saving the state after each so an interrupted run never creates a
-// group twice.
+// group twice. Groups it knows get the members and admin roles the file
+// gives them that chatd lacks (nothing is removed: members who joined on
+// chatd stay).
 func (im *importer) groups(ctx context.Context, f *importFile) error {
 	for i, g := range f.groups {
-		for _, m := range g.Members {
-			if m.Role == "admin" {
-				im.n.admins++
-			}
-		}
-		if _, ok := im.st.get(im.st.Groups, g.ID); ok {
+		id, known := im.st.get(im.st.Groups, g.ID)
+		if known {
 			im.n.groupsSame++
-			continue
+		} else {
+			im.n.groupsNew++
 		}
-		im.n.groupsNew++
-		if im.o.dryRun {
-			continue
-		}
-		in := apiclient.GroupInput{Owner: g.Owner, Name: g.Name, Avatar: g.Avatar, Members: []string{}}
+		var others, admins []string
 		for _, m := range g.Members {
-			if m.UID != g.Owner {
-				in.Members = append(in.Members, m.UID)
+			if m.UID == g.Owner {
+				continue
+			}
+			others = append(others, m.UID)
+			if m.Role == "admin" {
+				admins = append(admins, m.UID)
 			}
 		}
-		s, err := im.c.CreateGroup(ctx, in)
-		if err != nil {
-			return fmt.Errorf("creating group %q: %w", g.ID, err)
+		if !known && im.o.dryRun {
+			im.n.rolesSet += len(admins)
+			continue
 		}
-		im.st.set(im.st.Groups, g.ID, s.ID)
-		if err := im.st.save(); err != nil {
-			return fmt.Errorf("group %q is session %d, but saving the state file failed (a rerun would create it again): %w", g.ID, s.ID, err)
+		have := map[string]int{} // chatd's members and roles (1 member, 2 admin, 3 owner)
+		if known {
+			var err error
+			if have, err = im.groupMembers(ctx, id); err != nil {
+				return fmt.Errorf("reading the members of group %q (session %d): %w", g.ID, id, err)
+			}
+			var missing []string
+			for _, u := range others {
+				if have[u] == 0 {
+					missing = append(missing, u)
+				}
+			}
+			im.n.membersAdded += len(missing)
+			if len(missing) > 0 && !im.o.dryRun {
+				var out struct {
+					Added []string `json:"added"`
+				}
+				path := "/api/v1/groups/" + strconv.FormatUint(id, 10) + "/members"
+				if err := im.c.Do(ctx, http.MethodPost, path, map[string][]string{"add": missing}, &out); err != nil {
+					return fmt.Errorf("adding members to group %q (session %d): %w", g.ID, id, err)
+				}
+				for _, u := range out.Added {
+					have[u] = 1
+				}
+			}
+		} else {
+			s, err := im.c.CreateGroup(ctx, apiclient.GroupInput{Owner: g.Owner, Name: g.Name, Avatar: g.Avatar, Members: append([]string{}, others...)})
+			if err != nil {
+				return fmt.Errorf("creating group %q: %w", g.ID, err)
+			}
+			id = s.ID
+			im.st.set(im.st.Groups, g.ID, id)
+			if err := im.st.save(); err != nil {
+				return fmt.Errorf("group %q is session %d, but saving the state file failed (a rerun would create it again): %w", g.ID, id, err)
+			}
+			for _, u := range others {
+				have[u] = 1
+			}
+		}
+		for _, u := range admins {
+			if have[u] != 1 { // already admin (or owner on chatd's side)
+				continue
+			}
+			im.n.rolesSet++
+			if im.o.dryRun {
+				continue
+			}
+			path := "/api/v1/groups/" + strconv.FormatUint(id, 10) + "/role"
+			if err := im.c.Do(ctx, http.MethodPost, path, map[string]string{"uid": u, "role": "admin"}, nil); err != nil {
+				return fmt.Errorf("making %q an admin of group %q (session %d): %w", u, g.ID, id, err)
+			}
 		}
 		if im.o.progress > 0 && (i+1)%100 == 0 {
 			im.logf("import: groups %d/%d", i+1, len(f.groups))
 		}
 	}
 	return nil
+}
+
+// groupMembers reads every member of group id with their role number.
+func (im *importer) groupMembers(ctx context.Context, id uint64) (map[string]int, error) {
+	out := map[string]int{}
+	after := ""
+	for {
+		q := url.Values{"limit": {"1000"}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page struct {
+			Members []struct {
+				UID  string `json:"uid"`
+				Role int    `json:"role"`
+			} `json:"members"`
+			Next string `json:"next"`
+		}
+		path := "/api/v1/groups/" + strconv.FormatUint(id, 10) + "/members?" + q.Encode()
+		if err := im.c.Do(ctx, http.MethodGet, path, nil, &page); err != nil {
+			return nil, err
+		}
+		for _, m := range page.Members {
+			out[m.UID] = m.Role
+		}
+		if page.Next == "" || len(page.Members) == 0 {
+			return out, nil
+		}
+		after = page.Next
+	}
 }
 
 // friends sends the friendships in batches of 10,000 (the API's limit);

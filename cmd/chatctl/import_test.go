@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ type export struct {
 	users    []string
 	friends  map[string][]string // uid → friends, sorted
 	groups   map[string][]string // group id → members (owner first)
+	admins   map[string]string   // group id → its admin
 	messages []genMsg            // in file order (shuffled)
 }
 
@@ -40,7 +42,7 @@ type genMsg struct {
 // shuffled so that the importer must sort them.
 func genExport(nUsers, nFriends, nGroups, nMsgs int) *export {
 	r := rand.New(rand.NewSource(22))
-	x := &export{friends: map[string][]string{}, groups: map[string][]string{}}
+	x := &export{friends: map[string][]string{}, groups: map[string][]string{}, admins: map[string]string{}}
 	add := func(v any) {
 		b, _ := json.Marshal(v)
 		x.lines = append(x.lines, string(b))
@@ -79,6 +81,7 @@ func genExport(nUsers, nFriends, nGroups, nMsgs int) *export {
 			role := "member"
 			if len(mem) == 2 {
 				role = "admin"
+				x.admins[gid] = u
 			}
 			ms = append(ms, map[string]string{"uid": u, "role": role})
 		}
@@ -231,6 +234,12 @@ func verify(t *testing.T, ie importEnv, x *export, statePath string) {
 	if len(st.Groups) != len(x.groups) {
 		t.Fatalf("state maps %d groups, want %d", len(st.Groups), len(x.groups))
 	}
+	for gid, mem := range x.groups {
+		roles := groupRoles(t, ie.c, st.Groups[gid])
+		if len(roles) != len(mem) || roles[mem[0]] != 3 || roles[x.admins[gid]] != 2 {
+			t.Fatalf("group %s: chatd has %v, want members %v, owner %s, admin %s", gid, roles, mem, mem[0], x.admins[gid])
+		}
+	}
 	// The expected sessions, oldest message first (ties in file order).
 	want := map[string][]genMsg{}
 	members := map[string][]string{}
@@ -350,7 +359,7 @@ func TestImport(t *testing.T) {
 	}
 	t.Logf("imported %d messages in %v", nMsgs, time.Since(start))
 	for _, w := range []string{"users: 1000 new", "groups: 200 created", "friendships: 5000 added",
-		fmt.Sprintf("messages: %d sent, 0 already imported", nMsgs), "admin roles imported as members"} {
+		fmt.Sprintf("messages: %d sent, 0 already imported", nMsgs), "0 members added to imported groups, 200 admins set"} {
 		if !strings.Contains(out, w) {
 			t.Fatalf("import output lacks %q:\n%s", w, out)
 		}
@@ -362,13 +371,63 @@ func TestImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second import: %v\n%s", err, errOut)
 	}
-	for _, w := range []string{"users: 0 new, 0 updated, 1000 unchanged", "groups: 0 created, 200 already imported",
+	for _, w := range []string{"users: 0 new, 0 updated, 1000 unchanged", "groups: 0 created, 200 already imported; 0 members added to imported groups, 0 admins set",
 		"friendships: 0 added, 5000 already friends", fmt.Sprintf("messages: 0 sent, %d already imported", nMsgs)} {
 		if !strings.Contains(out, w) {
 			t.Fatalf("second import output lacks %q:\n%s", w, out)
 		}
 	}
 	verify(t, ie, x, state)
+
+	// A member the source added to a group since (an admin) is added to
+	// the imported group, and nothing else changes.
+	var st struct {
+		Groups map[string]uint64 `json:"groups"`
+	}
+	b, _ := os.ReadFile(state)
+	json.Unmarshal(b, &st)
+	newcomer := ""
+	for _, u := range x.users {
+		if !slices.Contains(x.groups["g000"], u) {
+			newcomer = u
+			break
+		}
+	}
+	for i, l := range x.lines {
+		if strings.HasPrefix(l, `{"id":"g000",`) || strings.Contains(l, `"id":"g000"`) && strings.Contains(l, `"kind":"group"`) {
+			x.lines[i] = strings.Replace(l, `"members":[`, `"members":[{"role":"admin","uid":"`+newcomer+`"},`, 1)
+		}
+	}
+	x.write(t, file)
+	out, errOut, err = runImportCmd(t, ie.env, file)
+	if err != nil || !strings.Contains(out, "groups: 0 created, 200 already imported; 1 members added to imported groups, 1 admins set") ||
+		!strings.Contains(out, "messages: 0 sent") {
+		t.Fatalf("import with a new group member: %v\n%s\n%s", err, out, errOut)
+	}
+	roles := groupRoles(t, ie.c, st.Groups["g000"])
+	if roles[newcomer] != 2 || len(roles) != len(x.groups["g000"])+1 {
+		t.Fatalf("group g000 after the newcomer: %v", roles)
+	}
+}
+
+// groupRoles reads a group's members and their role numbers (1 member,
+// 2 admin, 3 owner).
+func groupRoles(t *testing.T, c *apiclient.Client, id uint64) map[string]int {
+	t.Helper()
+	var page struct {
+		Members []struct {
+			UID  string `json:"uid"`
+			Role int    `json:"role"`
+		} `json:"members"`
+	}
+	if err := c.Do(context.Background(), http.MethodGet, fmt.Sprintf("/api/v1/groups/%d/members?limit=1000", id), nil, &page); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, m := range page.Members {
+		out[m.UID] = m.Role
+	}
+	return out
 }
 
 // A malformed line is reported with its line number and nothing is
