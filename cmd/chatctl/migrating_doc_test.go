@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +128,36 @@ echo json_encode(['t1' => $t1, 't2' => $t2, 'seqs' => $seqs, 'list' => $list, 'n
 	}
 	if got.Err == "" || !regexp.MustCompile(`not_found`).MatchString(got.Err) {
 		t.Fatalf("sending to an unknown user: %q", got.Err)
+	}
+}
+
+// The example records of docs/migrating.md ("The records") import as
+// printed: three users, a friendship, a group with an admin, and a
+// private message, a group message and a system notice with their times.
+func TestMigratingRecordsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "migrating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)### The records\\s*```json\\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/migrating.md has no json block under \"### The records\"")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "export.jsonl")
+	if err := os.WriteFile(file, m[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	s := startServer(t, data)
+	ie := newImportApp(t, data, s, "doc")
+	out, errOut, err := runImportCmd(t, ie.env, file)
+	if err != nil {
+		t.Fatalf("import: %v\n%s\n%s", err, out, errOut)
+	}
+	for _, w := range []string{"users: 3 new", "groups: 1 created", "1 admins set", "friendships: 1 added", "messages: 3 sent"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("output lacks %q:\n%s", w, out)
+		}
 	}
 }
