@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,8 @@ func parseImport(r io.Reader, now int64) (*importFile, error) {
 				bad(line, "user: id must be 1-64 bytes")
 			case users[u.ID]:
 				bad(line, "user: %q appears twice", u.ID)
+			case u.Avatar != "" && !strings.HasPrefix(u.Avatar, "https://") && !strings.HasPrefix(u.Avatar, "http://") && !strings.HasPrefix(u.Avatar, "chatd-file:"):
+				bad(line, "user %q: avatar must be an http(s) URL (or chatd-file:<id>)", u.ID)
 			default:
 				users[u.ID] = true
 				f.users = append(f.users, u)

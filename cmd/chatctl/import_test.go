@@ -441,6 +441,7 @@ func TestImportBadLines(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "export.jsonl")
 	lines := append([]string(nil), x.lines...)
 	lines[4] = `{"kind":"user","id":"u0004","nickname":`                                                                                             // truncated: line 5
+	lines[7] = `{"kind":"user","id":"u0007","avatar":"javascript:alert(1)"}`                                                                         // line 8
 	lines[30] = `{"kind":"frend","uid":"u0001","peer":"u0002"}`                                                                                      // line 31
 	lines = append(lines, `{"kind":"message","id":"late","from":"u0001","to":"u0002","type":"text","content":{"text":"x"},"created_at":1566212436}`) // seconds
 	x.lines = lines
@@ -452,6 +453,7 @@ func TestImportBadLines(t *testing.T) {
 		t.Fatalf("import of a bad file: %v\n%s", err, out)
 	}
 	for _, w := range []string{file + ":5: not a JSON object", file + `:31: unknown kind "frend"`,
+		file + `:8: user "u0007": avatar must be an http(s) URL`,
 		fmt.Sprintf("%s:%d: message %q: created_at 1566212436 looks like seconds", file, n, "late")} {
 		if !strings.Contains(errOut, w) {
 			t.Fatalf("report lacks %q:\n%s", w, errOut)
@@ -470,14 +472,15 @@ func TestImportBadLines(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--skip-bad: %v\n%s\n%s", err, out, errOut)
 	}
-	if got := countUsers(t, ie.c); got != 19 {
-		t.Fatalf("--skip-bad imported %d users, want the 19 good ones", got)
+	if got := countUsers(t, ie.c); got != 18 {
+		t.Fatalf("--skip-bad imported %d users, want the 18 good ones", got)
 	}
-	if !strings.Contains(out, "users: 19 new") || !strings.Contains(errOut, file+":5:") {
+	if !strings.Contains(out, "users: 18 new") || !strings.Contains(errOut, file+":5:") {
 		t.Fatalf("--skip-bad output:\n%s\n%s", out, errOut)
 	}
 	// Once the file is clean, the rest comes in and nothing twice.
 	x.lines[4] = `{"kind":"user","id":"u0004","nickname":"User u0004"}`
+	x.lines[7] = `{"kind":"user","id":"u0007","nickname":"User u0007"}`
 	x.lines[30] = `{"kind":"friend","uid":"u0001","peer":"u0003"}`
 	x.lines = x.lines[:n-1]
 	x.write(t, file)
@@ -485,7 +488,7 @@ func TestImportBadLines(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clean import: %v\n%s\n%s", err, out, errOut)
 	}
-	if !strings.Contains(out, "users: 1 new, 0 updated, 19 unchanged") || !strings.Contains(out, "messages: ") {
+	if !strings.Contains(out, "users: 2 new, 0 updated, 18 unchanged") || !strings.Contains(out, "messages: ") {
 		t.Fatalf("clean import output:\n%s", out)
 	}
 	if got := countUsers(t, ie.c); got != 20 {
