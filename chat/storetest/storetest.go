@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "PruneMessages", fn: testPruneMessages},
 		{name: "Records", fn: testRecords},
 		{name: "RecordKeys", fn: testRecordKeys},
+		{name: "RecordsOverBatches", fn: testRecordsOverBatches},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
 		{name: "Restrictions", fn: testRestrictions},
