@@ -260,16 +260,17 @@ func extend(f *os.File, size int64) error {
 	return nil
 }
 
-// BenchmarkApplyRecords commits batches of 64 messages over 64 sessions
-// with fsync, alone and with 64 records alongside (a webhook outbox event
-// per message: growing 8-byte keys, ~200-byte JSON values), as the
-// journal's group commit does when an app subscribes to message.created.
-// Both ride the WAL; a checkpoint writes the records into bbolt later.
+// BenchmarkApplyRecords commits batches of 1 or 64 messages (over as
+// many sessions) with fsync, alone and with a record per message
+// alongside (a webhook outbox event: growing 8-byte keys, ~200-byte JSON
+// values), as the journal's group commit does when an app subscribes to
+// message.created. Both ride the WAL; a checkpoint writes the records
+// into bbolt later.
 func BenchmarkApplyRecords(b *testing.B) {
 	value := []byte(`{"type":"message.created","app":"app","session":123456,"seq":42,"from":"u0","msg_type":"text","content":{"text":"hello there, how is it going today?"},"created_at":1766000000000}`)
-	for _, records := range []int{0, 64} {
-		b.Run("msgs=64/records="+strconv.Itoa(records), func(b *testing.B) {
-			const msgs, sessions = 64, 64
+	for _, tc := range []struct{ msgs, records int }{{1, 0}, {1, 1}, {64, 0}, {64, 64}} {
+		b.Run("msgs="+strconv.Itoa(tc.msgs)+"/records="+strconv.Itoa(tc.records), func(b *testing.B) {
+			msgs, sessions, records := tc.msgs, tc.msgs, tc.records
 			s := openTemp(b)
 			defer s.Close()
 			setupSessions(b, s, sessions)
