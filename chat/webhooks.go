@@ -347,8 +347,8 @@ func (c *Core) addOutbox(b *Batch, ev *outboxEvent) {
 // whose endpoints want message.created or push.offline: it records the
 // outbox event, with who was online, in the message's own commit — for
 // an app that wants only push.offline, only when a recipient is offline. The
-// cost is one small record per message (which makes the commit a direct
-// bbolt transaction, see records.go) and a walk of the session's roster;
+// cost is one small record per message (which rides the write-ahead log
+// with the message, see records.go) and a walk of the session's roster;
 // apps without such endpoints skip it (one atomic load).
 func (c *Core) webhookMessage(o *op, b *Batch) {
 	m := &o.msg
