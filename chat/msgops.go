@@ -18,7 +18,8 @@ import (
 // that was offline finds it in `sync` (it syncs by seq, and the op entry
 // has a seq after what it last saw), with no second mechanism (a change log
 // per session, a "changed since" query) to keep consistent with the first.
-// The replaced message and the op entry are written in one commit.
+// The replaced message and the op entry are written in one commit, with
+// the message.recalled or message.edited webhook event when it is wanted.
 //
 // Both go through the journal like a send, so a `cid` makes them
 // idempotent with the same per-sender window as sends; a recall is also
@@ -196,6 +197,19 @@ func (c *Core) msgOp(ctx context.Context, app, actor, opName string, sid Session
 			changed.Content = appendRecalled(nil, actor, now, m.Seq)
 		}
 		b.Messages = append(b.Messages, changed)
+		// The webhook event goes in the same commit; it names the op's
+		// seq, known only here. emitWebhook encodes it only when an
+		// endpoint of the app wants it.
+		if c.wh.wanted(app)&msgOpWebhookBits == 0 {
+			return
+		}
+		if opName == OpRecall {
+			c.emitWebhook(b, app, WebhookEvent{Type: WebhookMessageRecalled, Data: &messageRecalledData{
+				SessionID: sid, Seq: seq, OpSeq: m.Seq, By: actor, At: now, From: orig.From}})
+		} else {
+			c.emitWebhook(b, app, WebhookEvent{Type: WebhookMessageEdited, Data: &messageEditedData{
+				SessionID: sid, Seq: seq, OpSeq: m.Seq, By: actor, At: now, EditCount: ev.EditCount, Type: ev.Type, Content: ev.Content}})
+		}
 	}
 	if err := c.submit(ctx, o); err != nil {
 		return nil, err
@@ -206,6 +220,9 @@ func (c *Core) msgOp(ctx context.Context, app, actor, opName string, sid Session
 	}
 	return &MsgOpResult{Session: sid, Seq: seq, OpSeq: res.send.Seq, At: now, EditCount: ev.EditCount, Duplicate: res.send.Duplicate}, nil
 }
+
+// msgOpWebhookBits are the event types a recall or an edit produces.
+var msgOpWebhookBits = webhookBit(WebhookMessageRecalled) | webhookBit(WebhookMessageEdited)
 
 // appendRecalled encodes a Recalled (on the journal goroutine: no
 // encoding/json).

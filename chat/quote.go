@@ -219,9 +219,26 @@ func (c *Core) forward(ctx context.Context, id Identity, r *request) (any, error
 	if _, err := c.memberSession(ctx, id, r.SessionID); err != nil {
 		return nil, err
 	}
+	// Every target is checked as a send there would be — membership, and
+	// in a private session the peer's blocks and the app's messaging
+	// policy (contacts.go), in a group its mutes — before any copy is
+	// made: a forward that one target refuses copies nothing anywhere,
+	// so the user is not left with copies in the targets listed first and
+	// a retry does not send them twice. Each copy's send checks again.
 	for _, to := range r.ToSessions {
-		if _, err := c.memberSession(ctx, id, to); err != nil {
+		s, err := c.memberSession(ctx, id, to)
+		if err != nil {
 			return nil, err
+		}
+		switch s.kind {
+		case KindPrivate:
+			if err := c.privateAllowed(ctx, id.App, id.UID, privatePeer(s, id.UID), true, false); err != nil {
+				return nil, err
+			}
+		case KindGroup:
+			if e := c.speakCheck(s, s.members(), id.UID); e != nil {
+				return nil, e
+			}
 		}
 	}
 	h, err := c.hidden(ctx, r.SessionID, id.UID)

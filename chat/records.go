@@ -11,10 +11,11 @@ import "bytes"
 // serves every domain, and a second Store (PostgreSQL) ports them all with
 // one table.
 //
-// Records are for state changes, which are rare next to messages: in
-// storage.Bolt a batch holding records is committed straight to bbolt (a
-// checkpoint, then one transaction), never through the write-ahead log.
-// Nothing may write a record per message.
+// In storage.Bolt records ride the write-ahead log with messages: a group
+// commit holding records costs one log append and sync, and a checkpoint
+// writes them into bbolt later (storage/doc.go). A record per message is
+// affordable (a webhook outbox event, BenchmarkApplyRecords), but each
+// one adds its bytes to the log and the checkpoint, so keep them small.
 
 // Record is one durable value of a domain.
 type Record struct {

@@ -43,6 +43,9 @@ const (
 	WebhookServiceRated    = "service.rated"
 	WebhookConsultStarted  = "consult.started"
 	WebhookConsultEnded    = "consult.ended"
+
+	WebhookMessageRecalled = "message.recalled"
+	WebhookMessageEdited   = "message.edited"
 )
 
 // WebhookEventTypes lists every event type an endpoint may ask for, in the
@@ -53,6 +56,7 @@ var WebhookEventTypes = []string{
 	WebhookUserOnline, WebhookUserOffline,
 	WebhookServiceQueued, WebhookServiceAssigned, WebhookServiceResolved, WebhookServiceRated,
 	WebhookConsultStarted, WebhookConsultEnded,
+	WebhookMessageRecalled, WebhookMessageEdited,
 }
 
 // webhookBit is the subscription bit of an event type, 0 when unknown.
@@ -347,8 +351,8 @@ func (c *Core) addOutbox(b *Batch, ev *outboxEvent) {
 // whose endpoints want message.created or push.offline: it records the
 // outbox event, with who was online, in the message's own commit — for
 // an app that wants only push.offline, only when a recipient is offline. The
-// cost is one small record per message (which makes the commit a direct
-// bbolt transaction, see records.go) and a walk of the session's roster;
+// cost is one small record per message (which rides the write-ahead log
+// with the message, see records.go) and a walk of the session's roster;
 // apps without such endpoints skip it (one atomic load).
 func (c *Core) webhookMessage(o *op, b *Batch) {
 	m := &o.msg
@@ -608,6 +612,28 @@ type sessionCreatedData struct {
 	Kind      string    `json:"kind"`         // private, group, system
 	By        string    `json:"by,omitempty"` // who caused it; empty for a system session
 	Members   []string  `json:"members"`
+}
+
+// messageRecalledData is message.recalled's data (msgops.go).
+type messageRecalledData struct {
+	SessionID SessionID `json:"session_id"`
+	Seq       uint64    `json:"seq"`    // the message recalled
+	OpSeq     uint64    `json:"op_seq"` // the op entry that recalled it
+	By        string    `json:"by"`     // "": the host
+	At        int64     `json:"at"`
+	From      string    `json:"from"` // the message's sender
+}
+
+// messageEditedData is message.edited's data (msgops.go).
+type messageEditedData struct {
+	SessionID SessionID       `json:"session_id"`
+	Seq       uint64          `json:"seq"`
+	OpSeq     uint64          `json:"op_seq"`
+	By        string          `json:"by"`
+	At        int64           `json:"at"`
+	EditCount uint32          `json:"edit_count"`
+	Type      string          `json:"type"`
+	Content   json.RawMessage `json:"content"`
 }
 
 // Customer service's events (service.go, service_actions.go,

@@ -16,10 +16,12 @@ import (
 // Apply makes b durable; see chat.Store for the order and the meaning of
 // each part. An empty batch commits nothing.
 //
-// A batch of only Messages, Summaries and Reads (the hot path) is appended
-// to the WAL as one record, synced (one sequential fsync), then added to
-// the active overlay; a checkpoint writes it into bbolt later. Any other
-// batch first checkpoints, then commits in one bbolt write transaction.
+// A batch of only Messages, Summaries, Reads, Records and DelRecords (the
+// hot path) is appended to the WAL as one record, synced (one sequential
+// fsync), then added to the active overlay; a checkpoint writes it into
+// bbolt later. Any other batch first checkpoints, then commits in one
+// bbolt write transaction. Record kinds and keys are checked before
+// either writes anything.
 // See doc.go. On error nothing of b is stored, except that after a failed
 // WAL sync the record may still be on disk (Apply then refuses everything
 // until a restart, which replays it).
@@ -32,6 +34,9 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	}
 	if s.dbFailed.Load() {
 		return errDBFailed
+	}
+	if err := checkRecords(b); err != nil {
+		return err // before anything is written
 	}
 	var err error
 	if !hotOnly(b) {
@@ -46,8 +51,8 @@ func (s *Bolt) Apply(_ context.Context, b *chat.Batch) error {
 	return nil
 }
 
-// applyHot appends a batch of only Messages, Summaries and Reads to the
-// WAL and the active overlay.
+// applyHot appends a batch of only Messages, Summaries, Reads, Records
+// and DelRecords to the WAL and the active overlay.
 func (s *Bolt) applyHot(b *chat.Batch) error {
 	if s.activeN.Load() > overlayHardFactor*s.maxMsgs || s.activeSize.Load() > 2*checkpointBytes {
 		// Checkpoints are falling far behind (or failing): write to
@@ -96,9 +101,6 @@ const overlayHardFactor = 8
 // one arena reused across batches (bbolt keeps value slices until commit,
 // while it copies keys, so keys share one scratch buffer).
 func (s *Bolt) applyDirect(b *chat.Batch) error {
-	if err := checkRecords(b); err != nil {
-		return err // before anything is written
-	}
 	s.lockCkpt()
 	defer s.ckptMu.Unlock()
 	s.applyMu.Lock()

@@ -90,7 +90,8 @@ const checkpointBytes = 64 << 20
 // Bolt is a chat.Store on one bbolt file with a write-ahead log in front
 // of it (see doc.go). It is safe for concurrent use.
 //
-// Lock order: ckptMu, then applyMu, then mu.
+// Lock order: ckptMu, then applyMu, then mu, then an overlay's recKind.mu
+// (a leaf).
 type Bolt struct {
 	db   *bolt.DB
 	path string

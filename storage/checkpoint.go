@@ -331,6 +331,12 @@ func (s *Bolt) writeOverlay(fr *overlay) error {
 			return apply(tx)
 		})
 	}
+	if err == nil {
+		ops := fr.recordOps()
+		err = chunks(len(ops), func(lo, hi int, tx *bolt.Tx) error {
+			return w.putRecordOps(tx, ops[lo:hi])
+		})
+	}
 	return err
 }
 
@@ -364,11 +370,11 @@ func (s *Bolt) recover(noSync bool) error {
 	active, frozen := s.path+walSuffix, s.path+walFrozenSuffix
 	ov := newOverlay(nil)
 	for _, p := range []string{frozen, active} {
-		var b chat.Batch
-		if _, err := readWAL(p, &b); err != nil {
+		// Record by record: a record's puts and deletes must be applied
+		// in the order they were written.
+		if _, err := readWALEach(p, ov.add); err != nil {
 			return err
 		}
-		ov.add(&b)
 	}
 	if !ov.empty() {
 		if err := s.writeOverlay(ov); err != nil {

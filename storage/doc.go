@@ -11,15 +11,25 @@
 // 1,000 messages over 1,000 sessions on a grown file). So the hot part of
 // the traffic goes through a write-ahead log (WAL) first:
 //
-//   - A batch of only Messages, Summaries and Reads is encoded as one
-//     record, appended to the WAL file (chat.db-wal next to the data file)
-//     and synced: one sequential write and one fsync per group commit.
-//     Then its changes go into the active overlay, in memory, and Apply
-//     returns. The overlay holds, since the last checkpoint: each
-//     session's messages by seq, its newest summary, the highest read seq
-//     per member.
-//   - Any other batch (Apps, Users, Tokens, DelTokens, DelUserTokens, DelUsers,
-//     Sessions, Members, DelMembers: rare) first runs a checkpoint, then
+//   - A batch of only Messages, Summaries, Reads, Records and DelRecords
+//     is encoded as one record, appended to the WAL file (chat.db-wal
+//     next to the data file) and synced: one sequential write and one
+//     fsync per group commit. Then its changes go into the active
+//     overlay, in memory, and Apply returns. The overlay holds, since the
+//     last checkpoint: each session's messages by seq, its newest
+//     summary, the highest read seq per member, and per record kind the
+//     last change of each key: its value, or a tombstone for a delete (a
+//     later change replaces an earlier one; within a batch the puts come
+//     before the deletes, so a key put and deleted in one batch ends
+//     deleted). Domain records ride here because some are written per
+//     message (a webhook outbox event per message; customer-service
+//     routing under message load): as direct batches each cost a
+//     checkpoint and a bbolt commit, and every message sharing the group
+//     commit waited for it. Invalid record kinds or keys fail the batch
+//     before anything is written.
+//   - Any other batch (Apps, Users, Tokens, DelTokens, DelUserTokens,
+//     DelUsers, Sessions, Members, DelMembers, Restrictions, DelRestrictions: rare;
+//     it may carry records too) first runs a checkpoint, then
 //     commits the whole batch in one bbolt write transaction, as before
 //     the WAL. Apply holds its locks throughout, so it is ordered with the
 //     hot batches on either side. Sessions and members are therefore
@@ -32,7 +42,8 @@
 //     chat.db-wal.2 (or a new file) the active chat.db-wal (the folder is
 //     fsynced before any record goes into it), writes the frozen overlay
 //     into bbolt in key order (each dirty page is rewritten once per
-//     checkpoint, not once per commit), then drops the frozen overlay and
+//     checkpoint, not once per commit; records last, kind by kind, each
+//     kind's puts and deletes in key order), then drops the frozen overlay and
 //     retires chat.db-wal.1 as the next spare. The bbolt commits run
 //     without the readers' lock, in transactions of at most 256 puts
 //     (1,024 when behind): one big transaction held a P for tens of
@@ -62,7 +73,16 @@
 //     end, so the merged end is exact); Session applies an overlay summary
 //     whose seq is above the stored LastSeq; Member and Members raise
 //     ReadSeq to the overlays' marks (a member missing from bbolt is still
-//     missing). Other reads only use bbolt. A reader holds Bolt.mu's read lock
+//     missing); Record takes the active overlay's change to the key, else
+//     the frozen one's, else bbolt's (a tombstone reads as not found);
+//     ScanRecords walks bbolt's cursor and both overlays' sorted keys of
+//     the kind together, in the scan's direction, within its prefix and
+//     after bound (on equal keys the active overlay wins over the frozen
+//     one, either over bbolt; tombstones hide keys) until limit. An
+//     overlay's keys of a kind are sorted lazily: Apply appends new keys
+//     unsorted, and the first scan after merges them in (under the kind's
+//     own lock, as scans run side by side under the read lock).
+//     Other reads only use bbolt. A reader holds Bolt.mu's read lock
 //     across its bbolt read transaction and its overlay lookups, and the
 //     checkpoint drops the frozen overlay under the write lock after its
 //     commit, so a reader sees the frozen changes in memory or in bbolt,
@@ -109,9 +129,18 @@
 //	  uvarint(n) n × { u64(session) uvarint(seq) uvarint(len) Message record }
 //	  uvarint(n) n × { u64(session) uvarint(seq) varint(At) str(From) str(Type) str(Preview) }
 //	  uvarint(n) n × { u64(session) str(uid) uvarint(seq) }
+//	  optional, only when the batch has records:
+//	  uvarint(n) n × { str(kind) str(key) str(value) }
+//	  uvarint(n) n × { str(kind) str(key) }
 //
-// The three parts are the batch's Messages, Summaries and Reads in order;
-// the Message record is the msgs bucket's value (so it carries the CID).
+// The parts are the batch's Messages, Summaries, Reads, then Records and
+// DelRecords in order; the Message record is the msgs bucket's value (so
+// it carries the CID). A batch without records is encoded exactly as
+// before records rode the WAL, so logs written by an older chatd replay
+// unchanged; an older chatd refuses (ErrCorrupt) a log whose records
+// carry a records section, rather than drop them, so after a crash
+// restart the same or a newer build, or let it checkpoint first (a clean
+// Close leaves no log).
 // A file that does not start with "chatdWAL" is of the first format
 // (written by chatd before recycling): no header, and the CRC covers only
 // the length and the payload; Open still replays it.
@@ -132,8 +161,12 @@
 // chat.db-wal.1 and any spare are deleted, chat.db-wal is truncated,
 // stamped with generation 1 and synced, and the folder is fsynced. Replaying a record that a checkpoint already wrote
 // (a crash after its commit, before deleting chat.db-wal.1) changes
-// nothing: message puts rewrite the same values, and summaries
-// and read marks only ever rise. No direct batch can lie between the two:
+// nothing: message puts rewrite the same values, summaries and read marks
+// only ever rise, and record puts and deletes are replayed record by
+// record, in the order they were applied (never gathered into one batch,
+// which would put every put before every delete), before the active
+// file's later ones, so the last change of each key wins again. No direct
+// batch can lie between the two:
 // it runs only after the checkpoint has durably stamped the frozen file
 // with a new generation.
 //
@@ -160,8 +193,9 @@
 //
 // records holds one nested bucket per record kind (chat/records.go):
 // customer-service, consultation, contact and moderation state, each
-// domain's own encoding. A batch with records is applied directly (never
-// through the WAL), so records are never in an overlay. Adding the bucket
+// domain's own encoding. A hot batch's records go through the WAL and the
+// overlays like messages and reach the bucket at the next checkpoint; a
+// direct batch's records go straight into it. Adding the bucket
 // to an older file needs no schema change: Open creates missing buckets,
 // and an older chatd ignores it.
 //

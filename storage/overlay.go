@@ -3,18 +3,22 @@ package storage
 import (
 	"cmp"
 	"slices"
+	"sync"
 
 	"chatd/chat"
 )
 
-// overlay holds the hot changes (Messages, Summaries, Reads and the CID
-// index entries of messages) that are in the WAL but not yet in bbolt.
-// Reads merge it over bbolt. An overlay is written by Apply while active
-// and only read once frozen; Bolt.mu guards both (see Bolt).
+// overlay holds the hot changes (Messages, Summaries, Reads, Records and
+// DelRecords) that are in the WAL but not yet in bbolt. Reads merge it
+// over bbolt. An overlay is written by Apply while active and only read
+// once frozen; Bolt.mu guards both (see Bolt), except that each record
+// kind's key order is completed lazily under its own lock (recKind).
 type overlay struct {
 	msgs  map[chat.SessionID][]chat.Message // each ascending by Seq, one per Seq
 	sums  map[chat.SessionID]chat.Summary   // the first with the highest Seq
 	reads map[readKey]uint64                // the highest read seq
+	recs  map[string]*recKind               // by record kind: the last put or delete of each key
+	nrecs int                               // keys in recs, over all kinds
 
 	n    int    // messages held
 	size int    // approximate bytes held
@@ -56,7 +60,136 @@ func newOverlay(prev *overlay) *overlay {
 }
 
 func (o *overlay) empty() bool {
-	return len(o.msgs)+len(o.sums)+len(o.reads) == 0
+	return len(o.msgs)+len(o.sums)+len(o.reads)+len(o.recs) == 0
+}
+
+// recKind is one record kind's changes in an overlay: per key the value of
+// its last put, or a tombstone for a delete (which must hide bbolt's value
+// until the checkpoint deletes it there).
+//
+// keys lists every key of m in ascending order once pending (keys added
+// since, unsorted) is merged into it. Apply only appends to pending (under
+// Bolt.mu's write lock); a reader (under Bolt.mu's read lock, so possibly
+// alongside other readers) or the checkpoint merges pending under mu, the
+// leaf lock of this kind: sorted. A merge either appends past the end of
+// keys or builds a new slice, so a slice that sorted returned never
+// changes under its holder.
+type recKind struct {
+	m       map[string]recEntry
+	mu      sync.Mutex
+	keys    []string
+	pending []string
+}
+
+// recEntry is a record's value in an overlay, or its deletion.
+type recEntry struct {
+	val []byte
+	del bool
+}
+
+// put records the put (del false) or delete of key; the later of two
+// changes to one key wins.
+func (rk *recKind) put(key []byte, e recEntry) (added bool) {
+	if _, ok := rk.m[string(key)]; ok {
+		rk.m[string(key)] = e
+		return false
+	}
+	k := string(key)
+	rk.m[k] = e
+	rk.pending = append(rk.pending, k)
+	return true
+}
+
+// sorted returns the kind's keys in ascending order. The slice must not
+// be modified; it stays valid while the caller holds Bolt.mu (any mode)
+// or, for a frozen overlay, until the overlay is dropped.
+func (rk *recKind) sorted() []string {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	if len(rk.pending) == 0 {
+		return rk.keys
+	}
+	p := rk.pending
+	slices.Sort(p)
+	if n := len(rk.keys); n == 0 || rk.keys[n-1] < p[0] {
+		// Keys that grow (event ids, sequence numbers): append past the
+		// end, which no holder of the old slice can see.
+		rk.keys = append(rk.keys, p...)
+	} else {
+		merged := make([]string, 0, len(rk.keys)+len(p))
+		i, j := 0, 0
+		for i < len(rk.keys) && j < len(p) {
+			if rk.keys[i] < p[j] {
+				merged = append(merged, rk.keys[i])
+				i++
+			} else {
+				merged = append(merged, p[j])
+				j++
+			}
+		}
+		merged = append(merged, rk.keys[i:]...)
+		rk.keys = append(merged, p[j:]...)
+	}
+	rk.pending = nil
+	return rk.keys
+}
+
+// record returns the overlay's change to (kind, key), if it has one.
+func (o *overlay) record(kind string, key []byte) (recEntry, bool) {
+	rk := o.recs[kind]
+	if rk == nil {
+		return recEntry{}, false
+	}
+	e, ok := rk.m[string(key)]
+	return e, ok
+}
+
+// putRecord adds a put or delete of (kind, key) to the overlay.
+func (o *overlay) putRecord(kind string, key, val []byte, del bool) {
+	rk := o.recs[kind]
+	if rk == nil {
+		if o.recs == nil {
+			o.recs = make(map[string]*recKind)
+		}
+		rk = &recKind{m: make(map[string]recEntry)}
+		o.recs[kind] = rk
+	}
+	e := recEntry{del: del}
+	if !del {
+		e.val = o.copyBytes(val)
+	}
+	if rk.put(key, e) {
+		o.nrecs++
+	}
+	o.size += 64 + len(kind) + len(key) + len(val)
+}
+
+// recordOp is one record change of a checkpoint.
+type recordOp struct {
+	kind, key string
+	recEntry
+}
+
+// recordOps returns the overlay's record changes in key order per kind,
+// kinds in name order: what the checkpoint writes. The caller holds
+// ckptMu (frozen is not written any more).
+func (o *overlay) recordOps() []recordOp {
+	if o.nrecs == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(o.recs))
+	for k := range o.recs {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	ops := make([]recordOp, 0, o.nrecs)
+	for _, kind := range kinds {
+		rk := o.recs[kind]
+		for _, k := range rk.sorted() {
+			ops = append(ops, recordOp{kind: kind, key: k, recEntry: rk.m[k]})
+		}
+	}
+	return ops
 }
 
 // add applies the hot part of b, in the order chat.Store documents.
@@ -81,6 +214,15 @@ func (o *overlay) add(b *chat.Batch) {
 			o.reads[k] = r.Seq
 			o.size += 48 + len(r.UID)
 		}
+	}
+	// Puts, then deletes: a key put and deleted in one batch ends deleted.
+	for i := range b.Records {
+		r := &b.Records[i]
+		o.putRecord(r.Kind, r.Key, r.Value, false)
+	}
+	for i := range b.DelRecords {
+		k := &b.DelRecords[i]
+		o.putRecord(k.Kind, k.Key, nil, true)
 	}
 }
 

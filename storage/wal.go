@@ -83,19 +83,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var errWALBroken = errors.New("storage: the write-ahead log failed; restart chatd to recover")
 
 // hotOnly reports whether b holds only what the WAL carries: Messages,
-// Summaries and Reads.
+// Summaries, Reads, Records and DelRecords.
 func hotOnly(b *chat.Batch) bool {
 	return len(b.Apps)+len(b.Users)+len(b.Tokens)+len(b.DelTokens)+len(b.DelUserTokens)+
-		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+len(b.Records)+len(b.DelRecords)+
+		len(b.Sessions)+len(b.Members)+len(b.DelMembers)+
 		len(b.Restrictions)+len(b.DelRestrictions)+len(b.DelUsers) == 0
 }
 
-// appendWALRecord appends b's Messages, Summaries and Reads as one record
-// of the first format.
+// appendWALRecord appends b's hot changes as one record of the first
+// format.
 func appendWALRecord(dst []byte, b *chat.Batch) []byte { return encodeWALRecord(dst, b, nil) }
 
-// encodeWALRecord appends b's Messages, Summaries and Reads as one record
-// whose CRC covers gen (8 bytes; nil for the first format).
+// encodeWALRecord appends b's Messages, Summaries, Reads and (when it has
+// any) Records and DelRecords as one record whose CRC covers gen (8 bytes;
+// nil for the first format). A batch without records is encoded exactly
+// as before records rode the WAL: the records section is optional and
+// trails the payload.
 func encodeWALRecord(dst []byte, b *chat.Batch, gen []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, walHeader)...)
@@ -128,6 +131,21 @@ func encodeWALRecord(dst []byte, b *chat.Batch, gen []byte) []byte {
 		dst = appendU64(dst, uint64(r.Session))
 		dst = appendStr(dst, r.UID)
 		dst = binary.AppendUvarint(dst, r.Seq)
+	}
+	if len(b.Records)+len(b.DelRecords) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(b.Records)))
+		for i := range b.Records {
+			r := &b.Records[i]
+			dst = appendStr(dst, r.Kind)
+			dst = appendStr(dst, r.Key)
+			dst = appendStr(dst, r.Value)
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(b.DelRecords)))
+		for i := range b.DelRecords {
+			k := &b.DelRecords[i]
+			dst = appendStr(dst, k.Kind)
+			dst = appendStr(dst, k.Key)
+		}
 	}
 	payload := dst[start+walHeader:]
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(payload)))
@@ -179,15 +197,67 @@ func decodeWALPayload(p []byte, b *chat.Batch) bool {
 		rm.Seq = r.uvarint()
 		b.Reads = append(b.Reads, rm)
 	}
+	if r.bad {
+		return false
+	}
+	if len(r.b) == 0 {
+		return true // no records section: a batch without records, or a record from before they rode the WAL
+	}
+	n = r.uvarint()
+	for range n {
+		if r.bad {
+			return false
+		}
+		rec := chat.Record{Kind: r.str()}
+		rec.Key = r.bytes()
+		rec.Value = r.raw()
+		if rec.Value != nil {
+			rec.Value = append([]byte{}, rec.Value...)
+		}
+		if !chat.ValidKind(rec.Kind) || !chat.ValidRecordKey(rec.Key) {
+			return false
+		}
+		b.Records = append(b.Records, rec)
+	}
+	n = r.uvarint()
+	for range n {
+		if r.bad {
+			return false
+		}
+		k := chat.RecordKey{Kind: r.str()}
+		k.Key = r.bytes()
+		if !chat.ValidKind(k.Kind) || !chat.ValidRecordKey(k.Key) {
+			return false
+		}
+		b.DelRecords = append(b.DelRecords, k)
+	}
 	return r.end()
 }
 
 // readWAL appends the changes of every complete record of the WAL file at
-// path to b, in order, and returns how many records it read. It stops at
-// the first incomplete record or bad CRC: that tail was being written when
-// the process stopped, so its Apply never returned. A missing file reads
-// as empty. A record whose CRC matches but does not decode is corruption.
+// path to b, in order, and returns how many records it read (see
+// readWALEach). One batch cannot keep the order of record puts and
+// deletes across WAL records (a batch applies all its puts before its
+// deletes), so recovery uses readWALEach; readWAL is for tests.
 func readWAL(path string, b *chat.Batch) (int, error) {
+	return readWALEach(path, func(rb *chat.Batch) {
+		b.Messages = append(b.Messages, rb.Messages...)
+		b.Summaries = append(b.Summaries, rb.Summaries...)
+		b.Reads = append(b.Reads, rb.Reads...)
+		b.Records = append(b.Records, rb.Records...)
+		b.DelRecords = append(b.DelRecords, rb.DelRecords...)
+	})
+}
+
+// readWALEach calls fn with the changes of every complete record of the
+// WAL file at path, in order, and returns how many records it read. The
+// batch is reused for the next record: fn copies what it keeps (the
+// batch's strings and byte slices are its own, not the file's). It stops
+// at the first incomplete record or bad CRC: that tail was being written
+// when the process stopped, so its Apply never returned. A missing file
+// reads as empty. A record whose CRC matches but does not decode is
+// corruption.
+func readWALEach(path string, fn func(b *chat.Batch)) (int, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -200,6 +270,7 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 		gen, data = data[8:16], data[walFileHeader:]
 	}
 	records := 0
+	var b chat.Batch
 	for len(data) >= walHeader {
 		n := binary.BigEndian.Uint32(data)
 		sum := binary.BigEndian.Uint32(data[4:])
@@ -210,9 +281,12 @@ func readWAL(path string, b *chat.Batch) (int, error) {
 		if walSum(gen, data[:4], payload) != sum {
 			break
 		}
-		if !decodeWALPayload(payload, b) {
+		b = chat.Batch{Messages: b.Messages[:0], Summaries: b.Summaries[:0], Reads: b.Reads[:0],
+			Records: b.Records[:0], DelRecords: b.DelRecords[:0]}
+		if !decodeWALPayload(payload, &b) {
 			return records, fmt.Errorf("%s record %d: %w", path, records+1, ErrCorrupt)
 		}
+		fn(&b)
 		records++
 		data = data[walHeader+int(n):]
 	}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{name: "Records", fn: testRecords},
 		{name: "UsersListAndDelete", fn: testUsersListAndDelete},
 		{name: "RecordKeys", fn: testRecordKeys},
+		{name: "RecordsOverBatches", fn: testRecordsOverBatches},
 		{name: "ConcurrentReadsDuringApply", fn: testConcurrent},
 		{name: "LargeBatch", fn: testLargeBatch},
 		{name: "Restrictions", fn: testRestrictions},
