@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -421,6 +422,16 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if len(in.CID) > 64 {
 		return nil, Errf(CodeBadRequest, "cid longer than 64 bytes")
 	}
+	if in.CreatedAt != 0 {
+		switch now := c.nowMS(); {
+		case in.client:
+			return nil, Errf(CodeBadRequest, "created_at is set by the server; only the host's server API may give one")
+		case in.CreatedAt < 0:
+			return nil, Errf(CodeBadRequest, "created_at must be unix milliseconds after 1970")
+		case in.CreatedAt > now:
+			return nil, Errf(CodeBadRequest, "created_at "+strconv.FormatInt(in.CreatedAt, 10)+" is in the future (server time "+strconv.FormatInt(now, 10)+")")
+		}
+	}
 	var s *sess
 	var err error
 	switch {
@@ -498,6 +509,9 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	}
 	o.msg = Message{Session: s.id, App: app, From: in.From, Type: in.Type,
 		Content: append([]byte(nil), in.Content...), CID: in.CID, CreatedAt: c.nowMS()}
+	if in.CreatedAt != 0 {
+		o.msg.CreatedAt, o.backdated = in.CreatedAt, true
+	}
 	return o, nil
 }
 

@@ -51,6 +51,11 @@ type SendInput struct {
 	Type    string          `json:"type"`
 	Content json.RawMessage `json:"content"`
 	CID     string          `json:"cid,omitempty"`
+	// CreatedAt, when not zero, is the message's time (unix ms) instead of
+	// now: the host's server API only, for importing history. It may not be
+	// in the future nor before the session's last message (checked on the
+	// journal, so seqs stay in time order).
+	CreatedAt int64 `json:"created_at,omitempty"`
 	// client: sent by a user's connection (not the host): blocks and the
 	// app's messaging policy apply.
 	client bool

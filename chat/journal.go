@@ -19,6 +19,9 @@ type op struct {
 	origin  *Client // the connection that sent it: replied to, not echoed
 	reqID   []byte  // raw JSON id of the request, for reply_to
 	start   int64   // unix nanos when the send was decoded (SendAckSeconds)
+	// backdated: msg.CreatedAt was given by the host (SendInput.CreatedAt);
+	// the journal refuses it when it is before the session's last message.
+	backdated bool
 
 	// set by the journal only while a message trace runs (msgtrace.go)
 	commitStart, commitEnd int64
@@ -191,11 +194,14 @@ type cidKey struct {
 // journalState is owned by the journal goroutine.
 type journalState struct {
 	lastSeq map[SessionID]uint64 // authoritative: only the journal appends messages
-	cids    map[cidKey]*op       // CIDs in the batch being built
-	cid     cidState             // senders' recent CIDs of sessions that got sends with one (cidring.go)
-	touched []SessionID          // scratch: sessions given seqs by the batch being built
-	failure commitFailure        // the failed commits being logged
-	hists   *storeHists          // commit metrics (metrics.go)
+	// lastAt: the created_at of the last message of the sessions that got a
+	// backdated send (and only those, so other sends pay one len check).
+	lastAt  map[SessionID]int64
+	cids    map[cidKey]*op // CIDs in the batch being built
+	cid     cidState       // senders' recent CIDs of sessions that got sends with one (cidring.go)
+	touched []SessionID    // scratch: sessions given seqs by the batch being built
+	failure commitFailure  // the failed commits being logged
+	hists   *storeHists    // commit metrics (metrics.go)
 }
 
 func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
@@ -247,8 +253,19 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 				last = ms[0].Seq
 			}
 		}
+		if o.backdated {
+			if err := c.checkBackdate(ctx, j, b, m, last); err != nil {
+				o.result.err = err
+				continue
+			}
+		}
 		m.Seq = last + 1
 		j.lastSeq[m.Session] = m.Seq
+		if len(j.lastAt) > 0 {
+			if _, ok := j.lastAt[m.Session]; ok {
+				j.lastAt[m.Session] = m.CreatedAt
+			}
+		}
 		touched = append(touched, m.Session)
 		b.Messages = append(b.Messages, *m)
 		b.Summaries = append(b.Summaries, Summary{Session: m.Session, Seq: m.Seq, At: m.CreatedAt, From: m.From, Type: m.Type, Preview: o.preview})
@@ -307,6 +324,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		for _, sid := range touched {
 			delete(j.lastSeq, sid)
 		}
+		clear(j.lastAt)
 		for _, o := range ops {
 			if o.result.err == nil && !o.dupStored {
 				o.result.err = err
@@ -475,6 +493,39 @@ var opPool = sync.Pool{New: func() any { return new(op) }}
 
 // newOp returns a zeroed op.
 func newOp() *op { return opPool.Get().(*op) }
+
+// checkBackdate refuses a host-given created_at that is before the last
+// message (seq last) of m's session, so that seqs stay in time order.
+func (c *Core) checkBackdate(ctx context.Context, j *journalState, b *Batch, m *Message, last uint64) error {
+	at, ok := j.lastAt[m.Session]
+	for i := len(b.Messages) - 1; !ok && i >= 0; i-- { // seq last may be in this batch, not stored yet
+		if b.Messages[i].Session == m.Session {
+			at, ok = b.Messages[i].CreatedAt, true
+		}
+	}
+	if !ok && last > 0 {
+		ms, err := c.store.Messages(ctx, m.Session, last, last, 1, true)
+		if err != nil {
+			return c.clientError("reading session "+strconv.FormatUint(uint64(m.Session), 10)+"'s last message for created_at", err)
+		}
+		if len(ms) == 1 {
+			at = ms[0].CreatedAt
+		}
+	}
+	if j.lastAt == nil || len(j.lastAt) >= maxLastAt {
+		j.lastAt = make(map[SessionID]int64)
+	}
+	j.lastAt[m.Session] = at
+	if m.CreatedAt < at {
+		return Errf(CodeBadRequest, "created_at "+strconv.FormatInt(m.CreatedAt, 10)+" is before the last message of session "+
+			strconv.FormatUint(uint64(m.Session), 10)+" ("+strconv.FormatInt(at, 10)+"): import a session's messages oldest first")
+	}
+	return nil
+}
+
+// maxLastAt bounds journalState.lastAt; past it the map starts over (it is
+// a cache of the store).
+const maxLastAt = 4096
 
 // putOp zeroes o (dropping its references) and pools it.
 func putOp(o *op) {

@@ -96,6 +96,10 @@ type SendInput struct {
 	Type    string          `json:"type"`
 	Content json.RawMessage `json:"content"`
 	CID     string          `json:"cid,omitempty"`
+	// CreatedAt (unix ms), when not zero, keeps an imported message's
+	// original time: not in the future, not before the session's last
+	// message.
+	CreatedAt int64 `json:"created_at,omitempty"`
 }
 
 // SendResult acknowledges a durable message.
