@@ -482,6 +482,31 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestSlowConsumer(t *testing.T) {
 	const maxOut = 256 << 10
+	// gnet buffers part of the flood only when the loop keeps draining the
+	// queue into the socket; on a box loaded enough to keep the loop off a
+	// CPU for 16 ms the queue alone reaches the limit first. That is still
+	// a correct close, but it does not exercise gnet's buffer, so such a
+	// run is repeated (up to three times) rather than passed.
+	for attempt := 1; ; attempt++ {
+		peak := slowConsumerRun(t, maxOut)
+		if peak > maxOut {
+			t.Fatalf("PeakOutbound %d: over MaxOutbound %d", peak, maxOut)
+		}
+		if peak > 0 {
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("PeakOutbound 0 in %d runs: want gnet to have buffered some, at most MaxOutbound %d", attempt, maxOut)
+		}
+		t.Logf("run %d: PeakOutbound 0 (the loop was kept off a CPU); again", attempt)
+	}
+}
+
+// slowConsumerRun floods a client that never reads until the server
+// closes it as a slow consumer, checks another client is served
+// throughout, and returns the server's PeakOutbound.
+func slowConsumerRun(t *testing.T, maxOut int) int64 {
+	t.Helper()
 	chunk := bytes.Repeat([]byte("z"), 16<<10) // shared by every Send
 	var sendFailed atomic.Bool
 	var floodDone sync.WaitGroup
@@ -530,10 +555,8 @@ func TestSlowConsumer(t *testing.T) {
 	if !sendFailed.Load() {
 		t.Fatal("Send kept returning true after the slow consumer was closed")
 	}
-	if st := s.Stats(); st.PeakOutbound > maxOut || st.PeakOutbound == 0 {
-		t.Fatalf("PeakOutbound %d: want gnet to have buffered some, at most MaxOutbound %d", st.PeakOutbound, maxOut)
-	}
 	fast.echo(t, "after")
+	return int64(s.Stats().PeakOutbound)
 }
 
 func TestSendOverMaxOutbound(t *testing.T) {
