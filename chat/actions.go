@@ -97,12 +97,18 @@ func (c *Core) dispatch(ctx context.Context, cl *Client, r *request) (any, error
 		if err := c.groupAllowed(ctx, id.App); err != nil { // contacts.go
 			return nil, err
 		}
+		if err := c.invitesAllowed(ctx, id.App, id.UID, r.UIDs); err != nil { // contacts.go
+			return nil, err
+		}
 		s, err := c.createGroup(ctx, id.App, GroupInput{Owner: id.UID, Name: r.Name, Avatar: r.Avatar, Members: r.UIDs}, true)
 		if err != nil {
 			return nil, err
 		}
 		return c.sessionView(ctx, id, s.ID)
 	case "group_add":
+		if err := c.invitesAllowed(ctx, id.App, id.UID, r.UIDs); err != nil { // contacts.go
+			return nil, err
+		}
 		return nil, c.groupAdd(ctx, id, r.SessionID, r.UIDs)
 	case "group_remove":
 		return nil, c.groupRemove(ctx, id, r.SessionID, r.UIDs)

@@ -196,6 +196,7 @@ func TestBlockStopsMessagesRequestsAndPresence(t *testing.T) {
 	mustFail(t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"to"}`), chat.CodeForbidden, "send by uid")
 	mustFail(t, a.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"by session"}`, sid)), chat.CodeForbidden, "send by session")
 	mustFail(t, a.do(`"action":"private","uid":"bob"`), chat.CodeForbidden, "open the private session")
+	mustFail(t, a.do(`"action":"group_create","name":"gb","uids":["bob"]`), chat.CodeForbidden, "put the blocker into a group")
 	b.quiet("message", 150*time.Millisecond)
 	mustOK(t, b.do(`"action":"friend_delete","uid":"alice"`), "delete")
 	mustFail(t, a.do(`"action":"friend_request","uid":"bob"`), chat.CodeForbidden, "request the blocker")
@@ -274,10 +275,18 @@ func TestMessagingPolicies(t *testing.T) {
 		mustOK(t, a.do(`"action":"friend_request","uid":"bob"`), "request")
 		mustOK(t, b.do(`"action":"friend_accept","uid":"alice"`), "accept")
 		mustOK(t, a.do(`"action":"send","to":"bob","type":"text","content":{"text":"friends now"}`), "friend message")
-		g := mustOK(t, a.do(`"action":"group_create","name":"g","uids":["carol"]`), "group")
+		// Nobody is put into a group by a non-friend either (the invitee's
+		// policy); inside a group, members write whatever their contacts.
+		mustFail(t, a.do(`"action":"group_create","name":"g","uids":["carol"]`), chat.CodeForbidden, "put a non-friend into a group")
+		g := mustOK(t, a.do(`"action":"group_create","name":"g","uids":["bob"]`), "group with a friend")
 		gid := decode[struct {
 			ID uint64 `json:"session_id"`
 		}](t, g).ID
+		mustFail(t, a.do(fmt.Sprintf(`"action":"group_add","session_id":%d,"uids":["carol"]`, gid)), chat.CodeForbidden, "add a non-friend")
+		add := map[string]any{"add": []string{"carol"}}
+		if err := app.Do(context.Background(), "POST", fmt.Sprintf("/api/v1/groups/%d/members", gid), add, nil); err != nil {
+			t.Fatalf("the host adds carol: %v", err)
+		}
 		mustOK(t, c.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"groups follow their own rules"}`, gid)), "group message")
 	})
 	t.Run("host", func(t *testing.T) {
