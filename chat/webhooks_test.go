@@ -706,7 +706,10 @@ func TestBeforeSendHook(t *testing.T) {
 	ta, tb := w.user("alice"), w.user("bob")
 	a, b := w.login(ta), w.login(tb)
 	url := filter.URL
-	h, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{URL: &url, TimeoutMS: ptr(100)})
+	// A generous timeout while the filter answers (a loaded box under
+	// -race can take over 100 ms for a loopback call, which would fall
+	// back to allow); a short one once it hangs.
+	h, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{URL: &url, TimeoutMS: ptr(5000)})
 	if err != nil || !h.Enabled || h.OnTimeout != "allow" {
 		t.Fatalf("set hook = %+v, %v", h, err)
 	}
@@ -734,6 +737,9 @@ func TestBeforeSendHook(t *testing.T) {
 		t.Errorf("bob got %s, want the rewrite", ev.Content)
 	}
 	// timeout, fallback allow: stored.
+	if _, err := w.core.SetBeforeSendHook(ctx, w.app.ID, chat.BeforeSendHookInput{TimeoutMS: ptr(100)}); err != nil {
+		t.Fatal(err)
+	}
 	mode.Store("hang")
 	hang = make(chan struct{})
 	defer close(hang)
