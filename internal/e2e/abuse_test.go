@@ -515,8 +515,12 @@ func TestAbuseSlowReader(t *testing.T) {
 	slices.Sort(all)
 	p50, p99, worst := all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
 	t.Logf("send → delivery for %d deliveries to %d readers: p50 %v, p99 %v, max %v", len(all), readers, p50, p99, worst)
-	if p99 > 100*time.Millisecond {
-		t.Fatalf("p99 send → delivery %v while one member was not reading, want under 100ms", p99)
+	// Not a speed target (those live in chatbench): a fan-out held up by
+	// the member that does not read would wait for that member's close,
+	// tens of seconds here (close timeout 30 s); a loaded 2-vCPU box can
+	// stretch a healthy p99 past 100 ms, never to seconds.
+	if p99 > 5*time.Second {
+		t.Fatalf("p99 send → delivery %v while one member was not reading: the others waited for it", p99)
 	}
 	p.requireAlive()
 
