@@ -441,6 +441,7 @@ export class ChatClient {
   private sendNow(e: SendEntry): void {
     if (e.id !== undefined || this.st !== 'open') return;
     clearTimeout(e.retry);
+    e.retry = undefined;
     const gen = this.gen;
     this.transmit('send', e.fields as unknown as Record<string, unknown>, undefined, e).then((ack: SendAck) => {
       const i = this.sends.indexOf(e);
@@ -462,8 +463,11 @@ export class ChatClient {
       if (!this.sends.includes(e)) return;
       if (err.code === 'disconnected') return; // resent after the next login
       if (err.code === 'timeout' || err.code === 'rate_limited' || err.code === 'unavailable') {
-        const wait = err.retryAfter ?? backoffDelay(0, this.o.backoffBase, this.o.backoffMax, this.o.random);
-        e.retry = setTimeout(() => { if (gen === this.gen) this.sendNow(e); }, wait);
+        // Refused sends retry one after another, retry_after apart, rather
+        // than all at once into the same empty bucket.
+        const waiting = this.sends.filter((x) => x.retry !== undefined).length;
+        const wait = (err.retryAfter ?? backoffDelay(0, this.o.backoffBase, this.o.backoffMax, this.o.random)) * (1 + waiting);
+        e.retry = setTimeout(() => { e.retry = undefined; if (gen === this.gen) this.sendNow(e); }, wait);
         return;
       }
       this.sends.splice(this.sends.indexOf(e), 1);
