@@ -80,7 +80,7 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
   send?: SendEntry;
 }
-interface Waiting { action: string; fields: Record<string, unknown>; resolve(v: any): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }
+interface Waiting { action: string; fields: Record<string, unknown>; timeout?: number; resolve(v: any): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }
 interface SendEntry {
   cid: string;
   fields: SendInput & { cid: string };
@@ -265,7 +265,7 @@ export class ChatClient {
     for (const c of this.connectWaiters.splice(0)) c.resolve(r);
     this.emit('connected', r);
     for (const w of this.waiting.splice(0)) {
-      this.transmit(w.action, w.fields, w.timer).then(w.resolve, w.reject);
+      this.transmit(w.action, w.fields, w.timer, undefined, w.timeout).then(w.resolve, w.reject);
     }
     this.schedulePing(gen);
     void this.resync(gen);
@@ -377,7 +377,8 @@ export class ChatClient {
 
   // ---- requests
 
-  private transmit(action: string, fields: Record<string, unknown>, timer?: ReturnType<typeof setTimeout>, send?: SendEntry): Promise<any> {
+  private transmit(action: string, fields: Record<string, unknown>, timer?: ReturnType<typeof setTimeout>, send?: SendEntry,
+    timeout = this.o.requestTimeout): Promise<any> {
     return new Promise((resolve, reject) => {
       clearTimeout(timer);
       const ws = this.ws;
@@ -386,8 +387,8 @@ export class ChatClient {
       const p: Pending = { resolve, reject, send };
       p.timer = setTimeout(() => {
         this.inflight.delete(id);
-        reject(new ChatdError('timeout', `no reply to ${action} within ${this.o.requestTimeout} ms`));
-      }, this.o.requestTimeout);
+        reject(new ChatdError('timeout', `no reply to ${action} within ${timeout} ms`));
+      }, timeout);
       this.inflight.set(id, p);
       if (send) send.id = id;
       try { ws.send(JSON.stringify({ ...fields, id, action })); } catch { /* the close event follows */ }
@@ -401,13 +402,13 @@ export class ChatClient {
   request<A extends Action>(action: A, fields: RequestFields<A>, opts: { timeout?: number } = {}): Promise<ReplyData<A>> {
     if (action === 'send') return this.send(fields as SendInput) as Promise<ReplyData<A>>;
     const f = fields as Record<string, unknown>;
-    if (this.st === 'open') return this.transmit(action, f);
+    if (this.st === 'open') return this.transmit(action, f, undefined, undefined, opts.timeout);
     if (this.st === 'stopped' || this.st === 'idle') {
       return Promise.reject(new ChatdError('disconnected', 'not connected: call connect()'));
     }
     return new Promise((resolve, reject) => {
       const w: Waiting = {
-        action, fields: f, resolve, reject,
+        action, fields: f, resolve, reject, timeout: opts.timeout,
         timer: setTimeout(() => {
           const i = this.waiting.indexOf(w);
           if (i >= 0) this.waiting.splice(i, 1);
