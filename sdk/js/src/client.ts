@@ -95,6 +95,8 @@ interface SessionState {
   buf: Map<number, Message>; // live messages waiting for a gap before them
   filling: Promise<void> | null;
   again: boolean;
+  /** first heard of live while the session list was being read: its start waits for the list */
+  provisional?: boolean;
 }
 
 type Listener<K extends keyof EventMap> = (data: EventMap[K]) => void;
@@ -112,6 +114,8 @@ export class ChatClient {
   private token: string | undefined;
   private logins = 0;
   private everSynced = false;
+  private listing = false;
+  private me: LoginReply | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly inflight = new Map<string, Pending>();
@@ -168,6 +172,7 @@ export class ChatClient {
    * come back after a stop (kicked, banned, close()): the user asked.
    */
   connect(): Promise<LoginReply> {
+    if (this.st === 'open' && this.me) return Promise.resolve(this.me);
     const p = new Promise<LoginReply>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
     if (this.st === 'idle' || this.st === 'stopped' || this.st === 'waiting') {
       this.listenNetwork();
@@ -261,6 +266,7 @@ export class ChatClient {
     this.logins++;
     this.attempt = 0;
     this.uid = r.uid;
+    this.me = r;
     this.setState('open');
     for (const c of this.connectWaiters.splice(0)) c.resolve(r);
     this.emit('connected', r);
@@ -537,10 +543,14 @@ export class ChatClient {
 
   /** A message that arrived live (event or own ack). */
   private live(m: Message): void {
-    // A session first heard of live starts at this message.
+    // A session first heard of live starts at this message, unless the
+    // session list being read after a login says where it starts.
+    const known = this.sessions.has(m.session_id);
     const s = this.session(m.session_id, m.seq - 1);
+    if (!known && this.listing) s.provisional = true;
     if (m.seq <= s.last || s.buf.has(m.seq)) return; // already delivered or waiting
     s.buf.set(m.seq, m);
+    if (s.provisional) return;
     this.drain(s);
     if (s.buf.size > 0) void this.fill(m.session_id, s); // a gap before it
   }
@@ -594,6 +604,7 @@ export class ChatClient {
     const first = !this.everSynced;
     let cursor: string | undefined;
     let n = 0;
+    this.listing = true;
     try {
       do {
         const page: SessionsPage = await this.transmit('sessions', cursor ? { cursor } : {});
@@ -603,13 +614,20 @@ export class ChatClient {
           // Unknown at the first login: start at the end (the app reads
           // back with history). Unknown later: it appeared or came back
           // while offline, so deliver what the user has not read.
+          const start = first ? v.last_seq : Math.min(v.read_seq, v.last_seq);
           let s = this.sessions.get(v.session_id);
-          if (!s) s = this.session(v.session_id, first ? v.last_seq : Math.min(v.read_seq, v.last_seq));
+          if (!s) s = this.session(v.session_id, start);
+          if (s.provisional) {
+            s.provisional = false;
+            s.last = s.target = start;
+            for (const k of s.buf.keys()) if (k <= start) s.buf.delete(k);
+          }
           if (v.last_seq > s.target) s.target = v.last_seq;
           if (s.target > s.last || s.buf.size > 0) await this.fill(v.session_id, s);
         }
         cursor = page.next_cursor;
       } while (cursor);
+      this.endListing();
       for (const [sid, s] of this.sessions) if (s.buf.size > 0) await this.fill(sid, s);
       if (gen !== this.gen) return;
       this.everSynced = true;
@@ -619,6 +637,20 @@ export class ChatClient {
         this.emit('error', e as Error);
         this.drop(1006, 'resync failed: ' + (e as Error).message);
       }
+    } finally {
+      this.endListing();
+    }
+  }
+
+  /** Sessions heard of live but absent from the list start at their first live message. */
+  private endListing(): void {
+    if (!this.listing) return;
+    this.listing = false;
+    for (const s of this.sessions.values()) {
+      if (!s.provisional) continue;
+      s.provisional = false;
+      s.last = s.target = Math.min(...s.buf.keys()) - 1;
+      this.drain(s);
     }
   }
 }

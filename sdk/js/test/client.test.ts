@@ -198,6 +198,35 @@ describe('exactly once, in seq order', () => {
     expect(server.frames.filter((f) => f.action === 'sync' && f.session_id === 1).length).toBeGreaterThanOrEqual(4);
   });
 
+  it('holds a live message of an unknown session until the session list says where it starts', async () => {
+    const server = new FakeServer();
+    const { c, got } = client(server, { cursors: { 1: 0 } });
+    await c.connect();
+    await flush();
+    server.last.serverClose(1006);
+    await flush();
+    // while offline: a new session 9 with three messages
+    for (let i = 0; i < 3; i++) server.store1(9);
+    // after the next login, its fourth message arrives live before the
+    // reply to `sessions`
+    server.hook = (s, req) => {
+      if (req.action !== 'sessions') return false;
+      server.hook = null;
+      s.event('message', server.store1(9));
+      void Promise.resolve().then(() => Promise.resolve()).then(() => server.handle(s, req));
+      return true;
+    };
+    await vi.advanceTimersByTimeAsync(750);
+    await flush();
+    await flush();
+    expectExactlyOnceInOrder(got, 9, 4);
+    // a session first heard of live, outside a resync, starts at that message
+    const m = { ...server.store1(11), seq: 5, msg_id: '11-5' };
+    server.last.event('message', m);
+    await flush();
+    expect(got.filter((x) => x.session_id === 11).map((x) => x.seq)).toEqual([5]);
+  });
+
   it('puts recall and edit op entries in the same order as messages', async () => {
     const server = new FakeServer();
     const { c, got } = client(server, { cursors: { 4: 0 } });
