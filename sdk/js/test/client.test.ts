@@ -370,3 +370,58 @@ describe('requests', () => {
     expect((await p).code).toBe('disconnected');
   });
 });
+
+describe('liveness and the network', () => {
+  it('drops a connection whose ping goes unanswered and reconnects', async () => {
+    const server = new FakeServer();
+    const { c } = client(server, { pingInterval: 1000, requestTimeout: 500 });
+    await c.connect();
+    await vi.advanceTimersByTimeAsync(1000);
+    await flush();
+    expect(server.frames.filter((f) => f.action === 'ping').length).toBe(1);
+    expect(c.state).toBe('open'); // answered
+    server.silent.add('ping');
+    await vi.advanceTimersByTimeAsync(1000 + 499);
+    await flush();
+    expect(c.state).toBe('open');
+    await vi.advanceTimersByTimeAsync(1);
+    await flush();
+    expect(c.state).toBe('waiting');
+    expect(server.sockets[0].closed).toBe(true);
+    server.silent.delete('ping');
+    await vi.advanceTimersByTimeAsync(750);
+    await flush();
+    expect(c.state).toBe('open');
+    expect(server.sockets.length).toBe(2);
+  });
+
+  it("follows the browser's offline and online events", async () => {
+    const w = new EventTarget();
+    (globalThis as any).window = w;
+    try {
+      const server = new FakeServer();
+      let refuse = false;
+      const { c } = client(server, { backoffBase: 10_000, backoffMax: 60_000 }, { refuse: () => refuse });
+      await c.connect();
+      refuse = true;
+      w.dispatchEvent(new Event('offline'));
+      await flush();
+      expect(c.state).toBe('waiting');
+      expect(server.sockets[0].closed).toBe(true);
+      await vi.advanceTimersByTimeAsync(7500); // the first retry fails: still offline
+      await flush();
+      expect(server.sockets.length).toBe(2);
+      refuse = false;
+      w.dispatchEvent(new Event('online')); // at once, not after the next delay
+      await flush();
+      expect(server.sockets.length).toBe(3);
+      expect(c.state).toBe('open');
+      c.close();
+      w.dispatchEvent(new Event('online'));
+      await flush();
+      expect(server.sockets.length).toBe(3); // close() removed the listeners
+    } finally {
+      delete (globalThis as any).window;
+    }
+  });
+});
