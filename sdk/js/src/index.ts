@@ -1,0 +1,3 @@
+export { ChatClient, ChatdError, backoffDelay, newCid } from './client.js';
+export type { ClientOptions, SocketLike, SocketCtor } from './client.js';
+export type * from './types.js';
