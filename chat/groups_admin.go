@@ -362,72 +362,81 @@ func (c *Core) GroupSetRole(ctx context.Context, app, actor string, sid SessionI
 	return nil
 }
 
-// GroupMute mutes uid for d (0: unmutes). The owner mutes anyone but
-// themselves; admins mute members.
-func (c *Core) GroupMute(ctx context.Context, app, actor string, sid SessionID, uid string, d time.Duration) (until int64, err error) {
+// changeConf runs one change of a group's settings: under the group's
+// lock, on a group that is not dismissed, by an actor of at least role
+// (what names the act in the refusal). change edits a copy of the
+// settings and the event (which starts as {session, op, by}); the copy is
+// saved with its group.changed webhook (for the event's UIDs) and the
+// event sent to the members.
+func (c *Core) changeConf(ctx context.Context, app, actor string, sid SessionID, role Role, what, op string,
+	change func(g *groupAdmin, cf *GroupConf, ev *groupOpEvent) *Error) (*GroupConf, error) {
 	g, err := c.lockGroup(ctx, app, actor, sid)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer g.s.mu.Unlock()
 	if e := writableGroup(g.s); e != nil {
-		return 0, e
+		return nil, e
 	}
-	if e := g.need(RoleAdmin, "mute members"); e != nil {
-		return 0, e
-	}
-	role, ok := g.r.roles[uid]
-	switch {
-	case !ok:
-		return 0, Errf(CodeNotFound, "\""+clip(uid, 64)+"\" is not a member of group "+itoa(uint64(sid)))
-	case role == RoleOwner:
-		return 0, Errf(CodeForbidden, "the owner cannot be muted")
-	case actor != "" && role >= g.role:
-		return 0, Errf(CodeForbidden, "only the owner can mute admins")
-	case d < 0 || d > 366*24*time.Hour:
-		return 0, Errf(CodeBadRequest, "seconds must be between 0 (unmute) and 366 days")
+	if e := g.need(role, what); e != nil {
+		return nil, e
 	}
 	cf := g.s.conf.Load().clone()
-	if d == 0 {
-		delete(cf.Muted, uid)
-	} else {
-		until = c.nowMS() + d.Milliseconds()
-		cf.Muted[uid] = until
+	ev := groupOpEvent{SessionID: sid, Op: op, By: actor}
+	if e := change(g, cf, &ev); e != nil {
+		return nil, e
 	}
-	// Expired mutes are dropped as the record is rewritten.
-	now := c.nowMS()
-	for k, v := range cf.Muted {
-		if v <= now {
-			delete(cf.Muted, k)
+	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, op, actor, ev.UIDs)); err != nil {
+		return nil, err
+	}
+	c.groupOpEvent(g.s, g.r, ev)
+	return cf, nil
+}
+
+// GroupMute mutes uid for d (0: unmutes). The owner mutes anyone but
+// themselves; admins mute members.
+func (c *Core) GroupMute(ctx context.Context, app, actor string, sid SessionID, uid string, d time.Duration) (until int64, err error) {
+	_, err = c.changeConf(ctx, app, actor, sid, RoleAdmin, "mute members", "mute", func(g *groupAdmin, cf *GroupConf, ev *groupOpEvent) *Error {
+		role, ok := g.r.roles[uid]
+		switch {
+		case !ok:
+			return Errf(CodeNotFound, "\""+clip(uid, 64)+"\" is not a member of group "+itoa(uint64(sid)))
+		case role == RoleOwner:
+			return Errf(CodeForbidden, "the owner cannot be muted")
+		case actor != "" && role >= g.role:
+			return Errf(CodeForbidden, "only the owner can mute admins")
+		case d < 0 || d > 366*24*time.Hour:
+			return Errf(CodeBadRequest, "seconds must be between 0 (unmute) and 366 days")
 		}
-	}
-	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "mute", actor, []string{uid})); err != nil {
+		now := c.nowMS()
+		if d == 0 {
+			delete(cf.Muted, uid)
+		} else {
+			until = now + d.Milliseconds()
+			cf.Muted[uid] = until
+		}
+		// Expired mutes are dropped as the record is rewritten.
+		for k, v := range cf.Muted {
+			if v <= now {
+				delete(cf.Muted, k)
+			}
+		}
+		ev.UIDs, ev.Until = []string{uid}, until
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
-	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "mute", By: actor, UIDs: []string{uid}, Until: until})
 	return until, nil
 }
 
 // GroupMuteAll turns "only the owner and admins speak" on or off.
 func (c *Core) GroupMuteAll(ctx context.Context, app, actor string, sid SessionID, on bool) error {
-	g, err := c.lockGroup(ctx, app, actor, sid)
-	if err != nil {
-		return err
-	}
-	defer g.s.mu.Unlock()
-	if e := writableGroup(g.s); e != nil {
-		return e
-	}
-	if e := g.need(RoleAdmin, "mute the group"); e != nil {
-		return e
-	}
-	cf := g.s.conf.Load().clone()
-	cf.MuteAll = on
-	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "mute_all", actor, nil)); err != nil {
-		return err
-	}
-	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "mute_all", By: actor, MuteAll: &on})
-	return nil
+	_, err := c.changeConf(ctx, app, actor, sid, RoleAdmin, "mute the group", "mute_all", func(_ *groupAdmin, cf *GroupConf, ev *groupOpEvent) *Error {
+		cf.MuteAll, ev.MuteAll = on, &on
+		return nil
+	})
+	return err
 }
 
 // GroupAnnounce sets (text "" clears) the group's announcement.
@@ -438,26 +447,17 @@ func (c *Core) GroupAnnounce(ctx context.Context, app, actor string, sid Session
 	if !utf8.ValidString(text) {
 		return nil, Errf(CodeBadRequest, "announcement is not valid UTF-8")
 	}
-	g, err := c.lockGroup(ctx, app, actor, sid)
+	cf, err := c.changeConf(ctx, app, actor, sid, RoleAdmin, "set the announcement", "announce", func(_ *groupAdmin, cf *GroupConf, ev *groupOpEvent) *Error {
+		cf.Announcement = nil
+		if text != "" {
+			cf.Announcement = &Announcement{Text: text, By: actor, At: c.nowMS()}
+		}
+		ev.Announcement = cf.Announcement
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer g.s.mu.Unlock()
-	if e := writableGroup(g.s); e != nil {
-		return nil, e
-	}
-	if e := g.need(RoleAdmin, "set the announcement"); e != nil {
-		return nil, e
-	}
-	cf := g.s.conf.Load().clone()
-	cf.Announcement = nil
-	if text != "" {
-		cf.Announcement = &Announcement{Text: text, By: actor, At: c.nowMS()}
-	}
-	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "announce", actor, nil)); err != nil {
-		return nil, err
-	}
-	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "announce", By: actor, Announcement: cf.Announcement})
 	return cf.Announcement, nil
 }
 
@@ -468,24 +468,11 @@ func (c *Core) GroupSetPolicy(ctx context.Context, app, actor string, sid Sessio
 	default:
 		return Errf(CodeBadRequest, "join_policy must be members, admins or host")
 	}
-	g, err := c.lockGroup(ctx, app, actor, sid)
-	if err != nil {
-		return err
-	}
-	defer g.s.mu.Unlock()
-	if e := writableGroup(g.s); e != nil {
-		return e
-	}
-	if e := g.need(RoleOwner, "set the join policy"); e != nil {
-		return e
-	}
-	cf := g.s.conf.Load().clone()
-	cf.JoinPolicy = policy
-	if err := c.saveConf(ctx, g.s, cf, c.groupWebhook(app, sid, "policy", actor, nil)); err != nil {
-		return err
-	}
-	c.groupOpEvent(g.s, g.r, groupOpEvent{SessionID: sid, Op: "policy", By: actor, JoinPolicy: policy})
-	return nil
+	_, err := c.changeConf(ctx, app, actor, sid, RoleOwner, "set the join policy", "policy", func(_ *groupAdmin, cf *GroupConf, ev *groupOpEvent) *Error {
+		cf.JoinPolicy, ev.JoinPolicy = policy, policy
+		return nil
+	})
+	return err
 }
 
 // GroupDismiss ends a group (owner or host): members get a `group` event
