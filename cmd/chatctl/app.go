@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"chatd/httpapi/apiclient"
+	"chatd/internal/proc"
 )
 
 func init() {
@@ -31,7 +32,7 @@ func init() {
 				return e.print(a, func(w io.Writer) {
 					fmt.Fprintf(w, "app created\n  id      %s\n  name    %s\n  secret  %s\n", a.ID, a.Name, a.Secret)
 					fmt.Fprintf(w, "next, push a user and get a chat token (README.md, step 3):\n  %s user push%s --app %s --secret %s --uid alice --nickname Alice --token\n",
-						self, e.conn.dataFlag(), shellQuote(a.ID), shellQuote(a.Secret))
+						self, e.conn.dataFlag(), proc.ShellQuote(a.ID), proc.ShellQuote(a.Secret))
 				})
 			}
 		},

@@ -2,10 +2,10 @@ package main
 
 import (
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"chatd/internal/config"
+	"chatd/internal/proc"
 )
 
 // self is how the operator ran chatctl, so that the commands it suggests
@@ -21,7 +21,7 @@ func invokedAs(arg0 string) string {
 	case strings.Contains(arg0, "go-build") && filepath.Base(filepath.Dir(arg0)) == "exe":
 		return "go run ./cmd/chatctl"
 	case strings.ContainsAny(arg0, `/\`):
-		return shellQuote(arg0)
+		return proc.ShellQuote(arg0)
 	}
 	return "chatctl"
 }
@@ -32,25 +32,5 @@ func (c *connFlags) dataFlag() string {
 	if filepath.Clean(c.data) == filepath.Clean(config.DefaultDataDir) {
 		return ""
 	}
-	return " --data " + shellQuote(c.data)
-}
-
-// shellQuote quotes s for a POSIX shell (double quotes on Windows) when it
-// holds anything beyond letters, digits and / . _ - : @ + , = %.
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(`/._-:@+,=%`, r) ||
-			runtime.GOOS == "windows" && r == '\\') {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	if runtime.GOOS == "windows" {
-		return `"` + s + `"`
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return " --data " + proc.ShellQuote(c.data)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"chatd/internal/config"
+	"chatd/internal/proc"
 )
 
 // The commands chatd prints for the operator to run next (the first-start
@@ -45,7 +46,7 @@ func (in invocation) command(name string) string {
 	if i := strings.LastIndexAny(in.arg0, `/\`); i >= 0 && !goRunBuild(in.arg0) {
 		p := in.arg0[:i+1] + exe
 		if _, err := in.stat(p); err == nil {
-			return shellQuote(p)
+			return proc.ShellQuote(p)
 		}
 	}
 	if _, err := in.look(name); err == nil {
@@ -73,31 +74,11 @@ func (in invocation) dataFlag(dataDir string) string {
 	if filepath.Clean(dataDir) == filepath.Clean(def) {
 		return ""
 	}
-	return " --data " + shellQuote(dataDir)
+	return " --data " + proc.ShellQuote(dataDir)
 }
 
 // nextAppCreate is the command the first-start hint suggests: the README's
 // step 2, registering the site as app "myshop".
 func (in invocation) nextAppCreate(dataDir string) string {
 	return in.command("chatctl") + " app create" + in.dataFlag(dataDir) + ` --id myshop --name "My shop"`
-}
-
-// shellQuote quotes s for a POSIX shell (double quotes on Windows) when it
-// holds anything beyond letters, digits and / . _ - : @ + , = %.
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(`/._-:@+,=%`, r) ||
-			runtime.GOOS == "windows" && r == '\\') {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	if runtime.GOOS == "windows" {
-		return `"` + s + `"`
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
