@@ -707,6 +707,25 @@ type SessionView struct {
 }
 
 func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
+	v, err := c.sessionViewBase(ctx, id, sid)
+	if err != nil {
+		return nil, err
+	}
+	return v, c.fillMentions(ctx, id, v)
+}
+
+// fillMentions counts a group view's unread mentions: a read of up to
+// mentionScan of its unread messages (mentions.go), so the session list
+// does it only for the sessions of the page it returns.
+func (c *Core) fillMentions(ctx context.Context, id Identity, v *SessionView) (err error) {
+	if v.Kind == KindGroup.String() && v.Unread > 0 {
+		v.UnreadMentions, err = c.unreadMentions(ctx, v.ID, id.UID, v.ReadSeq, v.LastSeq)
+	}
+	return err
+}
+
+// sessionViewBase is sessionView without the unread mentions.
+func (c *Core) sessionViewBase(ctx context.Context, id Identity, sid SessionID) (*SessionView, error) {
 	rec, err := c.store.Session(ctx, sid)
 	if errors.Is(err, ErrNotFound) || (err == nil && rec.App != id.App) {
 		return nil, errNoSession(sid)
@@ -730,11 +749,6 @@ func (c *Core) sessionView(ctx context.Context, id Identity, sid SessionID) (*Se
 	if rec.Kind == KindGroup {
 		if v.Group, err = c.groupView(ctx, id.App, sid, id.UID); err != nil { // groups_admin.go
 			return nil, err
-		}
-		if v.Unread > 0 {
-			if v.UnreadMentions, err = c.unreadMentions(ctx, sid, id.UID, m.ReadSeq, rec.LastSeq); err != nil {
-				return nil, err
-			}
 		}
 	}
 	if rec.Kind == KindConsult {

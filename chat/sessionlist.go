@@ -174,7 +174,7 @@ func (c *Core) sessionList(ctx context.Context, id Identity, in SessionListInput
 	var all []*SessionView
 	var unread, unmuted uint64
 	for _, sid := range ids {
-		v, err := c.sessionView(ctx, id, sid)
+		v, err := c.sessionViewBase(ctx, id, sid) // mentions: for the page only, below
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) {
@@ -204,6 +204,11 @@ func (c *Core) sessionList(ctx context.Context, id Identity, in SessionListInput
 	limit := c.cfg.MaxSessionsListed
 	if in.Limit > 0 {
 		limit = min(in.Limit, limit)
+	}
+	for _, v := range all[:min(limit, len(all))] {
+		if err := c.fillMentions(ctx, id, v); err != nil {
+			return nil, err
+		}
 	}
 	out, err := c.capSessionsN(all, unread, limit)
 	if err != nil {
