@@ -197,6 +197,11 @@ type journalState struct {
 	// lastAt: the created_at of the last message of the sessions that got a
 	// backdated send (and only those, so other sends pay one len check).
 	lastAt  map[SessionID]int64
+	// floorAt: the newest created_at the journal has given a seq. A live
+	// send is stamped when it is built, before it reaches the journal, so
+	// two racing sends can arrive in the other order; one stamped earlier
+	// than floorAt takes floorAt, so seq order is time order.
+	floorAt int64
 	cids    map[cidKey]*op // CIDs in the batch being built
 	cid     cidState       // senders' recent CIDs of sessions that got sends with one (cidring.go)
 	touched []SessionID    // scratch: sessions given seqs by the batch being built
@@ -258,6 +263,11 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 				o.result.err = err
 				continue
 			}
+		}
+		if m.CreatedAt < j.floorAt && !o.backdated {
+			m.CreatedAt = j.floorAt
+		} else if m.CreatedAt > j.floorAt {
+			j.floorAt = m.CreatedAt
 		}
 		m.Seq = last + 1
 		j.lastSeq[m.Session] = m.Seq
