@@ -196,7 +196,7 @@ type journalState struct {
 	lastSeq map[SessionID]uint64 // authoritative: only the journal appends messages
 	// lastAt: the created_at of the last message of the sessions that got a
 	// backdated send (and only those, so other sends pay one len check).
-	lastAt  map[SessionID]int64
+	lastAt map[SessionID]int64
 	// floorAt: the newest created_at the journal has given a seq. A live
 	// send is stamped when it is built, before it reaches the journal, so
 	// two racing sends can arrive in the other order; one stamped earlier
