@@ -247,7 +247,7 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 		}
 	}
 	if first {
-		c.emitWebhookNow(id.App, WebhookEvent{Type: WebhookUserOnline, Data: presenceData{UID: id.UID}})
+		c.presenceHook(id.App, id.UID, true) // webhook_presence.go
 		c.svcAgentHook(id.App, id.UID)
 	}
 	d := loginData{UID: u.UID, Nickname: u.Nickname, Avatar: u.Avatar, ServerTime: c.nowMS(), ExpiresAt: tok.ExpiresAt}
@@ -291,7 +291,7 @@ func (c *Core) logout(cl *Client, why string) {
 		c.stats.usersOnline.Add(-1)
 		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
 		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
-		c.emitWebhookNow(cl.id.App, WebhookEvent{Type: WebhookUserOffline, Data: presenceData{UID: cl.id.UID}})
+		c.presenceHook(cl.id.App, cl.id.UID, false)
 		c.svcAgentHook(cl.id.App, cl.id.UID)
 	}
 }

@@ -255,13 +255,14 @@ type Core struct {
 	bus   *Bus
 	hists *storeHists // journal commit metrics (metrics.go)
 
-	expiry      tokenExpiry // logged-in connections' token expiries (tokenexpiry.go)
-	groupLimits groupLimits // per-user group creation and member-add budgets (limits_group.go)
-	bcast       broadcasts  // broadcast channels and audiences (broadcast.go)
-	lim         limiter     // per-user limits (limits.go); immutable after New
-	mod         moderator   // bans and mutes (moderation.go)
-	quotas      quotas      // per-app caps on users and groups (limits.go)
-	contacts    contactBook // friends, requests, blocks, app settings (contacts.go)
+	expiry      tokenExpiry   // logged-in connections' token expiries (tokenexpiry.go)
+	groupLimits groupLimits   // per-user group creation and member-add budgets (limits_group.go)
+	bcast       broadcasts    // broadcast channels and audiences (broadcast.go)
+	ph          presenceHooks // user.online/user.offline events (webhook_presence.go)
+	lim         limiter       // per-user limits (limits.go); immutable after New
+	mod         moderator     // bans and mutes (moderation.go)
+	quotas      quotas        // per-app caps on users and groups (limits.go)
+	contacts    contactBook   // friends, requests, blocks, app settings (contacts.go)
 
 	presence presenceBook // debounced presence, last seen, typing limits (presence.go, typing.go)
 
@@ -350,6 +351,9 @@ func New(cfg Config, st Store) (*Core, error) {
 	if err := c.loadWebhooks(context.Background()); err != nil {
 		return nil, fmt.Errorf("chat: load webhook endpoints: %w", err)
 	}
+	if err := c.presenceRestart(context.Background()); err != nil {
+		return nil, fmt.Errorf("chat: write the offline events of the users online at the last stop: %w", err)
+	}
 	c.nextSession.Store(uint64(max))
 	c.consult.init(cfg.Consult)
 	if err := c.loadConsults(context.Background()); err != nil {
@@ -389,8 +393,14 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runService(ctx)
 		close(svcDone)
 	}()
+	phDone := make(chan struct{})
+	go func() {
+		c.runPresenceHooks(ctx)
+		close(phDone)
+	}()
 	err := c.runJournal(ctx)
 	<-svcDone
+	<-phDone
 	close(c.deliver)
 	<-delivered
 	close(c.drained)
@@ -418,6 +428,9 @@ func (c *Core) Drain(ctx context.Context) error {
 		if err := c.consultCheckpoint(ctx); err != nil {
 			c.cfg.LogError("consultation checkpoint at stop", err)
 		}
+		// Everyone still online goes offline, for the webhooks, while
+		// writes are still taken (webhook_presence.go).
+		c.flushPresence(ctx, true)
 		close(c.drainReq)
 	})
 	select {

@@ -293,42 +293,20 @@ func (c *Core) emitWebhook(b *Batch, app string, evs ...WebhookEvent) {
 		return
 	}
 	for _, ev := range evs {
-		if mask&webhookBit(ev.Type) == 0 {
-			continue
+		if mask&webhookBit(ev.Type) != 0 {
+			c.addEvent(b, app, ev, c.nowMS())
 		}
-		data, err := json.Marshal(ev.Data)
-		if err != nil {
-			c.cfg.LogError("webhooks: encoding a "+ev.Type+" event", err)
-			continue
-		}
-		c.addOutbox(b, &outboxEvent{App: app, Type: ev.Type, At: c.nowMS(), Data: data})
 	}
 }
 
-// emitWebhookNow writes events that have no commit of their own (presence)
-// in a write of their own, without waiting for it: it never blocks (a full
-// journal drops them, counted as outbox drops), so it may run anywhere,
-// an event loop included.
-func (c *Core) emitWebhookNow(app string, evs ...WebhookEvent) {
-	if c.wh.wanted(app) == 0 {
+// addEvent adds ev, which happened at `at` (unix ms), to b's outbox records.
+func (c *Core) addEvent(b *Batch, app string, ev WebhookEvent, at int64) {
+	data, err := json.Marshal(ev.Data)
+	if err != nil {
+		c.cfg.LogError("webhooks: encoding a "+ev.Type+" event", err)
 		return
 	}
-	b := &Batch{}
-	c.emitWebhook(b, app, evs...)
-	if len(b.Records) == 0 {
-		return
-	}
-	o := &op{batch: b}
-	c.submitMu.RLock()
-	defer c.submitMu.RUnlock()
-	if c.closing.Load() {
-		return
-	}
-	select {
-	case c.journal <- o:
-	default:
-		c.wh.dropped.Add(uint64(len(b.Records)))
-	}
+	c.addOutbox(b, &outboxEvent{App: app, Type: ev.Type, At: at, Data: data})
 }
 
 // addOutbox appends ev as an outbox record to b, unless the outbox is full.
@@ -603,7 +581,8 @@ var webhookMessageBits = webhookBit(WebhookMessageCreated) | webhookBit(WebhookP
 
 // presenceData is user.online's and user.offline's data.
 type presenceData struct {
-	UID string `json:"uid"`
+	UID    string `json:"uid"`
+	Reason string `json:"reason,omitempty"` // user.offline: OfflineDisconnected, OfflineServerStopped or OfflineRestart
 }
 
 // sessionCreatedData is session.created's data.

@@ -5,9 +5,11 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -164,4 +166,69 @@ func TestWebhookEventsSurviveKillNine(t *testing.T) {
 	} else if ae, ok := err.(*apiclient.APIError); !ok || ae.Code != "bad_request" {
 		t.Fatalf("loopback endpoint: %v, want bad_request", err)
 	}
+}
+
+// TestWebhookPresenceSurvivesKillNine: users online when chatd is killed
+// with SIGKILL get their user.offline ("reason": "restart") when it starts
+// again, each exactly once; a user who left before the kill gets none more.
+func TestWebhookPresenceSurvivesKillNine(t *testing.T) {
+	rec := &hookRecorder{delivered: map[string]json.RawMessage{}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	flags := []string{"--webhook-loopback"}
+	p := startBinary(t, 0, flags...)
+	app := p.app("shop")
+	ctx := context.Background()
+	url := srv.URL + "/hooks"
+	if _, err := app.CreateWebhookEndpoint(ctx, apiclient.WebhookEndpointInput{URL: &url,
+		Events: []string{"user.online", "user.offline"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []string{"alice", "bob", "carol"} {
+		c := dialRaw(t, p.wsAddr, "", 0)
+		c.login(t, app.App, pushUser(t, app, uid))
+		if uid == "carol" {
+			c.Close() // carol leaves before the crash
+		}
+	}
+	presence := func() map[string][]string {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		out := map[string][]string{}
+		for _, body := range rec.delivered {
+			var ev struct {
+				Type string `json:"type"`
+				Data struct {
+					UID    string `json:"uid"`
+					Reason string `json:"reason"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(body, &ev); err != nil {
+				t.Fatal(err)
+			}
+			out[ev.Data.UID] = append(out[ev.Data.UID], ev.Type+":"+ev.Data.Reason)
+		}
+		for _, evs := range out {
+			sort.Strings(evs)
+		}
+		return out
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := fmt.Sprint(presence())
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("presence deliveries %s, want %s", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("map[alice:[user.online:] bob:[user.online:] carol:[user.offline:disconnected user.online:]]")
+	p.kill9()
+	startBinaryIn(t, p.dir, 0, flags...)
+	waitFor("map[alice:[user.offline:restart user.online:] bob:[user.offline:restart user.online:] carol:[user.offline:disconnected user.online:]]")
 }
