@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // Presence webhooks (user.online, user.offline) without a lost event.
@@ -49,9 +50,11 @@ type presenceHooks struct {
 	mu      sync.Mutex
 	pending []presenceChange
 	on      map[string]struct{} // userKey → an online recorded (or queued) and no offline since
-	stopped bool                // Drain wrote everyone offline: later changes are not events
-	wake    chan struct{}       // cap 1
-	flushMu sync.Mutex
+	// recorded is len(on), for a lock-free check on the logout path.
+	recorded atomic.Int64
+	stopped  bool          // Drain wrote everyone offline: later changes are not events
+	wake     chan struct{} // cap 1
+	flushMu  sync.Mutex
 }
 
 var presenceBits = webhookBit(WebhookUserOnline) | webhookBit(WebhookUserOffline)
@@ -61,6 +64,9 @@ var presenceBits = webhookBit(WebhookUserOnline) | webhookBit(WebhookUserOffline
 func (c *Core) presenceHook(app, uid string, online bool) {
 	wanted := c.wh.wanted(app)&presenceBits != 0
 	h := &c.ph
+	if !wanted && (online || h.recorded.Load() == 0) {
+		return // the login path's cost for an app without presence webhooks
+	}
 	key := userKey(app, uid)
 	h.mu.Lock()
 	if h.stopped {
@@ -84,6 +90,7 @@ func (c *Core) presenceHook(app, uid string, online bool) {
 		}
 		delete(h.on, key)
 	}
+	h.recorded.Store(int64(len(h.on)))
 	h.pending = append(h.pending, presenceChange{app: app, uid: uid, online: online, at: c.nowMS()})
 	h.mu.Unlock()
 	select {
@@ -123,6 +130,7 @@ func (c *Core) flushPresence(ctx context.Context, stop bool) {
 			still = append(still, k)
 		}
 		h.on = nil
+		h.recorded.Store(0)
 	}
 	h.mu.Unlock()
 	if len(changes) == 0 && len(still) == 0 {
