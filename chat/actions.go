@@ -868,7 +868,11 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 	if p[1] < p[0] {
 		p[0], p[1] = p[1], p[0]
 	}
-	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindPrivate, Pair: p, CreatedAt: now}
+	sid, err = c.newSessionID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec := Session{ID: sid, App: app, Kind: KindPrivate, Pair: p, CreatedAt: now}
 	ms := []Member{
 		{Session: rec.ID, UID: p[0], Role: RoleMember, JoinedAt: now},
 		{Session: rec.ID, UID: p[1], Role: RoleMember, JoinedAt: now},
@@ -915,7 +919,11 @@ func (c *Core) openSystem(ctx context.Context, app, uid string) (*sess, error) {
 		}
 	}
 	now := c.nowMS()
-	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindSystem, Name: "system", CreatedAt: now}
+	sid, err = c.newSessionID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec := Session{ID: sid, App: app, Kind: KindSystem, Name: "system", CreatedAt: now}
 	ms := []Member{{Session: rec.ID, UID: uid, Role: RoleMember, JoinedAt: now}}
 	b := &Batch{Sessions: []Session{rec}, Members: ms}
 	c.emitWebhook(b, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), Members: []string{uid}}})

@@ -370,8 +370,11 @@ func (c *Core) createGroup(ctx context.Context, app string, in GroupInput, limit
 	now := c.nowMS()
 	id := in.ID
 	if id == 0 {
-		id = SessionID(c.nextSession.Add(1))
-	} else if e := c.hostGroupID(id); e != nil { // groups_admin.go
+		var err error
+		if id, err = c.newSessionID(ctx); err != nil {
+			return Session{}, err
+		}
+	} else if e := c.hostGroupID(ctx, id); e != nil { // groups_admin.go
 		return Session{}, e
 	}
 	rec := Session{ID: id, App: app, Kind: KindGroup, Name: in.Name, Avatar: in.Avatar,

@@ -99,7 +99,11 @@ func (c *Core) channel(ctx context.Context, app string, create bool) (SessionID,
 	case errors.Is(err, ErrNotFound) && !create:
 		return 0, nil
 	case errors.Is(err, ErrNotFound) || err == nil:
-		rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindBroadcast, Name: "broadcast", CreatedAt: c.nowMS()}
+		sid, err := c.newSessionID(ctx)
+		if err != nil {
+			return 0, err
+		}
+		rec := Session{ID: sid, App: app, Kind: KindBroadcast, Name: "broadcast", CreatedAt: c.nowMS()}
 		if err := c.write(ctx, &Batch{Sessions: []Session{rec}, Records: []Record{{Kind: KindBroadcastChannel, Key: []byte(app),
 			Value: binary.BigEndian.AppendUint64(nil, uint64(rec.ID))}}}); err != nil {
 			return 0, err

@@ -183,6 +183,10 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 	}
 	free = min(free, MaxConsultSeconds-in.Seconds)
 
+	sid, err := c.newSessionID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st := &c.consult
 	lk := liveKey(app, in.Consultant)
 	st.mu.Lock()
@@ -199,7 +203,7 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 	if in.ExpiresIn > 0 {
 		ttl = in.ExpiresIn * 1000
 	}
-	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: app, Kind: KindConsult, Owner: in.Consultant, CreatedAt: now}
+	rec := Session{ID: sid, App: app, Kind: KindConsult, Owner: in.Consultant, CreatedAt: now}
 	ms := []Member{
 		{Session: rec.ID, UID: in.Consultant, Role: RoleOwner, JoinedAt: now},
 		{Session: rec.ID, UID: in.Customer, Role: RoleMember, JoinedAt: now},

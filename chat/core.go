@@ -44,6 +44,10 @@ import (
 
 // Config tunes the core. Zero values mean the documented defaults.
 type Config struct {
+	// SharedStore says that other chatd nodes write the same store (a
+	// cluster, docs/cluster.md): the store must implement SharedStore,
+	// and seqs and session ids are then decided by it (shared.go).
+	SharedStore bool
 	// MaxContent caps one message's content JSON in bytes. Zero means 32 KiB.
 	MaxContent int
 	// TokenTTL is the default chat token lifetime. Zero means 30 days.
@@ -242,6 +246,8 @@ type Core struct {
 	system   map[string]SessionID // app\x00uid → system session
 
 	nextSession atomic.Uint64
+	shared      SharedStore // set when Config.SharedStore: other nodes write the store too (shared.go)
+	sharedIDs   sessionIDs  // this node's reserved block of session ids (shared.go)
 	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions, and each user's push
 
 	unauthMu sync.Mutex
@@ -355,6 +361,13 @@ func New(cfg Config, st Store) (*Core, error) {
 		return nil, fmt.Errorf("chat: write the offline events of the users online at the last stop: %w", err)
 	}
 	c.nextSession.Store(uint64(max))
+	if cfg.SharedStore {
+		ss, ok := st.(SharedStore)
+		if !ok {
+			return nil, fmt.Errorf("chat: Config.SharedStore is set but the store (%T) cannot be shared by several nodes", st)
+		}
+		c.shared = ss
+	}
 	c.consult.init(cfg.Consult)
 	if err := c.loadConsults(context.Background()); err != nil {
 		return nil, fmt.Errorf("chat: load consultations: %w", err)

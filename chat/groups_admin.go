@@ -760,9 +760,12 @@ const maxHostGroupID = 1<<53 - 1
 // hostGroupID reserves id for a group the host creates: it must be above
 // every session id handed out so far (so the core's own allocation, which
 // continues after it, can never hand it out again).
-func (c *Core) hostGroupID(id SessionID) *Error {
+func (c *Core) hostGroupID(ctx context.Context, id SessionID) error {
 	if id > maxHostGroupID {
 		return Errf(CodeBadRequest, "a group id is at most 2^53-1")
+	}
+	if c.shared != nil {
+		return c.claimSharedID(ctx, id) // shared.go
 	}
 	for {
 		cur := c.nextSession.Load()

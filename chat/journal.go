@@ -211,6 +211,35 @@ type journalState struct {
 
 func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 	ctx := context.Background()
+	var err error
+	var touched []SessionID
+	start := time.Now()
+	if c.shared != nil {
+		// Other nodes append to the same sessions: the seqs come from
+		// the store, under its locks (shared.go).
+		touched, err = c.buildShared(ctx, j, b, ops)
+	} else {
+		touched = c.build(ctx, j, b, ops)
+		if !b.Empty() {
+			start = time.Now()
+			err = c.store.Apply(ctx, b)
+		}
+	}
+	if !b.Empty() {
+		c.traceCommit(ops, start)
+		c.stats.commitNanos.Store(int64(time.Since(start)))
+		c.stats.commits.Add(1)
+		c.stats.lastBatch.Store(int64(len(ops)))
+		j.hists.observe(start, len(ops))
+	}
+	c.finishCommit(j, b, ops, touched, err)
+}
+
+// build fills b with ops' writes: CIDs resolved, seqs assigned (from
+// j.lastSeq, read from the store for a session not seen yet), each
+// message's attached records and webhook events. It returns the sessions
+// given seqs.
+func (c *Core) build(ctx context.Context, j *journalState, b *Batch, ops []*op) []SessionID {
 	b.Reset()
 	clear(j.cids)
 	touched := j.touched[:0]
@@ -290,16 +319,11 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 		}
 		o.result.send = SendResult{Session: m.Session, Seq: m.Seq, CreatedAt: m.CreatedAt}
 	}
-	var err error
-	if !b.Empty() {
-		start := time.Now()
-		err = c.store.Apply(ctx, b)
-		c.traceCommit(ops, start)
-		c.stats.commitNanos.Store(int64(time.Since(start)))
-		c.stats.commits.Add(1)
-		c.stats.lastBatch.Store(int64(len(ops)))
-		j.hists.observe(start, len(ops))
-	}
+	return touched
+}
+
+// finishCommit learns from a commit (err: how it went) and answers its ops.
+func (c *Core) finishCommit(j *journalState, b *Batch, ops []*op, touched []SessionID, err error) {
 	if err == nil && len(b.Records) > 0 {
 		c.webhookCommitted(b)
 	}

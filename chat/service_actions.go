@@ -194,8 +194,12 @@ func (c *Core) svcOpen(ctx context.Context, id Identity, shop string) (*ServiceV
 	if err := c.svcRefused(sh); err != nil {
 		return nil, err
 	}
+	sid, err := c.newSessionID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := c.nowMS()
-	rec := Session{ID: SessionID(c.nextSession.Add(1)), App: id.App, Kind: KindService, Name: sh.rec.Name,
+	rec := Session{ID: sid, App: id.App, Kind: KindService, Name: sh.rec.Name,
 		Avatar: sh.rec.Avatar, Owner: id.UID, CreatedAt: now}
 	ms := []Member{{Session: rec.ID, UID: id.UID, Role: RoleMember, JoinedAt: now}}
 	conv := ServiceConversation{Session: rec.ID, App: id.App, Shop: shop, Customer: id.UID, CreatedAt: now}

@@ -1,0 +1,95 @@
+package memstore
+
+import (
+	"context"
+	"sync"
+
+	"chatd/chat"
+)
+
+var _ chat.SharedStore = (*Shared)(nil)
+
+// Shared is a Store that several cores in one process may write at once,
+// as chatd nodes share the cluster's PostgreSQL: it adds the row locks and
+// the session-id counter of chat.SharedStore. For the core's cluster
+// tests; it passes chat/storetest's shared suite like the PostgreSQL store.
+type Shared struct {
+	*Store
+	rows sync.Map // chat.SessionID → *sync.Mutex: the per-session "row lock"
+
+	idMu   sync.Mutex
+	nextID chat.SessionID // the highest id reserved or claimed
+}
+
+// NewShared returns an empty shared store.
+func NewShared() *Shared { return &Shared{Store: New()} }
+
+func (s *Shared) row(id chat.SessionID) *sync.Mutex {
+	if m, ok := s.rows.Load(id); ok {
+		return m.(*sync.Mutex)
+	}
+	m, _ := s.rows.LoadOrStore(id, &sync.Mutex{})
+	return m.(*sync.Mutex)
+}
+
+// ApplyLocked implements chat.SharedStore.
+func (s *Shared) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *chat.Batch, build func(last map[chat.SessionID]uint64) error) error {
+	for i, id := range sessions {
+		if i > 0 && sessions[i-1] >= id {
+			panic("memstore: ApplyLocked: sessions not ascending and unique")
+		}
+	}
+	for _, id := range sessions {
+		m := s.row(id)
+		m.Lock()
+		defer m.Unlock()
+	}
+	last := make(map[chat.SessionID]uint64, len(sessions))
+	s.mu.RLock()
+	for _, id := range sessions {
+		if ms := s.msgs[id]; len(ms) > 0 {
+			last[id] = ms[len(ms)-1].Seq
+		}
+		if sum := s.sessions[id].LastSeq; sum > last[id] {
+			last[id] = sum // messages pruned by retention: the summary still counts them
+		}
+	}
+	s.mu.RUnlock()
+	if err := build(last); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	return s.Apply(ctx, b)
+}
+
+// ReserveSessionIDs implements chat.SharedStore.
+func (s *Shared) ReserveSessionIDs(ctx context.Context, n int) (chat.SessionID, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	s.catchUpIDs(ctx)
+	first := s.nextID + 1
+	s.nextID += chat.SessionID(n)
+	return first, nil
+}
+
+// ClaimSessionID implements chat.SharedStore.
+func (s *Shared) ClaimSessionID(ctx context.Context, id chat.SessionID) (bool, chat.SessionID, error) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	s.catchUpIDs(ctx)
+	if id <= s.nextID {
+		return false, s.nextID + 1, nil
+	}
+	s.nextID = id
+	return true, id, nil
+}
+
+// catchUpIDs keeps the counter above sessions written without it (a store
+// filled before it was shared).
+func (s *Shared) catchUpIDs(ctx context.Context) {
+	if max, _ := s.MaxSessionID(ctx); max > s.nextID {
+		s.nextID = max
+	}
+}

@@ -1,0 +1,206 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"chatd/chat"
+)
+
+// RunShared runs the suite of chat.SharedStore: the guarantees several
+// nodes writing one store rely on. open returns two handles on one new,
+// empty store, as two nodes would hold (the same value twice is fine for
+// an in-process store); RunShared closes them.
+func RunShared(t *testing.T, open func(t *testing.T) (a, b chat.SharedStore)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, a, b chat.SharedStore)
+	}{
+		{name: "LastSeq", fn: testSharedLastSeq},
+		{name: "ConcurrentAppendsGapless", fn: testSharedConcurrentAppends},
+		{name: "BuildErrorWritesNothing", fn: testSharedBuildError},
+		{name: "SessionIDs", fn: testSharedSessionIDs},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := open(t)
+			t.Cleanup(func() {
+				if err := a.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				if any(b) != any(a) {
+					if err := b.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				}
+			})
+			tc.fn(t, a, b)
+		})
+	}
+}
+
+func sharedSessions(t *testing.T, s chat.Store, ids ...chat.SessionID) {
+	t.Helper()
+	b := &chat.Batch{Apps: []chat.App{{ID: "app1", Name: "A", Secret: "s"}}}
+	for _, id := range ids {
+		b.Sessions = append(b.Sessions, chat.Session{ID: id, App: "app1", Kind: chat.KindGroup, Name: "g" + strconv.Itoa(int(id))})
+	}
+	apply(t, s, b)
+}
+
+// appendOne appends one message to each of sessions under the lock, as a
+// journal does, and returns the seqs it got.
+func appendOne(ctx context.Context, s chat.SharedStore, from string, sessions ...chat.SessionID) (map[chat.SessionID]uint64, error) {
+	got := map[chat.SessionID]uint64{}
+	b := &chat.Batch{}
+	err := s.ApplyLocked(ctx, sessions, b, func(last map[chat.SessionID]uint64) error {
+		for _, id := range sessions {
+			m := msg(id, last[id]+1, from, from+"-"+strconv.FormatUint(last[id]+1, 10))
+			b.Messages = append(b.Messages, m)
+			b.Summaries = append(b.Summaries, chat.Summary{Session: id, Seq: m.Seq, At: m.CreatedAt, From: from, Type: m.Type})
+			got[id] = m.Seq
+		}
+		return nil
+	})
+	return got, err
+}
+
+func testSharedLastSeq(t *testing.T, a, _ chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 1, 2)
+	apply(t, a, &chat.Batch{Messages: []chat.Message{msg(1, 1, "u", ""), msg(1, 2, "u", ""), msg(1, 3, "u", "")},
+		Summaries: []chat.Summary{{Session: 1, Seq: 3, From: "u", Type: "text"}}})
+	err := a.ApplyLocked(ctx, []chat.SessionID{1, 2, 9}, &chat.Batch{}, func(last map[chat.SessionID]uint64) error {
+		equal(t, "last seq of a session with 3 messages", last[1], uint64(3))
+		equal(t, "last seq of an empty session", last[2], uint64(0))
+		equal(t, "last seq of an unknown session", last[9], uint64(0))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testSharedConcurrentAppends(t *testing.T, a, b chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 1, 2)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			s := a
+			if w%2 == 1 {
+				s = b // the other node
+			}
+			from := "w" + strconv.Itoa(w)
+			for i := 0; i < each; i++ {
+				sessions := []chat.SessionID{1}
+				if i%3 == 0 {
+					sessions = []chat.SessionID{1, 2} // two locks, taken in order
+				}
+				if _, err := appendOne(ctx, s, from, sessions...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id chat.SessionID
+		n  int
+	}{{1, writers * each}, {2, writers * ((each + 2) / 3)}} {
+		ms, err := b.Messages(ctx, c.id, 1, ^uint64(0), 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]uint64, c.n)
+		for i := range want {
+			want[i] = uint64(i + 1)
+		}
+		if got := seqsOf(ms); !slices.Equal(got, want) {
+			t.Fatalf("session %d: seqs %v, want 1..%d each once", c.id, got, c.n)
+		}
+		equal(t, "summary LastSeq", mustSession(t, a, c.id).LastSeq, uint64(c.n))
+	}
+}
+
+func testSharedBuildError(t *testing.T, a, _ chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 1)
+	boom := errors.New("build failed")
+	b := &chat.Batch{}
+	err := a.ApplyLocked(ctx, []chat.SessionID{1}, b, func(last map[chat.SessionID]uint64) error {
+		b.Messages = append(b.Messages, msg(1, last[1]+1, "u", ""))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("ApplyLocked = %v, want the build's error", err)
+	}
+	wantSeqs(t, a, 1, 1, ^uint64(0), 0, false)
+	// The lock was released: the next append goes through.
+	if got, err := appendOne(ctx, a, "u", 1); err != nil || got[1] != 1 {
+		t.Fatalf("append after a failed build: %v, %v", got, err)
+	}
+}
+
+func testSharedSessionIDs(t *testing.T, a, b chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 5) // written before: ids continue above it
+	var mu sync.Mutex
+	seen := map[chat.SessionID]bool{}
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			s := a
+			if w%2 == 1 {
+				s = b
+			}
+			for i := 0; i < 10; i++ {
+				first, err := s.ReserveSessionIDs(ctx, 4)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for id := first; id < first+4; id++ {
+					if id <= 5 || seen[id] {
+						t.Errorf("session id %d reserved twice or not above the stored ones", id)
+					}
+					seen[id] = true
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	var top chat.SessionID
+	for id := range seen {
+		top = max(top, id)
+	}
+	ok, next, err := b.ClaimSessionID(ctx, top)
+	if err != nil || ok || next != top+1 {
+		t.Fatalf("ClaimSessionID(%d) of a reserved id = %v, %d, %v; want refused, next %d", top, ok, next, err, top+1)
+	}
+	ok, _, err = a.ClaimSessionID(ctx, top+100)
+	if err != nil || !ok {
+		t.Fatalf("ClaimSessionID(%d) = %v, %v; want taken", top+100, ok, err)
+	}
+	first, err := b.ReserveSessionIDs(ctx, 1)
+	if err != nil || first != top+101 {
+		t.Fatalf("ReserveSessionIDs after a claim = %d, %v; want %d", first, err, top+101)
+	}
+}
