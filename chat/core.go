@@ -246,8 +246,8 @@ type Core struct {
 	system   map[string]SessionID // app\x00uid → system session
 
 	nextSession atomic.Uint64
-	shared      SharedStore // set when Config.SharedStore: other nodes write the store too (shared.go)
-	sharedIDs   sessionIDs  // this node's reserved block of session ids (shared.go)
+	shared      SharedStore    // set when Config.SharedStore: other nodes write the store too (shared.go)
+	sharedIDs   sessionIDs     // this node's reserved block of session ids (shared.go)
 	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions, and each user's push
 
 	unauthMu sync.Mutex
