@@ -31,19 +31,22 @@ func (r *recorder) get() []string {
 }
 
 // fake is a component that becomes ready after readyAfter, fails with
-// failErr after failAfter (if set), and on stop sleeps stopDelay and returns
+// failErr when failWhen says (if set), and on stop sleeps stopDelay and returns
 // stopErr.
 type fake struct {
 	name       string
 	readyAfter time.Duration
-	failAfter  time.Duration
-	failErr    error
-	stopDelay  time.Duration
-	stopErr    error
-	noReady    bool // never becomes ready
+	// failWhen: "start" fails at once (before being ready), "ready" once
+	// the whole stack is ready (stackReady closed), "" never. Events, not
+	// sleeps: under load a sleep raced the stack's own progress.
+	failWhen  string
+	failErr   error
+	stopDelay time.Duration
+	stopErr   error
+	noReady   bool // never becomes ready
 }
 
-func (f fake) component(r *recorder) Component {
+func (f fake) component(r *recorder, stackReady <-chan struct{}) Component {
 	ready := make(chan struct{})
 	return Component{
 		Name:  f.name,
@@ -51,8 +54,21 @@ func (f fake) component(r *recorder) Component {
 		Run: func(ctx context.Context) error {
 			r.add("start " + f.name)
 			var fail <-chan time.Time
-			if f.failAfter > 0 {
-				fail = time.After(f.failAfter)
+			switch f.failWhen {
+			case "start":
+				now := make(chan time.Time)
+				close(now)
+				fail = now
+			case "ready":
+				after := make(chan time.Time)
+				go func() {
+					select {
+					case <-stackReady:
+						close(after)
+					case <-ctx.Done():
+					}
+				}()
+				fail = after
 			}
 			if !f.noReady {
 				select {
@@ -77,77 +93,79 @@ func (f fake) component(r *recorder) Component {
 func TestStack(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
-		name        string
-		fakes       []fake
-		cancelAfter time.Duration // 0: never (a failure must end it)
-		onReadyErr  error
-		stopTimeout time.Duration
-		wantEvents  []string
-		wantReady   bool
-		wantErr     string
+		name          string
+		fakes         []fake
+		cancelOnReady bool // cancel the stack's ctx once it is ready (else a failure must end it)
+		onReadyErr    error
+		stopTimeout   time.Duration
+		wantEvents    []string
+		wantReady     bool
+		wantErr       string
 	}{
 		{
-			name:        "start in order, stop in reverse",
-			fakes:       []fake{{name: "store"}, {name: "core", readyAfter: 10 * time.Millisecond}, {name: "http"}, {name: "ws"}},
-			cancelAfter: 50 * time.Millisecond,
-			wantEvents:  []string{"start store", "start core", "start http", "start ws", "ready", "stop ws", "stop http", "stop core", "stop store"},
-			wantReady:   true,
+			name:          "start in order, stop in reverse",
+			fakes:         []fake{{name: "store"}, {name: "core", readyAfter: 10 * time.Millisecond}, {name: "http"}, {name: "ws"}},
+			cancelOnReady: true,
+			wantEvents:    []string{"start store", "start core", "start http", "start ws", "ready", "stop ws", "stop http", "stop core", "stop store"},
+			wantReady:     true,
 		},
 		{
 			name:       "failure after ready stops the rest in reverse",
-			fakes:      []fake{{name: "store"}, {name: "core", failAfter: 30 * time.Millisecond, failErr: boom}, {name: "ws"}},
+			fakes:      []fake{{name: "store"}, {name: "core", failWhen: "ready", failErr: boom}, {name: "ws"}},
 			wantEvents: []string{"start store", "start core", "start ws", "ready", "fail core", "stop ws", "stop store"},
 			wantReady:  true,
 			wantErr:    "core: boom",
 		},
 		{
 			name:       "failure during startup skips later components",
-			fakes:      []fake{{name: "store"}, {name: "ws", noReady: true, failAfter: 10 * time.Millisecond, failErr: boom}, {name: "never"}},
+			fakes:      []fake{{name: "store"}, {name: "ws", noReady: true, failWhen: "start", failErr: boom}, {name: "never"}},
 			wantEvents: []string{"start store", "start ws", "fail ws", "stop store"},
 			wantErr:    "ws: boom",
 		},
 		{
 			name:       "nil return before stop is a failure",
-			fakes:      []fake{{name: "store"}, {name: "core", failAfter: 10 * time.Millisecond}},
+			fakes:      []fake{{name: "store"}, {name: "core", failWhen: "ready"}},
 			wantEvents: []string{"start store", "start core", "ready", "fail core", "stop store"},
 			wantReady:  true,
 			wantErr:    "core stopped unexpectedly",
 		},
 		{
-			name:        "stop errors are reported",
-			fakes:       []fake{{name: "store", stopErr: boom}, {name: "ws"}},
-			cancelAfter: 20 * time.Millisecond,
-			wantEvents:  []string{"start store", "start ws", "ready", "stop ws", "stop store"},
-			wantReady:   true,
-			wantErr:     "stop store: boom",
+			name:          "stop errors are reported",
+			fakes:         []fake{{name: "store", stopErr: boom}, {name: "ws"}},
+			cancelOnReady: true,
+			wantEvents:    []string{"start store", "start ws", "ready", "stop ws", "stop store"},
+			wantReady:     true,
+			wantErr:       "stop store: boom",
 		},
 		{
-			name:        "OnReady error stops the stack",
-			fakes:       []fake{{name: "store"}, {name: "ws"}},
-			onReadyErr:  boom,
-			wantEvents:  []string{"start store", "start ws", "ready", "stop ws", "stop store"},
-			wantReady:   true,
-			wantErr:     "boom",
-			cancelAfter: time.Hour,
+			name:       "OnReady error stops the stack",
+			fakes:      []fake{{name: "store"}, {name: "ws"}},
+			onReadyErr: boom,
+			wantEvents: []string{"start store", "start ws", "ready", "stop ws", "stop store"},
+			wantReady:  true,
+			wantErr:    "boom",
 		},
 		{
-			name:        "stop timeout gives up",
-			fakes:       []fake{{name: "store"}, {name: "core", stopDelay: time.Second}},
-			cancelAfter: 20 * time.Millisecond,
-			stopTimeout: 100 * time.Millisecond,
-			wantEvents:  []string{"start store", "start core", "ready"},
-			wantReady:   true,
-			wantErr:     "stop core: still running after 100ms",
+			name:          "stop timeout gives up",
+			fakes:         []fake{{name: "store"}, {name: "core", stopDelay: time.Second}},
+			cancelOnReady: true,
+			stopTimeout:   100 * time.Millisecond,
+			wantEvents:    []string{"start store", "start core", "ready"},
+			wantReady:     true,
+			wantErr:       "stop core: still running after 100ms",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
+			stackReady := make(chan struct{})
 			var comps []Component
 			for _, f := range tt.fakes {
-				comps = append(comps, f.component(rec))
+				comps = append(comps, f.component(rec, stackReady))
 			}
 			ready := false
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			s := &Stack{
 				Components:  comps,
 				StopTimeout: tt.stopTimeout,
@@ -155,14 +173,12 @@ func TestStack(t *testing.T) {
 				OnReady: func() error {
 					ready = true
 					rec.add("ready")
+					close(stackReady)
+					if tt.cancelOnReady {
+						cancel()
+					}
 					return tt.onReadyErr
 				},
-			}
-			ctx := context.Background()
-			if tt.cancelAfter > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.cancelAfter)
-				defer cancel()
 			}
 			done := make(chan error, 1)
 			go func() { done <- s.Run(ctx) }()
@@ -190,7 +206,7 @@ func TestStack(t *testing.T) {
 
 func TestStackCancelDuringStartup(t *testing.T) {
 	rec := &recorder{}
-	comps := []Component{fake{name: "store"}.component(rec), fake{name: "slow", noReady: true}.component(rec)}
+	comps := []Component{fake{name: "store"}.component(rec, nil), fake{name: "slow", noReady: true}.component(rec, nil)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	called := false
