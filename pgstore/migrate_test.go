@@ -13,7 +13,6 @@ import (
 	"chatd/internal/testpg"
 )
 
-
 func newPool(t *testing.T, dsn string) *pgxpool.Pool {
 	t.Helper()
 	p, err := pgxpool.New(context.Background(), dsn)
