@@ -44,7 +44,7 @@ func TestConcurrentOpens(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := Open(context.Background(), dsn)
+			s, err := OpenShared(context.Background(), dsn)
 			if err == nil {
 				err = s.Close()
 			}

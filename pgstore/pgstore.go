@@ -30,16 +30,48 @@ var _ chat.Store = (*Store)(nil)
 // concurrent use; the core calls Apply from its journal goroutine only.
 type Store struct {
 	pool *pgxpool.Pool
+	// node is the connection holding the single-node lock (Open), nil
+	// for OpenShared; closing it releases the lock.
+	node *pgx.Conn
 }
+
+// nodeLock is the pg_advisory_lock key a single chatd holds on its
+// database for as long as it runs ("chatd1" in ASCII).
+const nodeLock = 0x636861746431
+
+// ErrInUse is returned by Open when another chatd holds the database.
+var ErrInUse = errors.New("pgstore: another chatd is using this database")
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
 // connection string, as libpq takes), brings its schema up to date and
-// returns the store. Several chatd may open one database at once: the
-// migrations take turns under an advisory lock.
+// returns the store, for one chatd: it holds an advisory lock on the
+// database until Close, and fails with ErrInUse while another chatd
+// holds it. A single node hands out seqs from its own journal, so two on
+// one database would hand out the same ones; the lock stops that until
+// nodes take their seqs from the database (AllocSeqs; docs/cluster.md).
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	s, err := OpenShared(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lockNode(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenShared is Open without the single-node lock, for tools and for
+// nodes of a cluster that take their seqs from AllocSeqs. Several may
+// open one database at once: the migrations take turns under an
+// advisory lock.
+func OpenShared(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "chatd" // in pg_stat_activity
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -60,9 +92,49 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
-// Close closes the pool's connections. Reads in flight finish first.
+// lockNode takes the single-node lock on a connection of its own, taken
+// out of the pool for the store's lifetime.
+func (s *Store) lockNode(ctx context.Context) error {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: %w", err)
+	}
+	conn := c.Hijack()
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(nodeLock)).Scan(&ok); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("pgstore: single-node lock: %w", err)
+	}
+	if !ok {
+		holder := "unknown"
+		var addr, app *string
+		err := conn.QueryRow(ctx, `SELECT a.client_addr::text, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND (l.classid::bigint << 32 | l.objid::bigint) = $1 LIMIT 1`, int64(nodeLock)).Scan(&addr, &app)
+		if err == nil {
+			holder = fmt.Sprintf("%s from %s", deref(app, "?"), deref(addr, "a local socket"))
+		}
+		conn.Close(ctx)
+		return fmt.Errorf("%w (the lock's holder: %s); one chatd per database until clusters are built (docs/cluster.md)", ErrInUse, holder)
+	}
+	s.node = conn
+	return nil
+}
+
+func deref(p *string, def string) string {
+	if p == nil || *p == "" {
+		return def
+	}
+	return *p
+}
+
+// Close closes the pool's connections and releases the single-node
+// lock. Reads in flight finish first.
 func (s *Store) Close() error {
 	s.pool.Close()
+	if s.node != nil {
+		return s.node.Close(context.Background())
+	}
 	return nil
 }
 

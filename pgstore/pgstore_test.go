@@ -2,6 +2,8 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -41,4 +43,27 @@ func TestPersistence(t *testing.T) {
 		mu.Unlock()
 		return open(t, dsn)
 	})
+}
+
+// TestSingleNodeLock: while one chatd has the database open, a second
+// Open is refused, naming the holder; OpenShared (tools, cluster nodes)
+// is not; once the first closes, the database is free again.
+func TestSingleNodeLock(t *testing.T) {
+	ctx := context.Background()
+	dsn := testpg.DSN(t)
+	first := open(t, dsn)
+	_, err := pgstore.Open(ctx, dsn)
+	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "chatd from 127.0.0.1") {
+		t.Fatalf("second Open: %v; want ErrInUse naming the holder", err)
+	}
+	shared, err := pgstore.OpenShared(ctx, dsn)
+	if err != nil {
+		t.Fatalf("OpenShared beside a node: %v", err)
+	}
+	shared.Close()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, dsn)
+	again.Close()
 }

@@ -39,7 +39,7 @@ func TestAllocSeqsConcurrent(t *testing.T) {
 			)
 			stores := make([]*Store, nodes)
 			for i := range stores {
-				s, err := Open(ctx, dsn)
+				s, err := OpenShared(ctx, dsn)
 				if err != nil {
 					t.Fatal(err)
 				}

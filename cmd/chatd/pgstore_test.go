@@ -27,7 +27,8 @@ import (
 // store setting, here from the environment): two users chat over
 // WebSocket, chatd restarts, and the history, tokens and seqs are all
 // there, in the database and not in the data folder. The bbolt-only
-// backup refuses with a pointer to pg_dump.
+// backup refuses with a pointer to pg_dump, and a second chatd on the
+// same database refuses to start.
 func TestPostgresStore(t *testing.T) {
 	dsn := testpg.Start(t).NewDatabase(t)
 	env := []string{"CHATD_STORE=" + dsn}
@@ -87,6 +88,13 @@ func TestPostgresStore(t *testing.T) {
 	r := runBin(t, env, chatdBin, "backup", filepath.Join(t.TempDir(), "b.db"), "--data", dir)
 	if r.code == 0 || !strings.Contains(r.stderr, "pg_dump") {
 		t.Fatalf("chatd backup on PostgreSQL: exit %d, stderr %q; want a refusal naming pg_dump", r.code, r.stderr)
+	}
+
+	// A second chatd (its own data folder) on the same database would
+	// hand out the same seqs: it refuses to start.
+	r = runBin(t, env, chatdBin, addrFlags(newDataDir(t))...)
+	if r.code == 0 || !strings.Contains(r.stderr, "another chatd is using this database") {
+		t.Fatalf("second chatd on the database: exit %d, stderr %q; want a refusal", r.code, r.stderr)
 	}
 
 	f.cmd.Process.Signal(syscall.SIGTERM)
