@@ -117,7 +117,13 @@ func (s *Store) Apply(ctx context.Context, b *chat.Batch) error {
 	if q.Len() == 0 {
 		return nil
 	}
-	err := s.pool.SendBatch(context.WithoutCancel(ctx), &q).Close()
+	return applyError(s.pool.SendBatch(context.WithoutCancel(ctx), &q).Close())
+}
+
+// applyError words a failed Apply: a member of a missing session wraps
+// chat.ErrNotFound, PostgreSQL's disk_full wraps chat.ErrDiskFull (the
+// core answers it `unavailable`, "disk full").
+func applyError(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -82,7 +83,8 @@ func TestPostgresStore(t *testing.T) {
 	// Backups are PostgreSQL's business: the admin API and the command
 	// both say so.
 	err = admin.Do(ctx, "GET", "/admin/v1/backup", nil, nil)
-	if err == nil || !strings.Contains(err.Error(), "pg_dump") {
+	var ae *apiclient.APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "unavailable" || !strings.Contains(ae.Message, "pg_dump") {
 		t.Fatalf("GET /admin/v1/backup: %v, want a refusal naming pg_dump", err)
 	}
 	r := runBin(t, env, chatdBin, "backup", filepath.Join(t.TempDir(), "b.db"), "--data", dir)
