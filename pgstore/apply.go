@@ -296,14 +296,16 @@ func queue(q *pgx.Batch, b *chat.Batch) {
 		}
 		q.Queue(sqlMessages, append(c.args(11), c.bools)...)
 	}
-	if sums := highestSummaries(b.Summaries); len(sums) > 0 {
+	if sums := highest(b.Summaries, func(x *chat.Summary) chat.SessionID { return x.Session },
+		func(x *chat.Summary) uint64 { return x.Seq }); len(sums) > 0 {
 		var c cols
 		for _, sm := range sums {
 			c.int(0, sid(sm.Session)).int(1, int64(sm.Seq)).int(2, sm.At).bytes(3, sm.From).bytes(4, sm.Type).bytes(5, sm.Preview)
 		}
 		q.Queue(sqlSummaries, c.args(6)...)
 	}
-	if reads := highestReads(b.Reads); len(reads) > 0 {
+	if reads := highest(b.Reads, func(x *chat.ReadMark) chat.MemberKey { return chat.MemberKey{Session: x.Session, UID: x.UID} },
+		func(x *chat.ReadMark) uint64 { return x.Seq }); len(reads) > 0 {
 		var c cols
 		for _, r := range reads {
 			c.int(0, sid(r.Session)).bytes(1, r.UID).int(2, int64(r.Seq))
@@ -381,43 +383,24 @@ func foldSessions(xs []chat.Session) []chat.Session {
 	return out
 }
 
-// highestSummaries keeps one summary per session: the highest seq, the
-// first of equals (a later equal one would not apply).
-func highestSummaries(xs []chat.Summary) []chat.Summary {
+// highest keeps one element per key: the one of the highest seq, the
+// first of equals (a later equal one would not apply). It serves
+// Summaries (per session) and Reads (per member).
+func highest[T any, K comparable](xs []T, key func(*T) K, seq func(*T) uint64) []T {
 	if len(xs) < 2 {
 		return xs
 	}
-	at := make(map[chat.SessionID]int, 8)
-	out := make([]chat.Summary, 0, 8)
-	for _, x := range xs {
-		i, ok := at[x.Session]
-		switch {
-		case !ok:
-			at[x.Session] = len(out)
-			out = append(out, x)
-		case x.Seq > out[i].Seq:
-			out[i] = x
-		}
-	}
-	return out
-}
-
-// highestReads keeps one read mark per member, the highest.
-func highestReads(xs []chat.ReadMark) []chat.ReadMark {
-	if len(xs) < 2 {
-		return xs
-	}
-	at := make(map[chat.MemberKey]int, 8)
-	out := make([]chat.ReadMark, 0, 8)
-	for _, x := range xs {
-		k := chat.MemberKey{Session: x.Session, UID: x.UID}
-		i, ok := at[k]
+	at := make(map[K]int, 8)
+	out := make([]T, 0, 8)
+	for i := range xs {
+		k := key(&xs[i])
+		j, ok := at[k]
 		switch {
 		case !ok:
 			at[k] = len(out)
-			out = append(out, x)
-		case x.Seq > out[i].Seq:
-			out[i].Seq = x.Seq
+			out = append(out, xs[i])
+		case seq(&xs[i]) > seq(&out[j]):
+			out[j] = xs[i]
 		}
 	}
 	return out
