@@ -91,6 +91,10 @@ func TestPostgresStore(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "pg_dump") {
 		t.Fatalf("chatd backup on PostgreSQL: exit %d, stderr %q; want a refusal naming pg_dump", r.code, r.stderr)
 	}
+	r = runBin(t, env, chatdBin, "restore", filepath.Join(t.TempDir(), "b.db"), "--data", dir)
+	if r.code == 0 || !strings.Contains(r.stderr, "pg_restore") {
+		t.Fatalf("chatd restore on PostgreSQL: exit %d, stderr %q; want a refusal naming pg_restore", r.code, r.stderr)
+	}
 
 	// A second chatd (its own data folder) on the same database would
 	// hand out the same seqs: it refuses to start.
