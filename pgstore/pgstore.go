@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,6 +40,9 @@ type Store struct {
 // nodeLock is the pg_advisory_lock key a single chatd holds on its
 // database for as long as it runs ("chatd1" in ASCII).
 const nodeLock = 0x636861746431
+
+// nodeLockWait is how long Open waits for the single-node lock.
+const nodeLockWait = 3 * time.Second
 
 // ErrInUse is returned by Open when another chatd holds the database.
 var ErrInUse = errors.New("pgstore: another chatd is using this database")
@@ -100,12 +105,19 @@ func (s *Store) lockNode(ctx context.Context) error {
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	conn := c.Hijack()
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(nodeLock)).Scan(&ok); err != nil {
+	// Wait a little: a chatd that has just stopped has closed its
+	// connection, but its server process may not have ended yet.
+	_, err = conn.Exec(ctx, "SET lock_timeout = "+strconv.Itoa(int(nodeLockWait/time.Millisecond)))
+	if err == nil {
+		_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(nodeLock))
+	}
+	var pe *pgconn.PgError
+	busy := errors.As(err, &pe) && pe.Code == "55P03" // lock_not_available
+	if err != nil && !busy {
 		conn.Close(ctx)
 		return fmt.Errorf("pgstore: single-node lock: %w", err)
 	}
-	if !ok {
+	if busy {
 		holder := "unknown"
 		var addr, app *string
 		err := conn.QueryRow(ctx, `SELECT a.client_addr::text, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
