@@ -56,6 +56,9 @@ func restoreCommand() *command {
 // is synced and verified (storage.Verify), and only then renamed to file.
 func backup(ctx context.Context, env *cmdEnv, file string, force bool) error {
 	cfg := &env.cfg.Config
+	if err := boltOnly(cfg, "backup"); err != nil {
+		return err
+	}
 	if _, err := os.Stat(file); err == nil && !force {
 		return fmt.Errorf("%s exists; pass --force to replace it", file)
 	}
@@ -163,6 +166,9 @@ func offlineBackup(dataDir string, w io.Writer) (int64, error) {
 // the backup) are moved aside, not deleted, and only with force.
 func restore(env *cmdEnv, file string, force bool) error {
 	cfg := &env.cfg.Config
+	if err := boltOnly(cfg, "restore"); err != nil {
+		return err
+	}
 	if err := storage.Verify(file); err != nil {
 		return fmt.Errorf("restore: %s is not a usable backup: %w", file, err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,7 +123,7 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 // server is the wired server: its parts and the stack that runs them.
 type server struct {
 	started time.Time
-	store   *storage.Bolt
+	store   *storage.Bolt // nil when chat data is in PostgreSQL
 	disk    *diskMonitor
 	core    *chat.Core
 	ws      *reactor.Server
@@ -143,20 +142,14 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	s := &server{started: time.Now()}
 	s.disk = newDiskMonitor(cfg.DataDir, cfg.DiskWarnFree, log.With().Str("component", "disk").Logger())
 	s.disk.check(true) // says so when starting with little free space
-	path := filepath.Join(cfg.DataDir, dbFile)
-	st, err := storage.Open(path, storage.Options{CheckpointInterval: cfg.CheckpointInterval,
-		LogError: logError(log.With().Str("component", "storage").Logger())})
-	if errors.Is(err, storage.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by another process (is another chatd running with a different lock? check `chatd status --data %s`)", path, cfg.DataDir)
-	}
-	if errors.Is(err, chat.ErrDiskFull) {
-		return nil, fmt.Errorf("cannot start: the disk of %s is full: %w", cfg.DataDir, err)
-	}
+	st, bolt, err := openStore(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	s.store = st
-	s.disk.store, s.disk.failed = st.DiskFull, st.Failed
+	s.store = bolt
+	if bolt != nil {
+		s.disk.store, s.disk.failed = bolt.DiskFull, bolt.Failed
+	}
 	fail := func(err error) (*server, error) {
 		st.Close()
 		return nil, err
@@ -248,7 +241,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		Cmdline:  config.RedactArgs(os.Args),
 		Status:   func() httpapi.Status { return s.status(cfg) },
 		Shutdown: shutdown,
-		Backup:   st.BackupSized,
+		Backup:   backupFunc(bolt),
 		Metrics: func(w *metrics.Writer) {
 			writeWSMetrics(w, s.ws.Stats())
 			s.disk.writeMetrics(w)

@@ -201,6 +201,10 @@ type Config struct {
 	// CheckpointInterval is how often the store writes its write-ahead
 	// log's changes into the database file (sooner when they pass ~64 MiB).
 	CheckpointInterval time.Duration
+	// Store is where chat data lives: empty for the bbolt file
+	// <DataDir>/chat.db, or a postgres:// URL for a PostgreSQL database
+	// (pgstore; docs/cluster.md). The data folder keeps everything else.
+	Store string
 	// DiskWarnFree: below this many free bytes on the data folder's
 	// disk, chatd warns in its log and sets chatd_disk_low.
 	DiskWarnFree int

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -206,6 +207,7 @@ var settings = []*Setting{
 		func(c *Config) *int { return &c.JournalSize }),
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
 		func(c *Config) *time.Duration { return &c.CheckpointInterval }),
+	storeSetting(),
 	size("disk_warn_free", "1GiB", "warn (log and /metrics chatd_disk_low) while the data folder's disk has less free than this",
 		func(c *Config) *int { return &c.DiskWarnFree }),
 	intv("retention_days", "0", 0, "delete messages older than this many days, for apps without their own retention_days (0 keeps them)",
@@ -422,6 +424,26 @@ func checkPositiveDuration(v string) error {
 func checkRounding(v string) error {
 	if v != "minute" && v != "second" {
 		return fmt.Errorf("%q: must be minute or second", v)
+	}
+	return nil
+}
+
+// storeSetting is `store`: empty for the bbolt file in the data folder, or
+// a PostgreSQL URL. Secret: the URL may carry a password.
+func storeSetting() *Setting {
+	s := str("store", "", "where chat data lives: empty for <data_dir>/chat.db (bbolt), or a postgres://user:password@host:port/database URL for PostgreSQL (docs/cluster.md)",
+		func(c *Config) *string { return &c.Store }, checkStore)
+	s.Secret = true
+	return s
+}
+
+func checkStore(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("want empty (the bbolt file <data_dir>/chat.db) or a postgres://user:password@host:port/database URL")
 	}
 	return nil
 }

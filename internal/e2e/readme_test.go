@@ -796,8 +796,8 @@ func jsToJSON(t *testing.T, js string) string {
 
 // ---- the source copy
 
-// copySource copies what building the commands needs: go.mod, go.sum and
-// the non-test Go files.
+// copySource copies what building the commands needs: go.mod, go.sum,
+// the non-test Go files and the SQL files they embed (pgstore/migrations).
 func copySource(t *testing.T, root, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -812,7 +812,7 @@ func copySource(t *testing.T, root, dst string) {
 			return nil
 		}
 		name := d.Name()
-		if !(rel == "go.mod" || rel == "go.sum" || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
+		if !(rel == "go.mod" || rel == "go.sum" || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") || strings.HasSuffix(name, ".sql")) {
 			return nil
 		}
 		b, err := os.ReadFile(p)
