@@ -1,6 +1,10 @@
 package chat
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
 
 // Records are the durable state of the core's domains that are not
 // messages, sessions or users: customer-service conversations and queues,
@@ -54,6 +58,18 @@ func ValidKind(kind string) bool {
 
 // ValidRecordKey reports whether key may be a record key.
 func ValidRecordKey(key []byte) bool { return len(key) > 0 && len(key) <= MaxRecordKey }
+
+// CheckRecord is ValidKind and ValidRecordKey as the error a Store returns
+// for a bad record (store names it: "storage", "pgstore" …).
+func CheckRecord(store, kind string, key []byte) error {
+	if !ValidKind(kind) {
+		return errors.New(store + ": invalid record kind " + strconv.Quote(kind))
+	}
+	if !ValidRecordKey(key) {
+		return errors.New(store + ": record " + kind + ": key of " + strconv.Itoa(len(key)) + " bytes (1 to " + strconv.Itoa(MaxRecordKey) + ")")
+	}
+	return nil
+}
 
 // InRecordRange reports whether key belongs to a scan with prefix, after
 // and direction: it starts with prefix and sorts after `after` (ascending)

@@ -181,15 +181,7 @@ func check(b *chat.Batch) error {
 	return nil
 }
 
-func checkRecord(kind string, key []byte) error {
-	if !chat.ValidKind(kind) {
-		return fmt.Errorf("pgstore: invalid record kind %q", kind)
-	}
-	if !chat.ValidRecordKey(key) {
-		return fmt.Errorf("pgstore: record %s: key of %d bytes (1 to %d)", kind, len(key), chat.MaxRecordKey)
-	}
-	return nil
-}
+func checkRecord(kind string, key []byte) error { return chat.CheckRecord("pgstore", kind, key) }
 
 // lastWins drops every element of xs whose key comes again later, keeping
 // the order of the rest. A batch without repeats (the usual case) is

@@ -116,15 +116,7 @@ func checkRecords(b *chat.Batch) error {
 	return nil
 }
 
-func checkRecordKey(kind string, key []byte) error {
-	if !chat.ValidKind(kind) {
-		return fmt.Errorf("storage: invalid record kind %q", kind)
-	}
-	if !chat.ValidRecordKey(key) {
-		return fmt.Errorf("storage: record %s: key of %d bytes (1 to %d)", kind, len(key), chat.MaxRecordKey)
-	}
-	return nil
-}
+func checkRecordKey(kind string, key []byte) error { return chat.CheckRecord("storage", kind, key) }
 
 // Record returns the value of (kind, key): the active overlay's change
 // to it, else the frozen overlay's, else bbolt's (a delete in an overlay

@@ -204,15 +204,7 @@ func (s *Store) Apply(_ context.Context, b *chat.Batch) error {
 	return nil
 }
 
-func checkRecord(kind string, key []byte) error {
-	if !chat.ValidKind(kind) {
-		return fmt.Errorf("memstore: invalid record kind %q", kind)
-	}
-	if !chat.ValidRecordKey(key) {
-		return fmt.Errorf("memstore: record %s: key of %d bytes (1 to %d)", kind, len(key), chat.MaxRecordKey)
-	}
-	return nil
-}
+func checkRecord(kind string, key []byte) error { return chat.CheckRecord("memstore", kind, key) }
 
 // Record returns the value of (kind, key); see chat.Store.
 func (s *Store) Record(_ context.Context, kind string, key []byte) ([]byte, error) {
