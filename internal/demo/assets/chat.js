@@ -173,18 +173,18 @@
       };
     }
     async login(gen) {
-      let token = this.token;
+      let token2 = this.token;
       try {
-        if (this.o.getToken && (this.logins > 0 || !token)) token = await this.o.getToken();
+        if (this.o.getToken && (this.logins > 0 || !token2)) token2 = await this.o.getToken();
       } catch (e) {
         if (gen === this.gen) this.drop(1006, "getToken failed: " + e.message);
         return;
       }
       if (gen !== this.gen) return;
-      this.token = token;
+      this.token = token2;
       let r;
       try {
-        r = await this.transmit("login", { app: this.o.app, token: token ?? "", platform: this.o.platform ?? "web" });
+        r = await this.transmit("login", { app: this.o.app, token: token2 ?? "", platform: this.o.platform ?? "web" });
       } catch (e) {
         if (gen !== this.gen) return;
         const err = e;
@@ -318,7 +318,7 @@
       }
     }
     // ---- requests
-    transmit(action, fields, timer, send, timeout = this.o.requestTimeout) {
+    transmit(action, fields, timer, send2, timeout = this.o.requestTimeout) {
       return new Promise((resolve, reject) => {
         clearTimeout(timer);
         const ws = this.ws;
@@ -327,13 +327,13 @@
           return;
         }
         const id = String(++this.nextId);
-        const p = { resolve, reject, send };
+        const p = { resolve, reject, send: send2 };
         p.timer = setTimeout(() => {
           this.inflight.delete(id);
           reject(new ChatdError("timeout", `no reply to ${action} within ${timeout} ms`));
         }, timeout);
         this.inflight.set(id, p);
-        if (send) send.id = id;
+        if (send2) send2.id = id;
         try {
           ws.send(JSON.stringify({ ...fields, id, action }));
         } catch {
@@ -562,13 +562,13 @@
           if (gen !== this.gen) return;
           for (const v of page.sessions) {
             n++;
-            const start = first ? v.last_seq : Math.min(v.read_seq, v.last_seq);
+            const start2 = first ? v.last_seq : Math.min(v.read_seq, v.last_seq);
             let s = this.sessions.get(v.session_id);
-            if (!s) s = this.session(v.session_id, start);
+            if (!s) s = this.session(v.session_id, start2);
             if (s.provisional) {
               s.provisional = false;
-              s.last = s.target = start;
-              for (const k of s.buf.keys()) if (k <= start) s.buf.delete(k);
+              s.last = s.target = start2;
+              for (const k of s.buf.keys()) if (k <= start2) s.buf.delete(k);
             }
             if (v.last_seq > s.target) s.target = v.last_seq;
             if (s.target > s.last || s.buf.size > 0) await this.fill(v.session_id, s);
@@ -602,7 +602,417 @@
     }
   };
 
+  // src/lib/demo.ts
+  async function demoCall(name, body) {
+    const r = await fetch("/demo/api/" + name, { method: "POST", body: body === void 0 ? "" : JSON.stringify(body) });
+    const j = await r.json().catch(() => ({ ok: false, error: { code: "internal", message: `HTTP ${r.status}` } }));
+    if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
+    return j.data;
+  }
+  var setup = () => demoCall("setup");
+  var token = (uid) => demoCall("token", { uid });
+  function authHeaders(t) {
+    return { "X-Chatd-App": t.app, Authorization: "Bearer " + t.token };
+  }
+  function upload(t, file, type, name, progress) {
+    return new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open("POST", `/v1/files?type=${type}&name=${encodeURIComponent(name)}`);
+      for (const [k, v] of Object.entries(authHeaders(t))) x.setRequestHeader(k, v);
+      x.upload.onprogress = (e) => {
+        if (e.lengthComputable) progress(e.loaded / e.total);
+      };
+      x.onload = () => {
+        let j;
+        try {
+          j = JSON.parse(x.responseText);
+        } catch {
+          reject(new Error(`upload: HTTP ${x.status}`));
+          return;
+        }
+        if (j.ok) {
+          progress(1);
+          resolve(j.data);
+        } else reject(new Error(`upload: ${j.error.code}: ${j.error.message}`));
+      };
+      x.onerror = () => reject(new Error("upload: network error"));
+      x.send(file);
+    });
+  }
+  var urls = /* @__PURE__ */ new Map();
+  async function fileURL(t, fileID) {
+    const c = urls.get(fileID);
+    if (c && c.expires_at > Date.now() + 6e4) return c.url;
+    const r = await fetch(`/v1/files/${fileID}/url`, { headers: authHeaders(t) });
+    const j = await r.json();
+    if (!j.ok) throw new Error(`file url: ${j.error.code}: ${j.error.message}`);
+    urls.set(fileID, j.data);
+    return j.data.url;
+  }
+  function h(tag, attrs = {}, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+      else if (v === true) el.setAttribute(k, "");
+      else if (v !== false) el.setAttribute(k, String(v));
+    }
+    for (const c of kids) if (c !== null && c !== void 0 && c !== false) el.append(c);
+    return el;
+  }
+  function $(id) {
+    const el = document.getElementById(id);
+    if (!el) throw new Error("no #" + id);
+    return el;
+  }
+  function clock(ms) {
+    const d = new Date(ms);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
   // src/chat.ts
-  var app = document.getElementById("app");
-  app.textContent = "chatd demo (SDK " + typeof ChatClient + ")";
+  var PAGE = 30;
+  var demo;
+  var tok;
+  var client;
+  var sessions = /* @__PURE__ */ new Map();
+  var peerRead = /* @__PURE__ */ new Map();
+  var conv = null;
+  var nick = (uid) => demo.users.find((u) => u.uid === uid)?.nickname ?? uid;
+  var showError = (e) => {
+    $("error").textContent = e instanceof Error ? e.message : String(e);
+  };
+  async function start() {
+    const status = $("login-status");
+    try {
+      demo = await setup();
+    } catch (e) {
+      status.textContent = String(e.message);
+      return;
+    }
+    const box = $("login-users");
+    box.replaceChildren(...demo.users.filter((u) => u.role === "user").map((u) => h("button", { type: "button", "data-uid": u.uid, onclick: () => {
+      location.search = "?uid=" + u.uid;
+    } }, "Chat as " + u.nickname)));
+    status.textContent = "The demo app is set up.";
+    const uid = new URLSearchParams(location.search).get("uid");
+    if (uid) await login(uid).catch(showLoginError);
+  }
+  function showLoginError(e) {
+    $("login-status").textContent = e.message;
+    $("login").hidden = false;
+    $("chat").hidden = true;
+  }
+  async function login(uid) {
+    tok = await token(uid);
+    client = new ChatClient({
+      url: tok.ws_url,
+      app: tok.app,
+      token: tok.token,
+      getToken: async () => (tok = await token(uid)).token
+    });
+    client.on("state", ({ state }) => {
+      const s = $("state");
+      s.textContent = state;
+      s.className = "state " + state;
+    });
+    client.on("message", onMessage);
+    client.on("read", (r) => {
+      const v = sessions.get(r.session_id);
+      if (r.uid === client.uid) {
+        if (v) {
+          v.read_seq = Math.max(v.read_seq, r.read_seq);
+          v.unread = Math.max(0, v.last_seq - v.read_seq);
+          renderSession(v);
+        }
+        return;
+      }
+      peerRead.set(r.session_id, Math.max(peerRead.get(r.session_id) ?? 0, r.read_seq));
+      if (conv?.sid === r.session_id) renderReceipts();
+    });
+    client.on("typing", (t) => {
+      if (conv?.sid === t.session_id && t.uid !== client.uid) showTyping(t.uid);
+    });
+    client.on("group", () => {
+      void loadSessions();
+    });
+    client.on("synced", () => {
+      void loadSessions();
+    });
+    client.on("error", showError);
+    await client.connect();
+    $("me").textContent = nick(client.uid);
+    $("login").hidden = true;
+    $("chat").hidden = false;
+    document.title = nick(client.uid) + " — chatd demo";
+    const others = demo.users.filter((u) => u.role === "user" && u.uid !== client.uid);
+    $("peers").replaceChildren(...others.map((u) => h("button", { type: "button", "data-peer": u.uid, onclick: () => openPrivate(u.uid) }, u.nickname)));
+    $("group-members").replaceChildren(...others.map((u) => h("label", {}, h("input", { type: "checkbox", value: u.uid, checked: true }), " " + u.nickname)));
+  }
+  async function loadSessions() {
+    const list = await client.sessionList();
+    sessions.clear();
+    for (const v of list) sessions.set(v.session_id, v);
+    renderSessions();
+  }
+  function title(v) {
+    if (v.kind === "private") return v.peer_nickname || nick(v.peer ?? "");
+    return v.name || `${v.kind} ${v.session_id}`;
+  }
+  function renderSessions() {
+    const ul = $("sessions");
+    const list = [...sessions.values()].sort((a, b) => (b.last_at ?? b.created_at) - (a.last_at ?? a.created_at));
+    ul.replaceChildren(...list.map(sessionItem));
+  }
+  function sessionItem(v) {
+    const unread = conv?.sid === v.session_id ? 0 : v.unread;
+    return h(
+      "li",
+      { "data-sid": v.session_id, class: conv?.sid === v.session_id ? "active" : "", onclick: () => openSession(v.session_id) },
+      h("span", { class: "name" }, title(v), v.kind === "group" ? h("span", { class: "tag" }, "group") : null),
+      unread > 0 ? h("span", { class: "unread" }, String(unread)) : h("span", {}),
+      h("span", { class: "preview" }, v.last_preview ? (v.last_from ? nick(v.last_from) + ": " : "") + v.last_preview : "")
+    );
+  }
+  function renderSession(v) {
+    const old = $("sessions").querySelector(`li[data-sid="${v.session_id}"]`);
+    if (old) old.replaceWith(sessionItem(v));
+    else renderSessions();
+  }
+  async function openPrivate(uid) {
+    try {
+      const v = await client.privateSession(uid);
+      sessions.set(v.session_id, v);
+      await openSession(v.session_id);
+    } catch (e) {
+      showError(e);
+    }
+  }
+  $("new-group").addEventListener("click", () => {
+    $("group-form").hidden = !$("group-form").hidden;
+  });
+  $("group-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const uids = [...$("group-members").querySelectorAll("input:checked")].map((i) => i.value);
+    try {
+      const v = await client.groupCreate($("group-name").value.trim(), uids);
+      sessions.set(v.session_id, v);
+      $("group-form").hidden = true;
+      await openSession(v.session_id);
+    } catch (err) {
+      showError(err);
+    }
+  });
+  async function openSession(sid) {
+    conv = { sid, msgs: /* @__PURE__ */ new Map(), oldest: 0, more: true, loading: false };
+    $("messages").replaceChildren();
+    $("typing").textContent = "";
+    $("composer").hidden = false;
+    const v = sessions.get(sid) ?? await client.request("session", { session_id: sid });
+    sessions.set(sid, v);
+    $("conv-title").textContent = title(v);
+    renderSessions();
+    await loadOlder();
+    scrollToEnd();
+    markRead();
+    $("text").focus();
+  }
+  async function loadOlder() {
+    const c = conv;
+    if (!c || c.loading || !c.more) return;
+    c.loading = true;
+    const sc = $("scroller");
+    const fromBottom = sc.scrollHeight - sc.scrollTop;
+    try {
+      const page = await client.history(c.sid, c.oldest ? { before: c.oldest, limit: PAGE } : { limit: PAGE });
+      if (conv !== c) return;
+      for (const m of page.messages) {
+        show(m);
+        if (!c.oldest || m.seq < c.oldest) c.oldest = m.seq;
+      }
+      c.more = page.has_more && page.messages.length > 0;
+      sc.scrollTop = sc.scrollHeight - fromBottom;
+    } catch (e) {
+      showError(e);
+    } finally {
+      c.loading = false;
+    }
+    $("older").hidden = !c.more;
+  }
+  $("older").addEventListener("click", () => {
+    void loadOlder();
+  });
+  $("scroller").addEventListener("scroll", () => {
+    if ($("scroller").scrollTop < 40) void loadOlder();
+  });
+  function onMessage(m) {
+    const v = sessions.get(m.session_id);
+    if (!v) {
+      void loadSessions();
+    } else {
+      v.last_seq = Math.max(v.last_seq, m.seq);
+      v.last_at = m.created_at;
+      v.last_from = m.from;
+      v.last_preview = preview(m);
+      if (m.from !== client.uid && conv?.sid !== m.session_id) v.unread++;
+      if (m.from === client.uid) v.read_seq = m.seq;
+      renderSessions();
+    }
+    if (conv?.sid !== m.session_id) return;
+    const sc = $("scroller");
+    const atEnd = sc.scrollHeight - sc.scrollTop - sc.clientHeight < 80;
+    show(m);
+    if (m.from !== client.uid) $("typing").textContent = "";
+    if (atEnd || m.from === client.uid) scrollToEnd();
+    markRead();
+  }
+  function preview(m) {
+    switch (m.type) {
+      case "text":
+        return String(m.content.text);
+      case "image":
+        return "[image]";
+      case "op":
+        return m.content.op === "recall" ? "[recalled]" : "[edited]";
+      case "recalled":
+        return "[recalled]";
+      default:
+        return "[" + m.type + "]";
+    }
+  }
+  function show(m) {
+    const c = conv;
+    if (m.type === "op") {
+      const op = m.content;
+      const t = c.msgs.get(op.seq);
+      if (!t) return;
+      if (op.op === "recall") show({ ...t, type: "recalled", content: { by: op.by, at: op.at, op_seq: m.seq } });
+      else if (op.content) show({ ...t, content: op.content, edit_count: op.edit_count });
+      return;
+    }
+    if (!c.oldest || m.seq < c.oldest) c.oldest = m.seq;
+    c.msgs.set(m.seq, m);
+    const ol = $("messages");
+    const li = item(m);
+    const same = ol.querySelector(`li[data-seq="${m.seq}"]`);
+    if (same) {
+      same.replaceWith(li);
+      return;
+    }
+    if (m.cid) ol.querySelector(`li.pending[data-cid="${CSS.escape(m.cid)}"]`)?.remove();
+    let after = null;
+    for (let e = ol.lastElementChild; e && Number(e.dataset.seq ?? Infinity) > m.seq; e = e.previousElementSibling) after = e;
+    ol.insertBefore(li, after);
+  }
+  function item(m) {
+    const mine = m.from === client.uid;
+    const li = h("li", { "data-seq": m.seq, class: (mine ? "mine " : "") + (m.type === "recalled" ? "recalled" : "") });
+    if (m.cid) li.dataset.cid = m.cid;
+    const bubble = h("div", { class: "bubble" });
+    if (m.type === "recalled") bubble.textContent = (mine ? "You" : nick(m.from)) + " recalled a message";
+    else if (m.type === "text") bubble.append(h("span", { class: "text" }, String(m.content.text)));
+    else if (m.type === "image" && m.content.file_id) {
+      const ic = m.content;
+      const img = h("img", { alt: "image", width: ic.width ?? "", height: ic.height ?? "" });
+      bubble.append(img);
+      fileURL(tok, ic.file_id).then((u) => {
+        img.src = u;
+      }, showError);
+    } else bubble.textContent = preview(m);
+    const meta = h(
+      "div",
+      { class: "meta" },
+      (mine ? "" : nick(m.from) + " · ") + clock(m.created_at),
+      mine ? h("span", { class: "receipt" }) : null,
+      mine && m.type !== "recalled" ? h("button", { type: "button", class: "recall", onclick: () => recall(m) }, "Recall") : null
+    );
+    li.append(bubble, meta);
+    if (mine) setReceipt(li, m.seq);
+    return li;
+  }
+  function setReceipt(li, seq) {
+    const r = li.querySelector(".receipt");
+    if (!r || !conv || sessions.get(conv.sid)?.kind !== "private") return;
+    r.textContent = seq <= (peerRead.get(conv.sid) ?? 0) ? " · Read" : " · Sent";
+  }
+  function renderReceipts() {
+    for (const li of $("messages").querySelectorAll("li.mine[data-seq]")) setReceipt(li, Number(li.dataset.seq));
+  }
+  async function recall(m) {
+    try {
+      await client.recall(m.session_id, m.seq);
+    } catch (e) {
+      showError(e);
+    }
+  }
+  function markRead() {
+    const c = conv;
+    if (!c || document.hidden) return;
+    const v = sessions.get(c.sid);
+    if (!v || v.read_seq >= v.last_seq) return;
+    v.read_seq = v.last_seq;
+    v.unread = 0;
+    client.read(c.sid, v.last_seq).catch(showError);
+  }
+  document.addEventListener("visibilitychange", markRead);
+  function scrollToEnd() {
+    const sc = $("scroller");
+    sc.scrollTop = sc.scrollHeight;
+  }
+  var typingTimer;
+  function showTyping(uid) {
+    $("typing").textContent = nick(uid) + " is typing…";
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => {
+      $("typing").textContent = "";
+    }, 4e3);
+  }
+  var lastTyping = 0;
+  $("text").addEventListener("input", () => {
+    if (!conv || Date.now() - lastTyping < 2e3) return;
+    lastTyping = Date.now();
+    client.typing(conv.sid).catch(() => {
+    });
+  });
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("text");
+    const text = input.value.trim();
+    if (!text || !conv) return;
+    input.value = "";
+    lastTyping = 0;
+    send({ type: "text", content: { text } }, text);
+  });
+  function send(msg, label) {
+    const sid = conv.sid;
+    const cid = crypto.randomUUID();
+    $("messages").append(h("li", { class: "mine pending", "data-cid": cid }, h("div", { class: "bubble" }, label), h("div", { class: "meta" }, "sending…")));
+    scrollToEnd();
+    client.send({ ...msg, session_id: sid, cid }).catch((err) => {
+      $("messages").querySelector(`li.pending[data-cid="${cid}"]`)?.remove();
+      showError(err);
+    });
+  }
+  $("image").addEventListener("change", async () => {
+    const input = $("image");
+    const file = input.files?.[0];
+    input.value = "";
+    if (!file || !conv) return;
+    const bar = $("upload-progress");
+    bar.hidden = false;
+    bar.value = 0;
+    try {
+      const up = await upload(tok, file, "image", file.name, (f) => {
+        bar.value = f;
+      });
+      send({ type: "image", content: { file_id: up.file_id, width: up.width, height: up.height } }, "[image]");
+    } catch (e) {
+      showError(e);
+    } finally {
+      bar.hidden = true;
+    }
+  });
+  $("setup").addEventListener("click", () => {
+    void start();
+  });
+  void start();
 })();
