@@ -14,17 +14,21 @@ import (
 	"chatd/internal/teststack"
 )
 
-// artifactsDir is where browser tests put screenshots: $CHATD_ARTIFACTS,
-// else <repo>/.artifacts/screenshots (not committed), in a folder per test.
+// artifactsDir is where browser tests put screenshots: $CHATD_ARTIFACTS
+// (a relative path is taken from the repository's root), else
+// <repo>/.artifacts/screenshots (not committed), in a folder per test.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
 	root := os.Getenv("CHATD_ARTIFACTS")
 	if root == "" {
-		abs, err := filepath.Abs(filepath.Join("..", "..", ".artifacts", "screenshots"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		root = abs
+		root = filepath.Join(".artifacts", "screenshots")
+	}
+	if !filepath.IsAbs(root) {
+		root = filepath.Join("..", "..", root) // the test runs in internal/interop
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := filepath.Join(root, t.Name())
 	if err := os.RemoveAll(dir); err != nil {
