@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,7 +153,7 @@ type Token struct {
 // token issues a chat token for one demo user (setup must have run).
 func (b *Backend) token(ctx context.Context, r *Request) (any, error) {
 	var in TokenRequest
-	dec := json.NewDecoder(strings.NewReader(string(r.Body)))
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		return nil, chat.Errf(chat.CodeBadRequest, "body must be {\"uid\": \"alice\"}: "+err.Error())

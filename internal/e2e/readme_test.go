@@ -796,8 +796,8 @@ func jsToJSON(t *testing.T, js string) string {
 
 // ---- the source copy
 
-// copySource copies what building the commands needs: go.mod, go.sum and
-// the non-test Go files.
+// copySource copies what building the commands needs: go.mod, go.sum,
+// the non-test Go files and the files they embed (the demo pages).
 func copySource(t *testing.T, root, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -812,7 +812,8 @@ func copySource(t *testing.T, root, dst string) {
 			return nil
 		}
 		name := d.Name()
-		if !(rel == "go.mod" || rel == "go.sum" || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
+		embedded := strings.HasPrefix(filepath.ToSlash(rel), "internal/demo/assets/")
+		if !(rel == "go.mod" || rel == "go.sum" || embedded || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
 			return nil
 		}
 		b, err := os.ReadFile(p)

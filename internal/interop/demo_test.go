@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"chatd/chat"
 	"chatd/internal/teststack"
 )
 
@@ -50,7 +51,11 @@ func TestDemoChatPage(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		missing(t, chromiumPath+" is not installed")
 	}
-	c := teststack.Start(t, t.TempDir(), teststack.Options{Demo: true, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})
+	// chatd's default per-user limits (send_rate 20, request_rate 100):
+	// alice's 200 sends outrun them, and the page must still get each one
+	// through once (the SDK retries a rate_limited send with its cid).
+	c := teststack.Start(t, t.TempDir(), teststack.Options{Demo: true, Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+		Limits: chat.Limits{SendRate: 20, RequestRate: 100}})
 	shots := artifactsDir(t)
 	out := runNode(t, node, 300*time.Second, "demo_chat.mjs", "http://"+c.HTTPAddr, shots)
 	var r struct {

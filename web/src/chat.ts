@@ -263,14 +263,24 @@ async function recall(m: Message): Promise<void> {
   try { await client.recall(m.session_id, m.seq); } catch (e) { showError(e); }
 }
 
+/**
+ * Marks the open conversation read up to its last message: one `read`
+ * for a burst of messages (a reconnect can deliver hundreds at once),
+ * not one each.
+ */
+let readTimer: ReturnType<typeof setTimeout> | undefined;
 function markRead(): void {
-  const c = conv;
-  if (!c || document.hidden) return;
-  const v = sessions.get(c.sid);
-  if (!v || v.read_seq >= v.last_seq) return;
-  v.read_seq = v.last_seq;
-  v.unread = 0;
-  client.read(c.sid, v.last_seq).catch(showError);
+  if (readTimer !== undefined) return;
+  readTimer = setTimeout(() => {
+    readTimer = undefined;
+    const c = conv;
+    if (!c || document.hidden) return;
+    const v = sessions.get(c.sid);
+    if (!v || v.read_seq >= v.last_seq) return;
+    v.read_seq = v.last_seq;
+    v.unread = 0;
+    client.read(c.sid, v.last_seq).catch(showError);
+  }, 200);
 }
 document.addEventListener('visibilitychange', markRead);
 

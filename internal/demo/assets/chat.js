@@ -944,14 +944,19 @@
       showError(e);
     }
   }
+  var readTimer;
   function markRead() {
-    const c = conv;
-    if (!c || document.hidden) return;
-    const v = sessions.get(c.sid);
-    if (!v || v.read_seq >= v.last_seq) return;
-    v.read_seq = v.last_seq;
-    v.unread = 0;
-    client.read(c.sid, v.last_seq).catch(showError);
+    if (readTimer !== void 0) return;
+    readTimer = setTimeout(() => {
+      readTimer = void 0;
+      const c = conv;
+      if (!c || document.hidden) return;
+      const v = sessions.get(c.sid);
+      if (!v || v.read_seq >= v.last_seq) return;
+      v.read_seq = v.last_seq;
+      v.unread = 0;
+      client.read(c.sid, v.last_seq).catch(showError);
+    }, 200);
   }
   document.addEventListener("visibilitychange", markRead);
   function scrollToEnd() {

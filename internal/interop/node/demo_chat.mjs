@@ -190,7 +190,9 @@ async function main() {
   let pages = 1;
   while (await bob.$('#older:not([hidden])')) {
     const shown = await bob.$$eval('#messages li[data-seq]', (els) => els.length);
-    await bob.click('#older');
+    // Scrolling to the top also loads a page, so the button may be gone
+    // by now: press it only if it is still there.
+    await bob.evaluate(() => { const o = document.getElementById('older'); if (!o.hidden) o.click(); });
     pages++;
     if (pages > 50) throw new Error('history paging did not end');
     await bob.waitForFunction((n) => document.querySelectorAll('#messages li[data-seq]').length > n || document.getElementById('older').hidden, shown, { timeout: WAIT });
