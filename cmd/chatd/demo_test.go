@@ -20,16 +20,18 @@ func demoStatus(t *testing.T, ri proc.RunInfo) int {
 	return resp.StatusCode
 }
 
-// The demo pages are on in the foreground and off under `chatd daemon`
-// unless the demo setting says otherwise.
+// The demo pages are on in the foreground (`chatd`, `chatd serve`) and
+// off under `chatd daemon` unless the demo setting says otherwise.
 func TestDemoDefaultFollowsProcessMode(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		daemon bool
+		serve  bool // `chatd serve` rather than `chatd`
 		extra  []string
 		want   int
 	}{
 		{name: "foreground", want: 200},
+		{name: "chatd serve", serve: true, want: 200},
 		{name: "foreground, demo=false", extra: []string{"--demo=false"}, want: 404},
 		{name: "daemon", daemon: true, want: 404},
 		{name: "daemon, demo=true", daemon: true, extra: []string{"--demo"}, want: 200},
@@ -45,6 +47,9 @@ func TestDemoDefaultFollowsProcessMode(t *testing.T) {
 				t.Cleanup(func() { runBin(t, nil, chatdBin, "stop", "--data", dir) })
 				ri = waitRunInfo(t, dir, 0)
 			} else {
+				if c.serve {
+					args = append([]string{"serve"}, args...)
+				}
 				f := startForeground(t, nil, args...)
 				ri = waitRunInfo(t, dir, f.cmd.Process.Pid)
 				if c.want == 200 {

@@ -20,7 +20,7 @@ import (
 // assets are the built pages: web/build.mjs writes them, CI checks that
 // the committed ones are current.
 //
-//go:embed assets
+//go:embed all:assets
 var assets embed.FS
 
 // Asset is one embedded file, ready to serve.
