@@ -312,13 +312,21 @@ $('composer').addEventListener('submit', (e) => {
   send({ type: 'text', content: { text } }, text);
 });
 
+/**
+ * The sends in flight, one after another: each waits for the one before
+ * it to be acknowledged, so that messages are stored in the order they
+ * were typed even when some are refused for a moment (rate_limited) and
+ * retried by the SDK.
+ */
+let sending: Promise<unknown> = Promise.resolve();
+
 /** Sends into the open conversation, showing it as pending until the SDK delivers it back. */
 function send(msg: { type: 'text'; content: { text: string } } | { type: 'image'; content: { file_id: string; width?: number; height?: number } }, label: string): void {
   const sid = conv!.sid;
   const cid = crypto.randomUUID();
   $('messages').append(h('li', { class: 'mine pending', 'data-cid': cid }, h('div', { class: 'bubble' }, label), h('div', { class: 'meta' }, 'sending…')));
   scrollToEnd();
-  client.send({ ...msg, session_id: sid, cid }).catch((err) => {
+  sending = sending.then(() => client.send({ ...msg, session_id: sid, cid })).catch((err) => {
     $('messages').querySelector(`li.pending[data-cid="${cid}"]`)?.remove();
     showError(err);
   });

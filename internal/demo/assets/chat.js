@@ -987,12 +987,13 @@
     lastTyping = 0;
     send({ type: "text", content: { text } }, text);
   });
+  var sending = Promise.resolve();
   function send(msg, label) {
     const sid = conv.sid;
     const cid = crypto.randomUUID();
     $("messages").append(h("li", { class: "mine pending", "data-cid": cid }, h("div", { class: "bubble" }, label), h("div", { class: "meta" }, "sending…")));
     scrollToEnd();
-    client.send({ ...msg, session_id: sid, cid }).catch((err) => {
+    sending = sending.then(() => client.send({ ...msg, session_id: sid, cid })).catch((err) => {
       $("messages").querySelector(`li.pending[data-cid="${cid}"]`)?.remove();
       showError(err);
     });

@@ -172,6 +172,10 @@ async function main() {
   await sendText(alice, 'after the burst');
   await bob.waitForFunction(() => [...document.querySelectorAll('#messages .text')].some((e) => e.textContent === 'after the burst'), null, { timeout: WAIT });
   const got = (await texts(bob)).filter((t) => t.startsWith('m-'));
+  const sent = (await texts(alice)).filter((t) => t.startsWith('m-'));
+  if (JSON.stringify(sent) !== JSON.stringify(want)) {
+    throw new Error(`alice's page shows her ${N} messages out of the order she typed them (first diff at ${sent.findIndex((t, i) => t !== want[i])})`);
+  }
   if (JSON.stringify(got) !== JSON.stringify(want)) {
     throw new Error(`bob's page after reconnecting shows ${got.length} messages (first diff at ${got.findIndex((t, i) => t !== want[i])}), want ${N} in order`);
   }
