@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"chatd/chat"
+	"chatd/internal/demo"
 )
 
 // authKind is how an endpoint authenticates its caller.
@@ -27,6 +28,9 @@ const (
 	// authAppStream is authApp for a body read as a stream (uploads): the
 	// signature over the body is checked once it is read (upload.go).
 	authAppStream
+	// authDemo is the demo backend's (demo.go): a loopback caller, on a
+	// page loaded from a loopback host (internal/demo.Allowed).
+	authDemo
 )
 
 // reqInfo is what routing and authentication learned about one request.
@@ -101,6 +105,8 @@ const (
 	epUserSessions   // hostapi.go
 	epUserUnread     // hostapi.go
 	epUserDelete     // hostapi.go
+	epDemo           // demo.go
+	epDemoAPI        // demo.go
 	epCount
 )
 
@@ -157,6 +163,9 @@ var endpoints = [epCount]endpoint{
 	epUserSessions: {pattern: "/api/v1/users/{uid}/sessions", auth: authApp, get: (*Server).appUserSessions, allow: "GET"},
 	epUserUnread:   {pattern: "/api/v1/users/{uid}/unread", auth: authApp, get: (*Server).appUserUnread, allow: "GET"},
 	epUserDelete:   {pattern: "/api/v1/users/{uid}/delete", auth: authApp, post: (*Server).appDeleteUser, allow: "POST"},
+	// demo.go
+	epDemo:    {pattern: "/demo/…", auth: authNone, get: (*Server).demoFile, allow: "GET"},
+	epDemoAPI: {pattern: "/demo/api/{name}", auth: authDemo, post: (*Server).demoAPI, allow: "POST"},
 }
 
 // resolve maps a raw (still percent-encoded) request path to an endpoint
@@ -229,6 +238,9 @@ func resolve(p []byte) (int, []byte) {
 	if bytes.HasPrefix(p, prefixPprof) {
 		return epPprof, nil
 	}
+	if id, param, ok := resolveDemo(p); ok {
+		return id, param
+	}
 	if rest, ok := bytes.CutPrefix(p, prefixGroups); ok && bytes.Count(rest, slash) == 1 {
 		return epGroupOps, rest // "{id}/{op}" (groups_admin.go)
 	}
@@ -299,6 +311,9 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	path := ctx.URI().PathOriginal()
 	id, param := resolve(path)
+	if (id == epDemo || id == epDemoAPI) && s.demo == nil {
+		id = epNone // the demo setting is off: no such paths
+	}
 	if id != epUpload && id != epAppUpload {
 		// Bodies arrive as streams (uploads need that); every other
 		// endpoint gets its body read here, at most MaxBody of it.
@@ -358,6 +373,11 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	case authLocal:
 		if !s.cfg.AdminFromAnywhere && !s.clientIP(ctx).IsLoopback() {
 			s.denied(ctx, errLocalOnly)
+			return
+		}
+	case authDemo:
+		if e := demo.Allowed(s.clientIP(ctx), string(ctx.Host())); e != nil {
+			s.denied(ctx, e)
 			return
 		}
 	case authAdmin:

@@ -29,6 +29,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"chatd/chat"
+	"chatd/internal/demo"
 	"chatd/internal/metrics"
 )
 
@@ -194,6 +195,13 @@ type Config struct {
 	FileGCInterval time.Duration
 	// Now is the clock of signed file URLs. Nil means time.Now.
 	Now func() time.Time
+	// Demo serves the demo pages under /demo/ and their backend, which
+	// answers loopback callers only (internal/demo, docs/demo.md). Off:
+	// /demo/ answers 404 like any unknown path.
+	Demo bool
+	// WSAddr reports the WebSocket listener's address, for the URLs the
+	// demo pages connect to. Nil means ":22886".
+	WSAddr func() string
 }
 
 // Status is the answer of GET /admin/v1/status.
@@ -256,8 +264,9 @@ type Server struct {
 	uploads   atomic.Int64 // uploads in progress (upload.go)
 	// uploadsDone counts the uploads stored (metrics).
 	uploadsDone atomic.Uint64
-	fileKey     []byte       // signs file URLs (files.go)
-	requests    httpCounters // answered requests by status class (metrics.go)
+	fileKey     []byte        // signs file URLs (files.go)
+	demo        *demo.Backend // nil: the demo is off (demo.go)
+	requests    httpCounters  // answered requests by status class (metrics.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -341,6 +350,9 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		startedAt:     time.Now(),
 		ready:         make(chan struct{}),
 		fileKey:       fileURLKey(cfg.AdminKey),
+	}
+	if cfg.Demo {
+		s.demo = &demo.Backend{Core: core, WSAddr: cfg.WSAddr}
 	}
 	s.admission = &admission{
 		maxGeneral:  cfg.MaxConns,

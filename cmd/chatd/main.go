@@ -1,6 +1,7 @@
 // Command chatd is the chat server.
 //
 //	chatd [flags]          run in the foreground (Ctrl-C stops it)
+//	chatd serve [flags]    the same
 //	chatd daemon [flags]   start detached, return once it is ready
 //	chatd stop [flags]     stop the server on the data folder
 //	chatd status [flags]   running or not, pid, addresses, connections
@@ -115,6 +116,8 @@ type cmdEnv struct {
 func commands() []*command {
 	return []*command{
 		{name: "", args: "[flags]", summary: "run the server in the foreground (Ctrl-C or SIGTERM stops it)",
+			settings: true, setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdServe }},
+		{name: "serve", args: "[flags]", summary: "the same: run the server in the foreground",
 			settings: true, setup: func(*flag.FlagSet) func(context.Context, *cmdEnv) error { return cmdServe }},
 		daemonCommand(),
 		stopCommand(),

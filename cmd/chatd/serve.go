@@ -89,7 +89,7 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
-	srv, err := build(cfg, adminKey, log, shutdown)
+	srv, err := build(cfg, adminKey, log, shutdown, cfg.DemoOn(daemon))
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,9 @@ func serve(ctx context.Context, env *cmdEnv, daemon bool) error {
 		}
 		log.Info().Int("pid", ri.PID).Str("version", ri.Version).Str("ws", ri.WSAddr).Str("http", ri.HTTPAddr).
 			Str("data", cfg.DataDir).Msg("chatd ready")
+		if cfg.DemoOn(daemon) {
+			log.Info().Str("url", demoURL(ri.HTTPAddr)).Msg("demo pages: open this in a browser on this machine (demo = false turns them off)")
+		}
 		return nil
 	}
 	err = srv.stack.Run(ctx)
@@ -138,7 +141,7 @@ type server struct {
 // reactor (which writes those replies, then closes clients with 1001), the
 // HTTP API, the core, the store. Draining before closing is what gives
 // every stored send its reply.
-func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func()) (*server, error) {
+func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown func(), demo bool) (*server, error) {
 	s := &server{started: time.Now()}
 	s.disk = newDiskMonitor(cfg.DataDir, cfg.DiskWarnFree, log.With().Str("component", "disk").Logger())
 	s.disk.check(true) // says so when starting with little free space
@@ -236,6 +239,8 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		UploadTimeout:     cfg.UploadTimeout,
 		FileURLTTL:        cfg.FileURLTTL,
 		UploadGrace:       cfg.UploadGrace,
+		Demo:              demo,
+		WSAddr:            func() string { return s.ws.Addr() },
 		Version:           Version(),
 		// /debug/pprof/cmdline shows the arguments without secrets.
 		Cmdline:  config.RedactArgs(os.Args),

@@ -100,6 +100,10 @@ type Config struct {
 	// AdminFromAnywhere allows the admin API (including shutdown) from
 	// non-loopback addresses. Off: admin calls must come from loopback.
 	AdminFromAnywhere bool
+	// Demo says whether the demo pages are served under /demo/ with their
+	// loopback-only backend (docs/demo.md): "auto" (on in the foreground,
+	// off under `chatd daemon`), "true" or "false". See DemoOn.
+	Demo string
 
 	// HTTPMaxConns caps concurrently served HTTP connections.
 	HTTPMaxConns int
@@ -255,6 +259,19 @@ func Default() Config {
 		}
 	}
 	return c
+}
+
+// DemoOn reports whether the demo pages are served: the demo setting, or
+// with "auto" whether the server runs in the foreground (not as a
+// daemon).
+func (c *Config) DemoOn(daemon bool) bool {
+	switch c.Demo {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return !daemon
 }
 
 // LogPath is the daemon log file: LogFile, or <DataDir>/chatd.log.

@@ -71,7 +71,7 @@ func (f *flagValue) Set(v string) error {
 }
 
 // IsBoolFlag lets boolean settings be given as a bare --flag.
-func (f *flagValue) IsBoolFlag() bool { return f.s.Kind == "bool" }
+func (f *flagValue) IsBoolFlag() bool { return f.s.Kind == "bool" || f.s.Kind == "auto|bool" }
 
 // Loaded is the effective configuration and where each value came from.
 type Loaded struct {

@@ -115,6 +115,21 @@ var settings = []*Setting{
 		func(c *Config) *bool { return &c.Compression }),
 	boolean("admin_from_anywhere", "false", "allow the admin API from non-loopback addresses",
 		func(c *Config) *bool { return &c.AdminFromAnywhere }),
+	{Name: "demo", Default: "auto", Kind: "auto|bool",
+		Usage: "serve the demo pages under /demo/ on the HTTP port, with a backend that answers this machine only (docs/demo.md): auto is on in the foreground, off under `chatd daemon`",
+		set: func(c *Config, v string) error {
+			if strings.EqualFold(strings.TrimSpace(v), "auto") {
+				c.Demo = "auto"
+				return nil
+			}
+			b, err := parseBool(v)
+			if err != nil {
+				return fmt.Errorf("invalid value %q: want auto, true or false", v)
+			}
+			c.Demo = strconv.FormatBool(b)
+			return nil
+		},
+		get: func(c *Config) string { return c.Demo }},
 
 	intv("http_max_conns", "256", 1, "concurrent HTTP API connections; more are answered 503",
 		func(c *Config) *int { return &c.HTTPMaxConns }),

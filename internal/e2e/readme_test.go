@@ -797,7 +797,8 @@ func jsToJSON(t *testing.T, js string) string {
 // ---- the source copy
 
 // copySource copies what building the commands needs: go.mod, go.sum,
-// the non-test Go files and the SQL files they embed (pgstore/migrations).
+// the non-test Go files and the files they embed (the demo pages,
+// pgstore's migrations).
 func copySource(t *testing.T, root, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -812,7 +813,8 @@ func copySource(t *testing.T, root, dst string) {
 			return nil
 		}
 		name := d.Name()
-		if !(rel == "go.mod" || rel == "go.sum" || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") || strings.HasSuffix(name, ".sql")) {
+		embedded := strings.HasPrefix(filepath.ToSlash(rel), "internal/demo/assets/") || strings.HasSuffix(name, ".sql")
+		if !(rel == "go.mod" || rel == "go.sum" || embedded || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
 			return nil
 		}
 		b, err := os.ReadFile(p)

@@ -45,6 +45,8 @@ type Options struct {
 	Limits chat.Limits
 	// CORSOrigins are the browser origins allowed on the user endpoints.
 	CORSOrigins []string
+	// Demo serves the demo pages under /demo/ (docs/demo.md).
+	Demo bool
 }
 
 // Server is one running chatd. Stop (also run by t.Cleanup) stops it as
@@ -85,12 +87,14 @@ func Start(t testing.TB, dir string, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rs *reactor.Server
 	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", AdminKey: AdminKey, SubscriberBuffer: o.SubscriberBuffer,
-		UploadDir: filepath.Join(dir, "uploads"), CORSOrigins: o.CORSOrigins}, core, o.Log)
+		UploadDir: filepath.Join(dir, "uploads"), CORSOrigins: o.CORSOrigins,
+		Demo: o.Demo, WSAddr: func() string { return rs.Addr() }}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2, MaxConns: o.MaxConns, MaxMessage: o.MaxMessage, MaxOutbound: o.MaxOutbound,
+	rs, err = reactor.New(reactor.Config{Addr: "127.0.0.1:0", Loops: 2, MaxConns: o.MaxConns, MaxMessage: o.MaxMessage, MaxOutbound: o.MaxOutbound,
 		Handshake: wsproto.HandshakeConfig{Compression: o.Compression}}, core, o.Log)
 	if err != nil {
 		t.Fatal(err)
