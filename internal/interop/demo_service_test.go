@@ -52,9 +52,10 @@ func hostService(t *testing.T, core *chat.Core, req string, out any) {
 // queued and sees her position and the offline auto-reply; the agent in
 // /demo/console.html claims her; they chat both ways (a canned reply, a
 // private note the customer never sees); the agent resolves and the
-// customer rates. The DOM of both pages is checked by the script, and the
-// server's state here: the conversation, its messages, the note, the
-// rating.
+// customer rates. Then kim comes online, the customer writes again and is
+// routed to him, and he transfers her to sam with a note. The DOM of the
+// pages is checked by the script, and the server's state here: the
+// conversation, its messages, the note, the rating.
 func TestDemoServicePages(t *testing.T) {
 	node := needNode(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -84,6 +85,7 @@ func TestDemoServicePages(t *testing.T) {
 		QueuedText, OfflineText, QueueText    string
 		AssignedText, WelcomeText, CannedText string
 		RatedText, RatedLogText               string
+		RoutedText, TransferLog               string
 		WidgetShowsNote                       bool
 		Screenshots                           int
 		WidgetMessages                        []struct {
@@ -123,7 +125,13 @@ func TestDemoServicePages(t *testing.T) {
 		t.Errorf("after rating: widget %q, console log %q", r.RatedText, r.RatedLogText)
 	}
 	if r.WidgetShowsNote {
-		t.Errorf("the widget shows the agents' private note")
+		t.Errorf("the widget shows an agents' note (private or the transfer's)")
+	}
+	if r.RoutedText != "Kim (ACME) is helping you" {
+		t.Errorf("widget status after writing again with kim online: %q", r.RoutedText)
+	}
+	if !strings.Contains(r.TransferLog, "kim handed carol to sam: “wants blue, check stock”") {
+		t.Errorf("sam's activity log after the transfer: %q", r.TransferLog)
 	}
 	var roles []string
 	for _, m := range r.WidgetMessages {
@@ -135,6 +143,11 @@ func TestDemoServicePages(t *testing.T) {
 		"agent/welcome:" + r.WelcomeText,
 		"agent/:" + r.CannedText,
 		"customer/:Great, thank you!",
+		// carol writes again: reopened, routed to kim, transferred to sam
+		"agent/welcome:" + r.WelcomeText,
+		"customer/:One more thing: can I change the colour?",
+		"agent/welcome:" + r.WelcomeText,
+		"agent/:Blue is in stock, I will change it.",
 	}
 	if strings.Join(roles, "\n") != strings.Join(want, "\n") {
 		t.Errorf("widget messages:\n%s\nwant:\n%s", strings.Join(roles, "\n"), strings.Join(want, "\n"))
@@ -152,7 +165,7 @@ func TestDemoServicePages(t *testing.T) {
 	// What the server holds.
 	var convs []chat.ServiceView
 	hostService(t, c.Core, `{"action":"conversations","shop":"acme"}`, &convs)
-	if len(convs) != 1 || convs[0].Customer != "carol" || convs[0].Status != chat.ServiceResolved || convs[0].LastAgent != "sam" {
+	if len(convs) != 1 || convs[0].Customer != "carol" || convs[0].Status != chat.ServiceOpen || convs[0].Agent != "sam" || convs[0].RatedAt != convs[0].ResolvedAt {
 		t.Fatalf("conversations: %+v", convs)
 	}
 	sid := convs[0].Session
@@ -175,20 +188,24 @@ func TestDemoServicePages(t *testing.T) {
 	if len(notesOnServer) != 1 || notesOnServer[0].Agent != "sam" || notesOnServer[0].Text != "VIP customer, be nice" {
 		t.Fatalf("notes: %+v", notesOnServer)
 	}
-	// The messages the widget showed are the conversation's, stored: from
-	// the shop (""), carol and sam, none of them the note.
+	// The messages the widget showed are the conversation's, stored, from
+	// the shop (""), carol, sam and kim; none of them a note.
 	msgs, _, err := c.Core.History(context.Background(), demo.App, sid, 0, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stored []string
+	var stored, from []string
 	for _, m := range msgs {
 		var ct struct{ Text, Auto string }
 		json.Unmarshal(m.Content, &ct)
-		role := map[string]string{"": "shop", "carol": "customer", "sam": "agent"}[m.From]
+		role := map[string]string{"": "shop", "carol": "customer", "sam": "agent", "kim": "agent"}[m.From]
 		stored = append(stored, role+"/"+ct.Auto+":"+ct.Text)
+		from = append(from, m.From)
 	}
 	if strings.Join(stored, "\n") != strings.Join(want, "\n") {
 		t.Errorf("stored messages:\n%s\nwant:\n%s", strings.Join(stored, "\n"), strings.Join(want, "\n"))
+	}
+	if got := strings.Join(from, ","); got != ",carol,sam,sam,carol,kim,carol,sam,sam" {
+		t.Errorf("stored messages are from %s", got)
 	}
 }

@@ -207,6 +207,7 @@ function onEvent(e: ServiceEvent): void {
     if (e.type === 'resolved') c.view = { ...c.view, status: 'resolved', agent: undefined, last_agent: e.agent, resolved_at: e.time };
     if (e.type === 'note' && c.loaded) void loadNotes(c);
     if (e.type === 'rated' && e.session_id === selected) renderSelected();
+    if (e.session_id === selected && e.agent === me && ['assigned', 'claimed', 'transferred'].includes(e.type)) void act(() => select(selected));
   }
   void refresh();
 }
@@ -244,7 +245,9 @@ function onMessage(m: Message): void {
 async function select(sid: number): Promise<void> {
   selected = sid;
   const c = convs.get(sid);
-  if (c && !c.loaded) {
+  if (c && (c.view.status === 'open' || !c.loaded)) {
+    // Read every time: messages written while it was not ours (before a
+    // transfer to us) never reached us live.
     const page = await chat.history(sid, { limit: 100 });
     for (const m of page.messages) if (m.type !== 'op') c.msgs.set(m.seq, m);
     await loadNotes(c);

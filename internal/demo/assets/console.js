@@ -866,6 +866,7 @@
       if (e.type === "resolved") c.view = { ...c.view, status: "resolved", agent: void 0, last_agent: e.agent, resolved_at: e.time };
       if (e.type === "note" && c.loaded) void loadNotes(c);
       if (e.type === "rated" && e.session_id === selected) renderSelected();
+      if (e.session_id === selected && e.agent === me && ["assigned", "claimed", "transferred"].includes(e.type)) void act(() => select(selected));
     }
     void refresh();
   }
@@ -907,7 +908,7 @@
   async function select(sid) {
     selected = sid;
     const c = convs.get(sid);
-    if (c && !c.loaded) {
+    if (c && (c.view.status === "open" || !c.loaded)) {
       const page = await chat.history(sid, { limit: 100 });
       for (const m of page.messages) if (m.type !== "op") c.msgs.set(m.seq, m);
       await loadNotes(c);

@@ -898,14 +898,14 @@
       const role = roleOf(m, this.view.customer);
       const c = m.content;
       const auto = typeof c.auto === "string" ? c.auto : "";
-      const who = role === "customer" ? "You" : role === "shop" ? this.cfg.title : this.agentName && m.from === (this.view.agent || this.view.last_agent) ? this.agentName : m.from;
+      const who = role === "customer" ? "You" : role === "shop" ? this.cfg.title : m.from;
       const li = h(
         "li",
         { class: `cw-msg cw-${role}${auto ? " cw-auto" : ""}`, "data-seq": m.seq, "data-role": role, "data-auto": auto || void 0 },
         h("div", { class: "cw-meta" }, auto ? `${who} · automatic reply` : who, " · ", clock(m.created_at)),
         h("div", { class: "cw-text" }, textOf(m))
       );
-      if (role === "agent" && !this.agentName) void this.names?.get(m.from).then((n) => {
+      if (role === "agent") void this.names?.get(m.from).then((n) => {
         li.querySelector(".cw-meta").firstChild.textContent = auto ? `${n} · automatic reply` : n;
       });
       if (prev) {

@@ -12,7 +12,10 @@
 //   - sam answers with a canned reply picked by typing "/ref", writes a
 //     private note (which the widget must never show), carol answers;
 //   - sam resolves; the widget offers the rating form; carol gives 5 stars
-//     with a comment; the console's activity log shows the rating.
+//     with a comment; the console's activity log shows the rating;
+//   - kim comes online in his console; carol writes again: her conversation
+//     reopens and is routed to kim, who transfers it to sam with a note
+//     (agents only); sam answers.
 // A screenshot of each step goes to SHOTS_DIR.
 //
 //   node demo_service.mjs BASE_URL SHOTS_DIR      (BASE_URL: http://127.0.0.1:port/demo/)
@@ -155,6 +158,36 @@ async function main() {
   const ratedLogText = await ratedLog.textContent();
   await shot(agent, 'console-rated');
 
+  // Routing and a transfer: kim comes online in his own console; carol
+  // writes again, which reopens her conversation and routes it to kim
+  // (sam is away); kim hands her to sam with a note for him only.
+  const kim = pages.kim = await context.newPage();
+  kim.on('pageerror', (e) => fail(new Error(`kim page error: ${e.message}`)));
+  await kim.goto(base + 'console.html?agent=kim', T);
+  await kim.locator('body[data-agent="kim"] #app').waitFor(T);
+  await kim.selectOption('#status', 'online');
+  await agent.locator('#agents li[data-uid="kim"] .load', { hasText: 'online' }).waitFor(T);
+  await shop.locator('.cw-input').fill('One more thing: can I change the colour?');
+  await shop.locator('.cw-input').press('Enter');
+  await shop.locator('.cw-status[data-status="open"][data-agent="kim"]').waitFor(T);
+  const routedText = await shop.locator('.cw-status').textContent();
+  await kim.locator('#mine li[data-customer="carol"]').click(T);
+  await kim.locator('#messages .msg.customer', { hasText: 'change the colour' }).waitFor(T);
+  await kim.selectOption('#transfer-to', 'sam');
+  await kim.locator('#transfer-note').fill('wants blue, check stock');
+  await kim.locator('#transfer').click(T);
+  await kim.locator('#mine li.empty').waitFor(T);
+  await shop.locator('.cw-status[data-status="open"][data-agent="sam"]').waitFor(T);
+  await agent.locator('#mine li[data-customer="carol"]').waitFor(T);
+  const transferLog = await agent.locator('#log li[data-type="transferred"]').textContent(T);
+  await agent.locator('#mine li[data-customer="carol"]').click(T);
+  await agent.locator('#messages .msg.customer', { hasText: 'change the colour' }).waitFor(T);
+  await agent.locator('#input').fill('Blue is in stock, I will change it.');
+  await agent.locator('#input').press('Enter');
+  await shop.locator('.cw-msg.cw-agent', { hasText: 'Blue is in stock' }).waitFor(T);
+  await shot(agent, 'console-transferred');
+  await shot(shop, 'widget-transferred');
+
   const widgetMessages = await shop.locator('.cw-msg').evaluateAll((els) =>
     els.map((e) => ({ seq: Number(e.dataset.seq), role: e.dataset.role, auto: e.dataset.auto || '', text: e.querySelector('.cw-text').textContent })));
   const consoleItems = await agent.locator('#messages li').evaluateAll((els) =>
@@ -167,7 +200,8 @@ async function main() {
   clearTimeout(deadline);
   process.stdout.write(JSON.stringify({
     browser: version, queuedText, offlineText, queueText, assignedText, welcomeText, cannedText, ratedText, ratedLogText,
-    widgetMessages, consoleItems, widgetShowsNote: widgetHTML.includes('VIP customer'), screenshots: step,
+    routedText, transferLog, widgetMessages, consoleItems,
+    widgetShowsNote: widgetHTML.includes('VIP customer') || widgetHTML.includes('check stock'), screenshots: step,
   }) + '\n');
   process.exit(0);
 }
