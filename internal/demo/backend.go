@@ -112,7 +112,8 @@ func (b *Backend) Setup(ctx context.Context) error {
 	}
 	if _, err := b.service(ctx, map[string]any{"action": "shop", "shop": Shop.ID}); hasCode(err, chat.CodeNotFound) {
 		_, err = b.service(ctx, map[string]any{"action": "shop_put", "shop": Shop.ID, "name": Shop.Name,
-			"settings": map[string]any{"strategy": "balanced", "welcome": "Hi! This is the ACME demo shop. How can we help?"}})
+			"settings": map[string]any{"strategy": "balanced", "welcome": "Hi! This is the ACME demo shop. How can we help?",
+				"offline": "All our agents are busy right now. You are in the queue: someone will be with you shortly."}})
 		if err != nil {
 			return err
 		}
@@ -125,7 +126,26 @@ func (b *Backend) Setup(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
+	// The agent console's canned replies, when the shop has none.
+	if have, err := b.service(ctx, map[string]any{"action": "canned", "shop": Shop.ID}); err != nil {
+		return err
+	} else if list, ok := have.([]chat.Canned); ok && len(list) == 0 {
+		for _, c := range Canned {
+			if _, err := b.service(ctx, map[string]any{"action": "canned_put", "shop": Shop.ID, "shortcut": c[0], "text": c[1]}); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// Canned are the demo shop's canned replies (shortcut, text), created by
+// setup when the shop has none.
+var Canned = [][2]string{
+	{"hello", "Hello! Thanks for contacting ACME. Let me have a look."},
+	{"refund", "Refunds reach your account within 5 working days of us receiving the item."},
+	{"shipping", "Orders ship within 24 hours; delivery takes 2 to 3 working days."},
+	{"thanks", "Thanks for shopping with ACME. Have a great day!"},
 }
 
 func (b *Backend) service(ctx context.Context, req map[string]any) (any, error) {
