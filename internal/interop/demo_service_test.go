@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,20 +17,6 @@ import (
 	"chatd/internal/demo"
 	"chatd/internal/teststack"
 )
-
-// artifactsDir is where browser tests put their screenshots:
-// $CHATD_ARTIFACTS, else <repo>/.artifacts/screenshots (gitignored).
-func artifactsDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("CHATD_ARTIFACTS"); d != "" {
-		return d
-	}
-	d, err := filepath.Abs(filepath.Join("..", "..", ".artifacts", "screenshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // hostService runs a host customer-service action of the demo app and
 // decodes its data into out.

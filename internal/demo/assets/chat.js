@@ -654,7 +654,7 @@
     for (const [k, v] of Object.entries(attrs)) {
       if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
       else if (v === true) el.setAttribute(k, "");
-      else if (v !== false) el.setAttribute(k, String(v));
+      else if (v !== false && v !== void 0) el.setAttribute(k, String(v));
     }
     for (const c of kids) if (c !== null && c !== void 0 && c !== false) el.append(c);
     return el;

@@ -602,7 +602,13 @@
     }
   };
 
-  // src/widget/common.ts
+  // src/lib/demo.ts
+  async function demoCall(name, body) {
+    const r = await fetch("/demo/api/" + name, { method: "POST", body: body === void 0 ? "" : JSON.stringify(body) });
+    const j = await r.json().catch(() => ({ ok: false, error: { code: "internal", message: `HTTP ${r.status}` } }));
+    if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
+    return j.data;
+  }
   function h(tag, attrs = {}, ...kids) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -613,12 +619,8 @@
     for (const c of kids) if (c !== null && c !== void 0 && c !== false) el.append(c);
     return el;
   }
-  async function demoCall(name, body) {
-    const r = await fetch("/demo/api/" + name, { method: "POST", body: body === void 0 ? "" : JSON.stringify(body) });
-    const j = await r.json().catch(() => ({ ok: false, error: { code: "internal", message: `HTTP ${r.status}` } }));
-    if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
-    return j.data;
-  }
+
+  // src/widget/common.ts
   function svc(chat2, action, fields) {
     return chat2.request(action, fields);
   }

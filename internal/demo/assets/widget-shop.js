@@ -1,6 +1,12 @@
 "use strict";
 (() => {
-  // src/widget/common.ts
+  // src/lib/demo.ts
+  async function demoCall(name, body) {
+    const r = await fetch("/demo/api/" + name, { method: "POST", body: body === void 0 ? "" : JSON.stringify(body) });
+    const j = await r.json().catch(() => ({ ok: false, error: { code: "internal", message: `HTTP ${r.status}` } }));
+    if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
+    return j.data;
+  }
   function h(tag, attrs = {}, ...kids) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -10,12 +16,6 @@
     }
     for (const c of kids) if (c !== null && c !== void 0 && c !== false) el.append(c);
     return el;
-  }
-  async function demoCall(name, body) {
-    const r = await fetch("/demo/api/" + name, { method: "POST", body: body === void 0 ? "" : JSON.stringify(body) });
-    const j = await r.json().catch(() => ({ ok: false, error: { code: "internal", message: `HTTP ${r.status}` } }));
-    if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
-    return j.data;
   }
 
   // src/widget-shop.ts

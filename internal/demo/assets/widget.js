@@ -602,7 +602,7 @@
     }
   };
 
-  // src/widget/common.ts
+  // src/lib/demo.ts
   function h(tag, attrs = {}, ...kids) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -613,6 +613,8 @@
     for (const c of kids) if (c !== null && c !== void 0 && c !== false) el.append(c);
     return el;
   }
+
+  // src/widget/common.ts
   function svc(chat, action, fields) {
     return chat.request(action, fields);
   }

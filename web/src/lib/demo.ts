@@ -58,12 +58,12 @@ export async function fileURL(t: DemoToken, fileID: string): Promise<string> {
 type Child = Node | string | null | undefined | false;
 
 /** h builds an element: h('li', {class: 'x', 'data-seq': 3}, 'text', child). */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | number | boolean | ((e: any) => void)> = {}, ...kids: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | number | boolean | ((e: any) => void) | undefined> = {}, ...kids: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
     else if (v === true) el.setAttribute(k, '');
-    else if (v !== false) el.setAttribute(k, String(v));
+    else if (v !== false && v !== undefined) el.setAttribute(k, String(v));
   }
   for (const c of kids) if (c !== null && c !== undefined && c !== false) el.append(c);
   return el;

@@ -4,32 +4,9 @@
 
 import type { ChatClient, Message } from '../../../sdk/js/src/index.ts';
 
-type Child = Node | string | null | undefined | false;
-
-/** h builds an element: h('li', {class: 'x', 'data-seq': 3, onclick: f}, 'text', child). */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K,
-  attrs: Record<string, string | number | boolean | ((e: any) => void) | undefined> = {}, ...kids: Child[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
-    else if (v === true) el.setAttribute(k, '');
-    else if (v !== false && v !== undefined) el.setAttribute(k, String(v));
-  }
-  for (const c of kids) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-
-export interface DemoUser { uid: string; nickname: string; role: 'user' | 'agent' }
-export interface DemoSetup { app: string; ws_url: string; users: DemoUser[]; shop: { id: string; name: string; agents: string[] } }
-export interface DemoToken { app: string; uid: string; token: string; expires_at: number; ws_url: string }
-
-/** POSTs a call of the demo backend (loopback only, docs/demo.md) and returns its data. */
-export async function demoCall<T>(name: string, body?: unknown): Promise<T> {
-  const r = await fetch('/demo/api/' + name, { method: 'POST', body: body === undefined ? '' : JSON.stringify(body) });
-  const j = await r.json().catch(() => ({ ok: false, error: { code: 'internal', message: `HTTP ${r.status}` } }));
-  if (!j.ok) throw new Error(`${j.error.code}: ${j.error.message}`);
-  return j.data as T;
-}
+// The DOM helper and the demo backend's calls are the chat page's (lib/demo.ts).
+export { h, demoCall } from '../lib/demo.ts';
+export type { DemoUser, DemoSetup, DemoToken } from '../lib/demo.ts';
 
 /** A conversation view (docs/customer-service.md). */
 export interface ConversationView {
