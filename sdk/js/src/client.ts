@@ -105,6 +105,8 @@ interface SessionState {
   provisional?: boolean;
 }
 
+let lastAt = 0;
+
 type Listener<K extends keyof EventMap> = (data: EventMap[K]) => void;
 
 /** STOP_CODES: after these the client does not reconnect by itself (see docs/sdk.md). */
@@ -552,7 +554,8 @@ export class ChatClient {
   send(input: SendInput): Promise<SendAck> {
     const cid = input.cid ?? newCid();
     return new Promise((resolve, reject) => {
-      const e: SendEntry = { cid, fields: { ...input, cid }, at: Date.now(), resolve, reject };
+      // at: strictly increasing, so that restored sends keep their order
+      const e: SendEntry = { cid, fields: { ...input, cid }, at: (lastAt = Math.max(Date.now(), lastAt + 1)), resolve, reject };
       this.sends.push(e);
       this.persist(e);
       if (this.st === 'open' && !this.restoring) this.sendNow(e);

@@ -17,7 +17,7 @@ export interface StoredSend {
 
 /** Where the persist option keeps the queue: IndexedDB, or a store of your own. */
 export interface SendStore {
-  /** every stored send of app */
+  /** every stored send of app, oldest first */
   load(app: string): Promise<StoredSend[]>;
   put(s: StoredSend): Promise<void>;
   delete(cid: string): Promise<void>;
@@ -54,7 +54,7 @@ export function indexedDBStore(idb: IDBFactory | undefined): SendStore {
     return p;
   };
   return {
-    load: (app) => run('readonly', (s) => s.getAll() as IDBRequest<StoredSend[]>).then((l) => l.filter((x) => x.app === app)),
+    load: (app) => run('readonly', (s) => s.getAll() as IDBRequest<StoredSend[]>).then((l) => l.filter((x) => x.app === app).sort((a, b) => a.at - b.at)),
     put: (x) => run('readwrite', (s) => s.put(x)).then(() => {}),
     delete: (cid) => run('readwrite', (s) => s.delete(cid)).then(() => {}),
   };
