@@ -64,6 +64,10 @@ export class FakeHttp {
     this.first += this.ring.length;
     this.ring = [];
     this.epoch = 'bbbbbbbbbbbb';
+    // an open stream's next read finds its cursor gone: a resync message, then on from the fresh cursor
+    this.raw(`event: resync\nid: ${this.epoch}.${this.end}\ndata: {"cursor":"${this.epoch}.${this.end}"}\n\n`);
+    for (const st of this.streams) st.next = this.end;
+    for (const w of this.waiters.splice(0)) w(); // a waiting long-poll is answered resync
   }
 
   get end(): number { return this.first + this.ring.length; }
