@@ -123,6 +123,7 @@ export class ChatClient {
   private resyncAgain = false;
   private readonly store: SendStore | null = null;
   private restoring: Promise<StoredSend[]> | null = null;
+  private adopting = false;
   private gen = 0;
   private nextId = 0;
   private st: ConnectionState = 'idle';
@@ -222,9 +223,17 @@ export class ChatClient {
     this.unlistenNetwork();
   }
 
-  /** Logs out (the server closes with 1000) and stops. */
+  /**
+   * Logs out (the server closes with 1000) and stops. Over SSE and
+   * long-poll there is no login to end: it stops (revoke the token on the
+   * server to end it).
+   */
   async logout(): Promise<void> {
-    try { await this.request('logout', {}); } finally { this.close(); }
+    try {
+      if (this.via === 'websocket') await this.request('logout', {});
+    } finally {
+      this.close();
+    }
   }
 
   private listenNetwork(): void {
@@ -392,8 +401,8 @@ export class ChatClient {
     }
     if (this.via === 'websocket') this.schedulePing(gen);
     void this.resync(gen);
-    if (this.restoring) void this.restore(gen);
-    else for (const s of this.sends) this.sendNow(s);
+    if (!this.restoring) for (const s of this.sends) this.sendNow(s);
+    else if (!this.adopting) { this.adopting = true; void this.restore(); }
   }
 
   private schedulePing(gen: number): void {
@@ -577,7 +586,7 @@ export class ChatClient {
    * left in the store for this user, or before it knew its user, go first,
    * with their cids, then the queue of this client.
    */
-  private async restore(gen: number): Promise<void> {
+  private async restore(): Promise<void> {
     const recs = await this.restoring!;
     this.restoring = null;
     const mine = new Set(this.sends.map((x) => x.cid));
@@ -593,7 +602,7 @@ export class ChatClient {
     }
     this.sends.unshift(...old);
     if (old.length) this.emit('restored', { sends: old.map((x) => ({ cid: x.cid, fields: x.fields })) });
-    if (gen === this.gen && this.st === 'open') for (const x of this.sends) this.sendNow(x);
+    if (this.st === 'open') for (const x of this.sends) this.sendNow(x);
   }
 
   /** The sends not yet acknowledged, with their cids, oldest first. */

@@ -228,6 +228,18 @@ describe('HTTP transport details', () => {
     expect(b.c.state).toBe('stopped');
   });
 
+  it('logout over HTTP stops without a logout action (the server refuses one: the token is the login)', async () => {
+    const server = new FakeServer();
+    const http = new FakeHttp(server);
+    const { c } = client(http, { transport: 'sse' });
+    await c.connect();
+    await flush();
+    await c.logout();
+    expect(c.state).toBe('stopped');
+    expect(server.frames.some((f) => f.action === 'logout')).toBe(false);
+    expect(http.streams.length).toBe(0); // the stream was closed
+  });
+
   it('drops an SSE stream that stays silent past streamIdle, and keeps one that gets heartbeats', async () => {
     const server = new FakeServer();
     const http = new FakeHttp(server);
