@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,15 +25,7 @@ import (
 // checks are in node/sdk_fallback.mjs; this test gives it a server and
 // reads its report.
 func TestSDKFallbackTransports(t *testing.T) {
-	node := needNode(t)
-	bundle := buildSDK(t, node)
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	s := &chatd{teststack.Start(t, t.TempDir(), teststack.Options{Log: log,
-		Limits: chat.Limits{SendRate: 100, SendBurst: 40}})}
-	tok := s.tokens(t, "sdkhttp", "alice", "bob", "carol")
 	const n = 100
-	out := runNode(t, node, 100*time.Second, "sdk_fallback.mjs", bundle, "ws://"+s.WSAddr+"/", "http://"+s.HTTPAddr,
-		"sdkhttp", tok[0], tok[1], tok[2], "alice", "carol", strconv.Itoa(n))
 	var r struct {
 		Stored       int      `json:"stored"`
 		ReceivedA    int      `json:"received_a"`
@@ -44,10 +37,9 @@ func TestSDKFallbackTransports(t *testing.T) {
 		CRateLimited int      `json:"c_rate_limited"`
 		Errors       []string `json:"errors"`
 	}
-	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
-		t.Fatalf("sdk script output %q: %v", out, err)
-	}
-	t.Logf("report %+v", r)
+	runSDKScript(t, teststack.Options{Limits: chat.Limits{SendRate: 100, SendBurst: 40}}, "sdkhttp",
+		[]string{"alice", "bob", "carol"}, 100*time.Second, &r, "sdk_fallback.mjs", "{ws}", "{http}", "sdkhttp",
+		"{token:alice}", "{token:bob}", "{token:carol}", "alice", "carol", strconv.Itoa(n))
 	if r.ReceivedA != r.Stored || r.ReceivedC != r.Stored || r.Stored < n || len(r.Errors) != 0 {
 		t.Fatalf("report %+v", r)
 	}
@@ -60,4 +52,33 @@ func TestSDKFallbackTransports(t *testing.T) {
 	if r.CRateLimited == 0 {
 		t.Fatalf("no send of carol's was refused rate_limited; the HTTP retry path went untested")
 	}
+}
+
+// runSDKScript starts a chatd with o, creates app with users uids (each
+// with a token), bundles the SDK and runs a node script with args, in
+// which {ws} and {http} stand for the server's WebSocket and HTTP base
+// URLs and {token:UID} for a user's token; it decodes the script's JSON
+// report line into report.
+func runSDKScript(t *testing.T, o teststack.Options, app string, uids []string, timeout time.Duration, report any,
+	script string, args ...string) {
+	t.Helper()
+	node := needNode(t)
+	bundle := buildSDK(t, node)
+	o.Log = zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	s := &chatd{teststack.Start(t, t.TempDir(), o)}
+	tok := s.tokens(t, app, uids...)
+	repl := []string{"{ws}", "ws://" + s.WSAddr + "/", "{http}", "http://" + s.HTTPAddr}
+	for i, uid := range uids {
+		repl = append(repl, "{token:"+uid+"}", tok[i])
+	}
+	r := strings.NewReplacer(repl...)
+	full := []string{bundle}
+	for _, a := range args {
+		full = append(full, r.Replace(a))
+	}
+	out := runNode(t, node, timeout, script, full...)
+	if err := json.Unmarshal(bytes.TrimSpace(out), report); err != nil {
+		t.Fatalf("%s output %q: %v", script, out, err)
+	}
+	t.Logf("report %+v", report)
 }

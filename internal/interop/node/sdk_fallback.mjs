@@ -12,25 +12,14 @@
 // usage: node sdk_fallback.mjs BUNDLE WS_URL HTTP_URL APP TOKEN_A TOKEN_B TOKEN_C UID_A UID_C N
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
+import { fail, until } from './sdk_common.mjs';
 
 const [bundle, wsUrl, httpUrl, app, tokenA, tokenB, tokenC, uidA, uidC, nArg] = process.argv.slice(2);
 const N = Number(nArg);
 const BURST = 50;
 const { ChatClient } = await import(pathToFileURL(bundle).href);
 
-function fail(why) {
-  console.error('FAIL: ' + why);
-  process.exit(1);
-}
 const deadline = setTimeout(() => fail('timed out'), 80_000);
-
-async function until(what, cond, ms = 40_000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) fail('waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 // A fetch whose network can be cut: cut() aborts every request and stream
 // in flight and fails every new one until `offline` is cleared. It counts

@@ -11,23 +11,12 @@
 import { pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import WebSocket from 'ws';
+import { fail, until } from './sdk_common.mjs';
 
 const [bundle, wsUrl, httpUrl, app, tokenA, tokenB, uidB] = process.argv.slice(2);
 const { ChatClient } = await import(pathToFileURL(bundle).href);
 
-function fail(why) {
-  console.error('FAIL: ' + why);
-  process.exit(1);
-}
 const deadline = setTimeout(() => fail('timed out'), 40_000);
-
-async function until(what, cond, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) fail('waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 // A W×H RGB PNG (signature, IHDR, IDAT, IEND; CRC-32 per chunk).
 function png(w, h) {
