@@ -1,5 +1,5 @@
 import type {
-  Action, ConnectionState, ErrorCode, EventMap, LoginReply, Message, MessagePage, OpEvent,
+  Action, ConnectionState, EventMap, LoginReply, Message, MessagePage, OpEvent,
   OpReply, Platform, ReadReply, ReplyData, RequestFields, SendAck, SendInput, SessionsPage,
   SessionView, PresenceEntry,
 } from './types.js';

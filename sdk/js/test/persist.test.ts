@@ -58,7 +58,7 @@ describe("persist: 'indexeddb'", () => {
     // next two never leave (the connection is gone)
     let refuse = false;
     let lostAcks = 1;
-    server.hook = (s, req) => {
+    server.hook = (_s, req) => {
       if (req.action !== 'send' || lostAcks-- <= 0) return false;
       server.hook = null;
       server.handle({ push: () => {} } as unknown as FakeSocket, req); // stored, the ack goes nowhere
