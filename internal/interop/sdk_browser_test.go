@@ -97,25 +97,15 @@ func TestSDKBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/chatd.js" {
-				w.Header().Set("Content-Type", "text/javascript")
-				w.Write(js)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Write([]byte(sdkPage))
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go page.Serve(ln)
-	t.Cleanup(func() { page.Close() })
-	origin := "http://" + ln.Addr().String()
+	origin := serveHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chatd.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Write(js)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(sdkPage))
+	}))
 
 	c := &chatd{teststack.Start(t, t.TempDir(), teststack.Options{CORSOrigins: []string{origin},
 		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})}
@@ -149,4 +139,18 @@ func TestSDKBrowser(t *testing.T) {
 	if r.Queued != 3 || r.Restored != 3 || r.Left != 0 {
 		t.Fatalf("queued %d, restored %d, left in IndexedDB %d; want 3, 3, 0", r.Queued, r.Restored, r.Left)
 	}
+}
+
+// serveHandler serves h on 127.0.0.1 (another origin than chatd's) until the
+// test ends, and returns its origin.
+func serveHandler(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }
