@@ -48,7 +48,7 @@ window.upload = async () => {
   const { file, ack } = await chat.sendFile({ to: cfg.peer, file: blob, name: "drawn.png", onProgress: (p) => progress.push(p.loaded) });
   return { progress, size: blob.size, file_size: file.size, width: file.width, session_id: ack.session_id };
 };
-// sends while POST /v1/client is cut; resolves with their cids once all
+// sends while sends over POST /v1/client are cut; resolves with their cids once all
 // three are in IndexedDB
 window.queue = async (sid, texts) => {
   for (const t of texts) chat.send({ session_id: sid, type: "text", content: { text: t } }).catch(() => {});
@@ -74,9 +74,9 @@ window.drain = async (sid) => {
 // The SDK in a real Chromium page on another origin: transport 'auto'
 // falls back to SSE when the WebSocket cannot connect, sendFile reports
 // XMLHttpRequest's upload progress, and sends queued in IndexedDB while
-// POST /v1/client is cut (one of them stored, its answer lost) survive the
-// page being left and reopened: the new page sends them with their cids
-// and the server stores each once. The steps are in node/sdk_browser.mjs.
+// sends over POST /v1/client are cut (one of them stored, its answer lost)
+// survive the page being left and reopened: the new page sends them with
+// their cids and the server stores each once. The steps are in node/sdk_browser.mjs.
 func TestSDKBrowser(t *testing.T) {
 	node := needNode(t)
 	if _, err := os.Stat(chromiumPath); err != nil {

@@ -19,9 +19,10 @@ import (
 // WebSocket, alice on long-poll and carol on transport 'auto' with a
 // WebSocket that cannot connect (so it falls back to SSE) lose the network
 // with a send in flight, queue sends and miss bob's N messages; then they
-// come back and carol sends a burst past the send rate over POST
-// /v1/client. Both must hold exactly what the server stored, each message
-// once, in seq order, and each of their sends must be stored once. The
+// come back and carol sends 100 at once over POST /v1/client, far past
+// the send rate (a burst of 20, 50 a second), so her SDK retries refused
+// sends. Both must hold exactly what the server stored, each message once,
+// in seq order, and each of their sends must be stored once. The
 // checks are in node/sdk_fallback.mjs; this test gives it a server and
 // reads its report.
 func TestSDKFallbackTransports(t *testing.T) {
@@ -37,7 +38,7 @@ func TestSDKFallbackTransports(t *testing.T) {
 		CRateLimited int      `json:"c_rate_limited"`
 		Errors       []string `json:"errors"`
 	}
-	runSDKScript(t, teststack.Options{Limits: chat.Limits{SendRate: 100, SendBurst: 40}}, "sdkhttp",
+	runSDKScript(t, teststack.Options{Limits: chat.Limits{SendRate: 50, SendBurst: 20}}, "sdkhttp",
 		[]string{"alice", "bob", "carol"}, 100*time.Second, &r, "sdk_fallback.mjs", "{ws}", "{http}", "sdkhttp",
 		"{token:alice}", "{token:bob}", "{token:carol}", "alice", "carol", strconv.Itoa(n))
 	if r.ReceivedA != r.Stored || r.ReceivedC != r.Stored || r.Stored < n || len(r.Errors) != 0 {

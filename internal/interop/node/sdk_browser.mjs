@@ -6,8 +6,9 @@
 //     connect, so it must fall back to SSE (a streaming fetch with the
 //     token in a header, CORS preflighted);
 //   - uploads an image it draws with sendFile: XMLHttpRequest's progress;
-//   - with persist: 'indexeddb', makes three sends while POST /v1/client is
-//     cut (the first reaches the server but its answer is lost), so they
+//   - with persist: 'indexeddb', makes three sends while sends over POST
+//     /v1/client are cut (the first reaches the server but its answer is
+//     lost), so they
 //     stay queued in IndexedDB; the page is left and opened again, and the
 //     new page's client sends them with their cids: each stored once.
 //
@@ -52,15 +53,21 @@ async function main() {
     throw new Error('upload progress ' + JSON.stringify(up));
   }
 
-  // POST /v1/client is cut: the first send reaches the server, its answer is lost
+  // sends over POST /v1/client are cut: the first reaches the server, its answer is lost;
+  // the client reconnects (other actions go through) and retries them, in vain
   let forwarded = 0;
   await page.route('**/v1/client', async (route) => {
-    const body = route.request().postData() || '';
-    if (body.includes('"action":"send"') && forwarded === 0) {
-      forwarded++;
-      await route.fetch();
+    try {
+      const body = route.request().postData() || '';
+      if (!body.includes('"action":"send"')) return await route.continue(); // the login and resync go through
+      if (forwarded === 0) {
+        forwarded++;
+        await route.fetch();
+      }
+      await route.abort('failed');
+    } catch {
+      // the page went away meanwhile (about:blank below): its requests are gone with it
     }
-    await route.abort('failed');
   });
   const queued = await page.evaluate((sid) => window.queue(sid, ['q0', 'q1', 'q2']), up.session_id);
   if (forwarded !== 1 || queued.length !== 3) throw new Error(`forwarded ${forwarded}, queued ${JSON.stringify(queued)}`);

@@ -16,7 +16,7 @@ import { fail, until } from './sdk_common.mjs';
 
 const [bundle, wsUrl, httpUrl, app, tokenA, tokenB, tokenC, uidA, uidC, nArg] = process.argv.slice(2);
 const N = Number(nArg);
-const BURST = 50;
+const BURST = 100;
 const { ChatClient } = await import(pathToFileURL(bundle).href);
 
 const deadline = setTimeout(() => fail('timed out'), 80_000);
