@@ -1,8 +1,14 @@
 import type {
-  Action, ConnectionState, ErrorCode, EventMap, LoginReply, Message, MessagePage, OpEvent,
+  Action, ConnectionState, EventMap, LoginReply, Message, MessagePage, OpEvent,
   OpReply, Platform, ReadReply, ReplyData, RequestFields, SendAck, SendInput, SessionsPage,
   SessionView, PresenceEntry,
 } from './types.js';
+import { ChatdError, backoffDelay, newCid } from './util.js';
+import { HttpWire, type EventSourceCtor, type HttpKind } from './http.js';
+import { uploadFile, type FileRecord, type UploadOptions, type SendFileInput } from './upload.js';
+import { indexedDBStore, type SendStore, type StoredSend } from './persist.js';
+
+export { ChatdError, backoffDelay, newCid };
 
 /** The part of the WebSocket API the SDK uses (browsers' and Node's `ws`). */
 export interface SocketLike {
@@ -14,6 +20,15 @@ export interface SocketLike {
   onerror: ((ev: any) => void) | null;
 }
 export type SocketCtor = new (url: string) => SocketLike;
+
+/** How the client reaches chatd (docs/sdk.md, "Transports"). */
+export type Transport = 'auto' | 'websocket' | 'sse' | 'longpoll';
+
+/** What carries requests: a WebSocket, or the HTTP transports' wire. */
+interface Wire {
+  send(text: string, id: string): void;
+  close(code?: number): void;
+}
 
 export interface ClientOptions {
   /** ws:// or wss:// URL of chatd's WebSocket port */
@@ -40,38 +55,28 @@ export interface ClientOptions {
   cursors?: Record<number, number>;
   /** random number source in [0, 1), for the backoff jitter */
   random?: () => number;
-}
-
-/** An error reply from chatd, or a client-side failure (timeout, disconnected, closed). */
-export class ChatdError extends Error {
-  readonly code: ErrorCode;
-  /** ms to wait before retrying, on rate_limited */
-  readonly retryAfter?: number;
-  constructor(code: ErrorCode, message: string, retryAfter?: number) {
-    super(message);
-    this.name = 'ChatdError';
-    this.code = code;
-    this.retryAfter = retryAfter;
-  }
-}
-
-/**
- * The reconnect delay before attempt `attempt` (0 first): an exponential
- * `base * 2^attempt` capped at `max`, of which a random half is taken off
- * so that clients dropped together do not come back together.
- */
-export function backoffDelay(attempt: number, base: number, max: number, random: () => number = Math.random): number {
-  const d = Math.min(max, base * Math.pow(2, Math.min(attempt, 30)));
-  return d / 2 + random() * (d / 2);
-}
-
-/** A cid: random, once per send, reused by every retry of it. */
-export function newCid(): string {
-  const c = (globalThis as any).crypto;
-  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
-  let s = '';
-  for (let i = 0; i < 32; i++) s += Math.floor(Math.random() * 16).toString(16);
-  return s;
+  /**
+   * `auto` (default): a WebSocket when the environment has one and it
+   * connects, else SSE, else long-poll (the last two need `httpUrl`).
+   * `websocket`, `sse`, `longpoll`: only that one.
+   */
+  transport?: Transport;
+  /** http:// or https:// base URL of chatd's HTTP port: the SSE and long-poll transports and uploads use it */
+  httpUrl?: string;
+  /** the fetch implementation; default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** an EventSource implementation; given, SSE uses it instead of a streaming fetch (the token then goes in the URL) */
+  EventSource?: EventSourceCtor;
+  /** the XMLHttpRequest implementation uploads use for progress; default globalThis.XMLHttpRequest, else fetch */
+  XMLHttpRequest?: new () => XMLHttpRequest;
+  /** seconds a long-poll waits for an event; default 25 */
+  pollTimeout?: number;
+  /** ms an SSE stream may stay silent (the server's heartbeat comes every 15 s); default 45000 */
+  streamIdle?: number;
+  /** keep the send queue in IndexedDB (or a store of your own) so that it survives a reload; off by default */
+  persist?: 'indexeddb' | SendStore;
+  /** the IndexedDB factory for persist: 'indexeddb'; default globalThis.indexedDB */
+  indexedDB?: IDBFactory;
 }
 
 interface Pending {
@@ -84,6 +89,7 @@ interface Waiting { action: string; fields: Record<string, unknown>; timeout?: n
 interface SendEntry {
   cid: string;
   fields: SendInput & { cid: string };
+  at: number;
   resolve(a: SendAck): void;
   reject(e: Error): void;
   id?: string; // the request id while one is on the wire
@@ -99,14 +105,25 @@ interface SessionState {
   provisional?: boolean;
 }
 
+let lastAt = 0;
+
 type Listener<K extends keyof EventMap> = (data: EventMap[K]) => void;
 
 /** STOP_CODES: after these the client does not reconnect by itself (see docs/sdk.md). */
 const LOGGED_IN_ELSEWHERE = 4003, BANNED = 4004, TOKEN_GONE = 4002;
 
 export class ChatClient {
-  private readonly o: Required<Omit<ClientOptions, 'token' | 'getToken' | 'cursors' | 'platform'>> & ClientOptions;
-  private ws: SocketLike | null = null;
+  private readonly o: Required<Pick<ClientOptions, 'requestTimeout' | 'backoffBase' | 'backoffMax' | 'pingInterval' |
+    'syncLimit' | 'random' | 'transport' | 'pollTimeout' | 'streamIdle'>> & ClientOptions;
+  private ws: Wire | null = null;
+  private via: Transport | null = null;
+  /** auto: the WebSocket failed where HTTP then worked; reconnects go over HTTP */
+  private viaHttp = false;
+  private resyncing = -1; // the gen whose resync runs
+  private resyncAgain = false;
+  private readonly store: SendStore | null = null;
+  private restoring: Promise<StoredSend[]> | null = null;
+  private adopting = false;
   private gen = 0;
   private nextId = 0;
   private st: ConnectionState = 'idle';
@@ -131,14 +148,22 @@ export class ChatClient {
   constructor(opts: ClientOptions) {
     this.o = {
       WebSocket: (globalThis as any).WebSocket, requestTimeout: 10000, backoffBase: 500, backoffMax: 30000,
-      pingInterval: 25000, syncLimit: 200, random: Math.random, ...opts,
+      pingInterval: 25000, syncLimit: 200, random: Math.random, transport: 'auto', pollTimeout: 25, streamIdle: 45000, ...opts,
     };
     this.token = opts.token;
+    const p = opts.persist;
+    if (p) {
+      this.store = p === 'indexeddb' ? indexedDBStore(opts.indexedDB ?? (globalThis as any).indexedDB) : p;
+      this.restoring = this.store.load(opts.app).catch((e) => { this.emit('error', e as Error); return []; });
+    }
     for (const [sid, seq] of Object.entries(opts.cursors ?? {})) this.session(Number(sid), seq);
   }
 
   /** The connection state. */
   get state(): ConnectionState { return this.st; }
+
+  /** The transport of the current (or last) connection: `websocket`, `sse` or `longpoll`; null before the first. */
+  get transport(): Exclude<Transport, 'auto'> | null { return this.via as Exclude<Transport, 'auto'> | null; }
 
   /** The highest seq delivered to the app in each session. */
   cursors(): Record<number, number> {
@@ -193,14 +218,22 @@ export class ChatClient {
     this.stop(1000, 'closed by the client');
     const err = new ChatdError('closed', 'the client was closed');
     for (const w of this.waiting.splice(0)) { clearTimeout(w.timer); w.reject(err); }
-    for (const s of this.sends.splice(0)) { clearTimeout(s.retry); s.reject(err); }
+    for (const s of this.sends.splice(0)) { clearTimeout(s.retry); this.unpersist(s); s.reject(err); }
     for (const c of this.connectWaiters.splice(0)) c.reject(err);
     this.unlistenNetwork();
   }
 
-  /** Logs out (the server closes with 1000) and stops. */
+  /**
+   * Logs out (the server closes with 1000) and stops. Over SSE and
+   * long-poll there is no login to end: it stops (revoke the token on the
+   * server to end it).
+   */
   async logout(): Promise<void> {
-    try { await this.request('logout', {}); } finally { this.close(); }
+    try {
+      if (this.via === 'websocket') await this.request('logout', {});
+    } finally {
+      this.close();
+    }
   }
 
   private listenNetwork(): void {
@@ -222,46 +255,139 @@ export class ChatClient {
     clearTimeout(this.reconnectTimer);
     this.setState('connecting');
     const gen = ++this.gen;
+    const t = this.o.transport;
+    const http = this.httpKind();
+    if (t === 'sse' || t === 'longpoll') void this.openHttp(gen, t);
+    else if (t === 'websocket' || !http || (this.o.WebSocket && !this.viaHttp)) this.openWs(gen, t === 'auto' ? http : null);
+    else void this.openHttp(gen, http);
+  }
+
+  /** The HTTP transport auto falls back to: SSE where a response can stream (or EventSource exists), else long-poll. */
+  private httpKind(): HttpKind | null {
+    const g = globalThis as any;
+    if (!this.o.httpUrl || !(this.o.fetch ?? g.fetch)) return null;
+    return this.o.EventSource || g.EventSource || g.ReadableStream ? 'sse' : 'longpoll';
+  }
+
+  /**
+   * A WebSocket connection. With `fallback` (auto), a socket that closes
+   * or does not open within requestTimeout hands over to that HTTP
+   * transport at once, in the same attempt.
+   */
+  private openWs(gen: number, fallback: HttpKind | null): void {
+    this.via = 'websocket';
     let ws: SocketLike;
     try {
-      ws = new this.o.WebSocket(this.o.url);
+      ws = new this.o.WebSocket!(this.o.url);
     } catch (e) {
-      this.closed(gen, 1006, String(e));
+      if (fallback) void this.openHttp(gen, fallback);
+      else this.closed(gen, 1006, String(e));
       return;
     }
     this.ws = ws;
-    ws.onopen = () => { if (gen === this.gen) void this.login(gen); };
-    ws.onmessage = (ev) => { if (gen === this.gen) this.frame(String(ev.data)); };
-    ws.onclose = (ev) => this.closed(gen, ev.code, ev.reason);
+    let opened = false;
+    const failed = (code: number, reason: string) => {
+      if (gen !== this.gen || this.ws !== ws) return;
+      clearTimeout(timer);
+      if (opened || !fallback) return this.closed(gen, code, reason);
+      this.ws = null;
+      try { ws.close(); } catch { /* already closed */ }
+      void this.openHttp(gen, fallback);
+    };
+    const timer = setTimeout(() => failed(1006, `no connection within ${this.o.requestTimeout} ms`), this.o.requestTimeout);
+    ws.onopen = () => {
+      if (gen !== this.gen || this.ws !== ws) return;
+      opened = true;
+      clearTimeout(timer);
+      void this.login(gen);
+    };
+    ws.onmessage = (ev) => { if (gen === this.gen && this.ws === ws) this.frame(String(ev.data)); };
+    ws.onclose = (ev) => failed(ev.code, ev.reason);
     ws.onerror = () => { /* a close event follows */ };
   }
 
-  private async login(gen: number): Promise<void> {
+  /** The token for the next login: a fresh one from getToken after the first; undefined when gen has passed. */
+  private async loginToken(gen: number): Promise<string | undefined | null> {
     let token = this.token;
     try {
       if (this.o.getToken && (this.logins > 0 || !token)) token = await this.o.getToken();
     } catch (e) {
       if (gen === this.gen) this.drop(1006, 'getToken failed: ' + (e as Error).message);
-      return;
+      return null;
     }
-    if (gen !== this.gen) return;
+    if (gen !== this.gen) return null;
     this.token = token;
+    return token ?? '';
+  }
+
+  private async login(gen: number): Promise<void> {
+    const token = await this.loginToken(gen);
+    if (token == null) return;
     let r: LoginReply;
     try {
-      r = await this.transmit('login', { app: this.o.app, token: token ?? '', platform: this.o.platform ?? 'web' });
+      r = await this.transmit('login', { app: this.o.app, token, platform: this.o.platform ?? 'web' });
     } catch (e) {
-      if (gen !== this.gen) return;
-      const err = e as ChatdError;
-      if (err.code === 'forbidden' || (err.code === 'unauthorized' && !this.o.getToken)) {
-        // banned, over the connection cap, or a bad token with no way to get another
-        for (const c of this.connectWaiters.splice(0)) c.reject(err);
-        this.emit('error', err);
-        this.stop(1000, 'login refused');
-        return;
-      }
-      this.drop(1006, 'login failed: ' + err.message);
+      return this.loginFailed(gen, e as ChatdError);
+    }
+    this.loggedIn(gen, r);
+  }
+
+  /**
+   * An HTTP connection: the starting cursor (which checks the token), the
+   * user's profile and the server time in place of a login reply, then the
+   * same resync and send queue as over a WebSocket; events are read from
+   * the cursor by long-poll or SSE.
+   */
+  private async openHttp(gen: number, kind: HttpKind): Promise<void> {
+    this.via = kind;
+    const f = this.o.fetch ?? (globalThis as any).fetch;
+    if (!this.o.httpUrl || !f) {
+      const err = new ChatdError('bad_request', `the ${kind} transport needs the httpUrl option and fetch`);
+      for (const c of this.connectWaiters.splice(0)) c.reject(err);
+      this.emit('error', err);
+      this.stop(1000, err.message);
       return;
     }
+    const token = await this.loginToken(gen);
+    if (token == null) return;
+    const g = globalThis as any;
+    const wire = new HttpWire({
+      base: this.o.httpUrl.replace(/\/+$/, ''), app: this.o.app, token, fetch: (...a) => f(...a),
+      EventSource: this.o.EventSource ?? g.EventSource, preferEventSource: !!this.o.EventSource || !g.ReadableStream,
+      kind, pollTimeout: this.o.pollTimeout, requestTimeout: this.o.requestTimeout, streamIdle: this.o.streamIdle,
+      frame: (text) => { if (gen === this.gen && this.ws === wire) this.frame(text); },
+      resync: () => { if (gen === this.gen && this.ws === wire) void this.resync(gen); },
+      lost: (code, reason) => { if (this.ws === wire) this.closed(gen, code, reason); },
+    });
+    this.ws = wire;
+    let r: LoginReply;
+    try {
+      await wire.start();
+      const [u, p] = await Promise.all([this.transmit('user', {}), this.transmit('ping', {})]);
+      r = { uid: u.uid, nickname: u.nickname, server_time: p.server_time, expires_at: 0 };
+      if (u.avatar) r.avatar = u.avatar;
+    } catch (e) {
+      return this.loginFailed(gen, e as ChatdError);
+    }
+    if (gen !== this.gen) return;
+    if (this.o.transport === 'auto' && this.o.WebSocket) this.viaHttp = true;
+    this.loggedIn(gen, r);
+    wire.run();
+  }
+
+  private loginFailed(gen: number, err: ChatdError): void {
+    if (gen !== this.gen) return;
+    if (err.code === 'forbidden' || (err.code === 'unauthorized' && !this.o.getToken)) {
+      // banned, over the connection cap, or a bad token with no way to get another
+      for (const c of this.connectWaiters.splice(0)) c.reject(err);
+      this.emit('error', err);
+      this.stop(1000, 'login refused');
+      return;
+    }
+    this.drop(1006, 'login failed: ' + err.message);
+  }
+
+  private loggedIn(gen: number, r: LoginReply): void {
     if (gen !== this.gen) return;
     this.logins++;
     this.attempt = 0;
@@ -273,9 +399,10 @@ export class ChatClient {
     for (const w of this.waiting.splice(0)) {
       this.transmit(w.action, w.fields, w.timer, undefined, w.timeout).then(w.resolve, w.reject);
     }
-    this.schedulePing(gen);
+    if (this.via === 'websocket') this.schedulePing(gen);
     void this.resync(gen);
-    for (const s of this.sends) this.sendNow(s);
+    if (!this.restoring) for (const s of this.sends) this.sendNow(s);
+    else if (!this.adopting) { this.adopting = true; void this.restore(); }
   }
 
   private schedulePing(gen: number): void {
@@ -375,6 +502,8 @@ export class ChatClient {
       case 'kicked':
         this.kicked = true;
         this.emit('kicked', data);
+        // over HTTP no close follows: stop here, as after close 4003
+        if (this.via !== 'websocket') this.drop(LOGGED_IN_ELSEWHERE, 'kicked');
         return;
       default:
         this.emit(name as keyof EventMap, data);
@@ -397,7 +526,7 @@ export class ChatClient {
       }, timeout);
       this.inflight.set(id, p);
       if (send) send.id = id;
-      try { ws.send(JSON.stringify({ ...fields, id, action })); } catch { /* the close event follows */ }
+      try { ws.send(JSON.stringify({ ...fields, id, action }), id); } catch { /* the close event follows */ }
     });
   }
 
@@ -434,10 +563,46 @@ export class ChatClient {
   send(input: SendInput): Promise<SendAck> {
     const cid = input.cid ?? newCid();
     return new Promise((resolve, reject) => {
-      const e: SendEntry = { cid, fields: { ...input, cid }, resolve, reject };
+      // at: strictly increasing, so that restored sends keep their order
+      const e: SendEntry = { cid, fields: { ...input, cid }, at: (lastAt = Math.max(Date.now(), lastAt + 1)), resolve, reject };
       this.sends.push(e);
-      if (this.st === 'open') this.sendNow(e);
+      this.persist(e);
+      if (this.st === 'open' && !this.restoring) this.sendNow(e);
     });
+  }
+
+  /** Writes a queued send to the persistent store (persist option). */
+  private persist(e: SendEntry): void {
+    this.store?.put({ cid: e.cid, app: this.o.app, uid: this.uid, fields: e.fields, at: e.at })
+      .catch((err) => this.emit('error', err as Error));
+  }
+
+  private unpersist(e: SendEntry): void {
+    this.store?.delete(e.cid).catch((err) => this.emit('error', err as Error));
+  }
+
+  /**
+   * At the first login with persist: the sends a previous page (or client)
+   * left in the store for this user, or before it knew its user, go first,
+   * with their cids, then the queue of this client.
+   */
+  private async restore(): Promise<void> {
+    const recs = await this.restoring!;
+    this.restoring = null;
+    const mine = new Set(this.sends.map((x) => x.cid));
+    const old: SendEntry[] = [];
+    for (const r of recs.sort((a, b) => a.at - b.at)) {
+      if ((r.uid && r.uid !== this.uid) || mine.has(r.cid)) continue;
+      const e: SendEntry = {
+        cid: r.cid, fields: r.fields, at: r.at, resolve: () => {},
+        reject: (err) => this.emit('error', err),
+      };
+      old.push(e);
+      if (!r.uid) this.persist(e); // now known to be this user's
+    }
+    this.sends.unshift(...old);
+    if (old.length) this.emit('restored', { sends: old.map((x) => ({ cid: x.cid, fields: x.fields })) });
+    if (this.st === 'open') for (const x of this.sends) this.sendNow(x);
   }
 
   /** The sends not yet acknowledged, with their cids, oldest first. */
@@ -454,6 +619,7 @@ export class ChatClient {
       const i = this.sends.indexOf(e);
       if (i < 0) return;
       this.sends.splice(i, 1);
+      this.unpersist(e);
       e.resolve(ack);
       // This device gets the ack instead of a `message` event: the app
       // gets its own message in the session's order all the same.
@@ -478,6 +644,7 @@ export class ChatClient {
         return;
       }
       this.sends.splice(this.sends.indexOf(e), 1);
+      this.unpersist(e);
       e.reject(err);
     });
   }
@@ -518,6 +685,47 @@ export class ChatClient {
     return this.request('edit', { session_id, seq, content, cid: newCid() });
   }
   ping(): Promise<{ server_time: number }> { return this.request('ping', {}); }
+
+  // ---- uploads
+
+  /**
+   * Uploads a file (POST /v1/files on httpUrl) and resolves with the
+   * server's file record. Progress comes from XMLHttpRequest where there
+   * is one (browsers); elsewhere fetch reports 0 and then 100%. `type`
+   * defaults from the Blob's MIME type (image/*, audio/* as voice, video/*,
+   * else file).
+   */
+  async upload(file: Blob | ArrayBuffer | ArrayBufferView, opts: UploadOptions = {}): Promise<FileRecord> {
+    if (!this.o.httpUrl) throw new ChatdError('bad_request', 'upload needs the httpUrl option (chatd\'s HTTP port)');
+    const g = globalThis as any;
+    let token = this.token ?? (this.o.getToken ? await this.o.getToken() : '');
+    for (let fresh = false; ; fresh = true) {
+      try {
+        return await uploadFile({
+          base: this.o.httpUrl.replace(/\/+$/, ''), app: this.o.app, token, file, opts,
+          fetch: this.o.fetch ?? g.fetch, XMLHttpRequest: this.o.XMLHttpRequest ?? g.XMLHttpRequest,
+        });
+      } catch (e) {
+        // a token that expired since the login: once more with a fresh one
+        if ((e as ChatdError).code !== 'unauthorized' || fresh || !this.o.getToken) throw e;
+        token = this.token = await this.o.getToken();
+      }
+    }
+  }
+
+  /**
+   * Uploads a file and sends it as a message ({file_id}, plus `name` for a
+   * file): the upload, then a queued send like any other. Resolves with
+   * the file record and the send's ack.
+   */
+  async sendFile(input: SendFileInput): Promise<{ file: FileRecord; ack: SendAck }> {
+    const { file, type, name, onProgress, signal, content, ...rest } = input;
+    const rec = await this.upload(file, { type, name, onProgress, signal });
+    const c: Record<string, unknown> = { ...content, file_id: rec.file_id };
+    if (rec.type === 'file' && !c.name) c.name = rec.name || 'file';
+    const ack = await this.send({ ...rest, type: rec.type, content: c } as SendInput);
+    return { file: rec, ack };
+  }
 
   // ---- exactly-once, in-order delivery
 
@@ -599,8 +807,25 @@ export class ChatClient {
     return s.filling;
   }
 
-  /** After a login: list every session and sync each one that moved. */
+  /**
+   * After a login, and when the HTTP transports' event buffer lost events:
+   * list every session and sync each one that moved. Asked again while it
+   * runs, it runs once more after.
+   */
   private async resync(gen: number): Promise<void> {
+    if (this.resyncing === gen) { this.resyncAgain = true; return; }
+    this.resyncing = gen;
+    try {
+      do {
+        this.resyncAgain = false;
+        await this.resyncOnce(gen);
+      } while (this.resyncAgain && gen === this.gen);
+    } finally {
+      if (this.resyncing === gen) this.resyncing = -1;
+    }
+  }
+
+  private async resyncOnce(gen: number): Promise<void> {
     const first = !this.everSynced;
     let cursor: string | undefined;
     let n = 0;

@@ -8,9 +8,10 @@ export type ServerErrorCode =
 /**
  * Error codes the SDK itself raises: `timeout` (no reply within the request
  * timeout), `disconnected` (the connection dropped before a reply to a
- * request that is not safe to repeat), `closed` (close() or logout()).
+ * request that is not safe to repeat), `closed` (close() or logout()),
+ * `aborted` (an upload's signal aborted it).
  */
-export type ClientErrorCode = 'timeout' | 'disconnected' | 'closed';
+export type ClientErrorCode = 'timeout' | 'disconnected' | 'closed' | 'aborted';
 
 export type ErrorCode = ServerErrorCode | ClientErrorCode;
 
@@ -187,6 +188,8 @@ export interface ClientEvents {
   disconnected: { code: number; reason: string; reconnect: boolean };
   /** every known session has been brought up to date after a (re)connect */
   synced: { sessions: number };
+  /** sends a previous page left in the persistent queue (persist option), about to be sent with their cids */
+  restored: { sends: { cid: string; fields: SendInput }[] };
   error: Error;
 }
 

@@ -43,6 +43,8 @@ export class FakeServer {
         return ok({ uid: this.uid, nickname: this.uid, server_time: this.now, expires_at: this.now + 1e9 });
       case 'ping':
         return ok({ server_time: this.now });
+      case 'user':
+        return ok({ app: 'app', uid: req.uid ?? this.uid, nickname: req.uid ?? this.uid, created_at: 1, updated_at: 1 });
       case 'sessions':
         return ok({
           sessions: [...this.store.entries()].map(([sid, l]) => ({
