@@ -1,6 +1,6 @@
 "use strict";
 (() => {
-  // ../sdk/js/src/client.ts
+  // ../sdk/js/src/util.ts
   var ChatdError = class extends Error {
     constructor(code, message, retryAfter) {
       super(message);
@@ -20,12 +20,344 @@
     for (let i = 0; i < 32; i++) s2 += Math.floor(Math.random() * 16).toString(16);
     return s2;
   }
+  function httpError(status, text) {
+    let e;
+    try {
+      e = JSON.parse(text).error;
+    } catch {
+    }
+    if (e && typeof e.code === "string") return new ChatdError(e.code, e.message ?? e.code, e.retry_after);
+    const code = status === 401 ? "unauthorized" : status === 403 ? "forbidden" : status === 413 ? "too_large" : status === 429 ? "rate_limited" : status >= 500 ? "unavailable" : "bad_request";
+    return new ChatdError(code, `HTTP ${status}`);
+  }
+  function envelope(status, text) {
+    if (status < 200 || status > 299) throw httpError(status, text);
+    try {
+      return JSON.parse(text).data;
+    } catch {
+      throw new ChatdError("internal", "the answer is not JSON");
+    }
+  }
+  function netError(e, what) {
+    if (e instanceof ChatdError) return e;
+    return new ChatdError("disconnected", `${what}: ${e?.message ?? String(e)}`);
+  }
+
+  // ../sdk/js/src/http.ts
+  function closeCode(e) {
+    return e.code === "unauthorized" ? 4002 : e.code === "forbidden" ? 4004 : 1006;
+  }
+  var HttpWire = class {
+    constructor(h2) {
+      this.h = h2;
+      /** where the next read of events starts */
+      this.cursor = "";
+      this.done = false;
+      this.aborts = /* @__PURE__ */ new Set();
+      this.es = null;
+    }
+    headers(extra) {
+      return { "X-Chatd-App": this.h.app, Authorization: "Bearer " + this.h.token, ...extra };
+    }
+    /** fetch with an abort at close() and, when timeout > 0, after timeout ms (until the answer's headers). */
+    async call(path, init, timeout) {
+      const ac = new AbortController();
+      this.aborts.add(ac);
+      const t = timeout > 0 ? setTimeout(() => ac.abort(), timeout) : void 0;
+      try {
+        return await this.h.fetch(this.h.base + path, { ...init, signal: ac.signal });
+      } catch (e) {
+        if (ac.signal.aborted && !this.done) throw new ChatdError("timeout", `no answer to ${path} within ${timeout} ms`);
+        throw netError(e, path);
+      } finally {
+        clearTimeout(t);
+        this.aborts.delete(ac);
+      }
+    }
+    async get(path, timeout) {
+      const res = await this.call(path, { headers: this.headers() }, timeout);
+      return envelope(res.status, await res.text());
+    }
+    /**
+     * Reads the starting cursor. This checks the token (a refusal throws
+     * `unauthorized` or `forbidden`, as a WebSocket login would) and creates
+     * the user's event buffer, which keeps every event after the cursor.
+     */
+    async start() {
+      const r = await this.get("/v1/events", this.h.requestTimeout);
+      this.cursor = r.cursor;
+    }
+    /** Starts reading events from the cursor, until close() or a failure. */
+    run() {
+      if (this.done) return;
+      if (this.h.kind === "longpoll") void this.poll();
+      else if (this.h.preferEventSource && this.h.EventSource) this.eventSource();
+      else void this.stream();
+    }
+    /**
+     * Sends one client action with POST /v1/client. Its reply comes back
+     * through frame(). An HTTP refusal other than the token's is made the
+     * request's error reply; a token refusal or a network failure ends the
+     * wire (the client reconnects, and a send in flight is retried with its cid).
+     */
+    send(text, id) {
+      this.call(
+        "/v1/client",
+        { method: "POST", headers: this.headers({ "Content-Type": "application/json" }), body: text },
+        this.h.requestTimeout + 1e3
+      ).then(async (res) => {
+        const body = await res.text();
+        if (this.done) return;
+        if (res.status === 200) return this.h.frame(body);
+        const e = httpError(res.status, body);
+        if (closeCode(e) !== 1006) return this.fail(e);
+        this.h.frame(JSON.stringify({ reply_to: id, ok: false, error: { code: e.code, message: e.message, retry_after: e.retryAfter } }));
+      }).catch((e) => {
+        if (e.code !== "timeout") this.fail(e);
+      });
+    }
+    close() {
+      if (this.done) return;
+      this.done = true;
+      clearTimeout(this.idleTimer);
+      for (const ac of this.aborts) ac.abort();
+      this.aborts.clear();
+      this.es?.close();
+    }
+    fail(e) {
+      if (this.done) return;
+      const err = netError(e, "events");
+      this.close();
+      this.h.lost(closeCode(err), err.message);
+    }
+    async poll() {
+      const wait = this.h.pollTimeout;
+      while (!this.done) {
+        let r;
+        try {
+          r = await this.get(`/v1/events?cursor=${encodeURIComponent(this.cursor)}&timeout=${wait}`, wait * 1e3 + this.h.requestTimeout);
+        } catch (e) {
+          return this.fail(e);
+        }
+        if (this.done) return;
+        this.cursor = r.cursor;
+        for (const ev of r.events) this.h.frame(JSON.stringify(ev));
+        if (r.resync) this.h.resync();
+      }
+    }
+    /** Drops a stream that has been silent for streamIdle ms (the server writes a heartbeat every 15 s). */
+    idle() {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(
+        () => this.fail(new ChatdError("timeout", `the event stream was silent for ${this.h.streamIdle} ms`)),
+        this.h.streamIdle
+      );
+    }
+    /** SSE read with fetch, so the token goes in a header rather than the URL. */
+    async stream() {
+      let res;
+      try {
+        res = await this.call(
+          `/v1/events/stream?cursor=${encodeURIComponent(this.cursor)}`,
+          { headers: this.headers({ Accept: "text/event-stream" }) },
+          this.h.requestTimeout
+        );
+        if (res.status !== 200) throw httpError(res.status, await res.text());
+      } catch (e) {
+        return this.fail(e);
+      }
+      const reader = res.body?.getReader?.();
+      if (!reader) {
+        if (this.h.EventSource) return this.eventSource();
+        this.h.kind = "longpoll";
+        return this.run();
+      }
+      const ac = new AbortController();
+      this.aborts.add(ac);
+      ac.signal.addEventListener("abort", () => {
+        reader.cancel().catch(() => {
+        });
+      });
+      const dec = new TextDecoder();
+      let buf = "";
+      this.idle();
+      for (; ; ) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          return this.fail(e);
+        }
+        if (this.done) return;
+        if (r.done) return this.fail(new ChatdError("disconnected", "the event stream ended"));
+        this.idle();
+        buf += dec.decode(r.value, { stream: true });
+        buf = this.parse(buf);
+      }
+    }
+    /** Handles the complete SSE messages at the start of buf; returns the rest. */
+    parse(buf) {
+      buf = buf.replace(/\r\n?/g, "\n");
+      for (let i = buf.indexOf("\n\n"); i >= 0 && !this.done; i = buf.indexOf("\n\n")) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        let name = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (!line || line[0] === ":") continue;
+          const c = line.indexOf(":");
+          const field = c < 0 ? line : line.slice(0, c);
+          let v = c < 0 ? "" : line.slice(c + 1);
+          if (v[0] === " ") v = v.slice(1);
+          if (field === "event") name = v;
+          else if (field === "data") data.push(v);
+          else if (field === "id") this.cursor = v;
+        }
+        if (name === "resync") this.h.resync();
+        else if (data.length) this.h.frame(data.join("\n"));
+      }
+      return buf;
+    }
+    /**
+     * SSE read with the browser's EventSource, which cannot send headers: the
+     * token goes in the query (docs/http-api.md). Its own reconnect is not
+     * used: an error ends the wire, and the client reconnects and resyncs.
+     */
+    eventSource() {
+      const q = `app=${encodeURIComponent(this.h.app)}&access_token=${encodeURIComponent(this.h.token)}&cursor=${encodeURIComponent(this.cursor)}`;
+      let es;
+      try {
+        es = this.es = new this.h.EventSource(`${this.h.base}/v1/events/stream?${q}`);
+      } catch (e) {
+        return this.fail(e);
+      }
+      const id = (ev) => {
+        if (ev.lastEventId) this.cursor = ev.lastEventId;
+      };
+      es.onmessage = (ev) => {
+        if (this.done) return;
+        id(ev);
+        this.h.frame(ev.data);
+      };
+      es.addEventListener("resync", (ev) => {
+        if (this.done) return;
+        id(ev);
+        this.h.resync();
+      });
+      es.onerror = () => this.fail(new ChatdError("disconnected", "the event stream failed"));
+    }
+  };
+
+  // ../sdk/js/src/upload.ts
+  function guessType(mime) {
+    const m = /^(image|audio|video)\//.exec(mime);
+    return m ? m[1] === "audio" ? "voice" : m[1] : "file";
+  }
+  function uploadFile(a) {
+    const { file, opts } = a;
+    const blob = file;
+    const type = opts.type ?? guessType(typeof blob.type === "string" ? blob.type : "");
+    const name = opts.name ?? file.name;
+    const url = `${a.base}/v1/files?type=${type}${name ? "&name=" + encodeURIComponent(name) : ""}`;
+    const headers = { "X-Chatd-App": a.app, Authorization: "Bearer " + a.token };
+    const total = typeof blob.size === "number" ? blob.size : file.byteLength;
+    const progress = (loaded) => {
+      try {
+        opts.onProgress?.({ loaded, total });
+      } catch {
+      }
+    };
+    const aborted = () => new ChatdError("aborted", "the upload was aborted");
+    if (opts.signal?.aborted) return Promise.reject(aborted());
+    const X = a.XMLHttpRequest;
+    if (X) {
+      return new Promise((resolve, reject) => {
+        const x = new X();
+        x.open("POST", url);
+        for (const [k, v] of Object.entries(headers)) x.setRequestHeader(k, v);
+        x.upload.onprogress = (e) => progress(e.loaded);
+        x.onload = () => {
+          try {
+            resolve(envelope(x.status, x.responseText));
+          } catch (e) {
+            reject(e);
+          }
+        };
+        x.onerror = () => reject(new ChatdError("disconnected", "the upload failed (network)"));
+        x.onabort = () => reject(aborted());
+        opts.signal?.addEventListener("abort", () => x.abort());
+        progress(0);
+        x.send(file);
+      });
+    }
+    if (!a.fetch) return Promise.reject(new ChatdError("bad_request", "upload needs fetch or XMLHttpRequest"));
+    progress(0);
+    return a.fetch(url, { method: "POST", headers, body: file, signal: opts.signal }).then(
+      async (res) => {
+        const rec = envelope(res.status, await res.text());
+        progress(total);
+        return rec;
+      },
+      (e) => {
+        throw opts.signal?.aborted ? aborted() : netError(e, "upload");
+      }
+    );
+  }
+
+  // ../sdk/js/src/persist.ts
+  var DB = "chatd-sdk";
+  var STORE = "sends";
+  function indexedDBStore(idb) {
+    let db = null;
+    const open = () => db ?? (db = new Promise((resolve, reject) => {
+      if (!idb) return reject(new Error("persist: this environment has no IndexedDB"));
+      const r = idb.open(DB, 1);
+      r.onupgradeneeded = () => {
+        r.result.createObjectStore(STORE, { keyPath: "cid" });
+      };
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    }));
+    let chain = Promise.resolve();
+    const run = (mode, f) => {
+      const p = chain.then(() => open()).then((d) => {
+        const tx = d.transaction(STORE, mode);
+        const req = f(tx.objectStore(STORE));
+        return new Promise((resolve, reject) => {
+          tx.oncomplete = () => resolve(req.result);
+          tx.onerror = tx.onabort = () => reject(tx.error ?? req.error);
+        });
+      });
+      chain = p.catch(() => {
+      });
+      return p;
+    };
+    return {
+      load: (app) => run("readonly", (s2) => s2.getAll()).then((l) => l.filter((x) => x.app === app).sort((a, b) => a.at - b.at)),
+      put: (x) => run("readwrite", (s2) => s2.put(x)).then(() => {
+      }),
+      delete: (cid) => run("readwrite", (s2) => s2.delete(cid)).then(() => {
+      })
+    };
+  }
+
+  // ../sdk/js/src/client.ts
+  var lastAt = 0;
   var LOGGED_IN_ELSEWHERE = 4003;
   var BANNED = 4004;
   var TOKEN_GONE = 4002;
   var ChatClient = class {
     constructor(opts) {
       this.ws = null;
+      this.via = null;
+      /** auto: the WebSocket failed where HTTP then worked; reconnects go over HTTP */
+      this.viaHttp = false;
+      this.resyncing = -1;
+      // the gen whose resync runs
+      this.resyncAgain = false;
+      this.store = null;
+      this.restoring = null;
+      this.adopting = false;
       this.gen = 0;
       this.nextId = 0;
       this.st = "idle";
@@ -52,14 +384,29 @@
         pingInterval: 25e3,
         syncLimit: 200,
         random: Math.random,
+        transport: "auto",
+        pollTimeout: 25,
+        streamIdle: 45e3,
         ...opts
       };
       this.token = opts.token;
+      const p = opts.persist;
+      if (p) {
+        this.store = p === "indexeddb" ? indexedDBStore(opts.indexedDB ?? globalThis.indexedDB) : p;
+        this.restoring = this.store.load(opts.app).catch((e) => {
+          this.emit("error", e);
+          return [];
+        });
+      }
       for (const [sid, seq] of Object.entries(opts.cursors ?? {})) this.session(Number(sid), seq);
     }
     /** The connection state. */
     get state() {
       return this.st;
+    }
+    /** The transport of the current (or last) connection: `websocket`, `sse` or `longpoll`; null before the first. */
+    get transport() {
+      return this.via;
     }
     /** The highest seq delivered to the app in each session. */
     cursors() {
@@ -119,15 +466,20 @@
       }
       for (const s2 of this.sends.splice(0)) {
         clearTimeout(s2.retry);
+        this.unpersist(s2);
         s2.reject(err);
       }
       for (const c of this.connectWaiters.splice(0)) c.reject(err);
       this.unlistenNetwork();
     }
-    /** Logs out (the server closes with 1000) and stops. */
+    /**
+     * Logs out (the server closes with 1000) and stops. Over SSE and
+     * long-poll there is no login to end: it stops (revoke the token on the
+     * server to end it).
+     */
     async logout() {
       try {
-        await this.request("logout", {});
+        if (this.via === "websocket") await this.request("logout", {});
       } finally {
         this.close();
       }
@@ -154,49 +506,150 @@
       clearTimeout(this.reconnectTimer);
       this.setState("connecting");
       const gen = ++this.gen;
+      const t = this.o.transport;
+      const http = this.httpKind();
+      if (t === "sse" || t === "longpoll") void this.openHttp(gen, t);
+      else if (t === "websocket" || !http || this.o.WebSocket && !this.viaHttp) this.openWs(gen, t === "auto" ? http : null);
+      else void this.openHttp(gen, http);
+    }
+    /** The HTTP transport auto falls back to: SSE where a response can stream (or EventSource exists), else long-poll. */
+    httpKind() {
+      const g = globalThis;
+      if (!this.o.httpUrl || !(this.o.fetch ?? g.fetch)) return null;
+      return this.o.EventSource || g.EventSource || g.ReadableStream ? "sse" : "longpoll";
+    }
+    /**
+     * A WebSocket connection. With `fallback` (auto), a socket that closes
+     * or does not open within requestTimeout hands over to that HTTP
+     * transport at once, in the same attempt.
+     */
+    openWs(gen, fallback) {
+      this.via = "websocket";
       let ws;
       try {
         ws = new this.o.WebSocket(this.o.url);
       } catch (e) {
-        this.closed(gen, 1006, String(e));
+        if (fallback) void this.openHttp(gen, fallback);
+        else this.closed(gen, 1006, String(e));
         return;
       }
       this.ws = ws;
+      let opened = false;
+      const failed = (code, reason) => {
+        if (gen !== this.gen || this.ws !== ws) return;
+        clearTimeout(timer);
+        if (opened || !fallback) return this.closed(gen, code, reason);
+        this.ws = null;
+        try {
+          ws.close();
+        } catch {
+        }
+        void this.openHttp(gen, fallback);
+      };
+      const timer = setTimeout(() => failed(1006, `no connection within ${this.o.requestTimeout} ms`), this.o.requestTimeout);
       ws.onopen = () => {
-        if (gen === this.gen) void this.login(gen);
+        if (gen !== this.gen || this.ws !== ws) return;
+        opened = true;
+        clearTimeout(timer);
+        void this.login(gen);
       };
       ws.onmessage = (ev) => {
-        if (gen === this.gen) this.frame(String(ev.data));
+        if (gen === this.gen && this.ws === ws) this.frame(String(ev.data));
       };
-      ws.onclose = (ev) => this.closed(gen, ev.code, ev.reason);
+      ws.onclose = (ev) => failed(ev.code, ev.reason);
       ws.onerror = () => {
       };
     }
-    async login(gen) {
+    /** The token for the next login: a fresh one from getToken after the first; undefined when gen has passed. */
+    async loginToken(gen) {
       let token = this.token;
       try {
         if (this.o.getToken && (this.logins > 0 || !token)) token = await this.o.getToken();
       } catch (e) {
         if (gen === this.gen) this.drop(1006, "getToken failed: " + e.message);
-        return;
+        return null;
       }
-      if (gen !== this.gen) return;
+      if (gen !== this.gen) return null;
       this.token = token;
+      return token ?? "";
+    }
+    async login(gen) {
+      const token = await this.loginToken(gen);
+      if (token == null) return;
       let r;
       try {
-        r = await this.transmit("login", { app: this.o.app, token: token ?? "", platform: this.o.platform ?? "web" });
+        r = await this.transmit("login", { app: this.o.app, token, platform: this.o.platform ?? "web" });
       } catch (e) {
-        if (gen !== this.gen) return;
-        const err = e;
-        if (err.code === "forbidden" || err.code === "unauthorized" && !this.o.getToken) {
-          for (const c of this.connectWaiters.splice(0)) c.reject(err);
-          this.emit("error", err);
-          this.stop(1e3, "login refused");
-          return;
-        }
-        this.drop(1006, "login failed: " + err.message);
+        return this.loginFailed(gen, e);
+      }
+      this.loggedIn(gen, r);
+    }
+    /**
+     * An HTTP connection: the starting cursor (which checks the token), the
+     * user's profile and the server time in place of a login reply, then the
+     * same resync and send queue as over a WebSocket; events are read from
+     * the cursor by long-poll or SSE.
+     */
+    async openHttp(gen, kind) {
+      this.via = kind;
+      const f = this.o.fetch ?? globalThis.fetch;
+      if (!this.o.httpUrl || !f) {
+        const err = new ChatdError("bad_request", `the ${kind} transport needs the httpUrl option and fetch`);
+        for (const c of this.connectWaiters.splice(0)) c.reject(err);
+        this.emit("error", err);
+        this.stop(1e3, err.message);
         return;
       }
+      const token = await this.loginToken(gen);
+      if (token == null) return;
+      const g = globalThis;
+      const wire = new HttpWire({
+        base: this.o.httpUrl.replace(/\/+$/, ""),
+        app: this.o.app,
+        token,
+        fetch: (...a) => f(...a),
+        EventSource: this.o.EventSource ?? g.EventSource,
+        preferEventSource: !!this.o.EventSource || !g.ReadableStream,
+        kind,
+        pollTimeout: this.o.pollTimeout,
+        requestTimeout: this.o.requestTimeout,
+        streamIdle: this.o.streamIdle,
+        frame: (text) => {
+          if (gen === this.gen && this.ws === wire) this.frame(text);
+        },
+        resync: () => {
+          if (gen === this.gen && this.ws === wire) void this.resync(gen);
+        },
+        lost: (code, reason) => {
+          if (this.ws === wire) this.closed(gen, code, reason);
+        }
+      });
+      this.ws = wire;
+      let r;
+      try {
+        await wire.start();
+        const [u, p] = await Promise.all([this.transmit("user", {}), this.transmit("ping", {})]);
+        r = { uid: u.uid, nickname: u.nickname, server_time: p.server_time, expires_at: 0 };
+        if (u.avatar) r.avatar = u.avatar;
+      } catch (e) {
+        return this.loginFailed(gen, e);
+      }
+      if (gen !== this.gen) return;
+      if (this.o.transport === "auto" && this.o.WebSocket) this.viaHttp = true;
+      this.loggedIn(gen, r);
+      wire.run();
+    }
+    loginFailed(gen, err) {
+      if (gen !== this.gen) return;
+      if (err.code === "forbidden" || err.code === "unauthorized" && !this.o.getToken) {
+        for (const c of this.connectWaiters.splice(0)) c.reject(err);
+        this.emit("error", err);
+        this.stop(1e3, "login refused");
+        return;
+      }
+      this.drop(1006, "login failed: " + err.message);
+    }
+    loggedIn(gen, r) {
       if (gen !== this.gen) return;
       this.logins++;
       this.attempt = 0;
@@ -208,9 +661,13 @@
       for (const w of this.waiting.splice(0)) {
         this.transmit(w.action, w.fields, w.timer, void 0, w.timeout).then(w.resolve, w.reject);
       }
-      this.schedulePing(gen);
+      if (this.via === "websocket") this.schedulePing(gen);
       void this.resync(gen);
-      for (const s2 of this.sends) this.sendNow(s2);
+      if (!this.restoring) for (const s2 of this.sends) this.sendNow(s2);
+      else if (!this.adopting) {
+        this.adopting = true;
+        void this.restore();
+      }
     }
     schedulePing(gen) {
       clearTimeout(this.pingTimer);
@@ -312,6 +769,7 @@
         case "kicked":
           this.kicked = true;
           this.emit("kicked", data);
+          if (this.via !== "websocket") this.drop(LOGGED_IN_ELSEWHERE, "kicked");
           return;
         default:
           this.emit(name, data);
@@ -335,7 +793,7 @@
         this.inflight.set(id, p);
         if (send) send.id = id;
         try {
-          ws.send(JSON.stringify({ ...fields, id, action }));
+          ws.send(JSON.stringify({ ...fields, id, action }), id);
         } catch {
         }
       });
@@ -376,17 +834,65 @@
     send(input) {
       const cid = input.cid ?? newCid();
       return new Promise((resolve, reject) => {
-        const e = { cid, fields: { ...input, cid }, resolve, reject };
+        const e = { cid, fields: { ...input, cid }, at: lastAt = Math.max(Date.now(), lastAt + 1), resolve, reject };
         this.sends.push(e);
-        if (this.st === "open") this.sendNow(e);
+        this.persist(e);
+        if (this.st === "open" && !this.restoring) this.sendNow(e);
       });
+    }
+    /** Writes a queued send to the persistent store (persist option). */
+    persist(e) {
+      this.store?.put({ cid: e.cid, app: this.o.app, uid: this.uid, fields: e.fields, at: e.at }).catch((err) => this.emit("error", err));
+    }
+    unpersist(e) {
+      this.store?.delete(e.cid).catch((err) => this.emit("error", err));
+    }
+    /**
+     * At the first login with persist: the sends a previous page (or client)
+     * left in the store for this user, or before it knew its user, go first,
+     * with their cids, then the queue of this client.
+     */
+    async restore() {
+      const recs = await this.restoring;
+      this.restoring = null;
+      const mine = new Set(this.sends.map((x) => x.cid));
+      const old = [];
+      for (const r of recs.sort((a, b) => a.at - b.at)) {
+        if (r.uid && r.uid !== this.uid || mine.has(r.cid)) continue;
+        const e = {
+          cid: r.cid,
+          fields: r.fields,
+          at: r.at,
+          resolve: () => {
+          },
+          reject: (err) => this.emit("error", err)
+        };
+        old.push(e);
+        if (!r.uid) this.persist(e);
+      }
+      this.sends.unshift(...old);
+      if (old.length) this.emit("restored", { sends: old.map((x) => ({ cid: x.cid, fields: x.fields })) });
+      if (this.st === "open") for (const x of this.sends) this.sendNow(x);
     }
     /** The sends not yet acknowledged, with their cids, oldest first. */
     queuedSends() {
       return this.sends.map((s2) => ({ cid: s2.cid, fields: s2.fields }));
     }
+    /** The sends into one conversation go one at a time (sendKey). */
+    sendKey(e) {
+      const f = e.fields;
+      return f.session_id !== void 0 ? "s" + f.session_id : "u" + (f.to ?? "");
+    }
+    /** The next send waiting behind e in its conversation, if any. */
+    sendNext(e) {
+      const k = this.sendKey(e);
+      const next = this.sends.find((x) => x !== e && this.sendKey(x) === k);
+      if (next && this.st === "open" && !this.restoring) this.sendNow(next);
+    }
     sendNow(e) {
       if (e.id !== void 0 || this.st !== "open") return;
+      const k = this.sendKey(e);
+      if (this.sends.find((x) => this.sendKey(x) === k) !== e) return;
       clearTimeout(e.retry);
       e.retry = void 0;
       const gen = this.gen;
@@ -394,7 +900,9 @@
         const i = this.sends.indexOf(e);
         if (i < 0) return;
         this.sends.splice(i, 1);
+        this.unpersist(e);
         e.resolve(ack);
+        this.sendNext(e);
         const f = e.fields;
         const m = {
           session_id: ack.session_id,
@@ -423,7 +931,9 @@
           return;
         }
         this.sends.splice(this.sends.indexOf(e), 1);
+        this.unpersist(e);
         e.reject(err);
+        this.sendNext(e);
       });
     }
     // ---- typed helpers
@@ -474,6 +984,48 @@
     }
     ping() {
       return this.request("ping", {});
+    }
+    // ---- uploads
+    /**
+     * Uploads a file (POST /v1/files on httpUrl) and resolves with the
+     * server's file record. Progress comes from XMLHttpRequest where there
+     * is one (browsers); elsewhere fetch reports 0 and then 100%. `type`
+     * defaults from the Blob's MIME type (image/*, audio/* as voice, video/*,
+     * else file).
+     */
+    async upload(file, opts = {}) {
+      if (!this.o.httpUrl) throw new ChatdError("bad_request", "upload needs the httpUrl option (chatd's HTTP port)");
+      const g = globalThis;
+      let token = this.token ?? (this.o.getToken ? await this.o.getToken() : "");
+      for (let fresh = false; ; fresh = true) {
+        try {
+          return await uploadFile({
+            base: this.o.httpUrl.replace(/\/+$/, ""),
+            app: this.o.app,
+            token,
+            file,
+            opts,
+            fetch: this.o.fetch ?? g.fetch,
+            XMLHttpRequest: this.o.XMLHttpRequest ?? g.XMLHttpRequest
+          });
+        } catch (e) {
+          if (e.code !== "unauthorized" || fresh || !this.o.getToken) throw e;
+          token = this.token = await this.o.getToken();
+        }
+      }
+    }
+    /**
+     * Uploads a file and sends it as a message ({file_id}, plus `name` for a
+     * file): the upload, then a queued send like any other. Resolves with
+     * the file record and the send's ack.
+     */
+    async sendFile(input) {
+      const { file, type, name, onProgress, signal, content, ...rest } = input;
+      const rec = await this.upload(file, { type, name, onProgress, signal });
+      const c = { ...content, file_id: rec.file_id };
+      if (rec.type === "file" && !c.name) c.name = rec.name || "file";
+      const ack = await this.send({ ...rest, type: rec.type, content: c });
+      return { file: rec, ack };
     }
     // ---- exactly-once, in-order delivery
     session(sid, last) {
@@ -550,8 +1102,27 @@
       })();
       return s2.filling;
     }
-    /** After a login: list every session and sync each one that moved. */
+    /**
+     * After a login, and when the HTTP transports' event buffer lost events:
+     * list every session and sync each one that moved. Asked again while it
+     * runs, it runs once more after.
+     */
     async resync(gen) {
+      if (this.resyncing === gen) {
+        this.resyncAgain = true;
+        return;
+      }
+      this.resyncing = gen;
+      try {
+        do {
+          this.resyncAgain = false;
+          await this.resyncOnce(gen);
+        } while (this.resyncAgain && gen === this.gen);
+      } finally {
+        if (this.resyncing === gen) this.resyncing = -1;
+      }
+    }
+    async resyncOnce(gen) {
       const first = !this.everSynced;
       let cursor;
       let n = 0;

@@ -610,8 +610,26 @@ export class ChatClient {
     return this.sends.map((s) => ({ cid: s.cid, fields: s.fields }));
   }
 
+  /** The sends into one conversation go one at a time (sendKey). */
+  private sendKey(e: SendEntry): string {
+    const f = e.fields;
+    return f.session_id !== undefined ? 's' + f.session_id : 'u' + (f.to ?? '');
+  }
+
+  /** The next send waiting behind e in its conversation, if any. */
+  private sendNext(e: SendEntry): void {
+    const k = this.sendKey(e);
+    const next = this.sends.find((x) => x !== e && this.sendKey(x) === k);
+    if (next && this.st === 'open' && !this.restoring) this.sendNow(next);
+  }
+
   private sendNow(e: SendEntry): void {
     if (e.id !== undefined || this.st !== 'open') return;
+    // One send in flight per conversation, oldest first: pipelined sends
+    // overtook one refused rate_limited (the bucket refills while it
+    // waits), and the conversation no longer read as typed.
+    const k = this.sendKey(e);
+    if (this.sends.find((x) => this.sendKey(x) === k) !== e) return;
     clearTimeout(e.retry);
     e.retry = undefined;
     const gen = this.gen;
@@ -621,6 +639,7 @@ export class ChatClient {
       this.sends.splice(i, 1);
       this.unpersist(e);
       e.resolve(ack);
+      this.sendNext(e);
       // This device gets the ack instead of a `message` event: the app
       // gets its own message in the session's order all the same.
       const f = e.fields;
@@ -646,6 +665,7 @@ export class ChatClient {
       this.sends.splice(this.sends.indexOf(e), 1);
       this.unpersist(e);
       e.reject(err);
+      this.sendNext(e);
     });
   }
 

@@ -129,7 +129,9 @@ export type Action =
   | 'recall' | 'forward' | 'delete' | 'clear' | 'hidden' | 'edit'
   | 'consult_get' | 'consult_accept' | 'consult_decline' | 'consult_pause' | 'consult_resume' | 'consult_end'
   | 'service_open' | 'service_conversation' | 'service_status' | 'service_claim' | 'service_transfer'
-  | 'service_resolve' | 'service_queue' | 'service_mine' | 'service_agents';
+  | 'service_resolve' | 'service_queue' | 'service_mine' | 'service_agents'
+  | 'service_rate' | 'service_note' | 'service_notes'
+  | 'service_canned' | 'service_canned_put' | 'service_canned_delete';
 
 /** Request fields and reply data of the actions the SDK types precisely. */
 export interface Requests {

@@ -309,12 +309,34 @@ describe('send queue', () => {
     };
     const p = c.send({ session_id: 5, type: 'text', content: { text: 'x' } });
     const q = c.send({ session_id: 5, type: 'text', content: { text: 'no' } });
-    await expect(q).rejects.toMatchObject({ code: 'forbidden' });
+    const qErr = q.catch((e) => e);
     await flush();
-    expect(server.frames.filter((f) => f.action === 'send' && f.content.text === 'x').length).toBe(1);
+    // q waits behind p, its conversation's older send.
+    expect(server.frames.filter((f) => f.action === 'send').map((f) => f.content.text)).toEqual(['x']);
     await vi.advanceTimersByTimeAsync(300);
     await flush();
     await expect(p).resolves.toMatchObject({ seq: 1 });
+    expect(await qErr).toMatchObject({ code: 'forbidden' });
+  });
+
+  it('keeps a conversation in the order it was typed when a send is refused rate_limited', async () => {
+    const server = new FakeServer();
+    const { c } = client(server, { cursors: { 5: 0, 6: 0 } });
+    await c.connect();
+    let refused = 0;
+    server.hook = (s, req) => {
+      if (req.action !== 'send' || req.content.text !== 'a1' || refused++ > 0) return false;
+      s.push({ reply_to: req.id, ok: false, error: { code: 'rate_limited', message: 'slow down', retry_after: 200 } });
+      return true;
+    };
+    const sent = ['a1', 'a2', 'a3'].map((text) => c.send({ session_id: 5, type: 'text', content: { text } }));
+    const other = c.send({ session_id: 6, type: 'text', content: { text: 'b1' } }); // another conversation: not held back
+    await flush();
+    await expect(other).resolves.toMatchObject({ seq: 1 });
+    await vi.advanceTimersByTimeAsync(200);
+    await flush();
+    await Promise.all(sent);
+    expect(server.store.get(5)!.map((m: any) => m.content.text)).toEqual(['a1', 'a2', 'a3']);
   });
 });
 
