@@ -384,12 +384,20 @@ func (s *Store) Messages(ctx context.Context, id chat.SessionID, lo, hi uint64, 
 // MaxSessionID is the largest session id stored, 0 when none. Ids past
 // 2^63 are negative as bigint, and larger than every other.
 func (s *Store) MaxSessionID(ctx context.Context) (chat.SessionID, error) {
-	var id int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT max(id) FROM sessions WHERE id < 0), (SELECT max(id) FROM sessions), 0)`).Scan(&id)
+	id, err := maxSessionID(ctx, s.pool)
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: max session id: %w", err)
 	}
-	return chat.SessionID(id), nil
+	return id, nil
+}
+
+// maxSessionID is MaxSessionID on a pool or in a transaction.
+func maxSessionID(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (chat.SessionID, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT coalesce((SELECT max(id) FROM sessions WHERE id < 0), (SELECT max(id) FROM sessions), 0)`).Scan(&id)
+	return chat.SessionID(id), err
 }
 
 // Restrictions lists every stored ban and mute.
