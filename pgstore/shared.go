@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,6 +28,13 @@ var _ chat.SharedStore = (*Store)(nil)
 // private chat at once, and the other one committed first. The core then
 // reads the stored one (chat's openPrivate).
 var ErrPairTaken = errors.New("pgstore: the pair has a private session already")
+
+// holdLimit bounds how long build may hold the locks: a node that stops
+// there (frozen, cut off without its connection closing) has its
+// connection ended by PostgreSQL (idle_in_transaction_session_timeout,
+// for that transaction only), which rolls back and frees the sessions
+// for the other nodes. A build takes milliseconds. A variable for tests.
+var holdLimit = 30 * time.Second
 
 // sqlLockSeqs locks the sessions' rows of session_seqs, creating the
 // missing ones (a session not stored yet is lockable too), in the order
@@ -62,7 +71,8 @@ WHERE q.session_id = u.sid AND u.seq > q.last_seq`
 //  2. after build: b's statements (as Apply queues them), the counters
 //     raised to the new last seqs, and COMMIT, pipelined.
 //
-// build runs between them, holding the locks; it may read the store
+// build runs between them, holding the locks (for holdLimit at most: then
+// PostgreSQL ends the connection); it may read the store
 // through the pool (read committed: it sees every committed row), which
 // needs a free connection: callers running ApplyLocked at once on one
 // Store must be fewer than its pool (a core has one, its journal).
@@ -122,6 +132,7 @@ func (s *Store) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *c
 func lockSessions(ctx context.Context, c *pgxpool.Conn, ids []int64) (map[chat.SessionID]uint64, error) {
 	var q pgx.Batch
 	q.Queue("BEGIN")
+	q.Queue(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, strconv.FormatInt(holdLimit.Milliseconds(), 10))
 	q.Queue(sqlLockSeqs, ids)
 	last := make(map[chat.SessionID]uint64, len(ids))
 	q.Queue(sqlLastSeqs, ids).Query(func(rows pgx.Rows) error {
