@@ -880,6 +880,16 @@ func (c *Core) openPrivate(ctx context.Context, app, a, b string) (*sess, error)
 	wb := &Batch{Sessions: []Session{rec}, Members: ms}
 	c.emitWebhook(wb, app, WebhookEvent{Type: WebhookSessionCreated, Data: sessionCreatedData{SessionID: rec.ID, Kind: rec.Kind.String(), By: a, Members: p[:]}})
 	if err := c.write(ctx, wb); err != nil {
+		// Another node may have created the pair's session at the same
+		// time, and the store refused this one (one per pair): take it.
+		if c.shared != nil {
+			if sid, e := c.store.PrivateSession(ctx, app, a, b); e == nil {
+				c.mu.Lock()
+				c.pairs[key] = sid
+				c.mu.Unlock()
+				return c.privateFound(ctx, app, sid, a, b) // hostapi.go
+			}
+		}
 		return nil, err
 	}
 	s := c.cacheSession(&rec, ms)

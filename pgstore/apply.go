@@ -121,8 +121,9 @@ func (s *Store) Apply(ctx context.Context, b *chat.Batch) error {
 }
 
 // applyError words a failed Apply: a member of a missing session wraps
-// chat.ErrNotFound, PostgreSQL's disk_full wraps chat.ErrDiskFull (the
-// core answers it `unavailable`, "disk full").
+// chat.ErrNotFound, a second private session of a pair ErrPairTaken,
+// PostgreSQL's disk_full wraps chat.ErrDiskFull (the core answers it
+// `unavailable`, "disk full").
 func applyError(err error) error {
 	if err == nil {
 		return nil
@@ -132,6 +133,8 @@ func applyError(err error) error {
 		switch {
 		case pe.Code == "23503" && pe.TableName == "members":
 			return fmt.Errorf("pgstore: apply: a member of a session that is not stored: %w", chat.ErrNotFound)
+		case pe.Code == "23505" && pe.ConstraintName == "sessions_pair": // unique_violation
+			return fmt.Errorf("pgstore: apply: a private session of a pair that has one (another node created it at the same time): %w", ErrPairTaken)
 		case pe.Code == "53100": // disk_full
 			return fmt.Errorf("pgstore: apply: %s: %w", pe.Message, chat.ErrDiskFull)
 		}

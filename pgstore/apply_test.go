@@ -24,6 +24,7 @@ func TestApplyErrors(t *testing.T) {
 	}{
 		{name: "disk full", err: &pgconn.PgError{Code: "53100", Message: "could not extend file"}, is: chat.ErrDiskFull},
 		{name: "missing session", err: &pgconn.PgError{Code: "23503", TableName: "members"}, is: chat.ErrNotFound},
+		{name: "pair taken", err: &pgconn.PgError{Code: "23505", ConstraintName: "sessions_pair"}, is: ErrPairTaken},
 		{name: "other", err: fmt.Errorf("batch: %w", &pgconn.PgError{Code: "57P01"})},
 	}
 	for _, tc := range tests {

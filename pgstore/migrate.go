@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -116,6 +118,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []migration) (applied [
 			return err
 		})
 		if err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Hint != "" {
+				return applied, fmt.Errorf("pgstore: migration %s: %w (%s)", m.name, err, pe.Hint)
+			}
 			return applied, fmt.Errorf("pgstore: migration %s: %w", m.name, err)
 		}
 		applied = append(applied, m.version)

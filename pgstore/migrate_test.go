@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +125,41 @@ func TestMigrationNames(t *testing.T) {
 	}
 	if _, err := loadMigrations(fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/1_b.sql": {}}); err == nil {
 		t.Error("two migrations of one version accepted")
+	}
+}
+
+// TestPairMigration: 0003 makes a pair's private session unique; a
+// database that holds one pair twice is refused with the ids and what to
+// do, and migrates once that is fixed.
+func TestPairMigration(t *testing.T) {
+	ctx := context.Background()
+	p := newPool(t, testpg.DSN(t))
+	ms, err := loadMigrations(migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[2].version != 3 {
+		t.Fatalf("migration 3 is %s", ms[2].name)
+	}
+	if _, err := migrate(ctx, p, ms[:2]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Exec(ctx, `INSERT INTO sessions VALUES
+		(4, 'shop', 1, '', '', '', 'u1', 'u2', 0, 0, 0, '', '', ''),
+		(9, 'shop', 1, '', '', '', 'u2', 'u1', 0, 0, 0, '', '', '')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrate(ctx, p, ms)
+	if err == nil || !strings.Contains(err.Error(), "private sessions {4,9} of app shop are one pair's") ||
+		!strings.Contains(err.Error(), "keep one") {
+		t.Fatalf("migrating a database with a pair twice: %v", err)
+	}
+	t.Log(err)
+	if _, err := p.Exec(ctx, `DELETE FROM sessions WHERE id = 9`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := migrate(ctx, p, ms); err != nil || !slices.Contains(got, 3) {
+		t.Fatalf("migrating once fixed: applied %v, %v", got, err)
 	}
 }

@@ -8,6 +8,11 @@
 // arrays (unnest), all sent as one pipeline that PostgreSQL runs as one
 // implicit transaction (apply.go). Reads are single statements on a
 // connection pool; they never wait for writes.
+//
+// A Store is also a chat.SharedStore, for several nodes on one database
+// (OpenShared): ApplyLocked takes a group commit's seqs under row locks
+// and commits it in the same transaction; session ids come from a
+// counter every node shares (shared.go).
 package pgstore
 
 import (
@@ -52,8 +57,9 @@ var ErrInUse = errors.New("pgstore: another chatd is using this database")
 // returns the store, for one chatd: it holds an advisory lock on the
 // database until Close, and fails with ErrInUse while another chatd
 // holds it. A single node hands out seqs from its own journal, so two on
-// one database would hand out the same ones; the lock stops that until
-// nodes take their seqs from the database (AllocSeqs; docs/cluster.md).
+// one database would hand out the same ones; nodes of a cluster take
+// them from the database instead (OpenShared, chat.Config.SharedStore;
+// docs/cluster.md).
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	s, err := OpenShared(ctx, dsn)
 	if err != nil {
@@ -67,9 +73,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 // OpenShared is Open without the single-node lock, for tools and for
-// nodes of a cluster that take their seqs from AllocSeqs. Several may
-// open one database at once: the migrations take turns under an
-// advisory lock.
+// nodes of a cluster, whose core takes seqs and session ids from the
+// database (chat.Config.SharedStore, shared.go). Several may open one
+// database at once: the migrations take turns under an advisory lock.
 func OpenShared(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -384,12 +390,20 @@ func (s *Store) Messages(ctx context.Context, id chat.SessionID, lo, hi uint64, 
 // MaxSessionID is the largest session id stored, 0 when none. Ids past
 // 2^63 are negative as bigint, and larger than every other.
 func (s *Store) MaxSessionID(ctx context.Context) (chat.SessionID, error) {
-	var id int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT max(id) FROM sessions WHERE id < 0), (SELECT max(id) FROM sessions), 0)`).Scan(&id)
+	id, err := maxSessionID(ctx, s.pool)
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: max session id: %w", err)
 	}
-	return chat.SessionID(id), nil
+	return id, nil
+}
+
+// maxSessionID is MaxSessionID on a pool or in a transaction.
+func maxSessionID(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (chat.SessionID, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT coalesce((SELECT max(id) FROM sessions WHERE id < 0), (SELECT max(id) FROM sessions), 0)`).Scan(&id)
+	return chat.SessionID(id), err
 }
 
 // Restrictions lists every stored ban and mute.
