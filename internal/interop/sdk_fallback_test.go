@@ -1,15 +1,9 @@
 package interop_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"chatd/chat"
 	"chatd/internal/teststack"
@@ -53,33 +47,4 @@ func TestSDKFallbackTransports(t *testing.T) {
 	if r.CRateLimited == 0 {
 		t.Fatalf("no send of carol's was refused rate_limited; the HTTP retry path went untested")
 	}
-}
-
-// runSDKScript starts a chatd with o, creates app with users uids (each
-// with a token), bundles the SDK and runs a node script with args, in
-// which {ws} and {http} stand for the server's WebSocket and HTTP base
-// URLs and {token:UID} for a user's token; it decodes the script's JSON
-// report line into report.
-func runSDKScript(t *testing.T, o teststack.Options, app string, uids []string, timeout time.Duration, report any,
-	script string, args ...string) {
-	t.Helper()
-	node := needNode(t)
-	bundle := buildSDK(t, node)
-	o.Log = zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	s := &chatd{teststack.Start(t, t.TempDir(), o)}
-	tok := s.tokens(t, app, uids...)
-	repl := []string{"{ws}", "ws://" + s.WSAddr + "/", "{http}", "http://" + s.HTTPAddr}
-	for i, uid := range uids {
-		repl = append(repl, "{token:"+uid+"}", tok[i])
-	}
-	r := strings.NewReplacer(repl...)
-	full := []string{bundle}
-	for _, a := range args {
-		full = append(full, r.Replace(a))
-	}
-	out := runNode(t, node, timeout, script, full...)
-	if err := json.Unmarshal(bytes.TrimSpace(out), report); err != nil {
-		t.Fatalf("%s output %q: %v", script, out, err)
-	}
-	t.Logf("report %+v", report)
 }

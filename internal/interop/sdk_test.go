@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,14 +45,7 @@ func buildSDK(t *testing.T, node string) string {
 // once, in seq order; each of A's sends is stored once. The checks are in
 // node/sdk_resync.mjs; this test gives it a server and reads its report.
 func TestSDKResyncAndSendQueue(t *testing.T) {
-	node := needNode(t)
-	bundle := buildSDK(t, node)
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	s := &chatd{teststack.Start(t, t.TempDir(), teststack.Options{Log: log,
-		Limits: chat.Limits{SendRate: 100, SendBurst: 40}})}
-	tok := s.tokens(t, "sdkapp", "alice", "bob")
 	const n = 200
-	out := runNode(t, node, 90*time.Second, "sdk_resync.mjs", bundle, "ws://"+s.WSAddr+"/", "sdkapp", tok[0], tok[1], "bob", strconv.Itoa(n))
 	var r struct {
 		Received     int      `json:"received"`
 		Stored       int      `json:"stored"`
@@ -60,10 +54,9 @@ func TestSDKResyncAndSendQueue(t *testing.T) {
 		BRateLimited int      `json:"b_rate_limited"`
 		Errors       []string `json:"errors"`
 	}
-	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
-		t.Fatalf("sdk script output %q: %v", out, err)
-	}
-	t.Logf("report %+v", r)
+	runSDKScript(t, teststack.Options{Limits: chat.Limits{SendRate: 100, SendBurst: 40}}, "sdkapp",
+		[]string{"alice", "bob"}, 90*time.Second, &r, "sdk_resync.mjs", "{ws}", "sdkapp",
+		"{token:alice}", "{token:bob}", "bob", strconv.Itoa(n))
 	if r.FromB != n || r.Received != n+10 || r.Stored != r.Received || len(r.Errors) != 0 {
 		t.Fatalf("report %+v", r)
 	}
@@ -73,4 +66,33 @@ func TestSDKResyncAndSendQueue(t *testing.T) {
 	if r.ConnectionsA < 2 {
 		t.Fatalf("A connected %d times; the test did not take it offline", r.ConnectionsA)
 	}
+}
+
+// runSDKScript starts a chatd with o, creates app with users uids (each
+// with a token), bundles the SDK and runs a node script with args, in
+// which {ws} and {http} stand for the server's WebSocket and HTTP base
+// URLs and {token:UID} for a user's token; it decodes the script's JSON
+// report line into report.
+func runSDKScript(t *testing.T, o teststack.Options, app string, uids []string, timeout time.Duration, report any,
+	script string, args ...string) {
+	t.Helper()
+	node := needNode(t)
+	bundle := buildSDK(t, node)
+	o.Log = zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	s := &chatd{teststack.Start(t, t.TempDir(), o)}
+	tok := s.tokens(t, app, uids...)
+	repl := []string{"{ws}", "ws://" + s.WSAddr + "/", "{http}", "http://" + s.HTTPAddr}
+	for i, uid := range uids {
+		repl = append(repl, "{token:"+uid+"}", tok[i])
+	}
+	r := strings.NewReplacer(repl...)
+	full := []string{bundle}
+	for _, a := range args {
+		full = append(full, r.Replace(a))
+	}
+	out := runNode(t, node, timeout, script, full...)
+	if err := json.Unmarshal(bytes.TrimSpace(out), report); err != nil {
+		t.Fatalf("%s output %q: %v", script, out, err)
+	}
+	t.Logf("report %+v", report)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -74,20 +73,10 @@ func TestBrowserUpload(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		missing(t, chromiumPath+" is not installed")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Write([]byte(uploadPage))
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go page.Serve(ln)
-	t.Cleanup(func() { page.Close() })
-	origin := "http://" + ln.Addr().String()
+	origin := serveHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(uploadPage))
+	}))
 
 	c := &chatd{teststack.Start(t, t.TempDir(), teststack.Options{CORSOrigins: []string{origin},
 		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel)})}

@@ -12,7 +12,7 @@
 // usage: node sdk_fallback.mjs BUNDLE WS_URL HTTP_URL APP TOKEN_A TOKEN_B TOKEN_C UID_A UID_C N
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
-import { fail, until } from './sdk_common.mjs';
+import { fail, storedAll, until } from './sdk_common.mjs';
 
 const [bundle, wsUrl, httpUrl, app, tokenA, tokenB, tokenC, uidA, uidC, nArg] = process.argv.slice(2);
 const N = Number(nArg);
@@ -74,23 +74,13 @@ if (a.transport !== 'longpoll') fail(`alice's transport is ${a.transport}`);
 if (c.transport !== 'sse') fail(`carol's transport is ${c.transport}, want sse (the fallback)`);
 if (b.transport !== 'websocket') fail(`bob's transport is ${b.transport}`);
 
-async function storedAll() {
-  const out = [];
-  for (let after = 0, more = true; more;) {
-    const page = await b.sync(sid, after, 500);
-    out.push(...page.messages);
-    more = page.has_more;
-    if (page.messages.length) after = page.messages[page.messages.length - 1].seq;
-  }
-  return out;
-}
 const text = (t) => ({ session_id: sid, type: 'text', content: { text: t } });
 
 // live: one from each, each client sees all
 await b.send(text('b-live'));
 await a.send(text('a-live'));
 await c.send(text('c-live'));
-let stored = await storedAll();
+let stored = await storedAll(b, sid);
 await until('the live messages', () => got.a.length === stored.length && got.c.length === stored.length);
 
 // the network goes, with a send in flight on each
@@ -119,7 +109,7 @@ const cAcks = await Promise.all(cSends);
 const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => c.send(text(`c-burst${i}`))));
 if (new Set(burst.map((x) => x.seq)).size !== BURST) fail("carol's burst acks do not name distinct seqs");
 
-stored = await storedAll();
+stored = await storedAll(b, sid);
 const total = stored.length;
 await until('alice and carol to receive everything', () => got.a.length >= total && got.c.length >= total);
 await new Promise((r) => setTimeout(r, 500)); // anything extra would show up now

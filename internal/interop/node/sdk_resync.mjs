@@ -10,24 +10,13 @@
 // usage: node sdk_resync.mjs BUNDLE WS_URL APP TOKEN_A TOKEN_B UID_B N
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
+import { fail, storedAll, until } from './sdk_common.mjs';
 
 const [bundle, url, app, tokenA, tokenB, uidB, nArg] = process.argv.slice(2);
 const N = Number(nArg);
 const { ChatClient } = await import(pathToFileURL(bundle).href);
 
-function fail(why) {
-  console.error('FAIL: ' + why);
-  process.exit(1);
-}
 const deadline = setTimeout(() => fail('timed out'), 60_000);
-
-async function until(what, cond, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) fail('waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 // A's WebSocket: while `offline`, every connection attempt goes to a closed
 // port and fails, as with the network cut.
@@ -91,13 +80,7 @@ await until('A to receive everything', () => got.length >= total && synced > 0);
 await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
 
 // what the server stored, read by B
-const stored = [];
-for (let after = 0, more = true; more;) {
-  const page = await b.sync(sid, after, 500);
-  stored.push(...page.messages);
-  more = page.has_more;
-  if (page.messages.length) after = page.messages[page.messages.length - 1].seq;
-}
+const stored = await storedAll(b, sid);
 const ids = (l) => l.map((m) => m.msg_id).join(',');
 if (stored.length !== total) fail(`server stored ${stored.length} messages, want ${total}`);
 if (got.length !== total) fail(`A received ${got.length} messages, want ${total}`);
