@@ -290,6 +290,13 @@ func (r *brokerMsg) byte1() byte {
 	return 0
 }
 
+// localConn returns this node's connection id (nil: gone meanwhile).
+func (k *cluster) localConn(id uint64) *Client {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.local[id]
+}
+
 func (k *cluster) handle(msg []byte) error {
 	if len(msg) == 0 {
 		return errBadBrokerMsg
@@ -301,10 +308,7 @@ func (k *cluster) handle(msg []byte) error {
 		if r.bad {
 			return errBadBrokerMsg
 		}
-		k.mu.RLock()
-		cl := k.local[id]
-		k.mu.RUnlock()
-		if cl != nil {
+		if cl := k.localConn(id); cl != nil {
 			cl.reply(r.b)
 		}
 		return nil
@@ -313,10 +317,7 @@ func (k *cluster) handle(msg []byte) error {
 		if r.bad {
 			return errBadBrokerMsg
 		}
-		k.mu.RLock()
-		cl := k.local[id]
-		k.mu.RUnlock()
-		if cl != nil {
+		if cl := k.localConn(id); cl != nil {
 			reason := string(r.b)
 			k.c.logout(cl, reason)
 			cl.peer.Close(int(code), reason)

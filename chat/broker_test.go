@@ -142,25 +142,9 @@ func (ce *clusterEnv) node(name string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- core.Run(ctx) }()
-	e := &env{t: t, core: core, store: ce.st}
-	e.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		select {
-		case <-ctx.Done():
-		default:
-			e.stop()
-		}
-	})
+	e := runEnv(t, core, ce.st)
 	if len(ce.nodes) == 0 {
-		if ce.app, err = core.CreateApp(ctx, "shop", "Shop"); err != nil {
+		if ce.app, err = core.CreateApp(context.Background(), "shop", "Shop"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -456,8 +456,14 @@ func checkRounding(v string) error {
 // storeSetting is `store`: empty for the bbolt file in the data folder, or
 // a PostgreSQL URL. Secret: the URL may carry a password.
 func storeSetting() *Setting {
-	s := str("store", "", "where chat data lives: empty for <data_dir>/chat.db (bbolt), or a postgres://user:password@host:port/database URL for PostgreSQL (docs/cluster.md)",
+	return secretURL("store", "where chat data lives: empty for <data_dir>/chat.db (bbolt), or a postgres://user:password@host:port/database URL for PostgreSQL (docs/cluster.md)",
 		func(c *Config) *string { return &c.Store }, checkStore)
+}
+
+// secretURL is a URL setting, empty by default, that prints as a secret
+// (it may carry a password).
+func secretURL(name, usage string, f func(*Config) *string, check func(string) error) *Setting {
+	s := str(name, "", usage, f, check)
 	s.Secret = true
 	return s
 }
@@ -476,10 +482,8 @@ func checkStore(v string) error {
 // natsURLSetting is `nats_url`: an external NATS instead of the embedded
 // server. Secret: the URL may carry a user and password.
 func natsURLSetting() *Setting {
-	s := str("nats_url", "", "cluster: an external NATS (nats://host:4222, several comma-separated) instead of the embedded server",
+	return secretURL("nats_url", "cluster: an external NATS (nats://host:4222, several comma-separated) instead of the embedded server",
 		func(c *Config) *string { return &c.NATSURL }, checkNATSURL)
-	s.Secret = true
-	return s
 }
 
 // checkNodeID accepts what can be one token of a NATS subject.
