@@ -230,7 +230,12 @@ func (c *Core) login(ctx context.Context, cl *Client, r *request) {
 	}
 	c.stats.logins.Add(1)
 	c.stats.online.Add(1)
-	first := cl.u.add(cl)
+	var first bool
+	if c.cluster == nil {
+		first = cl.u.add(cl)
+	} else {
+		first = c.cluster.addLocal(cl) // broker.go: mirrors count
+	}
 	if first {
 		c.stats.usersOnline.Add(1)
 		c.presenceChanged(id.App, cl.u, true) // presence.go
@@ -283,16 +288,21 @@ func (c *Core) logout(cl *Client, why string) {
 	if !cl.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
+	var last bool
+	if c.cluster == nil {
+		last = cl.u.remove(cl)
+	} else if isMirror(cl) {
+		c.cluster.dropMirror(cl) // a device on another node: its own node announces (broker.go)
+		return
+	} else {
+		last = c.cluster.removeLocal(cl)
+	}
 	c.expiry.remove(cl)
 	c.stats.online.Add(-1)
-	last := cl.u.remove(cl)
 	c.publish(Event{Topic: TopicLogout, App: cl.id.App, UID: cl.id.UID, Detail: why})
 	if last {
 		c.stats.usersOnline.Add(-1)
-		c.presenceChanged(cl.id.App, cl.u, false) // presence.go
-		c.publish(Event{Topic: TopicOffline, App: cl.id.App, UID: cl.id.UID})
-		c.presenceHook(cl.id.App, cl.id.UID, false)
-		c.svcAgentHook(cl.id.App, cl.id.UID)
+		c.wentOffline(cl.id.App, cl.u) // broker.go
 	}
 }
 

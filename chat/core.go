@@ -48,6 +48,10 @@ type Config struct {
 	// cluster, docs/cluster.md): the store must implement SharedStore,
 	// and seqs and session ids are then decided by it (shared.go).
 	SharedStore bool
+	// Broker joins this node to the other nodes of a cluster (broker.go,
+	// docs/cluster-nats.md): events reach their connections through it.
+	// It needs SharedStore. Nil means a single node, and costs nothing.
+	Broker Broker
 	// MaxContent caps one message's content JSON in bytes. Zero means 32 KiB.
 	MaxContent int
 	// TokenTTL is the default chat token lifetime. Zero means 30 days.
@@ -248,6 +252,7 @@ type Core struct {
 	nextSession atomic.Uint64
 	shared      SharedStore    // set when Config.SharedStore: other nodes write the store too (shared.go)
 	sharedIDs   sessionIDs     // this node's reserved block of session ids (shared.go)
+	cluster     *cluster       // set when Config.Broker: the other nodes' connections (broker.go)
 	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions, and each user's push
 
 	unauthMu sync.Mutex
@@ -368,6 +373,12 @@ func New(cfg Config, st Store) (*Core, error) {
 		}
 		c.shared = ss
 	}
+	if cfg.Broker != nil {
+		if c.shared == nil {
+			return nil, errors.New("chat: Config.Broker needs Config.SharedStore: the nodes of a cluster share one store")
+		}
+		c.cluster = newCluster(c, cfg.Broker)
+	}
 	c.consult.init(cfg.Consult)
 	if err := c.loadConsults(context.Background()); err != nil {
 		return nil, fmt.Errorf("chat: load consultations: %w", err)
@@ -375,6 +386,11 @@ func New(cfg Config, st Store) (*Core, error) {
 	c.svc = newSvcState()
 	if err := c.svcLoad(context.Background()); err != nil {
 		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	}
+	if c.cluster != nil {
+		if err := c.cluster.start(); err != nil { // broker.go
+			return nil, fmt.Errorf("chat: subscribe to the cluster's broker: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -411,6 +427,13 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runPresenceHooks(ctx)
 		close(phDone)
 	}()
+	clusterDone := make(chan struct{})
+	go func() {
+		if c.cluster != nil {
+			c.cluster.run(ctx) // broker.go
+		}
+		close(clusterDone)
+	}()
 	err := c.runJournal(ctx)
 	<-svcDone
 	<-phDone
@@ -419,6 +442,7 @@ func (c *Core) Run(ctx context.Context) error {
 	close(c.drained)
 	<-sweepDone
 	<-clockDone
+	<-clusterDone
 	close(c.done)
 	return err
 }

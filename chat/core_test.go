@@ -145,14 +145,20 @@ func newEnvOn(t *testing.T, cfg chat.Config, st chat.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := runEnv(t, core, st)
+	if e.app, err = core.CreateApp(context.Background(), "shop", "Shop"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// runEnv runs core on st until the test ends or e.stop is called.
+func runEnv(t *testing.T, core *chat.Core, st chat.Store) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- core.Run(ctx) }()
-	app, err := core.CreateApp(ctx, "shop", "Shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, core: core, app: app, store: st}
+	e := &env{t: t, core: core, store: st}
 	e.stop = func() {
 		cancel()
 		if err := <-done; err != nil {

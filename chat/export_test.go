@@ -17,3 +17,24 @@ func (c *Core) SendWithForTest(ctx context.Context, app string, in SendInput, at
 // SetWebhookOutboxMaxForTest sets the outbox bound that RunWebhooks
 // would set, without a dispatcher draining the outbox.
 func (c *Core) SetWebhookOutboxMaxForTest(n int) { c.wh.max.Store(int64(n)) }
+
+// ClusterTickForTest runs one heartbeat of the cluster (broker.go): the
+// beat, and the drop of nodes not heard for 3 beats by the core's clock.
+func (c *Core) ClusterTickForTest() { c.cluster.tick() }
+
+// ClusterSettleForTest waits for the session reloads that invalidations
+// started.
+func (c *Core) ClusterSettleForTest() { c.cluster.refreshing.Wait() }
+
+// OnlineDevicesForTest counts the user's devices this node knows: its own
+// connections and the mirrors of other nodes' ones.
+func (c *Core) OnlineDevicesForTest(app, uid string) (local, mirrors int) {
+	for _, cl := range c.userRef(app, uid).online() {
+		if isMirror(cl) {
+			mirrors++
+		} else {
+			local++
+		}
+	}
+	return local, mirrors
+}

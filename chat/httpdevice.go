@@ -94,7 +94,12 @@ func (c *Core) HoldHTTPDevice(id Identity) *HTTPDevice {
 	}
 	c.httpDevs[key] = d
 	c.stats.online.Add(1)
-	first := cl.u.add(cl)
+	var first bool
+	if c.cluster == nil {
+		first = cl.u.add(cl)
+	} else {
+		first = c.cluster.addLocal(cl) // broker.go
+	}
 	if first {
 		c.stats.usersOnline.Add(1)
 	}

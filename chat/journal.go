@@ -327,6 +327,9 @@ func (c *Core) finishCommit(j *journalState, b *Batch, ops []*op, touched []Sess
 	if err == nil && len(b.Records) > 0 {
 		c.webhookCommitted(b)
 	}
+	if err == nil && c.cluster != nil {
+		c.cluster.invalidate(b) // other nodes reload the sessions it changed (broker.go)
+	}
 	if err == nil && j.failure.msg != "" && !b.Empty() {
 		if j.failure.writes > 0 {
 			c.cfg.LogError("journal: "+strconv.Itoa(j.failure.writes)+" more writes (not logged one by one) were refused before commits succeeded again",

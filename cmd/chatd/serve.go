@@ -153,13 +153,27 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	if bolt != nil {
 		s.disk.store, s.disk.failed = bolt.DiskFull, bolt.Failed
 	}
+	broker, err := openCluster(cfg, st, log) // store.go; nil on a single node
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	var bk chat.Broker // stays a nil interface on a single node
+	if broker != nil {
+		bk = broker
+	}
 	fail := func(err error) (*server, error) {
+		if broker != nil {
+			broker.Close()
+		}
 		st.Close()
 		return nil, err
 	}
 	hooks := webhook.New(webhook.Config{AllowLoopback: cfg.WebhookAllowLoopback, AllowPrivate: cfg.WebhookAllowPrivate,
 		AllowedHosts: cfg.WebhookAllowedHosts, UserAgent: "chatd-webhook/" + Version()})
 	s.core, err = chat.New(chat.Config{
+		SharedStore:     bk != nil,
+		Broker:          bk,
 		CheckWebhookURL: hooks.CheckURL,
 		MaxContent:      cfg.MaxContent,
 		TokenTTL:        cfg.TokenTTL,
@@ -258,6 +272,12 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	s.stack = &proc.Stack{
 		Components: []proc.Component{
 			proc.Closer("store", st.Close),
+			proc.Closer("cluster", func() error { // after the core (its bye), before the store
+				if broker != nil {
+					return broker.Close()
+				}
+				return nil
+			}),
 			{Name: "disk monitor", Run: s.disk.Run},
 			{Name: "core", Run: s.core.Run},
 			{Name: "retention", Run: func(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatd/chat"
+	"chatd/cluster"
 	"chatd/internal/config"
 	"chatd/pgstore"
 	"chatd/storage"
@@ -27,7 +28,11 @@ func openStore(cfg *config.Config, log zerolog.Logger) (st chat.Store, bolt *sto
 	if cfg.Store != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), pgOpenTimeout)
 		defer cancel()
-		pg, err := pgstore.Open(ctx, cfg.Store)
+		open := pgstore.Open // takes the one-node-per-database lock
+		if cfg.ClusterNode != "" {
+			open = pgstore.OpenShared // the nodes of a cluster share it
+		}
+		pg, err := open(ctx, cfg.Store)
 		if err != nil {
 			return nil, nil, fmt.Errorf("store %s: %w", pgstore.Redact(cfg.Store), err)
 		}
@@ -70,4 +75,32 @@ func backupFunc(bolt *storage.Bolt) func(io.Writer, func(int64)) (int64, error) 
 	return func(io.Writer, func(int64)) (int64, error) {
 		return 0, chat.Errf(chat.CodeUnavailable, errPGBackup)
 	}
+}
+
+// openCluster joins the cluster cfg names (cluster_node), on st, which
+// must be a store several nodes can write; nil, nil when cfg runs a
+// single node.
+func openCluster(cfg *config.Config, st chat.Store, log zerolog.Logger) (*cluster.Broker, error) {
+	if cfg.ClusterNode == "" {
+		return nil, nil
+	}
+	if _, ok := st.(chat.SharedStore); !ok {
+		// pgstore implements it in a parallel slice of issue #23.
+		return nil, fmt.Errorf("cluster_node: this build's store (%T) cannot be shared by several nodes yet (it does not implement chat.SharedStore); run one node without cluster_node", st)
+	}
+	clog := log.With().Str("component", "cluster").Logger()
+	b, err := cluster.Open(cluster.Config{Name: cfg.ClusterName, Node: cfg.ClusterNode, URL: cfg.NATSURL,
+		Listen: cfg.NATSListen, Routes: cfg.NATSRoutes,
+		Logf: func(f string, a ...any) { clog.Warn().Msgf(f, a...) }})
+	if err != nil {
+		return nil, err
+	}
+	ev := clog.Info().Str("node", cfg.ClusterNode).Str("cluster", cfg.ClusterName)
+	if cfg.NATSURL != "" {
+		ev = ev.Str("nats", "external")
+	} else {
+		ev = ev.Str("routes_listen", b.RouteURL()).Strs("routes", cfg.NATSRoutes)
+	}
+	ev.Msg("joined the cluster")
+	return b, nil
 }

@@ -209,6 +209,17 @@ type Config struct {
 	// <DataDir>/chat.db, or a postgres:// URL for a PostgreSQL database
 	// (pgstore; docs/cluster.md). The data folder keeps everything else.
 	Store string
+	// ClusterNode is this node's id in a cluster; empty runs a single
+	// node (docs/cluster-nats.md).
+	ClusterNode string
+	// ClusterName is the cluster's name, the same on every node.
+	ClusterName string
+	// NATSListen is the embedded NATS server's route address.
+	NATSListen string
+	// NATSRoutes are the other nodes' route addresses.
+	NATSRoutes []string
+	// NATSURL is an external NATS, instead of the embedded server.
+	NATSURL string
 	// DiskWarnFree: below this many free bytes on the data folder's
 	// disk, chatd warns in its log and sets chatd_disk_low.
 	DiskWarnFree int
@@ -305,6 +316,20 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
+	}
+	if c.ClusterNode == "" && (c.NATSListen != "" || len(c.NATSRoutes) > 0 || c.NATSURL != "") {
+		return errors.New("nats_listen, nats_routes and nats_url need cluster_node: set this node's id to run a cluster, or remove them")
+	}
+	if c.ClusterNode != "" {
+		if c.Store == "" {
+			return errors.New("cluster_node needs store: the nodes of a cluster share one PostgreSQL database (docs/cluster-nats.md)")
+		}
+		if (c.NATSListen == "") == (c.NATSURL == "") {
+			return errors.New("cluster_node needs exactly one of nats_listen (the embedded NATS server's route address) and nats_url (an external NATS)")
+		}
+		if c.NATSURL != "" && len(c.NATSRoutes) > 0 {
+			return errors.New("nats_routes are for the embedded NATS server; with nats_url the external NATS does the routing")
+		}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 		IdleTimeout: 60 * time.Second, PingInterval: 25 * time.Second, MaxMessage: 64 << 10,
 		MaxOutbound: 1 << 20, FDReserve: 400, CloseTimeout: 2 * time.Second, HTTPMaxConns: 256, HTTPMaxBody: 1 << 20, SignatureWindow: 5 * time.Minute, TokenTTL: 720 * time.Hour, MaxContent: 32 << 10, HistoryLimit: 50, MaxSessionsListed: 1000, GroupCreateRate: 20, GroupAddRate: 200, PresenceDebounce: 5 * time.Second,
 		RecallWindow: 2 * time.Minute, EditWindow: 15 * time.Minute, MaxGroupMembers: 10000, GroupJoinHistory: true, DismissedReadable: true,
-		JournalSize: 65536, CheckpointInterval: 5 * time.Second, DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second, Demo: "auto",
+		JournalSize: 65536, CheckpointInterval: 5 * time.Second, ClusterName: "chatd", DiskWarnFree: 1 << 30, ShutdownTimeout: 30 * time.Second, Demo: "auto",
 		SignatureAhead:    time.Minute,
 		HTTPMaxConnsPerIP: 64, HTTPReservedConns: 16, HTTPHeaderTimeout: 10 * time.Second, HTTPBodyTimeout: 30 * time.Second,
 		SendRate: 20, RequestRate: 100, MaxUserConns: 16,

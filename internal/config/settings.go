@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -223,6 +224,15 @@ var settings = []*Setting{
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
 		func(c *Config) *time.Duration { return &c.CheckpointInterval }),
 	storeSetting(),
+	str("cluster_node", "", "this node's id in a cluster of chatd nodes (letters, digits, - and _); empty runs a single node. Needs a PostgreSQL store and nats_listen or nats_url (docs/cluster-nats.md)",
+		func(c *Config) *string { return &c.ClusterNode }, checkNodeID),
+	str("cluster_name", "chatd", "the cluster's name: every node of one cluster uses the same (letters, digits, - and _)",
+		func(c *Config) *string { return &c.ClusterName }, checkNodeID),
+	str("nats_listen", "", "cluster: the embedded NATS server's route address (host:port) that the other nodes' nats_routes name",
+		func(c *Config) *string { return &c.NATSListen }, checkOptionalAddr),
+	list("nats_routes", "", "cluster: the other nodes' route addresses (nats://host:port), comma-separated",
+		func(c *Config) *[]string { return &c.NATSRoutes }, checkRoute),
+	natsURLSetting(),
 	size("disk_warn_free", "1GiB", "warn (log and /metrics chatd_disk_low) while the data folder's disk has less free than this",
 		func(c *Config) *int { return &c.DiskWarnFree }),
 	intv("retention_days", "0", 0, "delete messages older than this many days, for apps without their own retention_days (0 keeps them)",
@@ -446,8 +456,14 @@ func checkRounding(v string) error {
 // storeSetting is `store`: empty for the bbolt file in the data folder, or
 // a PostgreSQL URL. Secret: the URL may carry a password.
 func storeSetting() *Setting {
-	s := str("store", "", "where chat data lives: empty for <data_dir>/chat.db (bbolt), or a postgres://user:password@host:port/database URL for PostgreSQL (docs/cluster.md)",
+	return secretURL("store", "where chat data lives: empty for <data_dir>/chat.db (bbolt), or a postgres://user:password@host:port/database URL for PostgreSQL (docs/cluster.md)",
 		func(c *Config) *string { return &c.Store }, checkStore)
+}
+
+// secretURL is a URL setting, empty by default, that prints as a secret
+// (it may carry a password).
+func secretURL(name, usage string, f func(*Config) *string, check func(string) error) *Setting {
+	s := str(name, "", usage, f, check)
 	s.Secret = true
 	return s
 }
@@ -459,6 +475,61 @@ func checkStore(v string) error {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return fmt.Errorf("want empty (the bbolt file <data_dir>/chat.db) or a postgres://user:password@host:port/database URL")
+	}
+	return nil
+}
+
+// natsURLSetting is `nats_url`: an external NATS instead of the embedded
+// server. Secret: the URL may carry a user and password.
+func natsURLSetting() *Setting {
+	return secretURL("nats_url", "cluster: an external NATS (nats://host:4222, several comma-separated) instead of the embedded server",
+		func(c *Config) *string { return &c.NATSURL }, checkNATSURL)
+}
+
+// checkNodeID accepts what can be one token of a NATS subject.
+func checkNodeID(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) > 64 {
+		return fmt.Errorf("%q: at most 64 characters", v)
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("%q: use letters, digits, - and _ only", v)
+		}
+	}
+	return nil
+}
+
+func checkOptionalAddr(v string) error {
+	if v == "" {
+		return nil
+	}
+	_, err := parseAddr(v)
+	return err
+}
+
+func checkRoute(v string) error {
+	if !strings.Contains(v, "://") {
+		v = "nats://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "nats" || u.Port() == "" {
+		return fmt.Errorf("%q: want nats://host:port", v)
+	}
+	return nil
+}
+
+func checkNATSURL(v string) error {
+	for _, one := range strings.Split(v, ",") {
+		if one = strings.TrimSpace(one); one == "" {
+			continue
+		}
+		u, err := url.Parse(one)
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return errors.New("want nats://host:port (several comma-separated)")
+		}
 	}
 	return nil
 }
