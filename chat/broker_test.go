@@ -480,3 +480,71 @@ func TestClusterPresenceOnce(t *testing.T) {
 		}
 	}
 }
+
+// Presence webhooks in a cluster: a node's graceful stop writes offline
+// only for its users with no device on another node; a node restarting
+// after a crash writes "restart" offline, once it has heard the others,
+// for every recorded user with no device anywhere — including one whose
+// online another node recorded.
+func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
+	ce := newCluster(t)
+	a := ce.node("a")
+	ctx := context.Background()
+	url := "https://hooks.example.com/chat"
+	if _, err := a.core.CreateWebhookEndpoint(ctx, "shop", chat.WebhookEndpointInput{URL: &url,
+		Events: []string{chat.WebhookUserOnline, chat.WebhookUserOffline}}); err != nil {
+		t.Fatal(err)
+	}
+	b := ce.node("b")
+	ax := ce.login(a, "x") // x's online is recorded by a
+	ce.login(b, "x")
+	ay := ce.login(a, "y")
+	ce.login(b, "z")
+	offline := func() map[string]string {
+		recs, err := ce.st.ScanRecords(ctx, "wh.ev", nil, nil, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, r := range recs {
+			var ev struct {
+				Type string `json:"type"`
+				Data struct {
+					UID    string `json:"uid"`
+					Reason string `json:"reason"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(r.Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type == chat.WebhookUserOffline {
+				out[ev.Data.UID] += ev.Data.Reason + " "
+			}
+		}
+		return out
+	}
+	if err := a.core.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(offline()); got != "map[y:server_stopping ]" {
+		t.Fatalf("after a's stop: offline events %s, want y's only (x is still on b)", got)
+	}
+	ax.h.HandleClose() // the transports close a's connections after its Drain
+	ay.h.HandleClose()
+	ce.hub.flush()
+	a.stop()
+	ce.hub.flush()
+	b.stop() // b dies: no stop of its own, x and z stay recorded online
+	b2 := ce.node("b")
+	deadline := time.Now().Add(15 * time.Second) // the sweep waits clusterDead (real time)
+	for fmt.Sprint(offline()) != "map[x:restart  y:server_stopping  z:restart ]" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after b's restart: offline events %v", offline())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if recs, _ := ce.st.ScanRecords(ctx, "wh.on", nil, nil, 0, false); len(recs) != 0 {
+		t.Fatalf("%d users still recorded online", len(recs))
+	}
+	_ = b2
+}

@@ -2,8 +2,10 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Presence webhooks (user.online, user.offline) without a lost event.
@@ -22,6 +24,16 @@ import (
 //     ("reason": "restart") and deletes the records, in one batch. A
 //     graceful stop (Drain) writes user.offline ("server_stopping") for
 //     everyone still online before the journal closes.
+//
+// In a cluster (Config.Broker) the online set is shared, one record per
+// user whatever node recorded it; its value names that node. The user's
+// last device anywhere going away deletes it, on whichever node that is
+// (a dead node's users: on the live node with the lowest id, broker.go).
+// A stop writes offline only for the users with no device on another
+// node, and a restarting node does its "restart" sweep only after it has
+// heard the other nodes' connections (clusterDead), for the users with no
+// device anywhere. A node's users when it dies are written offline by the
+// live node with the lowest id (as they leave its online sets).
 //
 // So every user.online the host receives is followed by one user.offline.
 // What can still go unseen is a login whose user.online had not committed
@@ -101,6 +113,12 @@ func (c *Core) presenceHook(app, uid string, online bool) {
 
 // runPresenceHooks writes the queued presence events until ctx is done.
 func (c *Core) runPresenceHooks(ctx context.Context) {
+	var sweep <-chan time.Time
+	if c.cluster != nil {
+		t := time.NewTimer(clusterDead)
+		defer t.Stop()
+		sweep = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -108,8 +126,11 @@ func (c *Core) runPresenceHooks(ctx context.Context) {
 		case <-c.drainReq:
 			return
 		case <-c.ph.wake:
+			c.flushPresence(ctx, false)
+		case <-sweep:
+			sweep = nil
+			c.presenceSweepCluster(ctx)
 		}
-		c.flushPresence(ctx, false)
 	}
 }
 
@@ -133,6 +154,9 @@ func (c *Core) flushPresence(ctx context.Context, stop bool) {
 		h.recorded.Store(0)
 	}
 	h.mu.Unlock()
+	// In a cluster, a user still online on another node keeps the record:
+	// that node owes the offline.
+	still = slices.DeleteFunc(still, func(k string) bool { return c.onOtherNode(splitUserKey(k)) })
 	if len(changes) == 0 && len(still) == 0 {
 		return
 	}
@@ -150,7 +174,7 @@ func (c *Core) flushPresence(ctx context.Context, stop bool) {
 	}
 	for k, online := range final {
 		if online {
-			b.Records = append(b.Records, Record{Kind: kindWebhookOnline, Key: []byte(k), Value: []byte{}})
+			b.Records = append(b.Records, Record{Kind: kindWebhookOnline, Key: []byte(k), Value: c.nodeTag()})
 		} else {
 			b.DelRecords = append(b.DelRecords, RecordKey{Kind: kindWebhookOnline, Key: []byte(k)})
 		}
@@ -177,9 +201,35 @@ func (c *Core) presenceEvent(b *Batch, app, uid, typ, reason string, at int64) {
 }
 
 // presenceRestart runs in New, before anything is online: the users
-// recorded online were online when the last process died.
+// recorded online were online when the last process died. In a cluster
+// the sweep waits for the other nodes' connections (presenceSweepCluster).
 func (c *Core) presenceRestart(ctx context.Context) error {
 	c.ph.wake = make(chan struct{}, 1)
+	if c.cfg.Broker != nil {
+		return nil
+	}
+	return c.presenceSweep(ctx, func(Record) bool { return true }, c.store.Apply)
+}
+
+// presenceSweepCluster is a cluster node's restart sweep, once it has
+// heard the other nodes (clusterDead after its start): the records whose
+// user has no device anywhere now, whichever node made them (the node
+// that held a user's last device may be the one that died). Two nodes
+// restarting in the same seconds may both write one user's offline.
+func (c *Core) presenceSweepCluster(ctx context.Context) {
+	err := c.presenceSweep(ctx, func(r Record) bool {
+		app, uid := splitUserKey(string(r.Key))
+		u := c.lookupUser(app, uid)
+		return u == nil || len(u.online()) == 0
+	}, c.write)
+	if err != nil {
+		c.cfg.LogError("webhooks: the restart sweep of the presence records", err)
+	}
+}
+
+// presenceSweep writes user.offline ("restart") for the wh.on records
+// that pick, and deletes them, with write.
+func (c *Core) presenceSweep(ctx context.Context, pick func(Record) bool, write func(context.Context, *Batch) error) error {
 	recs, err := c.store.ScanRecords(ctx, kindWebhookOnline, nil, nil, 0, false)
 	if err != nil || len(recs) == 0 {
 		return err
@@ -187,11 +237,43 @@ func (c *Core) presenceRestart(ctx context.Context) error {
 	b := &Batch{}
 	now := c.nowMS()
 	for _, r := range recs {
+		if !pick(r) {
+			continue
+		}
 		app, uid := splitUserKey(string(r.Key))
 		b.DelRecords = append(b.DelRecords, RecordKey{Kind: kindWebhookOnline, Key: r.Key})
 		c.presenceEvent(b, app, uid, WebhookUserOffline, OfflineRestart, now)
 	}
-	return c.store.Apply(ctx, b)
+	if b.Empty() {
+		return nil
+	}
+	return write(ctx, b)
+}
+
+// nodeTag is what a wh.on record says of the node that made it: its
+// cluster node id, or nothing on a single node.
+func (c *Core) nodeTag() []byte {
+	if c.cluster == nil {
+		return []byte{}
+	}
+	return []byte(c.cluster.node)
+}
+
+// onOtherNode reports whether (app, uid) has a device on another node.
+func (c *Core) onOtherNode(app, uid string) bool {
+	if c.cluster == nil {
+		return false
+	}
+	u := c.lookupUser(app, uid)
+	if u == nil {
+		return false
+	}
+	for _, cl := range u.online() {
+		if isMirror(cl) {
+			return true
+		}
+	}
+	return false
 }
 
 func splitUserKey(k string) (app, uid string) {
