@@ -8,10 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -534,4 +539,120 @@ func TestClusterKillNine(t *testing.T) {
 	if total != users*perUser {
 		t.Fatalf("%d messages with cids stored, want %d", total, users*perUser)
 	}
+}
+
+// TestClusterWalkthrough runs docs/cluster.md's three-node walkthrough as
+// printed: the sh blocks after PostgreSQL's (which testpg plays), in one
+// bash, with chatd and chatctl in its folder, the ports it shows replaced
+// by free ones and CHATD_STORE naming a throw-away database. Then the
+// users it made chat live between n1 and n2 with the tokens it printed.
+func TestClusterWalkthrough(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "sed", "grep"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip(tool + " not installed")
+		}
+	}
+	dsn := testpg.Start(t).NewDatabase(t)
+	text, err := os.ReadFile(filepath.Join("..", "..", "docs", "cluster.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, walk, ok := strings.Cut(string(text), "\n## Walkthrough: three nodes on one machine\n")
+	if !ok {
+		t.Fatal("docs/cluster.md has no three-node walkthrough")
+	}
+	if i := strings.Index(walk, "\n### "); i >= 0 {
+		walk = walk[:i]
+	}
+	var blocks []string
+	for _, part := range strings.Split(walk, "```sh\n")[1:] {
+		body, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, body)
+	}
+	if len(blocks) != 3 || !strings.Contains(blocks[0], "initdb") {
+		t.Fatalf("want three sh blocks, PostgreSQL's first; found %d", len(blocks))
+	}
+	script := blocks[1] + blocks[2]
+
+	// The ports as printed → free ones; the database → testpg's.
+	printed := []string{"22886", "22887", "22896", "22897", "22906", "22907", "6222", "6223", "6224"}
+	free := freeAddrs(t, len(printed))
+	port := map[string]string{}
+	for i, p := range printed {
+		_, port[p], _ = net.SplitHostPort(free[i])
+	}
+	script = regexp.MustCompile(`\b(`+strings.Join(printed, "|")+`)\b`).ReplaceAllStringFunc(script, func(p string) string { return port[p] })
+	script = regexp.MustCompile(`CHATD_STORE='[^']*'`).ReplaceAllString(script, "CHATD_STORE='"+dsn+"'")
+	if !strings.Contains(script, dsn) {
+		t.Fatal("the walkthrough does not set CHATD_STORE")
+	}
+
+	dir := t.TempDir()
+	for name, bin := range map[string]string{"chatd": chatdBinary(t), "chatctl": chatctlBinary(t)} {
+		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stop the nodes it started in the background, whatever happens.
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(filepath.Join(dir, ".pids"))
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			syscall.Kill(pid, syscall.SIGTERM)
+			for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(50 * time.Millisecond)
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", "set -e\ntrap 'jobs -p >.pids' EXIT\n"+script+`printf 'tokens %s %s\n' "$ALICE" "$BOB"`+"\n")
+	cmd.Dir = dir
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "CHATD_") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		logs := ""
+		for _, n := range []string{"n1", "n2", "n3"} {
+			b, _ := os.ReadFile(filepath.Join(dir, n+".log"))
+			logs += "\n" + n + ".log:\n" + tail(string(b), 2000)
+		}
+		t.Fatalf("walkthrough: %v\n%s%s", err, out, logs)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if !regexp.MustCompile(`joined the cluster .*node=` + n + ` `).Match(out) {
+			t.Errorf("no \"joined the cluster\" line of %s:\n%s", n, out)
+		}
+	}
+	if !strings.Contains(string(out), "hello from n1") {
+		t.Errorf("n3's history does not show the message sent through n1:\n%s", out)
+	}
+	m := regexp.MustCompile(`(?m)^tokens (\S+) (\S+)$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no tokens in ALICE and BOB:\n%s", out)
+	}
+	a := login(t, "127.0.0.1:"+port["22886"], "myshop", string(m[1]))
+	b := login(t, "127.0.0.1:"+port["22896"], "myshop", string(m[2]))
+	// The nodes exchange their connections within a second of hearing
+	// each other: retry until bob's device on n2 is known on n1.
+	for n := 0; ; n++ {
+		text := "live #" + strconv.Itoa(n)
+		if r := a.do(`"action":"send","to":"bob","type":"text","content":{"text":"` + text + `"}`); !r.OK {
+			t.Fatalf("send: %+v", r.Error)
+		}
+		if waitMessage(b, text, 300*time.Millisecond) {
+			break
+		}
+		if n == 100 {
+			t.Fatalf("bob on n2 never got alice's message from n1:\n%s", out)
+		}
+	}
+	t.Logf("walkthrough output:\n%s", out)
 }
