@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// A cluster of chatd nodes (docs/cluster-nats.md): several cores on one
+// A cluster of chatd nodes (docs/cluster.md): several cores on one
 // shared store (shared.go), each with its own connections, joined by a
 // Broker that carries what one node must tell the others.
 //

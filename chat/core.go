@@ -49,7 +49,7 @@ type Config struct {
 	// and seqs and session ids are then decided by it (shared.go).
 	SharedStore bool
 	// Broker joins this node to the other nodes of a cluster (broker.go,
-	// docs/cluster-nats.md): events reach their connections through it.
+	// docs/cluster.md): events reach their connections through it.
 	// It needs SharedStore. Nil means a single node, and costs nothing.
 	Broker Broker
 	// MaxContent caps one message's content JSON in bytes. Zero means 32 KiB.

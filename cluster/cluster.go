@@ -9,7 +9,7 @@
 // own broadcasts. Both subscriptions feed one channel read by one
 // goroutine: a receiver handles one node's messages in the order that
 // node published them, whichever subject they came on (NATS keeps a
-// publisher's order per connection and route). docs/cluster-nats.md.
+// publisher's order per connection and route). docs/cluster.md.
 package cluster
 
 import (

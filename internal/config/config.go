@@ -210,7 +210,7 @@ type Config struct {
 	// (pgstore; docs/cluster.md). The data folder keeps everything else.
 	Store string
 	// ClusterNode is this node's id in a cluster; empty runs a single
-	// node (docs/cluster-nats.md).
+	// node (docs/cluster.md).
 	ClusterNode string
 	// ClusterName is the cluster's name, the same on every node.
 	ClusterName string
@@ -322,7 +322,7 @@ func (c *Config) validate() error {
 	}
 	if c.ClusterNode != "" {
 		if c.Store == "" {
-			return errors.New("cluster_node needs store: the nodes of a cluster share one PostgreSQL database (docs/cluster-nats.md)")
+			return errors.New("cluster_node needs store: the nodes of a cluster share one PostgreSQL database (docs/cluster.md)")
 		}
 		if (c.NATSListen == "") == (c.NATSURL == "") {
 			return errors.New("cluster_node needs exactly one of nats_listen (the embedded NATS server's route address) and nats_url (an external NATS)")

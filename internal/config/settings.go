@@ -224,7 +224,7 @@ var settings = []*Setting{
 	dur("checkpoint_interval", "5s", "how often the write-ahead log is written into the database file (longer: fewer page rewrites, more to replay after a crash)",
 		func(c *Config) *time.Duration { return &c.CheckpointInterval }),
 	storeSetting(),
-	str("cluster_node", "", "this node's id in a cluster of chatd nodes (letters, digits, - and _); empty runs a single node. Needs a PostgreSQL store and nats_listen or nats_url (docs/cluster-nats.md)",
+	str("cluster_node", "", "this node's id in a cluster of chatd nodes (letters, digits, - and _); empty runs a single node. Needs a PostgreSQL store and nats_listen or nats_url (docs/cluster.md)",
 		func(c *Config) *string { return &c.ClusterNode }, checkNodeID),
 	str("cluster_name", "chatd", "the cluster's name: every node of one cluster uses the same (letters, digits, - and _)",
 		func(c *Config) *string { return &c.ClusterName }, checkNodeID),

@@ -31,6 +31,10 @@ var (
 	binOnce  sync.Once
 	binPath  string
 	binError error
+
+	ctlOnce  sync.Once
+	ctlPath  string
+	ctlError error
 )
 
 func TestMain(m *testing.M) {
@@ -60,6 +64,21 @@ func chatdBinary(t *testing.T) string {
 		t.Fatal(binError)
 	}
 	return binPath
+}
+
+// chatctlBinary builds cmd/chatctl on first use and returns its path.
+func chatctlBinary(t *testing.T) string {
+	t.Helper()
+	ctlOnce.Do(func() {
+		ctlPath = filepath.Join(binDir, "chatctl")
+		if out, err := exec.Command("go", "build", "-o", ctlPath, "chatd/cmd/chatctl").CombinedOutput(); err != nil {
+			ctlError = fmt.Errorf("go build chatctl: %v\n%s", err, out)
+		}
+	})
+	if ctlError != nil {
+		t.Fatal(ctlError)
+	}
+	return ctlPath
 }
 
 // binAdminKey is the admin key every test chatd runs with.

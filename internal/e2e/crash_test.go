@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -110,26 +109,7 @@ func TestKillNineKeepsEveryAck(t *testing.T) {
 		session = a.session
 		break
 	}
-	stored := map[uint64]apiclient.Message{} // by seq
-	var before uint64
-	for {
-		page, err := shop.History(context.Background(), session, before, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, m := range page {
-			stored[m.Seq] = m
-			if before == 0 || m.Seq < before {
-				before = m.Seq
-			}
-		}
-		if before <= 1 {
-			break
-		}
-	}
+	stored := history(t, shop, session) // by seq (cluster_test.go)
 	for seq := uint64(1); seq <= uint64(len(stored)); seq++ {
 		if _, ok := stored[seq]; !ok {
 			t.Fatalf("seq %d missing of %d stored: a gap", seq, len(stored))
