@@ -120,7 +120,7 @@ type tokenSource interface {
 
 // opener opens logged-in client connections for a run.
 type opener struct {
-	d        *dialer
+	ds       []*dialer // one per WebSocket endpoint (resolved.wsAll): user i dials ds[i mod len(ds)]
 	cfg      *connCfg
 	app      string
 	tokens   tokenSource
@@ -134,7 +134,8 @@ type opener struct {
 func (o *opener) open(ctx context.Context, user int) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	nc, err := o.d.dial(ctx)
+	d := o.ds[user%len(o.ds)]
+	nc, err := d.dial(ctx)
 	if err != nil {
 		return nil, connectErr("dial", err)
 	}
@@ -146,7 +147,7 @@ func (o *opener) open(ctx context.Context, user int) (*wsConn, error) {
 	defer stop()
 	uid, token := o.tokens.token(user)
 	c := newWSConn(nc, o.cfg, user, uid, o.serial.Add(1))
-	if err := c.handshake(o.d.ep.host, o.d.ep.path); err != nil {
+	if err := c.handshake(d.ep.host, d.ep.path); err != nil {
 		nc.Close()
 		return nil, connectErr("handshake", err)
 	}

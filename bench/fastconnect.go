@@ -90,7 +90,7 @@ func (e *env) rampFast(users []int) (fastHolder, error) {
 	st := e.startRamp(len(users))
 	t0 := time.Now()
 	h, err := startFast(e.ctx, fastOptions{
-		ep: e.tgt.ws, srcs: e.open.d.srcs, app: e.o.App, tokens: e.open.tokens,
+		ep: e.tgt.ws, srcs: e.open.ds[0].srcs, app: e.o.App, tokens: e.open.tokens,
 		timeout: e.o.ConnectTimeout, maxFrame: e.open.cfg.maxFrame, inflight: e.o.DialConcurrency,
 		rate: e.o.ConnectRate, clk: e.clk, tr: e.tr, lat: e.connectLat, reissued: &e.open.reissued, stats: st,
 	}, users)

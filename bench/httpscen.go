@@ -75,7 +75,7 @@ func (s *HTTP) run(e *env) error {
 		return errors.New("http: no pair has both users connected")
 	}
 
-	api := newAPIClient(e.api.BaseURL, "", &dialer{ep: e.tgt.http, srcs: e.open.d.srcs, timeout: e.o.ConnectTimeout}, s.Concurrency)
+	api := newAPIClient(e.api.BaseURL, "", &dialer{ep: e.tgt.http, srcs: e.open.ds[0].srcs, timeout: e.o.ConnectTimeout}, s.Concurrency)
 	api.App, api.Secret = e.api.App, e.api.Secret
 	defer api.HTTP.Transport.(*http.Transport).CloseIdleConnections()
 

@@ -45,6 +45,7 @@ type Report struct {
 // ReportOptions are the shared options a run used.
 type ReportOptions struct {
 	WS              string   `json:"ws"`
+	WSAddrs         []string `json:"ws_addrs,omitempty"` // every WebSocket address, when connections were spread over several
 	HTTP            string   `json:"http"`
 	Sources         []string `json:"sources"`
 	App             string   `json:"app"`
@@ -202,7 +203,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	head("chatbench " + r.Scenario + ": " + verdict + " in " + fmtFloat(r.ElapsedS, 1) + "s")
 	head("target")
-	row("websocket", r.Options.WS)
+	if len(r.Options.WSAddrs) > 1 {
+		row("websocket", strings.Join(r.Options.WSAddrs, ", "))
+	} else {
+		row("websocket", r.Options.WS)
+	}
 	row("http", r.Options.HTTP)
 	if len(r.Options.Sources) > 0 {
 		row("sources", strings.Join(compactSources(r.Options.Sources), ", "))

@@ -177,10 +177,18 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 	started := time.Now()
 	rep := &Report{Scenario: s.Name(), Params: s, Started: started.UTC(), Problems: []string{}}
 	rep.Options = ReportOptions{
-		WS: "ws://" + tgt.ws.host + tgt.ws.path, HTTP: tgt.http.base, App: o.App, State: o.StatePath,
+		WS: wsURL(tgt.ws), HTTP: tgt.http.base, App: o.App, State: o.StatePath,
 		Fresh: o.Fresh, Cleanup: o.Cleanup, DurationS: o.Duration.Seconds(), DrainS: o.Drain.Seconds(),
 		DeadlineS: o.Deadline.Seconds(), ConnectRate: o.ConnectRate, DialConcurrency: o.DialConcurrency,
 		ConnectTimeoutS: o.ConnectTimeout.Seconds(), Window: o.Window, Size: o.Size, Workers: o.Workers,
+	}
+	if len(tgt.wsAll) > 1 {
+		for _, ep := range tgt.wsAll {
+			rep.Options.WSAddrs = append(rep.Options.WSAddrs, wsURL(ep))
+		}
+		rep.Notes = append(rep.Notes, "connections spread over "+strconv.Itoa(len(tgt.wsAll))+
+			" WebSocket addresses (user i on address i mod "+strconv.Itoa(len(tgt.wsAll))+
+			"); the server figures (status, memory, /metrics) are those of the HTTP address's node only")
 	}
 	for _, a := range srcs {
 		rep.Options.Sources = append(rep.Options.Sources, a.String())
@@ -219,7 +227,7 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 		runTag: runTag, connectLat: NewRecorder(),
 	}
 	e.open = &opener{
-		d:   &dialer{ep: tgt.ws, srcs: srcs, timeout: o.ConnectTimeout},
+		ds:  wsDialers(tgt, srcs, o.ConnectTimeout),
 		cfg: &connCfg{clk: clk, tr: tr, window: o.Window, text: strings.Repeat("x", o.Size), runTag: e.runTag, maxFrame: 16 << 20, callLimit: 30 * time.Second},
 		app: o.App, tokens: prov, timeout: o.ConnectTimeout,
 	}
@@ -286,6 +294,15 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 
 var errDeadline = errors.New("hard deadline reached")
 
+// wsDialers returns one dialer per WebSocket endpoint of tgt.
+func wsDialers(tgt resolved, srcs []netip.Addr, timeout time.Duration) []*dialer {
+	ds := make([]*dialer, len(tgt.wsAll))
+	for i, ep := range tgt.wsAll {
+		ds[i] = &dialer{ep: ep, srcs: srcs, timeout: timeout}
+	}
+	return ds
+}
+
 // abort turns an error during provisioning into the run's error, naming
 // an interrupt or the deadline when that is what ended it.
 func (e *env) abort(err error) error {
@@ -312,8 +329,10 @@ func pickSources(spec string, tgt resolved) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, errors.New("--sources: " + err.Error())
 	}
-	if err := checkSources(srcs, tgt.ws.addr.Addr()); err != nil {
-		return nil, errors.New("--sources: " + err.Error())
+	for _, ep := range tgt.wsAll {
+		if err := checkSources(srcs, ep.addr.Addr()); err != nil {
+			return nil, errors.New("--sources: " + err.Error())
+		}
 	}
 	if ok, bad := usableSources(srcs); len(bad) > 0 {
 		return nil, errors.New("--sources: this host cannot bind " + bad[0].String() + " (" + strconv.Itoa(len(bad)) + " of " +
@@ -321,6 +340,9 @@ func pickSources(spec string, tgt resolved) ([]netip.Addr, error) {
 	}
 	return srcs, nil
 }
+
+// wsURL is ep as the report shows it.
+func wsURL(ep endpoint) string { return "ws://" + ep.host + ep.path }
 
 // newRunTag returns a short random tag that makes this run's cids unique.
 func newRunTag() string {

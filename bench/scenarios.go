@@ -81,7 +81,12 @@ func (s *Connect) run(e *env) error {
 	users := seq(0, s.Conns)
 	cpu0, hasCPU := cpuTime()
 	t0 := time.Now()
-	if fastSupported && !s.Portable {
+	if fastSupported && !s.Portable && len(e.tgt.wsAll) > 1 {
+		// The fast connector dials one address; spreading over several
+		// nodes is the portable client's job.
+		e.rep.Notes = append(e.rep.Notes, "several WebSocket addresses: connections opened with the portable client (the fast connector dials one address)")
+	}
+	if fastSupported && !s.Portable && len(e.tgt.wsAll) == 1 {
 		h, err := e.rampFast(users)
 		if err != nil {
 			return err

@@ -13,6 +13,12 @@ import (
 type Target struct {
 	// WS is the WebSocket endpoint: "ws://host:port/path" or "host:port".
 	WS string
+	// WSAddrs, when not empty, replaces WS with several WebSocket
+	// endpoints (the nodes of a chatd cluster): user i's connection goes
+	// to WSAddrs[i mod len(WSAddrs)], so the two users of a pair (2i,
+	// 2i+1) are on different nodes when there are several. Provisioning
+	// still goes through HTTP, one node.
+	WSAddrs []string
 	// HTTP is the HTTP API base: "http://host:port" or "host:port".
 	HTTP string
 	// AdminKey signs /admin/ requests (the server's data/admin.key).
@@ -90,23 +96,40 @@ func resolveEndpoint(ctx context.Context, raw, scheme string, defPort string) (e
 // resolved is a Target ready to dial.
 type resolved struct {
 	ws, http endpoint
-	loopback bool // every address of both endpoints is loopback
+	wsAll    []endpoint // every WebSocket endpoint, ws first; one unless Target.WSAddrs has several
+	loopback bool       // every address of every endpoint is loopback
 }
+
+// wsFor is the WebSocket endpoint of user's connection: the addresses in
+// turn, by user index.
+func (r *resolved) wsFor(user int) endpoint { return r.wsAll[user%len(r.wsAll)] }
 
 // resolveTarget resolves both endpoints and enforces the loopback rule:
 // a non-loopback target needs allowRemote.
 func resolveTarget(ctx context.Context, t Target, allowRemote bool) (resolved, error) {
 	var r resolved
-	ws, wsIPs, err := resolveEndpoint(ctx, t.WS, "ws", "22886")
-	if err != nil {
-		return r, errors.New("WebSocket address: " + err.Error())
+	raws := t.WSAddrs
+	if len(raws) == 0 {
+		raws = []string{t.WS}
+	}
+	var ips []netip.Addr
+	for _, raw := range raws {
+		ws, wsIPs, err := resolveEndpoint(ctx, raw, "ws", "22886")
+		if err != nil {
+			return r, errors.New("WebSocket address: " + err.Error())
+		}
+		if len(r.wsAll) > 0 && ws.addr.Addr().Is4() != r.wsAll[0].addr.Addr().Is4() {
+			return r, errors.New("WebSocket addresses: " + raws[0] + " and " + raw + " are of different IP families; give all IPv4 or all IPv6")
+		}
+		r.wsAll = append(r.wsAll, ws)
+		ips = append(ips, wsIPs...)
 	}
 	ht, httpIPs, err := resolveEndpoint(ctx, t.HTTP, "http", "22887")
 	if err != nil {
 		return r, errors.New("HTTP address: " + err.Error())
 	}
-	r.ws, r.http, r.loopback = ws, ht, true
-	for _, a := range append(wsIPs, httpIPs...) {
+	r.ws, r.http, r.loopback = r.wsAll[0], ht, true
+	for _, a := range append(ips, httpIPs...) {
 		if !a.IsLoopback() {
 			r.loopback = false
 			if !allowRemote {

@@ -111,7 +111,7 @@ func testOpener(ep endpoint, window int) (*opener, *traffic) {
 	clk := newClock()
 	tr := newTraffic(clk, "tag")
 	return &opener{
-		d:       &dialer{ep: ep, timeout: 5 * time.Second},
+		ds:      []*dialer{{ep: ep, timeout: 5 * time.Second}},
 		cfg:     &connCfg{clk: clk, tr: tr, window: window, text: "hello", runTag: "tag", maxFrame: 1 << 20, callLimit: 5 * time.Second},
 		app:     "app1",
 		tokens:  &fixedTokens{},

@@ -120,6 +120,13 @@ Common flags:
                           (env CHATD_DATA_DIR, else ./data)
   --ws ADDR               WebSocket address, ws://host:port[/path] or host:port
                           (from DATA/chatd.run, else 127.0.0.1:22886)
+  --ws-addrs LIST         several WebSocket addresses, comma-separated (the
+                          nodes of a chatd cluster, docs/cluster.md): user
+                          i's connection goes to address i mod n, so the two
+                          users of a p2p pair are on different nodes; instead
+                          of --ws. Provisioning and the server figures use
+                          --http's node; connect then opens its connections
+                          with the portable client
   --http ADDR             HTTP API address (from DATA/chatd.run, else
                           127.0.0.1:22887)
   --admin-key KEY         server admin key (env CHATD_ADMIN_KEY, else
@@ -183,6 +190,7 @@ type common struct {
 	o         bench.Options
 	data      string
 	ws, http  string
+	wsAddrs   string
 	adminKey  string
 	state     string
 	jsonOut   bool
@@ -203,6 +211,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.data, "data", defData, "")
 	fs.StringVar(&c.ws, "ws", "", "")
+	fs.StringVar(&c.wsAddrs, "ws-addrs", "", "")
 	fs.StringVar(&c.http, "http", "", "")
 	fs.StringVar(&c.adminKey, "admin-key", "", "")
 	fs.BoolVar(&c.o.AllowRemote, "allow-remote", false, "")
@@ -242,6 +251,16 @@ func (c *common) resolve(stderr io.Writer) error {
 	}
 	o.ConnectRate, o.DialConcurrency, o.ConnectTimeout = c.connRate, c.dialConc, c.connectTO
 	o.Target.WS, o.Target.HTTP = c.ws, c.http
+	if c.wsAddrs != "" {
+		if c.ws != "" {
+			return errors.New("give --ws or --ws-addrs, not both")
+		}
+		addrs, err := splitAddrs(c.wsAddrs)
+		if err != nil {
+			return err
+		}
+		o.Target.WS, o.Target.WSAddrs, c.ws = addrs[0], addrs, addrs[0] // chatd.run is not read for the WebSocket address
+	}
 	if c.ws == "" || c.http == "" {
 		ri, err := proc.ReadRunInfo(c.data)
 		switch {
@@ -291,6 +310,19 @@ func (c *common) resolve(stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// splitAddrs parses --ws-addrs: comma-separated addresses, none empty.
+func splitAddrs(list string) ([]string, error) {
+	var out []string
+	for i, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, fmt.Errorf("--ws-addrs: item %d is empty (want host:port,host:port,…)", i+1)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -39,6 +39,12 @@ func TestUsageAndBadInvocations(t *testing.T) {
 			wantCode: exitError, wantStderr: "--allow-remote"},
 		{name: "bad sources", args: []string{"connect", "--sources", "127.0.0.9-127.0.0.1", "--admin-key", "k", "--ws", "127.0.0.1:1", "--http", "127.0.0.1:1"},
 			wantCode: exitError, wantStderr: "--sources"},
+		{name: "--ws and --ws-addrs", args: []string{"p2p", "--ws", "127.0.0.1:1", "--ws-addrs", "127.0.0.1:1,127.0.0.1:2", "--admin-key", "k"},
+			wantCode: exitError, wantStderr: "give --ws or --ws-addrs, not both"},
+		{name: "--ws-addrs empty item", args: []string{"p2p", "--ws-addrs", "127.0.0.1:1,,127.0.0.1:2", "--admin-key", "k"},
+			wantCode: exitError, wantStderr: "--ws-addrs: item 2 is empty"},
+		{name: "--ws-addrs remote refused", args: []string{"p2p", "--ws-addrs", "127.0.0.1:1,192.0.2.1:2", "--http", "127.0.0.1:1", "--admin-key", "k", "--quiet"},
+			wantCode: exitError, wantStderr: "--allow-remote"},
 		{name: "odd churn", args: []string{"churn", "-n", "3", "--admin-key", "k"}, wantCode: exitError, wantStderr: "even number"},
 		{name: "probe in the help", args: []string{"help"}, wantCode: exitOK, wantStdout: "chatbench probe [flags]"},
 		{name: "probe: unknown part", args: []string{"probe", "--parts", "disk,gpu"}, wantCode: exitError, wantStderr: `unknown part "gpu"`},
@@ -125,6 +131,7 @@ func TestResolveReadsTheDataFolder(t *testing.T) {
 		env       string
 		flags     common
 		wantWS    string
+		wantAddrs string // Target.WSAddrs joined with ","
 		wantHTTP  string
 		wantKey   string
 		wantState string // relative to the data folder; "-" for none
@@ -142,6 +149,13 @@ func TestResolveReadsTheDataFolder(t *testing.T) {
 			name: "flags win", runFile: `{"pid":1,"ws_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, key: strings.Repeat("cd", 32),
 			flags:  common{ws: "ws://127.0.0.2:7/x", http: "127.0.0.2:8", adminKey: "flagkey", state: "none"},
 			wantWS: "ws://127.0.0.2:7/x", wantHTTP: "127.0.0.2:8", wantKey: "flagkey", wantState: "-",
+		},
+		{
+			name:    "--ws-addrs: the WebSocket addresses from the list, HTTP from chatd.run",
+			runFile: `{"pid":1,"ws_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, key: strings.Repeat("cd", 32),
+			flags:  common{wsAddrs: " 127.0.0.1:5000, 127.0.0.1:5010,127.0.0.1:5020"},
+			wantWS: "127.0.0.1:5000", wantAddrs: "127.0.0.1:5000,127.0.0.1:5010,127.0.0.1:5020", wantHTTP: "127.0.0.1:2",
+			wantKey: strings.Repeat("cd", 32), wantState: "chatbench.json",
 		},
 	}
 	for _, tt := range tests {
@@ -164,6 +178,9 @@ func TestResolveReadsTheDataFolder(t *testing.T) {
 			}
 			if c.o.Target.WS != tt.wantWS || c.o.Target.HTTP != tt.wantHTTP || c.o.Target.AdminKey != tt.wantKey {
 				t.Errorf("target %+v, want ws %q http %q key %q", c.o.Target, tt.wantWS, tt.wantHTTP, tt.wantKey)
+			}
+			if got := strings.Join(c.o.Target.WSAddrs, ","); got != tt.wantAddrs {
+				t.Errorf("ws addrs %q, want %q", got, tt.wantAddrs)
 			}
 			wantState := ""
 			if tt.wantState != "-" {
