@@ -206,6 +206,23 @@ func TestScenariosAgainstChatd(t *testing.T) {
 			t.Errorf("second run provisioning %+v: want everything reused", p)
 		}
 	})
+	t.Run("spread over two addresses", func(t *testing.T) {
+		// One chatd reached by two addresses stands in for two nodes: the
+		// run goes through every part of --ws-addrs, and connect takes the
+		// portable client.
+		o := o
+		o.Target.WSAddrs = []string{o.Target.WS, "ws://" + o.Target.WS + "/"}
+		o.Duration = time.Second
+		rep := runScenario(t, o, &P2P{Pairs: 4, Rate: 100})
+		checkMessages(t, rep, 100, o.Duration, 1)
+		if len(rep.Options.WSAddrs) != 2 || !strings.Contains(strings.Join(rep.Notes, "\n"), "spread over 2 WebSocket addresses") {
+			t.Errorf("ws addrs %v, notes %q", rep.Options.WSAddrs, rep.Notes)
+		}
+		rep = runScenario(t, o, &Connect{Conns: 6, Settle: time.Millisecond})
+		if rep.Conns.Connected != 6 || !strings.Contains(strings.Join(rep.Notes, "\n"), "portable client") {
+			t.Errorf("connected %d, notes %q", rep.Conns.Connected, rep.Notes)
+		}
+	})
 	t.Run("p2p", func(t *testing.T) {
 		rep := runScenario(t, o, &P2P{Pairs: 20, Rate: 500})
 		checkMessages(t, rep, 500, o.Duration, 1)
