@@ -38,25 +38,6 @@ func (s *cutStore) ReleaseLease(ctx context.Context, name, holder string) error 
 	return s.Shared.ReleaseLease(ctx, name, holder)
 }
 
-// runWH starts e's dispatcher; e.stop then stops it before the core.
-func runWH(t *testing.T, e *env) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- e.core.RunWebhooks(ctx, chat.WebhookConfig{Sender: webhook.New(webhook.Config{AllowLoopback: true}),
-			Tick: 2 * time.Millisecond, RetryBase: 100 * time.Millisecond})
-	}()
-	stopCore := e.stop
-	e.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("RunWebhooks: %v", err)
-		}
-		stopCore()
-	}
-}
-
 // TestWebhookClusterLease: two nodes on one shared store each run
 // RunWebhooks; only the lease holder delivers, every event once, whatever
 // its node and id; when the holder is cut off the other node takes over
@@ -69,6 +50,8 @@ func TestWebhookClusterLease(t *testing.T) {
 	shared := memstore.NewShared()
 	stA := &cutStore{Shared: shared}
 	quiet := func(string, error) {}
+	whCfg := chat.WebhookConfig{Sender: webhook.New(webhook.Config{AllowLoopback: true}),
+		Tick: 2 * time.Millisecond, RetryBase: 100 * time.Millisecond}
 	newNode := func(st chat.Store) *env {
 		core, err := chat.New(chat.Config{SharedStore: true, Now: clock.Now, LogError: quiet}, st)
 		if err != nil {
@@ -111,7 +94,7 @@ func TestWebhookClusterLease(t *testing.T) {
 	// with lower ids.
 	a.core.SetWebhookLastIDForTest(time.Now().Add(time.Hour).UnixNano())
 
-	runWH(t, a)
+	runWH(t, a, whCfg)
 	names := map[uint64]string{} // session id → the test's name for its group
 	group := func(e *env, name string) {
 		t.Helper()
@@ -146,7 +129,7 @@ func TestWebhookClusterLease(t *testing.T) {
 	}
 	group(a, "a1")
 	waitNames("node A's first event, A holding the lease", "a1")
-	runWH(t, b)
+	runWH(t, b, whCfg)
 
 	// standby waits until e's RunWebhooks waits for the lease: it says so
 	// to a redelivery.
