@@ -230,7 +230,9 @@ type dispatcher struct {
 }
 
 // RunWebhooks runs the dispatcher until ctx ends. Run it beside Run, and
-// stop it before Run's ctx ends (it writes through the journal).
+// stop it before Run's ctx ends (it writes through the journal). On a
+// shared store every node runs it and it dispatches only while this node
+// holds the cluster's "webhooks" lease (whlease.go).
 func (c *Core) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	if cfg.Sender == nil {
 		return errors.New("chat: RunWebhooks: nil Sender")
