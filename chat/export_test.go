@@ -1,6 +1,9 @@
 package chat
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Hooks for the external tests (package chat_test) of unexported core
 // machinery. Only test binaries have them.
@@ -38,3 +41,16 @@ func (c *Core) OnlineDevicesForTest(app, uid string) (local, mirrors int) {
 	}
 	return local, mirrors
 }
+
+// SetWebhookLeaseForTest sets the webhook dispatcher's lease length and
+// renewal period (whlease.go) and returns a func restoring them. Set it
+// before any RunWebhooks starts.
+func SetWebhookLeaseForTest(ttl, renew time.Duration) (restore func()) {
+	oldTTL, oldRenew := webhookLeaseTTL, webhookLeaseRenew
+	webhookLeaseTTL, webhookLeaseRenew = ttl, renew
+	return func() { webhookLeaseTTL, webhookLeaseRenew = oldTTL, oldRenew }
+}
+
+// SetWebhookLastIDForTest moves the node's webhook event ids on: its next
+// events get ids above id (ids are the node's wall clock otherwise).
+func (c *Core) SetWebhookLastIDForTest(id int64) { c.wh.lastID.Store(id) }

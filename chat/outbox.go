@@ -230,12 +230,22 @@ type dispatcher struct {
 }
 
 // RunWebhooks runs the dispatcher until ctx ends. Run it beside Run, and
-// stop it before Run's ctx ends (it writes through the journal).
+// stop it before Run's ctx ends (it writes through the journal). On a
+// shared store every node runs it and it dispatches only while this node
+// holds the cluster's "webhooks" lease (whlease.go).
 func (c *Core) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	if cfg.Sender == nil {
 		return errors.New("chat: RunWebhooks: nil Sender")
 	}
 	cfg.fill()
+	if c.shared != nil {
+		return c.runWebhooksLeased(ctx, cfg) // whlease.go: on one node of the cluster at a time
+	}
+	return c.runDispatcher(ctx, cfg)
+}
+
+// runDispatcher is RunWebhooks' dispatcher, until ctx ends.
+func (c *Core) runDispatcher(ctx context.Context, cfg WebhookConfig) error {
 	d := &dispatcher{c: c, cfg: cfg, now: c.cfg.Now,
 		pending: make(map[string]*WebhookDelivery), inflight: make(map[string]int), queues: make(map[string]*delivHeap),
 		results: make(chan attemptResult, 256), dirty: make(map[string]*WebhookDelivery),
@@ -336,28 +346,47 @@ type plan struct {
 }
 
 // fan turns committed outbox events into deliveries (and push windows).
+//
+// On a shared store it reads the whole outbox each time: event ids are
+// each node's own clock, so another node may commit an event below the
+// last one fanned out. The outbox holds only events not fanned out yet
+// and those push windows hold (skipped here), so the scan is short; and
+// the outbox it sees sizes the depth, which other nodes' events change.
 func (d *dispatcher) fan(ctx context.Context, now time.Time) {
+	shared := d.c.shared != nil
+	if shared {
+		d.lastKey = nil
+	}
+	left := 0 // shared: the events that stay in the outbox
 	for {
 		recs, err := d.c.store.ScanRecords(ctx, kindWebhookEvent, nil, d.lastKey, 500, false)
 		if err != nil {
 			d.c.cfg.LogError("webhooks: reading the outbox", err)
 			return
 		}
-		if len(recs) == 0 {
-			return
-		}
 		var p plan
 		for _, r := range recs {
+			if shared && d.evRefs[beUint64(r.Key)] > 0 {
+				continue // in a push window already (counted as left below)
+			}
 			d.fanOne(ctx, &p, r, now)
 		}
 		if err := d.commit(ctx, &p); err != nil {
 			d.c.cfg.LogError("webhooks: writing deliveries", err)
 			return
 		}
-		d.lastKey = recs[len(recs)-1].Key
-		if len(recs) < 500 {
-			return
+		if shared {
+			left += len(recs) - len(p.b.DelRecords)
 		}
+		if len(recs) > 0 {
+			d.lastKey = recs[len(recs)-1].Key
+		}
+		if len(recs) < 500 {
+			break
+		}
+	}
+	if shared {
+		d.c.wh.depth.Store(int64(left + len(d.pending)))
 	}
 }
 
@@ -810,6 +839,10 @@ func (c *Core) RedeliverWebhooks(ctx context.Context, app string, ids []string, 
 		return 0, Errf(CodeBadRequest, "at most 1000 delivery ids at once")
 	}
 	if !c.wh.running.Load() {
+		if c.wh.standby.Load() {
+			return 0, Errf(CodeUnavailable, "another node of the cluster runs the webhook deliveries (it holds the webhooks lease); "+
+				"send the redelivery to that node, or retry")
+		}
 		return 0, Errf(CodeUnavailable, "the webhook dispatcher is not running")
 	}
 	req := redeliverReq{app: app, ids: ids, from: from, to: to, endpoint: endpoint, failed: failedOnly, res: make(chan redeliverRes, 1)}

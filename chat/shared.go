@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // A shared store: several chatd nodes write one store (the cluster's
@@ -43,6 +44,14 @@ type SharedStore interface {
 	// id reserved so far (which then continue after it), and reports
 	// whether it did; when not, next is the lowest id it would take.
 	ClaimSessionID(ctx context.Context, id SessionID) (ok bool, next SessionID, err error)
+	// TryLease takes the lease name for holder when it is free, expired
+	// or holder's already, and (re)sets its end to now+ttl; it reports
+	// whether holder has the lease. "now" is the store's clock (the
+	// database's), so the nodes' clocks need not agree. The work a lease
+	// guards (the webhook dispatcher) runs on one node at a time.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease frees the lease name if holder has it (else nothing).
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
 // sessionIDBlock is how many session ids a node reserves at a time.

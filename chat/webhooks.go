@@ -134,6 +134,7 @@ type webhooks struct {
 	// while running says it is there to take them.
 	redeliver chan redeliverReq
 	running   atomic.Bool
+	standby   atomic.Bool   // RunWebhooks runs on a shared store without the lease: another node dispatches (whlease.go)
 	depth     atomic.Int64  // outbox events not yet fanned out plus deliveries pending
 	max       atomic.Int64  // the outbox bound (WebhookConfig.MaxOutbox); 0 until RunWebhooks
 	dropped   atomic.Uint64 // events not written because the outbox was full

@@ -196,10 +196,24 @@ func newWHEnv(t *testing.T, events []string, wcfg chat.WebhookConfig) *whEnv {
 	if wcfg.Tick == 0 {
 		wcfg.Tick = 2 * time.Millisecond
 	}
+	runWH(t, e, wcfg)
+	ctx := context.Background()
+	url := w.rcv.srv.URL + "/hook"
+	ep, err := e.core.CreateWebhookEndpoint(ctx, e.app.ID, chat.WebhookEndpointInput{URL: &url, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ep = ep
+	return w
+}
+
+// runWH starts e's dispatcher; e.stop then stops it before the core (it
+// writes through the journal).
+func runWH(t *testing.T, e *env, wcfg chat.WebhookConfig) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.core.RunWebhooks(ctx, wcfg) }()
-	// Stop the dispatcher before the core (it writes through the journal).
 	stopCore := e.stop
 	e.stop = func() {
 		cancel()
@@ -208,13 +222,6 @@ func newWHEnv(t *testing.T, events []string, wcfg chat.WebhookConfig) *whEnv {
 		}
 		stopCore()
 	}
-	url := w.rcv.srv.URL + "/hook"
-	ep, err := e.core.CreateWebhookEndpoint(ctx, e.app.ID, chat.WebhookEndpointInput{URL: &url, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.ep = ep
-	return w
 }
 
 func TestWebhookEveryEventArrivesOnceSigned(t *testing.T) {

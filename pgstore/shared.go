@@ -236,3 +236,34 @@ func (s *Store) sessionIDs(ctx context.Context, set func(top chat.SessionID) (ch
 		return err
 	})
 }
+
+// sqlTryLease takes or renews a lease in one statement, on the database's
+// clock: a new row, or the stored one when it has expired or is the
+// caller's. When another holder's lease is live the update's WHERE
+// refuses it and nothing is returned.
+const sqlTryLease = `INSERT INTO leases (name, holder, until)
+VALUES ($1, $2, now() + make_interval(secs => $3::float8))
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+WHERE leases.until < now() OR leases.holder = EXCLUDED.holder
+RETURNING holder`
+
+// TryLease implements chat.SharedStore.
+func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	var got string
+	err := s.pool.QueryRow(ctx, sqlTryLease, name, holder, ttl.Seconds()).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pgstore: lease %q: %w", name, err)
+	}
+	return got == holder, nil
+}
+
+// ReleaseLease implements chat.SharedStore.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder); err != nil {
+		return fmt.Errorf("pgstore: release lease %q: %w", name, err)
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"sync"
+	"time"
 
 	"chatd/chat"
 )
@@ -19,6 +20,9 @@ type Shared struct {
 
 	idMu   sync.Mutex
 	nextID chat.SessionID // the highest id reserved or claimed
+
+	leaseMu sync.Mutex
+	leases  map[string]lease // name → its holder and end
 }
 
 // NewShared returns an empty shared store.
@@ -92,4 +96,35 @@ func (s *Shared) catchUpIDs(ctx context.Context) {
 	if max, _ := s.MaxSessionID(ctx); max > s.nextID {
 		s.nextID = max
 	}
+}
+
+type lease struct {
+	holder string
+	until  time.Time
+}
+
+// TryLease implements chat.SharedStore on the wall clock.
+func (s *Shared) TryLease(_ context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	now := time.Now()
+	l, ok := s.leases[name]
+	if ok && l.holder != holder && now.Before(l.until) {
+		return false, nil
+	}
+	if s.leases == nil {
+		s.leases = map[string]lease{}
+	}
+	s.leases[name] = lease{holder: holder, until: now.Add(ttl)}
+	return true, nil
+}
+
+// ReleaseLease implements chat.SharedStore.
+func (s *Shared) ReleaseLease(_ context.Context, name, holder string) error {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if l, ok := s.leases[name]; ok && l.holder == holder {
+		delete(s.leases, name)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"chatd/chat"
 )
@@ -24,6 +25,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b chat.SharedStore)) {
 		{name: "ConcurrentAppendsGapless", fn: testSharedConcurrentAppends},
 		{name: "BuildErrorWritesNothing", fn: testSharedBuildError},
 		{name: "SessionIDs", fn: testSharedSessionIDs},
+		{name: "Lease", fn: testSharedLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,5 +204,77 @@ func testSharedSessionIDs(t *testing.T, a, b chat.SharedStore) {
 	first, err := b.ReserveSessionIDs(ctx, 1)
 	if err != nil || first != top+101 {
 		t.Fatalf("ReserveSessionIDs after a claim = %d, %v; want %d", first, err, top+101)
+	}
+}
+
+// testSharedLease: one holder at a time; the holder renews; an expired
+// lease goes to the next taker; a released one is free at once.
+func testSharedLease(t *testing.T, a, b chat.SharedStore) {
+	ctx := context.Background()
+	const ttl = 300 * time.Millisecond
+	try := func(s chat.SharedStore, holder string, d time.Duration) bool {
+		t.Helper()
+		ok, err := s.TryLease(ctx, "work", holder, d)
+		if err != nil {
+			t.Fatalf("TryLease(%s): %v", holder, err)
+		}
+		return ok
+	}
+	// waitFor polls until holder takes the lease (it expires: ttl).
+	waitFor := func(s chat.SharedStore, holder string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !try(s, holder, time.Minute) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never got the lease after it expired", holder)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !try(a, "node-a", time.Minute) {
+		t.Fatal("a free lease was refused")
+	}
+	if try(b, "node-b", time.Minute) {
+		t.Fatal("node-b took node-a's live lease")
+	}
+	if !try(a, "node-a", ttl) {
+		t.Fatal("the holder's renewal was refused")
+	}
+	if ok, err := b.TryLease(ctx, "other", "node-b", time.Minute); err != nil || !ok {
+		t.Fatalf("another lease name = %v, %v; want taken (leases are independent)", ok, err)
+	}
+	// The renewal shortened it to ttl: node-b gets it once that passes.
+	waitFor(b, "node-b")
+	if try(a, "node-a", time.Minute) {
+		t.Fatal("node-a took the lease back from node-b")
+	}
+	// Releasing someone else's lease does nothing; the holder's frees it.
+	if err := a.ReleaseLease(ctx, "work", "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if try(a, "node-a", time.Minute) {
+		t.Fatal("a non-holder's release freed the lease")
+	}
+	if err := b.ReleaseLease(ctx, "work", "node-b"); err != nil {
+		t.Fatal(err)
+	}
+	if !try(a, "node-a", ttl) {
+		t.Fatal("a released lease was refused")
+	}
+	// Renewals keep it: node-a renews for longer than ttl in all, and
+	// node-b is refused throughout, as long as each renewal comes before
+	// the lease's end (the renewal's answer bounds when it was made).
+	start := time.Now()
+	for time.Since(start) < 2*ttl {
+		before := time.Now()
+		if !try(a, "node-a", ttl) {
+			t.Fatal("the holder's renewal was refused")
+		}
+		if ok := try(b, "node-b", ttl); ok && time.Since(before) < ttl/2 {
+			t.Fatal("node-b took a lease renewed moments ago")
+		} else if ok {
+			t.Skip("too slow to check renewals (a renewal took ttl/2)")
+		}
+		time.Sleep(ttl / 5)
 	}
 }
