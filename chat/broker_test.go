@@ -535,6 +535,7 @@ func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
 	a.stop()
 	ce.hub.flush()
 	b.stop() // b dies: no stop of its own, x and z stay recorded online
+	ce.hub.cut("b") // and a dead process answers no hello (b's new run must not hear the old one)
 	b2 := ce.node("b")
 	deadline := time.Now().Add(15 * time.Second) // the sweep waits clusterDead (real time)
 	for fmt.Sprint(offline()) != "map[x:restart  y:server_stopping  z:restart ]" {

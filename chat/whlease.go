@@ -79,10 +79,11 @@ func (c *Core) holdWebhookLease(ctx context.Context, cfg WebhookConfig, holder s
 	c.wh.standby.Store(false)
 	go func() { done <- c.runDispatcher(dctx, cfg) }()
 	var err error
+	finished := false // the dispatcher returned (err is its answer)
 	for lost := false; !lost; {
 		select {
 		case err = <-done:
-			lost = true
+			lost, finished = true, true
 		case <-ctx.Done():
 			lost = true
 		case <-tick:
@@ -95,7 +96,7 @@ func (c *Core) holdWebhookLease(ctx context.Context, cfg WebhookConfig, holder s
 		}
 	}
 	stop()
-	if err == nil {
+	if !finished {
 		err = <-done
 	}
 	if err != nil {

@@ -83,8 +83,15 @@ WHERE q.session_id = u.sid AND u.seq > q.last_seq`
 // locks and writes with it (PostgreSQL rolls back a disconnected
 // session's transaction). With no sessions it calls build and Apply.
 func (s *Store) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *chat.Batch, build func(last map[chat.SessionID]uint64) error) error {
+	return s.ApplyLockedSince(ctx, sessions, nil, b, func(last map[chat.SessionID]uint64, _ []chat.Message) error { return build(last) })
+}
+
+// ApplyLockedSince implements chat.SharedStore: ApplyLocked, with the
+// messages appended since `since` read in the locks' round trip.
+func (s *Store) ApplyLockedSince(ctx context.Context, sessions []chat.SessionID, since map[chat.SessionID]uint64, b *chat.Batch,
+	build func(last map[chat.SessionID]uint64, appended []chat.Message) error) error {
 	if len(sessions) == 0 {
-		if err := build(map[chat.SessionID]uint64{}); err != nil {
+		if err := build(map[chat.SessionID]uint64{}, nil); err != nil {
 			return err
 		}
 		return s.Apply(ctx, b)
@@ -103,12 +110,12 @@ func (s *Store) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *c
 	// A connection released inside a transaction (a failed ROLLBACK) is
 	// closed by the pool, which ends the transaction.
 	defer c.Release()
-	last, err := lockSessions(ctx, c, ids)
+	last, appended, err := lockSessions(ctx, c, ids, since)
 	if err != nil {
 		rollback(c)
 		return fmt.Errorf("pgstore: locking sessions %v: %w", sessions, err)
 	}
-	if err := build(last); err != nil {
+	if err := build(last, appended); err != nil {
 		rollback(c)
 		return err
 	}
@@ -128,8 +135,9 @@ func (s *Store) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *c
 }
 
 // lockSessions begins the transaction, locks ids and reads their last
-// seqs: one round trip.
-func lockSessions(ctx context.Context, c *pgxpool.Conn, ids []int64) (map[chat.SessionID]uint64, error) {
+// seqs, and the messages with a CID above since of the sessions in it:
+// one round trip.
+func lockSessions(ctx context.Context, c *pgxpool.Conn, ids []int64, since map[chat.SessionID]uint64) (map[chat.SessionID]uint64, []chat.Message, error) {
 	var q pgx.Batch
 	q.Queue("BEGIN")
 	q.Queue(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, strconv.FormatInt(holdLimit.Milliseconds(), 10))
@@ -143,14 +151,42 @@ func lockSessions(ctx context.Context, c *pgxpool.Conn, ids []int64) (map[chat.S
 		})
 		return err
 	})
+	var appended []chat.Message
+	if len(since) > 0 {
+		sids, afters := make([]int64, 0, len(since)), make([]int64, 0, len(since))
+		for _, id := range ids {
+			if after, ok := since[chat.SessionID(id)]; ok {
+				sids, afters = append(sids, id), append(afters, int64(after))
+			}
+		}
+		q.Queue(sqlAppendedCIDs, sids, afters, chat.MaxCatchUp+1).Query(func(rows pgx.Rows) error {
+			var id, seq int64
+			var from, cid []byte
+			_, err := pgx.ForEachRow(rows, []any{&id, &seq, &from, &cid}, func() error {
+				appended = append(appended, chat.Message{Session: chat.SessionID(id), Seq: uint64(seq), From: string(from), CID: string(cid)})
+				return nil
+			})
+			return err
+		})
+	}
 	if err := c.SendBatch(ctx, &q).Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(last) != len(ids) {
-		return nil, fmt.Errorf("read %d last seqs of %d sessions", len(last), len(ids))
+		return nil, nil, fmt.Errorf("read %d last seqs of %d sessions", len(last), len(ids))
 	}
-	return last, nil
+	return last, appended, nil
 }
+
+// sqlAppendedCIDs reads, per (session, after), the messages with a CID
+// above after, ascending, at most $3 a session. It runs after the locks
+// are granted: it sees what their previous holders committed.
+const sqlAppendedCIDs = `SELECT m.session_id, m.seq, m.sender, m.cid
+FROM unnest($1::bigint[], $2::bigint[]) AS k(sid, after)
+CROSS JOIN LATERAL (SELECT session_id, seq, sender, cid FROM messages
+	WHERE session_id = k.sid AND seq > k.after AND cid <> ''::bytea
+	ORDER BY seq LIMIT $3) m
+ORDER BY m.session_id, m.seq`
 
 // queueAdvance queues the counters' update: each locked session's new
 // last seq, the greater of the one read and its highest in msgs.

@@ -38,6 +38,12 @@ func (s *Shared) row(id chat.SessionID) *sync.Mutex {
 
 // ApplyLocked implements chat.SharedStore.
 func (s *Shared) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *chat.Batch, build func(last map[chat.SessionID]uint64) error) error {
+	return s.ApplyLockedSince(ctx, sessions, nil, b, func(last map[chat.SessionID]uint64, _ []chat.Message) error { return build(last) })
+}
+
+// ApplyLockedSince implements chat.SharedStore.
+func (s *Shared) ApplyLockedSince(ctx context.Context, sessions []chat.SessionID, since map[chat.SessionID]uint64, b *chat.Batch,
+	build func(last map[chat.SessionID]uint64, appended []chat.Message) error) error {
 	for i, id := range sessions {
 		if i > 0 && sessions[i-1] >= id {
 			panic("memstore: ApplyLocked: sessions not ascending and unique")
@@ -58,8 +64,22 @@ func (s *Shared) ApplyLocked(ctx context.Context, sessions []chat.SessionID, b *
 			last[id] = sum // messages pruned by retention: the summary still counts them
 		}
 	}
+	var appended []chat.Message
+	for _, id := range sessions {
+		after, ok := since[id]
+		if !ok {
+			continue
+		}
+		n := 0
+		for _, m := range s.msgs[id] {
+			if m.Seq > after && m.CID != "" && n <= chat.MaxCatchUp {
+				appended = append(appended, chat.Message{Session: id, Seq: m.Seq, From: m.From, CID: m.CID})
+				n++
+			}
+		}
+	}
 	s.mu.RUnlock()
-	if err := build(last); err != nil {
+	if err := build(last, appended); err != nil {
 		return err
 	}
 	if b.Empty() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b chat.SharedStore)) {
 		{name: "LastSeq", fn: testSharedLastSeq},
 		{name: "ConcurrentAppendsGapless", fn: testSharedConcurrentAppends},
 		{name: "BuildErrorWritesNothing", fn: testSharedBuildError},
+		{name: "AppendedSince", fn: testSharedAppendedSince},
 		{name: "SessionIDs", fn: testSharedSessionIDs},
 		{name: "Lease", fn: testSharedLease},
 	}
@@ -277,4 +279,26 @@ func testSharedLease(t *testing.T, a, b chat.SharedStore) {
 		}
 		time.Sleep(ttl / 5)
 	}
+}
+
+// ApplyLockedSince hands build the messages with a CID appended above
+// since, per session, and nothing for sessions not in since.
+func testSharedAppendedSince(t *testing.T, a, b chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 1, 2, 3)
+	apply(t, a, &chat.Batch{Messages: []chat.Message{msg(1, 1, "u", "c1"), msg(1, 2, "v", ""), msg(1, 3, "v", "c3"),
+		msg(2, 1, "u", "d1"), msg(3, 1, "u", "e1")}})
+	var got []string
+	err := b.ApplyLockedSince(ctx, []chat.SessionID{1, 2, 3}, map[chat.SessionID]uint64{1: 1, 2: 0}, &chat.Batch{},
+		func(last map[chat.SessionID]uint64, appended []chat.Message) error {
+			equal(t, "last seq of session 1", last[1], uint64(3))
+			for _, m := range appended {
+				got = append(got, strconv.Itoa(int(m.Session))+"/"+strconv.FormatUint(m.Seq, 10)+"/"+m.From+"/"+m.CID)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "appended since", strings.Join(got, " "), "1/3/v/c3 2/1/u/d1")
 }
