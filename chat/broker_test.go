@@ -534,7 +534,7 @@ func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
 	ce.hub.flush()
 	a.stop()
 	ce.hub.flush()
-	b.stop() // b dies: no stop of its own, x and z stay recorded online
+	b.stop()        // b dies: no stop of its own, x and z stay recorded online
 	ce.hub.cut("b") // and a dead process answers no hello (b's new run must not hear the old one)
 	b2 := ce.node("b")
 	deadline := time.Now().Add(15 * time.Second) // the sweep waits clusterDead (real time)
