@@ -60,7 +60,22 @@ type SharedStore interface {
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLease frees the lease name if holder has it (else nothing).
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// Lease reads the lease name: its holder (empty when nobody ever
+	// took it or it was released) and how long it has left, measured on
+	// the store's clock (negative: it expired that long ago). A node
+	// asks it to learn who runs a lease's work, and when it takes a
+	// lease over, how long the work went without an owner.
+	Lease(ctx context.Context, name string) (LeaseInfo, error)
 }
+
+// LeaseInfo is a lease as SharedStore.Lease reads it.
+type LeaseInfo struct {
+	Holder string        // empty: free (never taken, or released)
+	Left   time.Duration // until its end; negative: expired that long ago
+}
+
+// Live reports whether the lease is held now.
+func (l LeaseInfo) Live() bool { return l.Holder != "" && l.Left > 0 }
 
 // MaxCatchUp bounds the messages ApplyLockedSince returns per session: a
 // journal that is further behind on a session drops its CID lists for it

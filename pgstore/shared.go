@@ -296,6 +296,22 @@ func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Dura
 	return got == holder, nil
 }
 
+// Lease implements chat.SharedStore: the time left is computed by the
+// database, on its clock.
+func (s *Store) Lease(ctx context.Context, name string) (chat.LeaseInfo, error) {
+	var l chat.LeaseInfo
+	var left float64
+	err := s.pool.QueryRow(ctx, `SELECT holder, extract(epoch FROM until - now())::float8 FROM leases WHERE name = $1`, name).Scan(&l.Holder, &left)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.LeaseInfo{}, nil
+	}
+	if err != nil {
+		return chat.LeaseInfo{}, fmt.Errorf("pgstore: read lease %q: %w", name, err)
+	}
+	l.Left = time.Duration(left * float64(time.Second))
+	return l, nil
+}
+
 // ReleaseLease implements chat.SharedStore.
 func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder); err != nil {

@@ -148,3 +148,14 @@ func (s *Shared) ReleaseLease(_ context.Context, name, holder string) error {
 	}
 	return nil
 }
+
+// Lease implements chat.SharedStore.
+func (s *Shared) Lease(_ context.Context, name string) (chat.LeaseInfo, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	l, ok := s.leases[name]
+	if !ok {
+		return chat.LeaseInfo{}, nil
+	}
+	return chat.LeaseInfo{Holder: l.holder, Left: time.Until(l.until)}, nil
+}

@@ -233,8 +233,22 @@ func testSharedLease(t *testing.T, a, b chat.SharedStore) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	lease := func(s chat.SharedStore) chat.LeaseInfo {
+		t.Helper()
+		l, err := s.Lease(ctx, "work")
+		if err != nil {
+			t.Fatalf("Lease: %v", err)
+		}
+		return l
+	}
+	if l := lease(b); l.Holder != "" || l.Live() {
+		t.Fatalf("Lease of a lease never taken = %+v; want free", l)
+	}
 	if !try(a, "node-a", time.Minute) {
 		t.Fatal("a free lease was refused")
+	}
+	if l := lease(b); l.Holder != "node-a" || !l.Live() || l.Left > time.Minute || l.Left < 30*time.Second {
+		t.Fatalf("Lease read by the other node = %+v; want node-a's, about a minute left", l)
 	}
 	if try(b, "node-b", time.Minute) {
 		t.Fatal("node-b took node-a's live lease")
@@ -245,7 +259,14 @@ func testSharedLease(t *testing.T, a, b chat.SharedStore) {
 	if ok, err := b.TryLease(ctx, "other", "node-b", time.Minute); err != nil || !ok {
 		t.Fatalf("another lease name = %v, %v; want taken (leases are independent)", ok, err)
 	}
-	// The renewal shortened it to ttl: node-b gets it once that passes.
+	// The renewal shortened it to ttl: once that passes it reads as
+	// expired, still naming its holder, and node-b gets it.
+	for l := lease(b); l.Live(); l = lease(b) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l := lease(b); l.Holder != "node-a" || l.Left > 0 {
+		t.Fatalf("Lease after it ran out = %+v; want node-a's, expired", l)
+	}
 	waitFor(b, "node-b")
 	if try(a, "node-a", time.Minute) {
 		t.Fatal("node-a took the lease back from node-b")
@@ -259,6 +280,9 @@ func testSharedLease(t *testing.T, a, b chat.SharedStore) {
 	}
 	if err := b.ReleaseLease(ctx, "work", "node-b"); err != nil {
 		t.Fatal(err)
+	}
+	if l := lease(a); l.Holder != "" || l.Live() {
+		t.Fatalf("Lease after a release = %+v; want free", l)
 	}
 	if !try(a, "node-a", ttl) {
 		t.Fatal("a released lease was refused")
