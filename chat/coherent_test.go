@@ -143,6 +143,19 @@ func TestClusterStreamAnnouncementExpires(t *testing.T) {
 
 // ---- caches
 
+// aliceSendsOnB starts nodes a and b, logs alice in on b, and has her
+// send bob a message (send): b caches what a send reads.
+func aliceSendsOnB(t *testing.T) (ce *clusterEnv, a, b *env, alice *device, send string) {
+	t.Helper()
+	ce = newCluster(t)
+	a, b = ce.node("a"), ce.node("b")
+	alice = ce.login(b, "alice")
+	b.user("bob")
+	send = `"action":"send","to":"bob","type":"text","content":{"text":"hi"}`
+	ce.sendOK(alice, send)
+	return ce, a, b, alice, send
+}
+
 // The device policy set on one node applies to a login on another.
 func TestClusterCoherentDevicePolicy(t *testing.T) {
 	ce := newCluster(t)
@@ -173,13 +186,8 @@ func TestClusterCoherentDevicePolicy(t *testing.T) {
 
 // A mute or a ban on one node is enforced on another, and so is its end.
 func TestClusterCoherentModeration(t *testing.T) {
-	ce := newCluster(t)
-	a, b := ce.node("a"), ce.node("b")
+	ce, a, b, alice, send := aliceSendsOnB(t)
 	ctx := context.Background()
-	alice := ce.login(b, "alice")
-	b.user("bob")
-	send := `"action":"send","to":"bob","type":"text","content":{"text":"hi"}`
-	ce.sendOK(alice, send)
 	if _, _, err := a.core.Restrict(ctx, "shop", chat.RestrictMute, chat.ModerationInput{UID: "alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +232,8 @@ func TestClusterCoherentContacts(t *testing.T) {
 // A webhook endpoint added on one node gets the events another node
 // commits; a before-send hook set on one node is called by another.
 func TestClusterCoherentWebhooks(t *testing.T) {
-	ce := newCluster(t)
-	a, b := ce.node("a"), ce.node("b")
+	ce, a, b, alice, send := aliceSendsOnB(t)
 	ctx := context.Background()
-	alice := ce.login(b, "alice")
-	b.user("bob")
-	send := `"action":"send","to":"bob","type":"text","content":{"text":"hi"}`
-	ce.sendOK(alice, send)
 	outbox := func() int {
 		recs, err := ce.st.ScanRecords(ctx, "wh.ev", nil, nil, 0, false)
 		if err != nil {
