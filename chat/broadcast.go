@@ -92,6 +92,7 @@ func (c *Core) channel(ctx context.Context, app string, create bool) (SessionID,
 	l := c.lockFor("\x05" + app)
 	l.Lock()
 	defer l.Unlock()
+	gen := c.cacheGen(cacheBcastChan) // coherent.go
 	b, err := c.store.Record(ctx, KindBroadcastChannel, []byte(app))
 	switch {
 	case err == nil && len(b) == 8:
@@ -117,7 +118,9 @@ func (c *Core) channel(ctx context.Context, app string, create bool) (SessionID,
 	if c.bcast.chans == nil {
 		c.bcast.chans = map[string]SessionID{}
 	}
-	c.bcast.chans[app] = id
+	if !c.cacheStale(cacheBcastChan, gen) { // else another node changed it meanwhile: not cached
+		c.bcast.chans[app] = id
+	}
 	c.bcast.mu.Unlock()
 	return id, nil
 }
@@ -223,6 +226,7 @@ func (c *Core) audience(ctx context.Context, ch SessionID, seq uint64) (map[stri
 	if ok {
 		return set, nil
 	}
+	gen := c.cacheGen(cacheBcastAud) // coherent.go
 	b, err := c.store.Record(ctx, KindBroadcastAudience, audRecordKey(ch, seq))
 	if errors.Is(err, ErrNotFound) {
 		set = nil
@@ -238,7 +242,9 @@ func (c *Core) audience(ctx context.Context, ch SessionID, seq uint64) (map[stri
 	if c.bcast.aud == nil || len(c.bcast.aud) >= audCache {
 		c.bcast.aud = map[audKey]map[string]bool{}
 	}
-	c.bcast.aud[k] = set
+	if !c.cacheStale(cacheBcastAud, gen) {
+		c.bcast.aud[k] = set
+	}
 	c.bcast.mu.Unlock()
 	return set, nil
 }

@@ -74,6 +74,9 @@ const (
 	bkBeat    = 'b' // node
 	bkBye     = 'x' // node: stopping
 	bkInval   = 'i' // node, count, session ids
+	bkSubs    = 's' // node, count, filters: its subscribers' (clusterstream.go)
+	bkEvents  = 'e' // node, count, events (JSON) for this node's subscribers (clusterstream.go)
+	bkCache   = 'c' // node, count, (cache kind, key) pairs: cached copies to drop (coherent.go)
 )
 
 // cluster is a core's side of the broker.
@@ -98,6 +101,9 @@ type cluster struct {
 	owed map[*user]struct{}
 
 	refreshing sync.WaitGroup // reloads of invalidated sessions in progress
+
+	stream *clusterStream // the subscriber stream of the cluster (clusterstream.go)
+	gens   cacheGens      // the caches' generations (coherent.go)
 }
 
 // remoteNode is what a node knows of another.
@@ -107,8 +113,11 @@ type remoteNode struct {
 }
 
 func newCluster(c *Core, b Broker) *cluster {
-	return &cluster{c: c, b: b, node: b.Node(), local: map[uint64]*Client{}, ids: map[*Client]uint64{},
+	k := &cluster{c: c, b: b, node: b.Node(), local: map[uint64]*Client{}, ids: map[*Client]uint64{},
 		nodes: map[string]*remoteNode{}, owed: map[*user]struct{}{}}
+	k.stream = newClusterStream(k)
+	c.bus.changed = k.stream.changed
+	return k
 }
 
 // mirrorPeer is the Peer of a mirror: a connection on another node.
@@ -357,6 +366,12 @@ func (k *cluster) handle(msg []byte) error {
 		}
 	case bkBye:
 		k.dropNode(node, true)
+	case bkSubs:
+		return k.stream.learn(node, r)
+	case bkEvents:
+		return k.stream.receive(node, r)
+	case bkCache:
+		return k.cacheInvalidated(r)
 	case bkInval:
 		n := r.uvarint()
 		if r.bad || n > uint64(len(r.b)) {
@@ -460,6 +475,7 @@ func (k *cluster) hello(node string, back bool) {
 	if back {
 		k.publish(node, append(appendStr([]byte{bkHello}, k.node), 0))
 	}
+	k.stream.helloTo(node) // after the hello back, which makes node forget this node's filters
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.nodeLocked(node)
@@ -490,6 +506,7 @@ func (k *cluster) dropNode(node string, gone bool) {
 		return
 	}
 	delete(k.nodes, node)
+	k.stream.forget(node)
 	var offline []*Client
 	for _, m := range n.conns {
 		if m.loggedIn.CompareAndSwap(true, false) && m.u.remove(m) {
@@ -516,6 +533,7 @@ func (k *cluster) dropNode(node string, gone bool) {
 // tick sends the heartbeat and drops the nodes not heard for clusterDead.
 func (k *cluster) tick() {
 	k.publish("", appendStr([]byte{bkBeat}, k.node))
+	k.stream.beat()
 	limit := k.c.nowMS() - clusterDead.Milliseconds()
 	var dead []string
 	k.mu.RLock()
@@ -544,6 +562,7 @@ func (k *cluster) start() error {
 func (k *cluster) run(ctx context.Context) {
 	t := time.NewTicker(clusterBeat)
 	defer t.Stop()
+	go k.stream.run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -558,6 +577,7 @@ func (k *cluster) run(ctx context.Context) {
 // invalidate tells the other nodes which sessions' cached state a
 // committed batch changed: sessions, members, group settings.
 func (k *cluster) invalidate(b *Batch) {
+	k.invalidateCaches(b) // coherent.go
 	var ids []SessionID
 	for i := range b.Sessions {
 		ids = append(ids, b.Sessions[i].ID)

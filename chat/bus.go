@@ -44,6 +44,10 @@ type Event struct {
 
 	// Consult is topic consult's body.
 	Consult *ConsultEvent `json:"consult,omitempty"`
+
+	// Node is the cluster node the event happened on (its cluster_node);
+	// empty on a single node (clusterstream.go).
+	Node string `json:"node,omitempty"`
 }
 
 // ServerInfo is the periodic serverInfo event's body. The process wiring
@@ -192,9 +196,15 @@ func (s *Subscription) Close() { s.bus.remove(s) }
 // Bus fans core events out to subscribers. Publishing costs one atomic load
 // when nobody listens.
 type Bus struct {
-	n    atomic.Int32
-	mu   sync.RWMutex // guards subs
-	subs map[*Subscription]struct{}
+	// n counts the listeners: the local subscriptions, plus one while
+	// another node of the cluster has subscribers (remote).
+	n      atomic.Int32
+	remote atomic.Bool
+	mu     sync.RWMutex // guards subs
+	subs   map[*Subscription]struct{}
+	// changed, when set (a cluster: clusterstream.go), is called after a
+	// subscription is added or removed, with no lock held.
+	changed func()
 }
 
 func newBus() *Bus { return &Bus{subs: make(map[*Subscription]struct{})} }
@@ -203,11 +213,34 @@ func (b *Bus) active() bool { return b.n.Load() > 0 }
 
 func (b *Bus) remove(s *Subscription) {
 	b.mu.Lock()
-	if _, ok := b.subs[s]; ok {
+	_, ok := b.subs[s]
+	if ok {
 		delete(b.subs, s)
 		b.n.Add(-1)
 	}
 	b.mu.Unlock()
+	if ok && b.changed != nil {
+		b.changed()
+	}
+}
+
+// setRemote notes whether another node has subscribers (counted as one
+// listener, so that the emitters build their events).
+func (b *Bus) setRemote(on bool) {
+	if b.remote.Swap(on) != on {
+		if on {
+			b.n.Add(1)
+		} else {
+			b.n.Add(-1)
+		}
+	}
+}
+
+// local returns the number of this node's subscriptions.
+func (b *Bus) local() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs)
 }
 
 // Subscribe registers filters (OR-ed). buf bounds the events waiting for the
@@ -222,6 +255,9 @@ func (c *Core) Subscribe(filters []Filter, buf int) *Subscription {
 	c.bus.subs[s] = struct{}{}
 	c.bus.n.Add(1)
 	c.bus.mu.Unlock()
+	if c.bus.changed != nil {
+		c.bus.changed()
+	}
 	return s
 }
 
@@ -236,12 +272,21 @@ func (c *Core) publish(e Event) {
 	if e.Time == 0 {
 		e.Time = c.nowMS()
 	}
-	c.bus.mu.RLock()
-	for s := range c.bus.subs {
+	if c.cluster != nil {
+		e.Node = c.cluster.node
+		c.cluster.stream.forward(&e) // to the other nodes' subscribers (clusterstream.go)
+	}
+	c.bus.deliver(&e)
+}
+
+// deliver sends e to this node's matching subscribers.
+func (b *Bus) deliver(e *Event) {
+	b.mu.RLock()
+	for s := range b.subs {
 		for i := range s.filters {
-			if s.filters[i].Match(&e) {
+			if s.filters[i].Match(e) {
 				select {
-				case s.c <- e:
+				case s.c <- *e:
 				default:
 					s.dropped.Add(1)
 				}
@@ -249,5 +294,5 @@ func (c *Core) publish(e Event) {
 			}
 		}
 	}
-	c.bus.mu.RUnlock()
+	b.mu.RUnlock()
 }

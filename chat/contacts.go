@@ -178,6 +178,7 @@ func (c *Core) contactsOf(ctx context.Context, app, uid string) (*contactState, 
 	if st := c.cachedContacts(app, uid); st != nil {
 		return st, nil
 	}
+	gen := c.cacheGen(cacheContacts) // coherent.go
 	st := newContactState()
 	prefix := contactKey(app, uid, "")
 	for _, kind := range []string{kindFriend, kindReqIn, kindReqOut, kindBlock} {
@@ -217,7 +218,7 @@ func (c *Core) contactsOf(ctx context.Context, app, uid string) (*contactState, 
 	}
 	if old := b.states[userKey(app, uid)]; old != nil {
 		st = old // loaded meanwhile: that one is the cache
-	} else {
+	} else if !c.cacheStale(cacheContacts, gen) { // else another node changed contacts meanwhile: not cached
 		b.states[userKey(app, uid)] = st
 	}
 	b.mu.Unlock()
@@ -237,6 +238,7 @@ func (c *Core) appSettings(ctx context.Context, app string) (*appSettingsRec, er
 	if s := c.cachedSettings(app); s != nil {
 		return s, nil
 	}
+	gen := c.cacheGen(cacheSettings) // coherent.go
 	s := &appSettingsRec{AppSettings: AppSettings{Messaging: PolicyAnyone, Devices: DevicesMulti}}
 	v, err := c.record(ctx, kindSettings, []byte(app))
 	switch {
@@ -251,6 +253,9 @@ func (c *Core) appSettings(ctx context.Context, app string) (*appSettingsRec, er
 		return nil, err
 	}
 	got, _ := c.contacts.apps.LoadOrStore(app, s)
+	if c.cacheStale(cacheSettings, gen) {
+		c.contacts.apps.CompareAndDelete(app, got) // another node changed settings meanwhile
+	}
 	return got.(*appSettingsRec), nil
 }
 
@@ -302,6 +307,9 @@ func (c *Core) SetSettings(ctx context.Context, app string, in SettingsInput) (A
 func (c *Core) updateSettings(ctx context.Context, app string, f func(*appSettingsRec)) (AppSettings, error) {
 	c.contacts.settingsMu.Lock()
 	defer c.contacts.settingsMu.Unlock()
+	if c.cluster != nil {
+		c.contacts.apps.Delete(app) // change what the store has: another node may have changed it
+	}
 	old, err := c.appSettings(ctx, app)
 	if err != nil {
 		return AppSettings{}, err

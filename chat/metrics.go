@@ -136,5 +136,10 @@ func (c *Core) StoreHistograms() StoreHistograms {
 	return StoreHistograms{BatchSize: h.batch.Snapshot(), CommitSeconds: h.commit.Snapshot(), SendAckSeconds: h.ack.Snapshot()}
 }
 
-// Subscribers is the number of live event-bus subscriptions.
-func (c *Core) Subscribers() int { return int(c.bus.n.Load()) }
+// Subscribers is the number of this node's live event-bus subscriptions.
+func (c *Core) Subscribers() int { return c.bus.local() }
+
+// Listened reports whether an event published now reaches a subscriber:
+// one of this node's, or on a cluster another node's (clusterstream.go).
+// Costs one atomic load.
+func (c *Core) Listened() bool { return c.bus.active() }

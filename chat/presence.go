@@ -290,6 +290,7 @@ func (c *Core) presenceHidden(ctx context.Context, app, uid string) bool {
 	set, ok := p.hidden[app]
 	p.mu.Unlock()
 	if !ok {
+		gen := c.cacheGen(cacheHidden) // coherent.go
 		recs, err := c.scanRecords(ctx, kindHidden, []byte(app+"\x00"), nil, 0, false)
 		if err != nil {
 			c.cfg.LogError("presence: load hidden users", err)
@@ -305,7 +306,7 @@ func (c *Core) presenceHidden(ctx context.Context, app, uid string) bool {
 		}
 		if old, ok := p.hidden[app]; ok {
 			set = old
-		} else {
+		} else if !c.cacheStale(cacheHidden, gen) { // else another node changed it meanwhile: not cached
 			p.hidden[app] = set
 		}
 		p.mu.Unlock()
@@ -334,10 +335,13 @@ func (c *Core) setHidden(ctx context.Context, id Identity, hide bool) (any, erro
 	}
 	p := &c.presence
 	p.mu.Lock()
-	if hide {
-		p.hidden[id.App][id.UID] = true
+	if set := p.hidden[id.App]; set == nil {
+		// Dropped meanwhile (another node changed it: coherent.go); the
+		// next read loads it with this change.
+	} else if hide {
+		set[id.UID] = true
 	} else {
-		delete(p.hidden[id.App], id.UID)
+		delete(set, id.UID)
 	}
 	p.mu.Unlock()
 	if !hide && was && len(u.online()) > 0 {

@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -231,9 +233,12 @@ type printer struct {
 	w    io.Writer
 	json bool
 	tty  bool
-	// infoLines is the height of the serverInfo block when it is the last
-	// thing printed (a terminal redraws it in place), else 0.
+	// infoLines is the height of the serverInfo blocks when they are the
+	// last thing printed (a terminal redraws them in place), else 0; infos
+	// are those blocks by node (one on a single node; a cluster's nodes
+	// each send theirs), redrawn together in node order.
 	infoLines int
+	infos     map[string][]byte
 	buf       bytes.Buffer
 }
 
@@ -251,10 +256,23 @@ func (p *printer) print(raw []byte, l *streamLine) error {
 		if l.Info == nil {
 			return nil
 		}
-		if p.tty && p.infoLines > 0 {
-			fmt.Fprintf(&p.buf, "\x1b[%dF\x1b[J", p.infoLines) // up to the block's start, clear below
+		if !p.tty {
+			formatInfo(&p.buf, l.Time, l.Node, l.Info)
+			break
 		}
-		p.infoLines = formatInfo(&p.buf, l.Time, l.Info)
+		if p.infoLines > 0 {
+			fmt.Fprintf(&p.buf, "\x1b[%dF\x1b[J", p.infoLines) // up to the blocks' start, clear below
+		} else {
+			p.infos = map[string][]byte{}
+		}
+		var blk bytes.Buffer
+		formatInfo(&blk, l.Time, l.Node, l.Info)
+		p.infos[l.Node] = blk.Bytes()
+		p.infoLines = 0
+		for _, node := range slices.Sorted(maps.Keys(p.infos)) {
+			p.buf.Write(p.infos[node])
+			p.infoLines += bytes.Count(p.infos[node], []byte{'\n'})
+		}
 	default:
 		formatEvent(&p.buf, l)
 		p.infoLines = 0
@@ -274,7 +292,7 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 		fmt.Fprintf(b, "%s dropped  missed %d events: this subscriber was too slow\n", stamp(l.Time), l.Count)
 		return
 	}
-	fmt.Fprintf(b, "%s %-8s %s  %s", stamp(l.Time), l.Topic, orDash(l.App), orDash(l.UID))
+	fmt.Fprintf(b, "%s %s%-8s %s  %s", stamp(l.Time), nodeTag(l.Node), l.Topic, orDash(l.App), orDash(l.UID))
 	switch l.Topic {
 	case chat.TopicMessage:
 		b.WriteString(" → ")
@@ -335,9 +353,18 @@ func formatEvent(b *bytes.Buffer, l *streamLine) {
 	b.WriteByte('\n')
 }
 
+// nodeTag is "[n2] " for an event of cluster node n2 (empty on a single
+// node).
+func nodeTag(node string) string {
+	if node == "" {
+		return ""
+	}
+	return "[" + node + "] "
+}
+
 // formatInfo writes the serverInfo block and returns its height in lines.
-func formatInfo(b *bytes.Buffer, ms int64, in *chat.ServerInfo) int {
-	fmt.Fprintf(b, "%s serverInfo  chatd %s  up %s\n", stamp(ms), orDash(in.Version),
+func formatInfo(b *bytes.Buffer, ms int64, node string, in *chat.ServerInfo) int {
+	fmt.Fprintf(b, "%s %sserverInfo  chatd %s  up %s\n", stamp(ms), nodeTag(node), orDash(in.Version),
 		(time.Duration(in.UptimeSeconds) * time.Second).String())
 	fmt.Fprintf(b, "  conns %d  users online %d  msgs in %s/s  deliveries %s/s  net in %s/s  out %s/s\n",
 		in.Conns, in.UsersOnline, count(in.MsgsInPerSec), count(in.MsgsOutPerSec), size(in.BytesInPerSec), size(in.BytesOutPerSec))

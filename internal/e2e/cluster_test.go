@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -237,16 +238,103 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 	})
 	t.Run("single device policy kicks across nodes", func(t *testing.T) {
-		// dave's first device on n1; the policy is set through n3, where
-		// the second login happens (app settings are cached per node:
-		// docs/cluster.md, not yet coherent).
+		// dave's first device on n1; the policy is set through n1, and
+		// reaches n3 (which cached the app's settings at carol's login)
+		// by an invalidation, before the second login happens there.
 		old := loginDevice(t, nodes[0].wsAddr, tok["dave"], "web")
-		if err := setDevices(t, appOn(nodes[2], app), "single"); err != nil {
+		if err := setDevices(t, appOn(nodes[0], app), "single"); err != nil {
 			t.Fatal(err)
 		}
+		waitDevices(t, appOn(nodes[2], app), "single")
 		loginDevice(t, nodes[2].wsAddr, tok["dave"], "android")
 		old.wantKicked(t, "android", "single")
 	})
+	t.Run("chatctl subscribe on n1 sees n3's messages", func(t *testing.T) {
+		lines := chatctlSubscribe(t, nodes[0].dir, "message;uid=carol")
+		// n3 learns the subscription within a heartbeat: send until the
+		// stream shows one.
+		for i := 0; ; i++ {
+			text := "through n3 #" + strconv.Itoa(i)
+			if r := c.do(`"action":"send","to":"alice","type":"text","content":{"text":"` + text + `"}`); !r.OK {
+				t.Fatalf("send on n3: %+v", r.Error)
+			}
+			select {
+			case l := <-lines:
+				var ev struct {
+					Topic, Node, UID string
+					Message          struct{ Content struct{ Text string } }
+				}
+				if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Topic != "message" || ev.Node != "n3" ||
+					ev.UID != "carol" || !strings.HasPrefix(ev.Message.Content.Text, "through n3 #") {
+					t.Fatalf("chatctl subscribe on n1 printed %s", l)
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if i == 50 {
+				t.Fatal("chatctl subscribe on n1 printed no message sent on n3")
+			}
+		}
+	})
+}
+
+// waitDevices waits until node's app settings say policy.
+func waitDevices(t *testing.T, app *apiclient.Client, policy string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var st struct {
+			Devices string `json:"devices"`
+		}
+		if err := app.Do(context.Background(), "GET", "/api/v1/app", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Devices == policy {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("the node still has devices %q, want %q", st.Devices, policy)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// chatctlSubscribe runs `chatctl subscribe --json` against the node with
+// data folder dir and returns its event lines (hello and heartbeats left
+// out), once the stream has said hello.
+func chatctlSubscribe(t *testing.T, dir string, filters ...string) <-chan string {
+	t.Helper()
+	cmd := exec.Command(chatctlBinary(t), append([]string{"subscribe", "--json", "--data", dir, "--admin-key", binAdminKey}, filters...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines, hello := make(chan string, 64), make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			switch {
+			case strings.HasPrefix(l, `{"topic":"hello"`):
+				close(hello)
+			case strings.HasPrefix(l, `{"topic":"heartbeat"`):
+			default:
+				lines <- l
+			}
+		}
+	}()
+	select {
+	case <-hello:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("chatctl subscribe said no hello; its stderr: %s", stderr)
+	}
+	return lines
 }
 
 // nextPresence waits for the next presence event about uid.

@@ -64,7 +64,7 @@ func (p *InfoPublisher) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		cur := p.sample()
-		if p.Core.Subscribers() > 0 {
+		if p.Core.Listened() { // a subscriber here, or on another node of a cluster
 			info := p.info(prev, cur)
 			p.Core.Publish(chat.Event{Topic: chat.TopicServerInfo, Time: cur.at.UnixMilli(), Info: &info})
 		}
