@@ -74,6 +74,7 @@ const (
 	bkBeat    = 'b' // node
 	bkBye     = 'x' // node: stopping
 	bkInval   = 'i' // node, count, session ids
+	// bkRequest 'q' and bkReply 'r': forward.go.
 )
 
 // cluster is a core's side of the broker.
@@ -98,6 +99,8 @@ type cluster struct {
 	owed map[*user]struct{}
 
 	refreshing sync.WaitGroup // reloads of invalidated sessions in progress
+
+	fwd forwarder // requests to and from other nodes (forward.go)
 }
 
 // remoteNode is what a node knows of another.
@@ -357,6 +360,10 @@ func (k *cluster) handle(msg []byte) error {
 		}
 	case bkBye:
 		k.dropNode(node, true)
+	case bkRequest:
+		return k.serveRequest(node, r) // forward.go
+	case bkReply:
+		return k.takeReply(node, r)
 	case bkInval:
 		n := r.uvarint()
 		if r.bad || n > uint64(len(r.b)) {
@@ -483,6 +490,9 @@ func (k *cluster) hello(node string, back bool) {
 // no device are announced offline by one node: the live node with the
 // lowest id.
 func (k *cluster) dropNode(node string, gone bool) {
+	if gone {
+		k.forwardGone(node) // forward.go
+	}
 	k.mu.Lock()
 	n := k.nodes[node]
 	if n == nil {
