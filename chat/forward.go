@@ -73,10 +73,13 @@ const (
 
 // Forwarding's errors; Forward wraps them with the node's id.
 var (
-	// ErrForwardGone: the target is not (or no longer) a node this node
-	// hears: stopped, dead, or never there. The request may have run if
-	// the node went away while serving it.
-	ErrForwardGone = errors.New("the node is not in the cluster (stopped, or silent for 3 s)")
+	// ErrForwardUnknown: the target is not a node this node hears
+	// (stopped, silent for 3 s, or never there); nothing was sent.
+	ErrForwardUnknown = errors.New("no such node in the cluster (stopped, silent for 3 s, or never there)")
+	// ErrForwardGone: the target left the cluster (stopped, or silent for
+	// 3 s) while this node waited for its answer. The request may have
+	// run.
+	ErrForwardGone = errors.New("the node left the cluster before it answered")
 	// ErrForwardTimeout: no answer before the context ended. The request
 	// may have run.
 	ErrForwardTimeout = errors.New("the node did not answer in time")
@@ -190,7 +193,7 @@ func (k *cluster) chunkSize() int {
 
 // Forward sends req to node's handler of topic and returns its reply.
 // It waits until ctx ends (ForwardTimeout when ctx has no deadline). The
-// errors wrap ErrForwardGone, ErrForwardTimeout, ErrForwardBusy,
+// errors wrap ErrForwardUnknown, ErrForwardGone, ErrForwardTimeout, ErrForwardBusy,
 // ErrForwardTooLarge, ErrForwardNoHandler, ErrForwardFailed or
 // ErrNoCluster (their comments say whether the request may have run).
 func (c *Core) Forward(ctx context.Context, node, topic string, req []byte) ([]byte, error) {
@@ -215,7 +218,7 @@ func (c *Core) Forward(ctx context.Context, node, topic string, req []byte) ([]b
 	_, known := k.nodes[node]
 	k.mu.RUnlock()
 	if !known {
-		return nil, fmt.Errorf("forward to node %s: %w", node, ErrForwardGone)
+		return nil, fmt.Errorf("forward to node %s: %w", node, ErrForwardUnknown)
 	}
 	f := &k.fwd
 	call := &fwdCall{node: node, done: make(chan struct{})}
