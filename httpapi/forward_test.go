@@ -18,6 +18,7 @@ import (
 	"chatd/chat"
 	"chatd/chat/memstore"
 	"chatd/httpapi/apiclient"
+	"chatd/internal/metrics/metricstest"
 )
 
 // Every endpoint says where it runs in a cluster; customer service and
@@ -274,6 +275,18 @@ func TestForwardDomainsCalls(t *testing.T) {
 	// A route any node serves is not forwarded.
 	if got := call(b, "GET", "/api/v1/app", ""); got.status != 200 || a.srv.fwd.served.Load() != 9 {
 		t.Errorf("app settings through b: %+v (a served %d)", got, a.srv.fwd.served.Load())
+	}
+	for n, want := range map[*fwdNode][3]float64{a: {0, 9, 0}, b: {9, 0, 0}} {
+		req, _ := http.NewRequest("GET", n.url+"/metrics", nil)
+		fams, err := metricstest.Parse([]byte(send(t, req).body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, way := range []string{"sent", "served", "failed"} {
+			if v := value(t, fams, "chatd_http_forwarded_total", "way", way); v != want[i] {
+				t.Errorf("node %s: chatd_http_forwarded_total{way=%q} %v, want %v", n.name, way, v, want[i])
+			}
+		}
 	}
 }
 
