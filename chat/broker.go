@@ -74,7 +74,8 @@ const (
 	bkBeat    = 'b' // node
 	bkBye     = 'x' // node: stopping
 	bkInval   = 'i' // node, count, session ids
-	// bkRequest 'q' and bkReply 'r': forward.go.
+	bkRequest = 'q' // node (origin), request id, flags, [first: topic, timeout ms], data (forward.go)
+	bkReply   = 'r' // node (responder), request id, status, flags, data (forward.go)
 )
 
 // cluster is a core's side of the broker.

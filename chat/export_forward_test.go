@@ -9,3 +9,11 @@ func (c *Core) SetForwardChunkForTest(n int) {
 // ForwardBusyForTest counts the forwarded requests this node answered
 // busy.
 func (c *Core) ForwardBusyForTest() int64 { return c.cluster.fwd.busy.Load() }
+
+// ForwardWaitingForTest counts this node's forwarded requests waiting for
+// their reply.
+func (c *Core) ForwardWaitingForTest() int {
+	c.cluster.fwd.mu.Lock()
+	defer c.cluster.fwd.mu.Unlock()
+	return len(c.cluster.fwd.waiting)
+}

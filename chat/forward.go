@@ -31,12 +31,6 @@ import (
 // heartbeat for clusterDead), whichever comes first. A reply that comes
 // after its requester gave up is dropped.
 
-// Broker message kinds of forwarding (broker.go's list).
-const (
-	bkRequest = 'q' // node (origin), request id, flags, [first: topic, timeout ms], data
-	bkReply   = 'r' // node (responder), request id, status, flags, data
-)
-
 // The pieces' flags.
 const (
 	fwdFirst = 1 << iota
@@ -223,6 +217,12 @@ func (c *Core) Forward(ctx context.Context, node, topic string, req []byte) ([]b
 	f := &k.fwd
 	call := &fwdCall{node: node, done: make(chan struct{})}
 	f.mu.Lock()
+	if f.next == 0 {
+		// Ids of this run of the process: a restarted node's requests
+		// never take the ids of its last run's (still being assembled or
+		// answered on other nodes).
+		f.next = uint64(time.Now().UnixNano())
+	}
 	f.next++
 	id := f.next
 	if f.waiting == nil {

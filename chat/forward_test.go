@@ -81,6 +81,9 @@ func TestForwardTargetGone(t *testing.T) {
 		_, err := a.core.Forward(context.Background(), "b", "echo", []byte("x"))
 		done <- err
 	}()
+	for a.core.ForwardWaitingForTest() == 0 {
+		time.Sleep(time.Millisecond) // until the request is sent and waits
+	}
 	ce.clock.add(4 * time.Second) // b silent for more than 3 heartbeats
 	a.core.ClusterTickForTest()
 	if err := <-done; !errors.Is(err, chat.ErrForwardGone) {
