@@ -77,6 +77,8 @@ const (
 	bkSubs    = 's' // node, count, filters: its subscribers' (clusterstream.go)
 	bkEvents  = 'e' // node, count, events (JSON) for this node's subscribers (clusterstream.go)
 	bkCache   = 'c' // node, count, (cache kind, key) pairs: cached copies to drop (coherent.go)
+	bkRequest = 'q' // node (origin), request id, flags, [first: topic, timeout ms], data (forward.go)
+	bkReply   = 'r' // node (responder), request id, status, flags, data (forward.go)
 )
 
 // cluster is a core's side of the broker.
@@ -104,6 +106,7 @@ type cluster struct {
 
 	stream *clusterStream // the subscriber stream of the cluster (clusterstream.go)
 	gens   cacheGens      // the caches' generations (coherent.go)
+	fwd    forwarder      // requests to and from other nodes (forward.go)
 }
 
 // remoteNode is what a node knows of another.
@@ -372,6 +375,10 @@ func (k *cluster) handle(msg []byte) error {
 		return k.stream.receive(node, r)
 	case bkCache:
 		return k.cacheInvalidated(r)
+	case bkRequest:
+		return k.serveRequest(node, r) // forward.go
+	case bkReply:
+		return k.takeReply(node, r)
 	case bkInval:
 		n := r.uvarint()
 		if r.bad || n > uint64(len(r.b)) {
@@ -499,6 +506,9 @@ func (k *cluster) hello(node string, back bool) {
 // no device are announced offline by one node: the live node with the
 // lowest id.
 func (k *cluster) dropNode(node string, gone bool) {
+	if gone {
+		k.forwardGone(node) // forward.go
+	}
 	k.mu.Lock()
 	n := k.nodes[node]
 	if n == nil {

@@ -245,6 +245,11 @@ func (b *Broker) Publish(node string, msg []byte) error {
 	return b.nc.Publish(b.prefix+node, msg)
 }
 
+// MaxPayload is the largest message NATS takes (the server's
+// max_payload, 1 MB by default): chat.Core.Forward sends larger requests
+// and replies in pieces under it.
+func (b *Broker) MaxPayload() int64 { return b.nc.MaxPayload() }
+
 // inbox is how many received messages wait for the handler; past it
 // nats.go drops them (a slow consumer, logged through ErrorHandler). The
 // read loop puts them in the channel itself, so the two subscriptions'

@@ -271,3 +271,31 @@ func TestLateNodeGetsTheOthersConnections(t *testing.T) {
 		return carol.got(`"from":"alice"`)
 	})
 }
+
+// A request forwarded over NATS (chat.Core.Forward) bigger than NATS's
+// message limit goes in pieces both ways and comes back whole.
+func TestForwardOverNATS(t *testing.T) {
+	st := memstore.NewShared()
+	ba := openNode(t, "a")
+	bb := openNode(t, "b", ba.RouteURL())
+	if max := ba.MaxPayload(); max != 1<<20 {
+		t.Fatalf("MaxPayload %d, want NATS's default 1 MiB", max)
+	}
+	a := chatNode(t, st, ba)
+	b := chatNode(t, st, bb)
+	b.HandleForward("echo", func(_ context.Context, origin string, req []byte) ([]byte, error) {
+		return append([]byte(origin+":"), bytes.ToUpper(req)...), nil
+	})
+	req := bytes.Repeat([]byte("abcdefgh"), 3<<20/8) // 3 MiB
+	var got []byte
+	waitFor(t, "b to answer a", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		got, err = a.Forward(ctx, "b", "echo", req)
+		return err == nil
+	})
+	if want := append([]byte("a:"), bytes.ToUpper(req)...); !bytes.Equal(got, want) {
+		t.Fatalf("answer of %d bytes, want %d", len(got), len(want))
+	}
+}

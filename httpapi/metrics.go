@@ -118,6 +118,11 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	w.Gauge("chatd_http_event_devices", "Users with an HTTP event buffer (a long-poll, stream or recv within http_events_keep).", float64(s.core.HTTPDevices()))
 	w.Gauge("chatd_http_uploads_in_progress", "Uploads whose body is being received (capped by upload_concurrent).", float64(s.uploads.Load()))
 	w.Counter("chatd_http_uploads_total", "Uploads stored (a duplicate of a stored file included).", float64(s.uploadsDone.Load()))
+	if w.Family("chatd_http_forwarded_total", metrics.Counter, "Host calls forwarded between cluster nodes to a lease's holder (forward.go): sent (answered by the holder), served (for another node), failed (answered 413 or 503 here).") {
+		w.Sample(float64(s.fwd.sent.Load()), metrics.Label{Name: "way", Value: "sent"})
+		w.Sample(float64(s.fwd.served.Load()), metrics.Label{Name: "way", Value: "served"})
+		w.Sample(float64(s.fwd.failed.Load()), metrics.Label{Name: "way", Value: "failed"})
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics(w)
 	}

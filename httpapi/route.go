@@ -298,7 +298,12 @@ var (
 
 // serveHTTP is the request handler: size check, route, method, auth, then
 // the endpoint's handler.
-func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
+func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) { s.serve(ctx, "") }
+
+// serve is serveHTTP for a call from a client (from "") or forwarded by
+// node from (forward.go): a route of a lease another node holds goes to
+// that node once the call is authenticated.
+func (s *Server) serve(ctx *fasthttp.RequestCtx, from string) {
 	defer s.requests.count(ctx) // after recoverPanic has set a 500
 	defer s.recoverPanic(ctx)
 	if ambiguousLength(ctx.Request.Header.RawHeaders()) {
@@ -335,6 +340,10 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	if id == epNone {
 		writeError(ctx, chat.Errf(chat.CodeNotFound,
 			"no such endpoint: "+string(ctx.Method())+" "+string(path)))
+		return
+	}
+	if from != "" && routeRuns[id] == onAnyNode {
+		writeError(ctx, errNotForwarded)
 		return
 	}
 	ep := &endpoints[id]
@@ -407,6 +416,9 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		r.ident = ident
+	}
+	if on := routeRuns[id]; on != onAnyNode && s.elsewhere(ctx, on, from) {
+		return // forward.go
 	}
 	if err := h(s, ctx, &r); err != nil {
 		s.fail(ctx, err)

@@ -267,6 +267,7 @@ type Server struct {
 	fileKey     []byte        // signs file URLs (files.go)
 	demo        *demo.Backend // nil: the demo is off (demo.go)
 	requests    httpCounters  // answered requests by status class (metrics.go)
+	fwd         fwdCounters   // calls forwarded to and from other nodes (forward.go)
 }
 
 // New builds a Server; it does not listen until Run.
@@ -390,6 +391,7 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		NoDefaultContentType: true,
 		Logger:               fasthttpLogger{log: log},
 	}
+	core.HandleForward(fwdTopic, s.serveForwarded) // forward.go: calls other nodes send this one
 	return s, nil
 }
 
