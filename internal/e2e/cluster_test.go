@@ -437,6 +437,7 @@ func TestClusterKillNine(t *testing.T) {
 		"--nats-route-secret", "5e0c7d2a9b4f4e6a8c1d3f5b7a9e0c2d4f6b8a0c")
 	app := nodes[0].app("shop")
 	clusterReady(t, nodes, app, "shop")
+	checkClusterStatus(t, nodes, []string{"n1", "n2", "n3"}) // clusterstatus_test.go
 	const users, perUser, window = 9, 100, 4
 	var uids []string
 	senders := make([]*clusterSender, users)
