@@ -85,6 +85,9 @@ func (s *server) writeClusterMetrics(w *metrics.Writer) {
 // printClusterStatus is `chatd status`'s cluster part.
 func printClusterStatus(w io.Writer, cs *apiclient.ClusterStatus) {
 	routes := fmt.Sprintf("embedded NATS, %d routes", cs.Routes)
+	if cs.Routes == 1 {
+		routes = "embedded NATS, 1 route"
+	}
 	if cs.NATS == "external" {
 		routes = "external NATS"
 	}
