@@ -57,7 +57,9 @@ func TestClusterSettings(t *testing.T) {
 			wantErr: "all three of nats_route_tls_cert"},
 		{name: "secret too short", args: []string{"--nats-route-secret", "short"}, wantErr: "at least 32"},
 		{name: "secret with external", args: []string{"--store", pg, "--cluster-node", "n1", "--nats-url", "nats://x:4222"}, env: []string{"CHATD_NATS_ROUTE_SECRET=" + routeSecret},
-			wantErr: "need nats_listen"},
+			wantErr: "an external NATS (nats_url) has its own"},
+		{name: "secret without a cluster is ignored", env: []string{"CHATD_NATS_ROUTE_SECRET=" + routeSecret},
+			check: func(t *testing.T, c *Config) {}},
 		{name: "external from the environment", args: []string{"--store", pg}, env: []string{"CHATD_CLUSTER_NODE=n2", "CHATD_NATS_URL=nats://u:secret@nats:4222"},
 			check: func(t *testing.T, c *Config) {
 				if c.NATSURL != "nats://u:secret@nats:4222" {

@@ -353,8 +353,10 @@ func (c *Config) validateRouteSecurity() error {
 			tlsSet++
 		}
 	}
-	if (c.NATSRouteSecret != "" || tlsSet > 0) && c.NATSListen == "" {
-		return errors.New("nats_route_secret and nats_route_tls_* secure the embedded NATS server's routes and need nats_listen; an external NATS (nats_url) has its own authentication and TLS, in the URL")
+	// Without any cluster they are ignored (a chatd.conf shared by the
+	// commands, such as status, may hold them).
+	if (c.NATSRouteSecret != "" || tlsSet > 0) && c.NATSURL != "" {
+		return errors.New("nats_route_secret and nats_route_tls_* secure the embedded NATS server's routes (nats_listen); an external NATS (nats_url) has its own authentication and TLS, in the URL")
 	}
 	if tlsSet != 0 && tlsSet != 3 {
 		return errors.New("route TLS needs all three of nats_route_tls_cert, nats_route_tls_key and nats_route_tls_ca (PEM files)")
