@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -57,43 +54,11 @@ func TestPlaceUnitFor(t *testing.T) {
 // An opener with pairs kept together (unit 2) over three fake servers:
 // pair k's two users log in on server k mod 3.
 func TestOpenPlacesPairsTogether(t *testing.T) {
-	var mu sync.Mutex
-	seen := make([][]string, 3)
-	var eps []endpoint
-	for k := range 3 {
-		eps = append(eps, fakeServer(t, func(c net.Conn) {
-			login, ok := acceptLogin(t, c)
-			if !ok {
-				return
-			}
-			tok, _ := login["token"].(string)
-			mu.Lock()
-			seen[k] = append(seen[k], tok)
-			mu.Unlock()
-			readClient(t, c) // the close frame
-		}))
-	}
-	o, _ := testOpener(eps[0], 4)
-	o.ds = wsDialers(resolved{wsAll: eps}, nil, o.timeout)
-	o.unit = 2
-	for u := range 8 {
-		c, err := o.open(context.Background(), u)
-		if err != nil {
-			t.Fatalf("user %d: %v", u, err)
-		}
-		c.close(0)
-	}
-	waitFor(t, "every login seen", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen[0])+len(seen[1])+len(seen[2]) == 8
-	})
-	mu.Lock()
-	defer mu.Unlock()
+	got := loginsPerServer(t, 3, 2, 8)
 	want := [][]string{{"tok-0", "tok-1", "tok-6", "tok-7"}, {"tok-2", "tok-3"}, {"tok-4", "tok-5"}}
 	for k := range 3 {
-		if strings.Join(seen[k], ",") != strings.Join(want[k], ",") {
-			t.Errorf("server %d saw %v, want %v", k, seen[k], want[k])
+		if strings.Join(got[k], ",") != strings.Join(want[k], ",") {
+			t.Errorf("server %d saw %v, want %v", k, got[k], want[k])
 		}
 	}
 }

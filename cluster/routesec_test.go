@@ -176,28 +176,12 @@ func TestRouteTLS(t *testing.T) {
 func TestRouteSecurityConfig(t *testing.T) {
 	dir := t.TempDir()
 	f := newCA(t, "ca").files(t, dir, "n")
-	cases := []struct {
-		name string
-		cfg  cluster.Config
-		want string
-	}{
+	refused(t, []badConfig{
 		{"cert only", cluster.Config{Node: "a", Listen: "127.0.0.1:0", RouteTLSCert: f.cert}, "all three"},
 		{"no CA", cluster.Config{Node: "a", Listen: "127.0.0.1:0", RouteTLSCert: f.cert, RouteTLSKey: f.key, RouteTLSCA: filepath.Join(dir, "missing.pem")}, "route TLS CA"},
 		{"key is not a key", cluster.Config{Node: "a", Listen: "127.0.0.1:0", RouteTLSCert: f.cert, RouteTLSKey: f.ca, RouteTLSCA: f.ca}, "route TLS"},
 		{"secret with external", cluster.Config{Node: "a", URL: "nats://127.0.0.1:1", RouteSecret: "s"}, "external NATS"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := cluster.Open(tc.cfg)
-			if err == nil {
-				b.Close()
-				t.Fatal("opened")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %q does not mention %q", err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // testCA is a throw-away certificate authority.
