@@ -120,7 +120,8 @@ type tokenSource interface {
 
 // opener opens logged-in client connections for a run.
 type opener struct {
-	ds       []*dialer // one per WebSocket endpoint (resolved.wsAll): user i dials ds[i mod len(ds)]
+	ds       []*dialer // one per WebSocket endpoint (resolved.wsAll): user i dials ds[placeNode(i, len(ds), unit)]
+	unit     int       // users per unit kept on one address (place.go); 0 or 1: user i on ds[i mod len(ds)]
 	cfg      *connCfg
 	app      string
 	tokens   tokenSource
@@ -134,7 +135,7 @@ type opener struct {
 func (o *opener) open(ctx context.Context, user int) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	d := o.ds[user%len(o.ds)]
+	d := o.ds[placeNode(user, len(o.ds), o.unit)]
 	nc, err := d.dial(ctx)
 	if err != nil {
 		return nil, connectErr("dial", err)

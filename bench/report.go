@@ -46,6 +46,7 @@ type Report struct {
 type ReportOptions struct {
 	WS              string   `json:"ws"`
 	WSAddrs         []string `json:"ws_addrs,omitempty"` // every WebSocket address, when connections were spread over several
+	Place           string   `json:"place,omitempty"`    // with several WebSocket addresses: "" (spread) or "together"
 	HTTP            string   `json:"http"`
 	Sources         []string `json:"sources"`
 	App             string   `json:"app"`

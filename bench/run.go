@@ -63,6 +63,11 @@ type Options struct {
 	// Workers is how many HTTP requests provisioning runs at once. Zero
 	// means 32.
 	Workers int
+	// Place is how connections are placed over several WebSocket
+	// addresses (place.go): PlaceSpread (empty: the default) or
+	// PlaceTogether (p2p and group).
+	Place string
+
 	// Trace, for the WebSocket message scenarios (p2p, group, churn), has
 	// chatd trace every send during the schedule (GET /debug/msgtrace),
 	// joins its records with chatbench's and splits each delivery's
@@ -161,6 +166,10 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 	if err := s.check(&o); err != nil {
 		return nil, err
 	}
+	unit, err := placeUnitFor(o.Place, s) // place.go
+	if err != nil {
+		return nil, err
+	}
 	tgt, err := resolveTarget(ctx, o.Target, o.AllowRemote)
 	if err != nil {
 		return nil, err
@@ -186,9 +195,8 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 		for _, ep := range tgt.wsAll {
 			rep.Options.WSAddrs = append(rep.Options.WSAddrs, wsURL(ep))
 		}
-		rep.Notes = append(rep.Notes, "connections spread over "+strconv.Itoa(len(tgt.wsAll))+
-			" WebSocket addresses (user i on address i mod "+strconv.Itoa(len(tgt.wsAll))+
-			"); the server figures (status, memory, /metrics) are those of the HTTP address's node only")
+		rep.Options.Place = o.Place
+		rep.Notes = append(rep.Notes, placeNote(o.Place, s, len(tgt.wsAll)))
 	}
 	for _, a := range srcs {
 		rep.Options.Sources = append(rep.Options.Sources, a.String())
@@ -229,7 +237,7 @@ func Run(ctx context.Context, o Options, s Scenario) (*Report, error) {
 	e.open = &opener{
 		ds:  wsDialers(tgt, srcs, o.ConnectTimeout),
 		cfg: &connCfg{clk: clk, tr: tr, window: o.Window, text: strings.Repeat("x", o.Size), runTag: e.runTag, maxFrame: 16 << 20, callLimit: 30 * time.Second},
-		app: o.App, tokens: prov, timeout: o.ConnectTimeout,
+		app: o.App, tokens: prov, timeout: o.ConnectTimeout, unit: unit,
 	}
 
 	// Provision.

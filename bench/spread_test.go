@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,13 +67,28 @@ func TestResolveTargetSpreadsUsers(t *testing.T) {
 	}
 }
 
-// The opener dials each user's own address: three servers, six users,
-// each server sees the logins of the users i with i mod 3 its index.
+// TestOpenSpreadsOverAddresses: an opener over three fake servers; each
+// server sees the logins of the users i with i mod 3 its index.
 func TestOpenSpreadsOverAddresses(t *testing.T) {
-	var mu sync.Mutex
-	seen := make([][]string, 3)
-	var eps []endpoint
+	got := loginsPerServer(t, 3, 1, 6)
+	want := [][]string{{"tok-0", "tok-3"}, {"tok-1", "tok-4"}, {"tok-2", "tok-5"}}
 	for k := range 3 {
+		if strings.Join(got[k], ",") != strings.Join(want[k], ",") {
+			t.Errorf("server %d saw %v, want %v", k, got[k], want[k])
+		}
+	}
+}
+
+// loginsPerServer opens users 0..users-1 (one at a time) with an opener
+// over n fake servers placing units of unit users, and returns the tokens
+// each server saw log in, sorted (a server records a login as its
+// handler gets to it, which may be after the next user's).
+func loginsPerServer(t *testing.T, n, unit, users int) [][]string {
+	t.Helper()
+	var mu sync.Mutex
+	seen := make([][]string, n)
+	var eps []endpoint
+	for k := range n {
 		eps = append(eps, fakeServer(t, func(c net.Conn) {
 			login, ok := acceptLogin(t, c)
 			if !ok {
@@ -87,7 +103,8 @@ func TestOpenSpreadsOverAddresses(t *testing.T) {
 	}
 	o, _ := testOpener(eps[0], 4)
 	o.ds = wsDialers(resolved{wsAll: eps}, nil, o.timeout)
-	for u := range 6 {
+	o.unit = unit
+	for u := range users {
 		c, err := o.open(context.Background(), u)
 		if err != nil {
 			t.Fatalf("user %d: %v", u, err)
@@ -97,14 +114,16 @@ func TestOpenSpreadsOverAddresses(t *testing.T) {
 	waitFor(t, "every login seen", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(seen[0])+len(seen[1])+len(seen[2]) == 6
+		total := 0
+		for _, s := range seen {
+			total += len(s)
+		}
+		return total == users
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	want := [][]string{{"tok-0", "tok-3"}, {"tok-1", "tok-4"}, {"tok-2", "tok-5"}}
-	for k := range 3 {
-		if strings.Join(seen[k], ",") != strings.Join(want[k], ",") {
-			t.Errorf("server %d saw %v, want %v", k, seen[k], want[k])
-		}
+	for _, s := range seen {
+		slices.Sort(s)
 	}
+	return seen
 }

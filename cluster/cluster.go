@@ -14,11 +14,14 @@ package cluster
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,9 +52,63 @@ type Config struct {
 	// host:port). A node may list all of them, including itself; the
 	// servers gossip the rest.
 	Routes []string
+	// RouteSecret, when set, authenticates the embedded server's routes:
+	// every node of the cluster sets the same one, and a server that
+	// does not present it is refused (nats-server's cluster
+	// authorization; the password sent is derived from the secret).
+	RouteSecret string
+	// RouteTLSCert, RouteTLSKey and RouteTLSCA (PEM files), all three or
+	// none, put the routes under TLS with both sides verified: each
+	// server presents its certificate, and accepts a peer only with a
+	// certificate signed by the CA (which must name the address the
+	// route dials: an IP SAN for nats://10.0.0.7:6222).
+	RouteTLSCert, RouteTLSKey, RouteTLSCA string
 	// Logf receives the NATS server's and connection's errors and
 	// warnings. Nil drops them.
 	Logf func(format string, args ...any)
+}
+
+// routeUser is the user name of the routes' authorization; the password
+// is routePassword(RouteSecret).
+const routeUser = "chatd"
+
+// routePassword derives the routes' password from the secret: the same
+// on every node, safe in a URL, never taken for a bcrypt hash by
+// nats-server, and not the secret itself on the wire.
+func routePassword(secret string) string {
+	h := sha256.Sum256([]byte("chatd route secret\x00" + secret))
+	return hex.EncodeToString(h[:])
+}
+
+// routeTLS is the routes' TLS configuration from cfg's files, nil when
+// none is set.
+func routeTLS(cfg Config) (*tls.Config, error) {
+	set := 0
+	for _, f := range []string{cfg.RouteTLSCert, cfg.RouteTLSKey, cfg.RouteTLSCA} {
+		if f != "" {
+			set++
+		}
+	}
+	switch set {
+	case 0:
+		return nil, nil
+	case 3:
+	default:
+		return nil, errors.New("cluster: route TLS needs all three of its certificate, key and CA files (nats_route_tls_cert, nats_route_tls_key, nats_route_tls_ca)")
+	}
+	if _, err := os.Stat(cfg.RouteTLSCA); err != nil {
+		return nil, fmt.Errorf("cluster: route TLS CA: %w", err) // GenTLSConfig says nothing for a missing CA file
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.RouteTLSCert, KeyFile: cfg.RouteTLSKey,
+		CaFile: cfg.RouteTLSCA, Verify: true})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: route TLS: %w", err)
+	}
+	// A server is both sides of its routes: it verifies the servers it
+	// dials with the same CA (as nats-server's own cluster tls block).
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.RootCAs = tc.ClientCAs
+	return tc, nil
 }
 
 // Broker is a chat.Broker on NATS.
@@ -105,6 +162,9 @@ func Open(cfg Config) (*Broker, error) {
 		}),
 	}
 	url := cfg.URL
+	if url != "" && (cfg.RouteSecret != "" || cfg.RouteTLSCert != "" || cfg.RouteTLSKey != "" || cfg.RouteTLSCA != "") {
+		return nil, errors.New("cluster: the route secret and route TLS are for the embedded NATS server's routes; an external NATS (nats_url) has its own authentication and TLS")
+	}
 	if url == "" {
 		srv, token, err := startServer(cfg)
 		if err != nil {
@@ -159,7 +219,14 @@ func startServer(cfg Config) (*server.Server, string, error) {
 		if err != nil || u.Host == "" {
 			return nil, "", fmt.Errorf("cluster: route %q: want nats://host:port", r)
 		}
+		if u.User == nil && cfg.RouteSecret != "" {
+			u.User = url.UserPassword(routeUser, routePassword(cfg.RouteSecret))
+		}
 		routes = append(routes, u)
+	}
+	tlsConf, err := routeTLS(cfg)
+	if err != nil {
+		return nil, "", err
 	}
 	// The client port: nats-server starts routing only once its client
 	// listener is up (DontListen would leave the routes unstarted), so it
@@ -176,6 +243,14 @@ func startServer(cfg Config) (*server.Server, string, error) {
 		NoLog:         cfg.Logf == nil,
 		Cluster:       server.ClusterOpts{Name: cfg.Name, Host: host, Port: port},
 		Routes:        routes,
+	}
+	if cfg.RouteSecret != "" {
+		// Routes this server accepts must present it; the ones it learns
+		// by gossip are dialled with it.
+		opts.Cluster.Username, opts.Cluster.Password = routeUser, routePassword(cfg.RouteSecret)
+	}
+	if tlsConf != nil {
+		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tlsConf, 2
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

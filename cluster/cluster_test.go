@@ -144,17 +144,24 @@ func must(t *testing.T, err error) {
 }
 
 func TestOpenRefusesBadConfig(t *testing.T) {
-	cases := []struct {
-		name string
-		cfg  cluster.Config
-		want string
-	}{
+	refused(t, []badConfig{
 		{name: "no node", cfg: cluster.Config{Listen: "127.0.0.1:0"}, want: "node id"},
 		{name: "dot in node", cfg: cluster.Config{Node: "a.b", Listen: "127.0.0.1:0"}, want: "node id"},
 		{name: "neither listen nor url", cfg: cluster.Config{Node: "a"}, want: "nats_listen"},
 		{name: "bad listen", cfg: cluster.Config{Node: "a", Listen: "nowhere"}, want: "route address"},
 		{name: "bad route", cfg: cluster.Config{Node: "a", Listen: "127.0.0.1:0", Routes: []string{"nats://"}}, want: "route"},
-	}
+	})
+}
+
+// badConfig is a Config that Open refuses with an error mentioning want.
+type badConfig struct {
+	name string
+	cfg  cluster.Config
+	want string
+}
+
+func refused(t *testing.T, cases []badConfig) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := cluster.Open(tc.cfg)

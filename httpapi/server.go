@@ -221,6 +221,8 @@ type Status struct {
 	// PresenceEvents counts the presence events queued to devices since
 	// the start (chat presence.go).
 	PresenceEvents uint64 `json:"presence_events"`
+	// Cluster is set on a node of a cluster (clusterstatus.go).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // Server is the HTTP listener. Create it with New and start it with Run.

@@ -22,6 +22,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,46 +38,50 @@ var _ chat.Store = (*Store)(nil)
 // concurrent use; the core calls Apply from its journal goroutine only.
 type Store struct {
 	pool *pgxpool.Pool
-	// node is the connection holding the single-node lock (Open), nil
-	// for OpenShared; closing it releases the lock.
+	// node is the connection holding the database lock (exclusive for
+	// Open, shared for OpenShared); closing it releases the lock.
 	node *pgx.Conn
 }
 
-// nodeLock is the pg_advisory_lock key a single chatd holds on its
-// database for as long as it runs ("chatd1" in ASCII).
+// nodeLock is the advisory lock key every chatd holds on its database for
+// as long as it runs ("chatd1" in ASCII): a single node exclusively
+// (Open), the nodes of a cluster shared (OpenShared). So a database is
+// used by one single node or by one cluster, never both.
 const nodeLock = 0x636861746431
 
-// nodeLockWait is how long Open waits for the single-node lock.
-const nodeLockWait = 3 * time.Second
+// nodeLockWait is how long Open and OpenShared wait for the lock: a chatd
+// that has just stopped has closed its connection, but its server process
+// may not have ended yet.
+var nodeLockWait = 3 * time.Second
 
-// ErrInUse is returned by Open when another chatd holds the database.
-var ErrInUse = errors.New("pgstore: another chatd is using this database")
+// ErrInUse is returned by Open and OpenShared when another chatd uses the
+// database in a way that excludes this one; the message says which and
+// what to do.
+var ErrInUse = errors.New("pgstore: the database is in use")
 
 // Open connects to the database at dsn (a postgres:// URL or a key=value
 // connection string, as libpq takes), brings its schema up to date and
-// returns the store, for one chatd: it holds an advisory lock on the
-// database until Close, and fails with ErrInUse while another chatd
-// holds it. A single node hands out seqs from its own journal, so two on
-// one database would hand out the same ones; nodes of a cluster take
-// them from the database instead (OpenShared, chat.Config.SharedStore;
+// returns the store, for one single chatd: it holds an exclusive advisory
+// lock on the database until Close, and fails with ErrInUse while any
+// other chatd, single or a cluster's node, uses it. A single node hands
+// out seqs from its own journal, so anything else appending to its
+// sessions would hand out the same ones; nodes of a cluster take them
+// from the database instead (OpenShared, chat.Config.SharedStore;
 // docs/cluster.md).
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s, err := OpenShared(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.lockNode(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return open(ctx, dsn, false)
 }
 
-// OpenShared is Open without the single-node lock, for tools and for
-// nodes of a cluster, whose core takes seqs and session ids from the
-// database (chat.Config.SharedStore, shared.go). Several may open one
-// database at once: the migrations take turns under an advisory lock.
+// OpenShared is Open for a node of a cluster, whose core takes seqs and
+// session ids from the database (chat.Config.SharedStore, shared.go): it
+// holds the same lock shared, so any number of nodes open the database
+// at once, and fails with ErrInUse while a single chatd (Open) holds it.
+// The migrations take turns under another advisory lock.
 func OpenShared(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, true)
+}
+
+func open(ctx context.Context, dsn string, shared bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -92,62 +97,112 @@ func OpenShared(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: connect to %s: %w", Redact(dsn), err)
 	}
+	s := &Store{pool: pool}
+	// The lock comes first: a refused chatd does not migrate a database
+	// the other kind of chatd is using.
+	if err := s.lockDatabase(ctx, shared); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	ms, err := loadMigrations(migrations)
 	if err == nil {
 		_, err = migrate(ctx, pool, ms)
 	}
 	if err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	return s, nil
 }
 
-// lockNode takes the single-node lock on a connection of its own, taken
-// out of the pool for the store's lifetime.
-func (s *Store) lockNode(ctx context.Context) error {
+// lockDatabase takes the database lock, shared or exclusive, on a
+// connection of its own, taken out of the pool for the store's lifetime.
+func (s *Store) lockDatabase(ctx context.Context, shared bool) error {
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
 	conn := c.Hijack()
-	// Wait a little: a chatd that has just stopped has closed its
-	// connection, but its server process may not have ended yet.
+	fn := "pg_advisory_lock"
+	if shared {
+		fn = "pg_advisory_lock_shared"
+	}
 	_, err = conn.Exec(ctx, "SET lock_timeout = "+strconv.Itoa(int(nodeLockWait/time.Millisecond)))
 	if err == nil {
-		_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(nodeLock))
+		_, err = conn.Exec(ctx, "SELECT "+fn+"($1)", int64(nodeLock))
+	}
+	if err == nil {
+		_, err = conn.Exec(ctx, "RESET lock_timeout")
 	}
 	var pe *pgconn.PgError
 	busy := errors.As(err, &pe) && pe.Code == "55P03" // lock_not_available
 	if err != nil && !busy {
 		conn.Close(ctx)
-		return fmt.Errorf("pgstore: single-node lock: %w", err)
+		return fmt.Errorf("pgstore: the database lock: %w", err)
 	}
 	if busy {
-		holder := "unknown"
-		var addr, app *string
-		err := conn.QueryRow(ctx, `SELECT a.client_addr::text, a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-			WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			AND (l.classid::bigint << 32 | l.objid::bigint) = $1 LIMIT 1`, int64(nodeLock)).Scan(&addr, &app)
-		if err == nil {
-			holder = fmt.Sprintf("%s from %s", deref(app, "?"), deref(addr, "a local socket"))
-		}
+		err := inUse(ctx, conn, shared)
 		conn.Close(ctx)
-		return fmt.Errorf("%w (the lock's holder: %s); one chatd per database until clusters are built (docs/cluster.md)", ErrInUse, holder)
+		return err
 	}
 	s.node = conn
 	return nil
 }
 
-func deref(p *string, def string) string {
-	if p == nil || *p == "" {
-		return def
-	}
-	return *p
+// lockHolder is a chatd holding the database lock.
+type lockHolder struct {
+	single    bool // exclusive: a single node
+	app, addr string
 }
 
-// Close closes the pool's connections and releases the single-node
-// lock. Reads in flight finish first.
+func (h lockHolder) String() string {
+	return fmt.Sprintf("%s from %s", orDefault(h.app, "?"), orDefault(h.addr, "a local socket"))
+}
+
+// inUse is ErrInUse saying who holds the lock that this chatd (shared: a
+// cluster node) was refused, and what to do.
+func inUse(ctx context.Context, conn *pgx.Conn, shared bool) error {
+	rows, _ := conn.Query(ctx, `SELECT l.mode = 'ExclusiveLock', coalesce(a.application_name, ''), coalesce(a.client_addr::text, '')
+		FROM pg_locks l LEFT JOIN pg_stat_activity a USING (pid)
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND (l.classid::bigint << 32 | l.objid::bigint) = $1 ORDER BY a.backend_start`, int64(nodeLock))
+	hs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lockHolder, error) {
+		var h lockHolder
+		err := r.Scan(&h.single, &h.app, &h.addr)
+		return h, err
+	})
+	switch {
+	case err != nil || len(hs) == 0:
+		return fmt.Errorf("%w by another chatd that held its lock for %s (it may have just stopped: start again; docs/cluster.md)", ErrInUse, nodeLockWait)
+	case hs[0].single && shared:
+		return fmt.Errorf("%w by a single chatd node (%s), which a cluster cannot share; stop it, or restart it with cluster_node to make it a node of the cluster (docs/cluster.md)", ErrInUse, hs[0])
+	case hs[0].single:
+		return fmt.Errorf("%w by another single chatd node (%s); one single node per database: stop it, or run both as nodes of a cluster (cluster_node; docs/cluster.md)", ErrInUse, hs[0])
+	}
+	nodes := "nodes"
+	if len(hs) == 1 {
+		nodes = "node"
+	}
+	names := make([]string, 0, 4)
+	for i, h := range hs {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(hs)-i))
+			break
+		}
+		names = append(names, h.String())
+	}
+	return fmt.Errorf("%w by a cluster (%d chatd %s with cluster_node: %s), which a single node cannot share; stop them, or start this chatd with cluster_node to join them (docs/cluster.md)", ErrInUse, len(hs), nodes, strings.Join(names, ", "))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Close closes the pool's connections and releases the database lock. Reads in flight finish first.
 func (s *Store) Close() error {
 	s.pool.Close()
 	if s.node != nil {

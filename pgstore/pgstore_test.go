@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"chatd/chat"
 	"chatd/chat/storetest"
@@ -45,25 +46,50 @@ func TestPersistence(t *testing.T) {
 	})
 }
 
-// TestSingleNodeLock: while one chatd has the database open, a second
-// Open is refused, naming the holder; OpenShared (tools, cluster nodes)
-// is not; once the first closes, the database is free again.
-func TestSingleNodeLock(t *testing.T) {
+// TestDatabaseLock: a database is used by one single node or by the
+// nodes of one cluster, never both. While a single node (Open) has it, a
+// second single node and a cluster node (OpenShared) are refused, each
+// naming the holder and what to do; once it closes, any number of
+// cluster nodes share it, and a single node is refused naming them; once
+// they close, the database is free again.
+func TestDatabaseLock(t *testing.T) {
 	ctx := context.Background()
 	dsn := testpg.DSN(t)
-	first := open(t, dsn)
+	defer pgstore.SetLockWait(200 * time.Millisecond)() // each refusal waits for it
+	refused := func(what string, err error, want ...string) {
+		t.Helper()
+		if !errors.Is(err, pgstore.ErrInUse) {
+			t.Fatalf("%s: %v; want ErrInUse", what, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("%s: %q; want it to say %q", what, err, w)
+			}
+		}
+	}
+	single := open(t, dsn)
 	_, err := pgstore.Open(ctx, dsn)
-	if !errors.Is(err, pgstore.ErrInUse) || !strings.Contains(err.Error(), "chatd from 127.0.0.1") {
-		t.Fatalf("second Open: %v; want ErrInUse naming the holder", err)
-	}
-	shared, err := pgstore.OpenShared(ctx, dsn)
-	if err != nil {
-		t.Fatalf("OpenShared beside a node: %v", err)
-	}
-	shared.Close()
-	if err := first.Close(); err != nil {
+	refused("a second single node", err, "by another single chatd node (chatd from 127.0.0.1", "one single node per database")
+	_, err = pgstore.OpenShared(ctx, dsn)
+	refused("a cluster node beside a single node", err, "by a single chatd node (chatd from 127.0.0.1", "restart it with cluster_node")
+	if err := single.Close(); err != nil {
 		t.Fatal(err)
 	}
+
+	n1, err := pgstore.OpenShared(ctx, dsn)
+	if err != nil {
+		t.Fatalf("a cluster node on the freed database: %v", err)
+	}
+	n2, err := pgstore.OpenShared(ctx, dsn)
+	if err != nil {
+		t.Fatalf("a second cluster node: %v", err)
+	}
+	_, err = pgstore.Open(ctx, dsn)
+	refused("a single node beside a cluster", err, "by a cluster (2 chatd nodes with cluster_node: chatd from 127.0.0.1", "start this chatd with cluster_node")
+	n1.Close()
+	_, err = pgstore.Open(ctx, dsn)
+	refused("a single node beside one cluster node", err, "(1 chatd node with")
+	n2.Close()
 	again := open(t, dsn)
 	again.Close()
 }

@@ -123,10 +123,16 @@ Common flags:
   --ws-addrs LIST         several WebSocket addresses, comma-separated (the
                           nodes of a chatd cluster, docs/cluster.md): user
                           i's connection goes to address i mod n, so the two
-                          users of a p2p pair are on different nodes; instead
-                          of --ws. Provisioning and the server figures use
+                          users of a p2p pair, and the members of a group,
+                          are on different nodes (see --place); instead of
+                          --ws. Provisioning and the server figures use
                           --http's node; connect then opens its connections
                           with the portable client
+  --place MODE            with --ws-addrs: spread (user i on address i mod n,
+                          the default) or together (p2p and group: pair or
+                          group k on address k mod n, its users on one node),
+                          to measure what splitting pairs or groups over
+                          nodes costs
   --http ADDR             HTTP API address (from DATA/chatd.run, else
                           127.0.0.1:22887)
   --admin-key KEY         server admin key (env CHATD_ADMIN_KEY, else
@@ -212,6 +218,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", defData, "")
 	fs.StringVar(&c.ws, "ws", "", "")
 	fs.StringVar(&c.wsAddrs, "ws-addrs", "", "")
+	fs.StringVar(&c.o.Place, "place", "", "")
 	fs.StringVar(&c.http, "http", "", "")
 	fs.StringVar(&c.adminKey, "admin-key", "", "")
 	fs.BoolVar(&c.o.AllowRemote, "allow-remote", false, "")
@@ -251,6 +258,9 @@ func (c *common) resolve(stderr io.Writer) error {
 	}
 	o.ConnectRate, o.DialConcurrency, o.ConnectTimeout = c.connRate, c.dialConc, c.connectTO
 	o.Target.WS, o.Target.HTTP = c.ws, c.http
+	if c.o.Place != "" && c.wsAddrs == "" {
+		return errors.New("--place places connections over several addresses: give --ws-addrs too")
+	}
 	if c.wsAddrs != "" {
 		if c.ws != "" {
 			return errors.New("give --ws or --ws-addrs, not both")

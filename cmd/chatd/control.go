@@ -184,7 +184,7 @@ func stopServer(ctx context.Context, env *cmdEnv, timeout time.Duration) error {
 func statusCommand() *command {
 	return &command{
 		name: "status", args: "[flags]", settings: true,
-		summary:  "show whether the server runs: pid, version, uptime, addresses, connections, users online",
+		summary:  "show whether the server runs: pid, version, uptime, addresses, connections, users online; on a cluster node also the nodes it hears, its routes and the leases",
 		flagHelp: []string{"--json\n\tprint the server's status answer as JSON"},
 		setup: func(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 			asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -230,6 +230,9 @@ func showStatus(ctx context.Context, env *cmdEnv, asJSON bool) error {
 	fmt.Fprintf(env.stdout, "  data          %s\n", st.DataDir)
 	fmt.Fprintf(env.stdout, "  connections   %d\n", st.Conns)
 	fmt.Fprintf(env.stdout, "  users online  %d\n", st.UsersOnline)
+	if st.Cluster != nil {
+		printClusterStatus(env.stdout, st.Cluster) // clusterstatus.go
+	}
 	if ri.LogFile != "" {
 		fmt.Fprintf(env.stdout, "  log           %s\n", ri.LogFile)
 	}

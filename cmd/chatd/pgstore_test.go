@@ -28,8 +28,8 @@ import (
 // store setting, here from the environment): two users chat over
 // WebSocket, chatd restarts, and the history, tokens and seqs are all
 // there, in the database and not in the data folder. The bbolt-only
-// backup refuses with a pointer to pg_dump, and a second chatd on the
-// same database refuses to start.
+// backup refuses with a pointer to pg_dump, and neither a second chatd
+// nor a cluster node starts on the same database.
 func TestPostgresStore(t *testing.T) {
 	dsn := testpg.Start(t).NewDatabase(t)
 	env := []string{"CHATD_STORE=" + dsn}
@@ -99,8 +99,14 @@ func TestPostgresStore(t *testing.T) {
 	// A second chatd (its own data folder) on the same database would
 	// hand out the same seqs: it refuses to start.
 	r = runBin(t, env, chatdBin, addrFlags(newDataDir(t))...)
-	if r.code == 0 || !strings.Contains(r.stderr, "another chatd is using this database") {
+	if r.code == 0 || !strings.Contains(r.stderr, "the database is in use by another single chatd node") {
 		t.Fatalf("second chatd on the database: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+	// Nor can a cluster node join it: a single node and a cluster never
+	// share a database.
+	r = runBin(t, env, chatdBin, append(addrFlags(newDataDir(t)), "--cluster-node", "n1", "--nats-listen", "127.0.0.1:0")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "the database is in use by a single chatd node") || !strings.Contains(r.stderr, "restart it with cluster_node") {
+		t.Fatalf("a cluster node on a single node's database: exit %d, stderr %q; want a refusal", r.code, r.stderr)
 	}
 
 	f.cmd.Process.Signal(syscall.SIGTERM)

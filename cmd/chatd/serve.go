@@ -13,6 +13,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"chatd/chat"
+	"chatd/cluster"
 	"chatd/httpapi"
 	"chatd/internal/config"
 	"chatd/internal/metrics"
@@ -132,6 +133,7 @@ type server struct {
 	ws      *reactor.Server
 	http    *httpapi.Server
 	stack   *proc.Stack
+	broker  *cluster.Broker // nil on a single node
 }
 
 // build opens the store and wires core, HTTP API and reactor from cfg. The
@@ -162,6 +164,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 	if broker != nil {
 		bk = broker
 	}
+	s.broker = broker
 	fail := func(err error) (*server, error) {
 		if broker != nil {
 			broker.Close()
@@ -264,6 +267,7 @@ func build(cfg *config.Config, adminKey string, log zerolog.Logger, shutdown fun
 		Metrics: func(w *metrics.Writer) {
 			writeWSMetrics(w, s.ws.Stats())
 			s.disk.writeMetrics(w)
+			s.writeClusterMetrics(w) // clusterstatus.go
 		},
 	}, s.core, log.With().Str("component", "httpapi").Logger())
 	if err != nil {
@@ -368,6 +372,7 @@ func (s *server) status(cfg *config.Config) httpapi.Status {
 		Goroutines:    runtime.NumGoroutine(),
 		HeapBytes:     ms.HeapAlloc,
 		RSSBytes:      metrics.RSS(),
+		Cluster:       s.clusterStatus(cfg), // clusterstatus.go; nil on a single node
 	}
 }
 

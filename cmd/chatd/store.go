@@ -90,7 +90,8 @@ func openCluster(cfg *config.Config, st chat.Store, log zerolog.Logger) (*cluste
 	}
 	clog := log.With().Str("component", "cluster").Logger()
 	b, err := cluster.Open(cluster.Config{Name: cfg.ClusterName, Node: cfg.ClusterNode, URL: cfg.NATSURL,
-		Listen: cfg.NATSListen, Routes: cfg.NATSRoutes,
+		Listen: cfg.NATSListen, Routes: cfg.NATSRoutes, RouteSecret: cfg.NATSRouteSecret,
+		RouteTLSCert: cfg.NATSRouteTLSCert, RouteTLSKey: cfg.NATSRouteTLSKey, RouteTLSCA: cfg.NATSRouteTLSCA,
 		Logf: func(f string, a ...any) { clog.Warn().Msgf(f, a...) }})
 	if err != nil {
 		return nil, err
@@ -99,7 +100,8 @@ func openCluster(cfg *config.Config, st chat.Store, log zerolog.Logger) (*cluste
 	if cfg.NATSURL != "" {
 		ev = ev.Str("nats", "external")
 	} else {
-		ev = ev.Str("routes_listen", b.RouteURL()).Strs("routes", cfg.NATSRoutes)
+		ev = ev.Str("routes_listen", b.RouteURL()).Strs("routes", cfg.NATSRoutes).
+			Bool("routes_secret", cfg.NATSRouteSecret != "").Bool("routes_tls", cfg.NATSRouteTLSCert != "")
 	}
 	ev.Msg("joined the cluster")
 	return b, nil

@@ -43,6 +43,8 @@ type Status struct {
 	// PresenceEvents counts presence events queued to devices since the
 	// server started.
 	PresenceEvents uint64 `json:"presence_events"`
+	// Cluster is set on a node of a cluster (clusterstatus.go).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // User is a host site's user as chatd stores it.

@@ -220,6 +220,12 @@ type Config struct {
 	NATSRoutes []string
 	// NATSURL is an external NATS, instead of the embedded server.
 	NATSURL string
+	// NATSRouteSecret authenticates the embedded server's routes: the
+	// same on every node. Secret: printed as "***".
+	NATSRouteSecret string
+	// NATSRouteTLSCert, NATSRouteTLSKey and NATSRouteTLSCA (PEM files,
+	// all three or none) put the routes under TLS, both sides verified.
+	NATSRouteTLSCert, NATSRouteTLSKey, NATSRouteTLSCA string
 	// DiskWarnFree: below this many free bytes on the data folder's
 	// disk, chatd warns in its log and sets chatd_disk_low.
 	DiskWarnFree int
@@ -331,7 +337,49 @@ func (c *Config) validate() error {
 			return errors.New("nats_routes are for the embedded NATS server; with nats_url the external NATS does the routing")
 		}
 	}
+	return c.validateRouteSecurity()
+}
+
+// validateRouteSecurity checks the route secret and TLS settings, and
+// refuses routes that anyone who reaches them could join: an embedded
+// server listening beyond loopback needs a secret or TLS, because a
+// server on its route port receives every delivery of the cluster (every
+// message to a device on another node) and may publish kicks and
+// deliveries of its own.
+func (c *Config) validateRouteSecurity() error {
+	tlsSet := 0
+	for _, f := range []string{c.NATSRouteTLSCert, c.NATSRouteTLSKey, c.NATSRouteTLSCA} {
+		if f != "" {
+			tlsSet++
+		}
+	}
+	// Without any cluster they are ignored (a chatd.conf shared by the
+	// commands, such as status, may hold them).
+	if (c.NATSRouteSecret != "" || tlsSet > 0) && c.NATSURL != "" {
+		return errors.New("nats_route_secret and nats_route_tls_* secure the embedded NATS server's routes (nats_listen); an external NATS (nats_url) has its own authentication and TLS, in the URL")
+	}
+	if tlsSet != 0 && tlsSet != 3 {
+		return errors.New("route TLS needs all three of nats_route_tls_cert, nats_route_tls_key and nats_route_tls_ca (PEM files)")
+	}
+	if c.NATSListen != "" && c.NATSRouteSecret == "" && tlsSet == 0 && !LoopbackAddr(c.NATSListen) {
+		return fmt.Errorf("nats_listen %s takes routes from other machines, and they are not authenticated: anyone who reaches the port could join the cluster and read its deliveries. Set nats_route_secret, the same on every node (64 hex digits from `openssl rand -hex 32`), and/or route TLS (nats_route_tls_cert, _key, _ca); or listen on 127.0.0.1 for a cluster on one machine (docs/cluster.md)", c.NATSListen)
+	}
 	return nil
+}
+
+// LoopbackAddr reports whether the host of addr (host:port) is a loopback
+// address or localhost: reachable from this machine only. An empty host
+// (all interfaces) is not.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Value parsers. Each returns an error worded to follow "<source>: ".

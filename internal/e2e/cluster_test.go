@@ -519,9 +519,13 @@ func history(t *testing.T, app *apiclient.Client, session uint64) map[uint64]api
 // named, and every session's seqs are gapless.
 func TestClusterKillNine(t *testing.T) {
 	dsn := testpg.Start(t).NewDatabase(t)
-	nodes := startCluster(t, dsn, []string{"n1", "n2", "n3"}, "--send-rate", "0", "--request-rate", "0")
+	// The routes authenticated with a secret (docs/cluster.md, Route
+	// security): the cluster forms with it as without.
+	nodes := startCluster(t, dsn, []string{"n1", "n2", "n3"}, "--send-rate", "0", "--request-rate", "0",
+		"--nats-route-secret", "5e0c7d2a9b4f4e6a8c1d3f5b7a9e0c2d4f6b8a0c")
 	app := nodes[0].app("shop")
 	clusterReady(t, nodes, app, "shop")
+	checkClusterStatus(t, nodes, []string{"n1", "n2", "n3"}) // clusterstatus_test.go
 	const users, perUser, window = 9, 100, 4
 	var uids []string
 	senders := make([]*clusterSender, users)
