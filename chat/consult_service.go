@@ -290,8 +290,11 @@ func (c *Core) consultEntryFor(ctx context.Context, app string, id SessionID) (*
 		return nil, err
 	}
 	e = &consultEntry{s: s, k: k}
-	if k.State.Final() {
-		return e, nil // read from the store each time: final ones are not kept in memory
+	if k.State.Final() || !c.owns() {
+		// Read from the store each time: final ones are not kept in
+		// memory, and a cluster node that is not the domains' owner
+		// keeps none (owner.go).
+		return e, nil
 	}
 	st.mu.Lock()
 	if prev := st.m[id]; prev != nil {
