@@ -18,9 +18,9 @@ import (
 // ownerCluster starts nodes on one shared store, each through its own
 // cutStore (so a test can cut one off the store's leases), with a short
 // domains lease.
-func ownerCluster(t *testing.T, names ...string) (*clusterEnv, map[string]*cutStore) {
+func ownerCluster(t *testing.T, ttl time.Duration, names ...string) (*clusterEnv, map[string]*cutStore) {
 	t.Helper()
-	t.Cleanup(chat.SetDomainsLeaseForTest(400*time.Millisecond, 20*time.Millisecond))
+	t.Cleanup(chat.SetDomainsLeaseForTest(ttl, 20*time.Millisecond))
 	ce := newCluster(t)
 	cuts := map[string]*cutStore{}
 	quiet := func(string, error) {}
@@ -107,7 +107,7 @@ func claimAll(t *testing.T, sid uint64, ds map[string]*device, tag string) []res
 // node that is not the owner is stored once and reaches the agent on the
 // other node, as a service message.
 func TestOwnerClaimsAcrossNodes(t *testing.T) {
-	ce, _ := ownerCluster(t, "a", "b")
+	ce, _ := ownerCluster(t, 400*time.Millisecond, "a", "b")
 	own := ce.owner("a", "b")
 	o := ce.nodes[own]
 	o.host(`{"action":"shop_put","shop":"desk","settings":{"strategy":"manual"}}`)
@@ -246,7 +246,7 @@ func svcEvents(t *testing.T, d *device) []svcEvent {
 // free agent is assigned when one resolves, claims are decided once.
 func TestOwnerFailover(t *testing.T) {
 	names := []string{"a", "b", "c"}
-	ce, cuts := ownerCluster(t, names...)
+	ce, cuts := ownerCluster(t, 400*time.Millisecond, names...)
 	own := ce.owner(names...)
 	o := ce.nodes[own]
 	o.host(`{"action":"shop_put","shop":"auto"}`)
@@ -361,5 +361,81 @@ func TestOwnerFailover(t *testing.T) {
 	ev := custs[len(custs)-1].svcWait("assigned", nil)
 	if ev.Session != queued.Session || ev.Agent != liveAgent {
 		t.Fatalf("queued customer got %+v, want conversation %d assigned to %s", ev, queued.Session, liveAgent)
+	}
+}
+
+// A consultation in a cluster: the consultant on the node that is not the
+// owner accepts it (forwarded), the clock runs on the owner only, and the
+// time-up reaches both members once; the customer's send is refused by
+// the owner's rules once it ended. Over the HTTP user API (Core.Do) a
+// consult action is forwarded too.
+func TestOwnerConsultation(t *testing.T) {
+	ce, _ := ownerCluster(t, 400*time.Millisecond, "a", "b")
+	own := ce.owner("a", "b")
+	other := map[string]string{"a": "b", "b": "a"}[own]
+	o, n := ce.nodes[own], ce.nodes[other]
+	consultant := ce.login(n, "doc")
+	customer := ce.login(o, "pat")
+	ctx := context.Background()
+	v, err := o.core.CreateConsultation(ctx, "shop", chat.ConsultInput{Consultant: "doc", Customer: "pat", Seconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{consultant, customer} {
+		d.wait(t, consultEvent("state", "created"))
+	}
+	got := n.core.Do(ctx, chat.Identity{App: "shop", UID: "pat"}, []byte(fmt.Sprintf(`{"id":"h1","action":"consult_get","session_id":%d}`, v.ID)))
+	if !strings.Contains(string(got), `"ok":true`) || !strings.Contains(string(got), `"state":"pending"`) {
+		t.Fatalf("consult_get over HTTP on %s = %s", other, got)
+	}
+	consultant.ok(fmt.Sprintf(`"action":"consult_accept","session_id":%d`, v.ID))
+	for _, d := range []*device{consultant, customer} {
+		d.wait(t, consultEvent("state", "accept"))
+	}
+	ce.sendOK(consultant, fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hello"}`, v.ID))
+	customer.wait(t, event("message"))
+
+	ce.clock.add(61 * time.Second)
+	n.core.ConsultTick(ctx) // not the owner: no clock here
+	o.core.ConsultTick(ctx)
+	for _, d := range []*device{consultant, customer} {
+		d.wait(t, consultEvent("state", "time_up"))
+	}
+	f := consultant.do(fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"late"}`, v.ID))
+	if f.OK || f.Error == nil || f.Error.Code != chat.CodeConflict && f.Error.Code != chat.CodeForbidden {
+		t.Fatalf("send after the end = %+v, want refused", f.Error)
+	}
+	ce.hub.flush()
+	for name, d := range map[string]*device{"consultant": consultant, "customer": customer} {
+		if k := d.count("consult"); k != 0 {
+			t.Fatalf("%s: %s; got %d more consult events (the clock ran twice?)", name, dump(d.msgs), k)
+		}
+	}
+}
+
+// While the owner is unheard of, a request that must run there is
+// answered unavailable at once, and one already forwarded to it is
+// answered unavailable when the owner is presumed dead: never left
+// waiting.
+func TestOwnerUnavailable(t *testing.T) {
+	ce, _ := ownerCluster(t, time.Hour, "a", "b") // the owner keeps its lease
+	own := ce.owner("a", "b")
+	other := map[string]string{"a": "b", "b": "a"}[own]
+	ce.nodes[own].host(`{"action":"shop_put","shop":"desk"}`)
+	cust := ce.login(ce.nodes[other], "cust")
+	cust.ok(`"action":"service_open","shop":"desk"`)
+
+	ce.hub.cut(own) // the owner is silent: what is forwarded to it is lost
+	cust.h.HandleMessage([]byte(`{"id":"lost","action":"service_conversation","session_id":1}`))
+	for range 4 {
+		ce.clock.add(time.Second)
+		ce.nodes[other].core.ClusterTickForTest()
+	}
+	f := cust.wait(t, reply("lost"))
+	frameErr(t, f, chat.CodeUnavailable, "owner is changing")
+	frameErr(t, cust.do(`"action":"service_open","shop":"desk"`), chat.CodeUnavailable, "owner is changing")
+	// Other actions go on.
+	if f := cust.do(`"action":"ping"`); !f.OK {
+		t.Fatalf("ping: %+v", f.Error)
 	}
 }
