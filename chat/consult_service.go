@@ -222,7 +222,7 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 	if k.State == ConsultActive {
 		c.emitWebhook(b, app, consultStartedEvent(&k, "created", "host"))
 	}
-	if err := c.write(ctx, b); err != nil {
+	if err := c.write(ctx, c.fenced(b)); err != nil {
 		c.releaseLive(app, in.Consultant)
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid str
 		return nil, err
 	}
 	c.consultWebhooks(b, &e.k, &next, op, by)
-	if err := c.write(ctx, b); err != nil {
+	if err := c.write(ctx, c.fenced(b)); err != nil {
 		return nil, err
 	}
 	c.consultCommitted(e, next, now, op, by, ch.Seconds)
@@ -510,7 +510,7 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 			continue
 		}
 		c.consultWebhooks(b, k, &next, ch.String(), "server")
-		o := &op{batch: b, res: make(chan opResult, 1)}
+		o := &op{batch: c.fenced(b), res: make(chan opResult, 1)}
 		if err := c.submit(ctx, o); err != nil {
 			// Stopping: the consultation stays as last saved; the
 			// restart rule resumes it.
@@ -687,5 +687,5 @@ func (c *Core) consultCheckpoint(ctx context.Context) error {
 	if b.Empty() {
 		return nil
 	}
-	return c.write(ctx, b)
+	return c.write(ctx, c.fenced(b))
 }

@@ -76,6 +76,7 @@ type owner struct {
 	c      *Core
 	k      *cluster
 	holder string // node/token
+	fence  Fence  // the lease and holder its writes name
 
 	// serving: this node holds the lease and has loaded the states.
 	serving atomic.Bool
@@ -107,8 +108,19 @@ type pendingCall struct {
 }
 
 func newOwner(c *Core) *owner {
-	return &owner{c: c, k: c.cluster, holder: c.cluster.node + "/" + newToken(),
+	o := &owner{c: c, k: c.cluster, holder: c.cluster.node + "/" + newToken(),
 		pending: map[uint64][]pendingAct{}, calls: map[uint64]*pendingCall{}}
+	o.fence = Fence{Lease: domainsLease, Holder: o.holder}
+	return o
+}
+
+// fenced names the domains lease in b when this node is a cluster's
+// owner: the store commits it only while the lease is this node's.
+func (c *Core) fenced(b *Batch) *Batch {
+	if c.owner != nil {
+		b.Fence = &c.owner.fence
+	}
+	return b
 }
 
 // holderNode is the node of a lease holder "node/token".

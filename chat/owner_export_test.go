@@ -1,6 +1,9 @@
 package chat
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetDomainsLeaseForTest sets the domains lease's length and renewal
 // period (owner.go); restore puts the defaults back.
@@ -17,4 +20,10 @@ func (c *Core) DomainsOwnerForTest() (serving bool, owner string) {
 		return true, ""
 	}
 	return c.owner.serving.Load(), c.owner.current()
+}
+
+// FencedWriteForTest commits b as the domains' owner's writes are: naming
+// the domains lease and this node as its holder.
+func (c *Core) FencedWriteForTest(ctx context.Context, b *Batch) error {
+	return c.write(ctx, c.fenced(b))
 }

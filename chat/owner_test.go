@@ -439,3 +439,48 @@ func TestOwnerUnavailable(t *testing.T) {
 		t.Fatalf("ping: %+v", f.Error)
 	}
 }
+
+// The owner's writes name the domains lease: a node that does not hold it
+// cannot commit them (a node that lost the lease without noticing, or
+// one that never had it), and the writes committed beside them in the
+// same group commit are not failed with them.
+func TestOwnerFencedWrites(t *testing.T) {
+	ce, _ := ownerCluster(t, time.Hour, "a", "b")
+	own := ce.owner("a", "b")
+	other := map[string]string{"a": "b", "b": "a"}[own]
+	ctx := context.Background()
+	rec := func(key string) *chat.Batch {
+		return &chat.Batch{Records: []chat.Record{{Kind: "svc.test", Key: []byte(key), Value: []byte("v")}}}
+	}
+	if err := ce.nodes[own].core.FencedWriteForTest(ctx, rec("by-owner")); err != nil {
+		t.Fatalf("the owner's fenced write: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("k%d", i)
+			if i%2 == 0 {
+				errs[i] = ce.nodes[other].core.FencedWriteForTest(ctx, rec(key))
+			} else {
+				errs[i] = ce.nodes[other].core.WriteForTest(ctx, rec(key))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		_, rerr := ce.st.Record(ctx, "svc.test", []byte(fmt.Sprintf("k%d", i)))
+		if i%2 == 1 {
+			if err != nil || rerr != nil {
+				t.Fatalf("unfenced write %d: %v (read back: %v)", i, err, rerr)
+			}
+			continue
+		}
+		var e *chat.Error
+		if !asErr(err, &e) || e.Code != chat.CodeUnavailable || rerr == nil {
+			t.Fatalf("fenced write %d on a node without the lease: err %v (read back: %v), want unavailable and nothing stored", i, err, rerr)
+		}
+	}
+}
