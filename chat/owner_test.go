@@ -484,3 +484,50 @@ func TestOwnerFencedWrites(t *testing.T) {
 		}
 	}
 }
+
+// The owner follows agents' devices on every node: an agent connected
+// only to another node counts as connected, and when that device leaves,
+// the agent goes offline once the grace period ends and, by the shop's
+// agent_gone policy, their conversation goes back to the queue.
+func TestOwnerSeesAgentsOnEveryNode(t *testing.T) {
+	ce, _ := ownerCluster(t, time.Hour, "a", "b")
+	own := ce.owner("a", "b")
+	other := map[string]string{"a": "b", "b": "a"}[own]
+	o := ce.nodes[own]
+	o.host(`{"action":"shop_put","shop":"desk","settings":{"agent_gone":"requeue","grace_seconds":5}}`)
+	agent := ce.login(ce.nodes[other], "ann")
+	o.host(`{"action":"agent_put","shop":"desk","uid":"ann","capacity":3,"status":"online"}`)
+	var views []struct {
+		UID       string `json:"uid"`
+		Effective string `json:"effective"`
+		Connected bool   `json:"connected"`
+	}
+	if err := json.Unmarshal(o.host(`{"action":"agents","shop":"desk"}`), &views); err != nil {
+		t.Fatal(err)
+	}
+	if len(views) != 1 || !views[0].Connected || views[0].Effective != chat.AgentOnline {
+		t.Fatalf("agents on the owner = %+v, want ann connected (through node %s)", views, other)
+	}
+	cust := ce.login(o, "cust")
+	v := data[svcView](t, cust.ok(`"action":"service_open","shop":"desk"`))
+	if v.Agent != "ann" {
+		t.Fatalf("opened %+v, want assigned to ann", v)
+	}
+	agent.h.HandleClose()
+	ce.hub.flush()
+	deadline := time.Now().Add(10 * time.Second)
+	for connected := true; connected; {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner still counts ann connected after her only device left")
+		}
+		if err := json.Unmarshal(o.host(`{"action":"agents","shop":"desk"}`), &views); err != nil {
+			t.Fatal(err)
+		}
+		connected = views[0].Connected
+		time.Sleep(time.Millisecond)
+	}
+	ce.clock.add(6 * time.Second) // past the grace: the owner's service tick requeues
+	if ev := cust.svcWait("queued", nil); ev.Session != v.Session {
+		t.Fatalf("customer told %+v, want conversation %d queued again", ev, v.Session)
+	}
+}
