@@ -215,6 +215,9 @@ func (k *cluster) removeLocal(cl *Client) bool {
 	}
 	delete(k.ids, cl)
 	delete(k.local, id)
+	if o := k.c.owner; o != nil {
+		o.forget(id) // owner.go
+	}
 	m := binary.AppendUvarint(appendStr([]byte{bkDown}, k.node), id)
 	k.publish("", append(m, b2byte(gone)))
 	return last

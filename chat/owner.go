@@ -201,7 +201,6 @@ func (o *owner) hold(ctx context.Context, prev LeaseInfo, tick <-chan time.Time)
 		return
 	}
 	o.serving.Store(true)
-	o.answerPending("") // sent to a previous owner: that one will not answer now
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.runService(wctx) }()
@@ -437,9 +436,20 @@ func (o *owner) delivered(conn uint64, frame []byte) {
 	}
 }
 
-// answerPending answers unavailable the requests forwarded to node (""
-// for every node) that are still waiting: it died, stopped, or lost the
-// lease. A late reply from it finds its client answered already, and
+// forget drops what is pending for this node's connection conn: it
+// closed. Called with the cluster's mu held.
+func (o *owner) forget(conn uint64) {
+	if o.waiting.Load() == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.waiting.Add(-int32(len(o.pending[conn])))
+	delete(o.pending, conn)
+	o.mu.Unlock()
+}
+
+// answerPending answers unavailable the requests forwarded to node that
+// are still waiting: it died or restarted, or the forward failed. A late reply from it finds its client answered already, and
 // reaches it as an extra frame the client ignores.
 func (o *owner) answerPending(node string) {
 	type answer struct {
@@ -452,7 +462,7 @@ func (o *owner) answerPending(node string) {
 		for conn, list := range o.pending {
 			keep := list[:0]
 			for _, p := range list {
-				if node != "" && p.node != node {
+				if p.node != node {
 					keep = append(keep, p)
 					continue
 				}
@@ -469,7 +479,7 @@ func (o *owner) answerPending(node string) {
 		}
 	}
 	for fwd, p := range o.calls {
-		if node == "" || p.node == node {
+		if p.node == node {
 			delete(o.calls, fwd)
 			out = append(out, answer{p.cl, p.id})
 		}
