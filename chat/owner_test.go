@@ -157,21 +157,12 @@ func TestOwnerClaimsAcrossNodes(t *testing.T) {
 	ce.hub.flush()
 	// The store says so too: each open, with one agent, and the agents'
 	// service events say each was claimed once.
-	byAgent := map[string]int{}
 	for _, v := range o.conversations(`,"shop":"desk"`) {
 		if v.Status != chat.ServiceOpen || v.Agent == "" {
 			t.Fatalf("stored %+v, want open with an agent", v)
 		}
-		byAgent[v.Agent]++
 	}
-	claimed := map[uint64]int{}
-	for _, d := range agents {
-		for _, ev := range svcEvents(t, d) {
-			if ev.Type == "claimed" {
-				claimed[ev.Session]++
-			}
-		}
-	}
+	claimed := countSvcEvents(t, "claimed", agents["agent-a"], agents["agent-b"])
 	for _, cv := range convs {
 		// Both agents of the shop hear each claim: two events, one claim.
 		if claimed[cv.sid] != 2 {
@@ -224,19 +215,24 @@ func TestOwnerClaimsAcrossNodes(t *testing.T) {
 	}
 }
 
-// svcEvents returns (and consumes) the service events d has received.
-func svcEvents(t *testing.T, d *device) []svcEvent {
+// countSvcEvents consumes the service events the devices have received
+// and counts those of typ per session.
+func countSvcEvents(t *testing.T, typ string, ds ...*device) map[uint64]int {
 	t.Helper()
-	var out []svcEvent
-	for d.count("service") > 0 {
-		f := d.wait(t, event("service"))
-		var ev svcEvent
-		if err := json.Unmarshal(f.Data, &ev); err != nil {
-			t.Fatal(err)
+	n := map[uint64]int{}
+	for _, d := range ds {
+		for d.count("service") > 0 {
+			f := d.wait(t, event("service"))
+			var ev svcEvent
+			if err := json.Unmarshal(f.Data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type == typ {
+				n[ev.Session]++
+			}
 		}
-		out = append(out, ev)
 	}
-	return out
+	return n
 }
 
 // An automatic shop with agents on three nodes: customers arriving through
@@ -300,14 +296,7 @@ func TestOwnerFailover(t *testing.T) {
 			t.Fatalf("agent %s was given %d conversations, want 2 (balanced, capacity 2): %v", uid, n, perAgent)
 		}
 	}
-	assigned := map[uint64]int{}
-	for _, d := range devs {
-		for _, ev := range svcEvents(t, d) {
-			if ev.Type == "assigned" {
-				assigned[ev.Session]++
-			}
-		}
-	}
+	assigned := countSvcEvents(t, "assigned", devs...)
 	for i, v := range views {
 		if assigned[v.Session] != 1 {
 			t.Fatalf("customer %d was told %d times that conversation %d was assigned, want once", i, assigned[v.Session], v.Session)
