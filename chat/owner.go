@@ -69,6 +69,10 @@ var (
 // errOwnerChanging answers what must run on the owner while none is known.
 var errOwnerChanging = Errf(CodeUnavailable, "the cluster's customer-service and consultation owner is changing; retry in a few seconds")
 
+// errNotOwner answers the host's customer-service calls on a cluster
+// node that is not the owner: its state is empty.
+var errNotOwner = Errf(CodeUnavailable, "another node of the cluster runs customer service (it holds the domains lease); send this call to that node, or retry")
+
 // errDomainsLost is logged when a renewal is refused.
 var errDomainsLost = errors.New("refused: the lease passed to another node; this node stopped serving customer service and consultations")
 
