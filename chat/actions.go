@@ -35,6 +35,9 @@ func (c *Core) handle(ctx context.Context, cl *Client, b []byte) {
 		cl.reply(appendError(nil, r.ID, CodeUnauthorized, "log in first: the first action on a connection must be login"))
 		return
 	}
+	if c.owner != nil && !c.owner.serving.Load() && c.owner.forward(ctx, cl, &r, b) {
+		return // run by the domains' owner (owner.go)
+	}
 	if r.Action == "send" {
 		// Replied to after the commit, by the deliverer.
 		if err := c.sendFrom(ctx, cl, &r); err != nil {
@@ -499,6 +502,9 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cacheOnly && c.owner != nil && (s.kind == KindService || s.kind == KindConsult) && !c.owner.serving.Load() {
+		return nil, errCacheMiss // handle forwards it to the domains' owner (owner.go)
 	}
 	if h := c.wh.activeHook(app); h != nil {
 		// A synchronous call to the app's server: never on an event loop.

@@ -79,6 +79,10 @@ const (
 	bkCache   = 'c' // node, count, (cache kind, key) pairs: cached copies to drop (coherent.go)
 	bkRequest = 'q' // node (origin), request id, flags, [first: topic, timeout ms], data (forward.go)
 	bkReply   = 'r' // node (responder), request id, status, flags, data (forward.go)
+
+	// The domains' owner (owner.go).
+	bkAct      = 'a' // node, conn, frame (the rest); conn 0: forward id, app, uid, frame — an HTTP call
+	bkActReply = 'y' // forward id, frame (the rest): the reply to an HTTP call's act
 )
 
 // cluster is a core's side of the broker.
@@ -223,6 +227,9 @@ func (k *cluster) removeLocal(cl *Client) bool {
 	}
 	delete(k.ids, cl)
 	delete(k.local, id)
+	if o := k.c.owner; o != nil {
+		o.forget(id) // owner.go
+	}
 	m := binary.AppendUvarint(appendStr([]byte{bkDown}, k.node), id)
 	k.publish("", append(m, b2byte(gone)))
 	return last
@@ -254,6 +261,7 @@ func (k *cluster) dropMirror(m *Client) {
 	}
 	if m.u.remove(m) {
 		k.c.stats.usersOnline.Add(-1)
+		k.c.svcAgentHook(m.id.App, m.id.UID)
 	}
 	k.mu.Unlock()
 }
@@ -323,6 +331,16 @@ func (k *cluster) handle(msg []byte) error {
 		if cl := k.localConn(id); cl != nil {
 			cl.reply(r.b)
 		}
+		if o := k.c.owner; o != nil {
+			o.delivered(id, r.b) // a forwarded request's reply?
+		}
+		return nil
+	case bkActReply:
+		fwd := r.uvarint()
+		if r.bad || k.c.owner == nil {
+			return errBadBrokerMsg
+		}
+		k.c.owner.callReply(fwd, r.b)
 		return nil
 	case bkKick:
 		id, code := r.uvarint(), r.uvarint()
@@ -379,6 +397,11 @@ func (k *cluster) handle(msg []byte) error {
 		return k.serveRequest(node, r) // forward.go
 	case bkReply:
 		return k.takeReply(node, r)
+	case bkAct:
+		if k.c.owner == nil {
+			return errBadBrokerMsg
+		}
+		return k.c.owner.act(node, r)
 	case bkInval:
 		n := r.uvarint()
 		if r.bad || n > uint64(len(r.b)) {
@@ -440,6 +463,7 @@ func (k *cluster) addMirrors(node string, r *brokerMsg) error {
 		n.conns[id] = m
 		if m.u.add(m) {
 			c.stats.usersOnline.Add(1)
+			c.svcAgentHook(app, uid) // the domains' owner follows agents on every node (owner.go)
 		}
 	}
 	return nil
@@ -463,6 +487,7 @@ func (k *cluster) removeMirror(node string, id uint64, gone bool) {
 	tell := false
 	if m.loggedIn.CompareAndSwap(true, false) && m.u.remove(m) {
 		k.c.stats.usersOnline.Add(-1)
+		k.c.svcAgentHook(m.id.App, m.id.UID)
 		if _, owed := k.owed[m.u]; owed {
 			delete(k.owed, m.u)
 			tell = gone && k.node < node
@@ -532,6 +557,12 @@ func (k *cluster) dropNode(node string, gone bool) {
 		}
 	}
 	k.mu.Unlock()
+	for _, m := range offline {
+		k.c.svcAgentHook(m.id.App, m.id.UID)
+	}
+	if o := k.c.owner; o != nil {
+		o.answerPending(node) // it will not answer what was forwarded to it
+	}
 	if !gone || !lowest {
 		return
 	}

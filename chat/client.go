@@ -126,6 +126,14 @@ func (cl *Client) HandleMessage(payload []byte) {
 			return
 		}
 	}
+	cl.enqueue(append([]byte(nil), payload...))
+}
+
+// enqueue queues req (the client's to keep) to run on a drain goroutine
+// after the ones queued before it: a connection's requests, or, on the
+// domains' owner, those another node forwarded for its connection's
+// mirror (owner.go).
+func (cl *Client) enqueue(req []byte) {
 	cl.mu.Lock()
 	if cl.closed {
 		cl.mu.Unlock()
@@ -133,7 +141,7 @@ func (cl *Client) HandleMessage(payload []byte) {
 	}
 	if cl.queue.waiting() >= cl.core.cfg.MaxQueue {
 		cl.mu.Unlock()
-		id := peekID(payload)
+		id := peekID(req)
 		cl.core.countError(CodeRateLimited)
 		cl.reply(appendError(nil, id, CodeRateLimited, "too many requests in flight on this connection; wait for replies"))
 		return
@@ -141,7 +149,7 @@ func (cl *Client) HandleMessage(payload []byte) {
 	if cl.queue == nil {
 		cl.queue = queuePool.Get().(*reqQueue)
 	}
-	cl.queue.push(append([]byte(nil), payload...))
+	cl.queue.push(req)
 	start := !cl.running
 	cl.running = true
 	cl.mu.Unlock()

@@ -222,7 +222,7 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 	if k.State == ConsultActive {
 		c.emitWebhook(b, app, consultStartedEvent(&k, "created", "host"))
 	}
-	if err := c.write(ctx, b); err != nil {
+	if err := c.write(ctx, c.fenced(b)); err != nil {
 		c.releaseLive(app, in.Consultant)
 		return nil, err
 	}
@@ -290,8 +290,11 @@ func (c *Core) consultEntryFor(ctx context.Context, app string, id SessionID) (*
 		return nil, err
 	}
 	e = &consultEntry{s: s, k: k}
-	if k.State.Final() {
-		return e, nil // read from the store each time: final ones are not kept in memory
+	if k.State.Final() || !c.owns() {
+		// Read from the store each time: final ones are not kept in
+		// memory, and a cluster node that is not the domains' owner
+		// keeps none (owner.go).
+		return e, nil
 	}
 	st.mu.Lock()
 	if prev := st.m[id]; prev != nil {
@@ -355,7 +358,7 @@ func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid str
 		return nil, err
 	}
 	c.consultWebhooks(b, &e.k, &next, op, by)
-	if err := c.write(ctx, b); err != nil {
+	if err := c.write(ctx, c.fenced(b)); err != nil {
 		return nil, err
 	}
 	c.consultCommitted(e, next, now, op, by, ch.Seconds)
@@ -507,7 +510,7 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 			continue
 		}
 		c.consultWebhooks(b, k, &next, ch.String(), "server")
-		o := &op{batch: b, res: make(chan opResult, 1)}
+		o := &op{batch: c.fenced(b), res: make(chan opResult, 1)}
 		if err := c.submit(ctx, o); err != nil {
 			// Stopping: the consultation stays as last saved; the
 			// restart rule resumes it.
@@ -684,5 +687,5 @@ func (c *Core) consultCheckpoint(ctx context.Context) error {
 	if b.Empty() {
 		return nil
 	}
-	return c.write(ctx, b)
+	return c.write(ctx, c.fenced(b))
 }

@@ -253,6 +253,7 @@ type Core struct {
 	shared      SharedStore    // set when Config.SharedStore: other nodes write the store too (shared.go)
 	sharedIDs   sessionIDs     // this node's reserved block of session ids (shared.go)
 	cluster     *cluster       // set when Config.Broker: the other nodes' connections (broker.go)
+	owner       *owner         // set when Config.Broker: who runs customer service and consultations (owner.go)
 	createLocks [64]sync.Mutex // striped: serialises find-or-create of private/system sessions, and each user's push
 
 	unauthMu sync.Mutex
@@ -378,14 +379,17 @@ func New(cfg Config, st Store) (*Core, error) {
 			return nil, errors.New("chat: Config.Broker needs Config.SharedStore: the nodes of a cluster share one store")
 		}
 		c.cluster = newCluster(c, cfg.Broker)
+		c.owner = newOwner(c)
 	}
 	c.consult.init(cfg.Consult)
-	if err := c.loadConsults(context.Background()); err != nil {
-		return nil, fmt.Errorf("chat: load consultations: %w", err)
-	}
 	c.svc = newSvcState()
-	if err := c.svcLoad(context.Background()); err != nil {
-		return nil, fmt.Errorf("chat: load customer service state: %w", err)
+	if c.owner == nil { // in a cluster, loaded by the node that takes the domains lease (owner.go)
+		if err := c.loadConsults(context.Background()); err != nil {
+			return nil, fmt.Errorf("chat: load consultations: %w", err)
+		}
+		if err := c.svcLoad(context.Background()); err != nil {
+			return nil, fmt.Errorf("chat: load customer service state: %w", err)
+		}
 	}
 	if c.cluster != nil {
 		if err := c.cluster.start(); err != nil { // broker.go
@@ -413,15 +417,23 @@ func (c *Core) Run(ctx context.Context) error {
 		close(sweepDone)
 	}()
 	clockDone := make(chan struct{})
-	go func() {
-		c.runConsultClock(ctx)
-		close(clockDone)
-	}()
 	svcDone := make(chan struct{})
-	go func() {
-		c.runService(ctx)
-		close(svcDone)
-	}()
+	if c.owner == nil {
+		go func() {
+			c.runConsultClock(ctx)
+			close(clockDone)
+		}()
+		go func() {
+			c.runService(ctx)
+			close(svcDone)
+		}()
+	} else {
+		close(clockDone)
+		go func() {
+			c.owner.run(ctx) // owner.go: both, while this node holds the domains lease
+			close(svcDone)
+		}()
+	}
 	phDone := make(chan struct{})
 	go func() {
 		c.runPresenceHooks(ctx)

@@ -206,10 +206,47 @@ type journalState struct {
 	cid     cidState       // senders' recent CIDs of sessions that got sends with one (cidring.go)
 	touched []SessionID    // scratch: sessions given seqs by the batch being built
 	failure commitFailure  // the failed commits being logged
+	fence   *Fence         // the fence of the batch being built (commit)
 	hists   *storeHists    // commit metrics (metrics.go)
 }
 
 func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
+	if c.owner != nil {
+		// The domains' owner's writes name its lease (Batch.Fence): they
+		// commit on their own, so that a lost lease fails them only.
+		if rest, fenced := splitFenced(ops); fenced != nil {
+			if len(rest) > 0 {
+				c.commitOps(j, b, rest)
+			}
+			j.fence = fenced[0].batch.Fence
+			c.commitOps(j, b, fenced)
+			j.fence = nil
+			return
+		}
+	}
+	c.commitOps(j, b, ops)
+}
+
+// splitFenced moves ops' fenced writes (Batch.Fence) to a slice of their
+// own, keeping both in order; fenced is nil when there are none.
+func splitFenced(ops []*op) (rest, fenced []*op) {
+	n := 0
+	for _, o := range ops {
+		if o.batch != nil && o.batch.Fence != nil {
+			fenced = append(fenced, o)
+			continue
+		}
+		ops[n] = o
+		n++
+	}
+	if fenced == nil {
+		return ops, nil
+	}
+	clear(ops[n:])
+	return ops[:n], fenced
+}
+
+func (c *Core) commitOps(j *journalState, b *Batch, ops []*op) {
 	ctx := context.Background()
 	var err error
 	var touched []SessionID
@@ -241,6 +278,7 @@ func (c *Core) commit(j *journalState, b *Batch, ops []*op) {
 // given seqs.
 func (c *Core) build(ctx context.Context, j *journalState, b *Batch, ops []*op) []SessionID {
 	b.Reset()
+	b.Fence = j.fence
 	clear(j.cids)
 	touched := j.touched[:0]
 	for _, o := range ops {
@@ -353,6 +391,8 @@ func (c *Core) finishCommit(j *journalState, b *Batch, ops []*op, touched []Sess
 	}
 	if errors.Is(err, ErrDiskFull) {
 		err = errDiskFull // the store refuses writes until space is freed
+	} else if errors.Is(err, ErrFenced) {
+		err = errOwnerChanging // this node lost the domains lease (owner.go)
 	}
 	if err != nil {
 		err = j.commitFailed(c, err, b, len(ops))

@@ -406,6 +406,9 @@ func (c *Core) svcQueue(sh *svcShop) []QueueEntry {
 // ServiceHost runs one customer-service action of the host (the signed
 // server API) for app. req is the request JSON: {"action": …, fields}.
 func (c *Core) ServiceHost(ctx context.Context, app string, req []byte) (any, error) {
+	if !c.owns() {
+		return nil, errNotOwner // a cluster node that does not hold the domains lease (owner.go)
+	}
 	r, err := decodeServiceRequest(req)
 	if err != nil {
 		return nil, err

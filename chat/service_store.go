@@ -58,7 +58,7 @@ func (c *Core) svcCommit(ctx context.Context, b *Batch, puts []svcPut) error {
 	if b.Empty() {
 		return nil
 	}
-	return c.write(ctx, b)
+	return c.write(ctx, c.fenced(b)) // owner.go
 }
 
 // svcScan returns the values of every record of kind, ascending by key.

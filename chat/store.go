@@ -128,7 +128,24 @@ type Batch struct {
 
 	Restrictions    []Restriction    // bans and mutes (moderation.go)
 	DelRestrictions []RestrictionKey // lifted bans and mutes
+
+	// Fence, when set, makes a SharedStore commit the batch only while
+	// Fence.Holder holds the lease Fence.Lease (SharedStore.TryLease),
+	// checked in the commit's own transaction, which keeps the lease from
+	// passing until it ends; else nothing is written and the error wraps
+	// ErrFenced. The domains' owner fences its writes (owner.go). Stores
+	// that are not shared ignore it.
+	Fence *Fence
 }
+
+// Fence names a lease and its holder (Batch.Fence).
+type Fence struct {
+	Lease, Holder string
+}
+
+// ErrFenced: a fenced batch (Batch.Fence) was refused because the lease
+// is no longer its holder's.
+var ErrFenced = errors.New("chat: the write's lease is no longer its holder's")
 
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -137,10 +138,25 @@ func applyError(err error) error {
 			return fmt.Errorf("pgstore: apply: a private session of a pair that has one (another node created it at the same time): %w", ErrPairTaken)
 		case pe.Code == "53100": // disk_full
 			return fmt.Errorf("pgstore: apply: %s: %w", pe.Message, chat.ErrDiskFull)
+		case pe.Code == "22P02" && strings.Contains(pe.Message, fencedMark): // sqlFence's
+			return fmt.Errorf("pgstore: apply: %s: %w", pe.Message, chat.ErrFenced)
 		}
 	}
 	return fmt.Errorf("pgstore: apply: %w", err)
 }
+
+// sqlFence is a fenced batch's first statement (chat.Batch.Fence): it
+// share-locks the lease's row, so that the lease cannot change hands
+// (sqlTryLease updates it) before the transaction ends, and fails the
+// transaction when the lease is not the holder's or has ended, by casting
+// a text to an integer (PostgreSQL has no raise outside PL/pgSQL): error
+// 22P02 naming fencedMark, which applyError turns into chat.ErrFenced.
+// The text includes now() so that the planner cannot fold the cast into
+// a constant, which it would evaluate (and fail) whatever the WHERE says.
+const sqlFence = `SELECT ('` + fencedMark + ` lease ' || $1::text || ' is not held by ' || $2::text || ' at ' || now()::text)::int
+WHERE NOT EXISTS (SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND until > now() FOR SHARE)`
+
+const fencedMark = "chatd-fenced:"
 
 // check refuses, before anything is sent, what the schema cannot hold:
 // bad record kinds and keys (as every Store does), and seqs past 2^63.
@@ -211,6 +227,9 @@ func lastWins[T any, K comparable](xs []T, key func(*T) K) []T {
 
 // queue adds b's statements to q, skipping empty parts.
 func queue(q *pgx.Batch, b *chat.Batch) {
+	if f := b.Fence; f != nil {
+		q.Queue(sqlFence, f.Lease, f.Holder)
+	}
 	if apps := lastWins(b.Apps, func(a *chat.App) string { return a.ID }); len(apps) > 0 {
 		var c cols
 		for _, a := range apps {

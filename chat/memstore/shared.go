@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -86,6 +87,21 @@ func (s *Shared) ApplyLockedSince(ctx context.Context, sessions []chat.SessionID
 		return nil
 	}
 	return s.Apply(ctx, b)
+}
+
+// Apply implements chat.Store, checking a fenced batch's lease
+// (chat.Batch.Fence) under the leases' lock, which a lease changing hands
+// waits for.
+func (s *Shared) Apply(ctx context.Context, b *chat.Batch) error {
+	if b.Fence == nil {
+		return s.Store.Apply(ctx, b)
+	}
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if l, ok := s.leases[b.Fence.Lease]; !ok || l.holder != b.Fence.Holder || !time.Now().Before(l.until) {
+		return fmt.Errorf("memstore: lease %q is not %s's: %w", b.Fence.Lease, b.Fence.Holder, chat.ErrFenced)
+	}
+	return s.Store.Apply(ctx, b)
 }
 
 // ReserveSessionIDs implements chat.SharedStore.

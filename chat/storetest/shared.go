@@ -28,6 +28,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b chat.SharedStore)) {
 		{name: "AppendedSince", fn: testSharedAppendedSince},
 		{name: "SessionIDs", fn: testSharedSessionIDs},
 		{name: "Lease", fn: testSharedLease},
+		{name: "Fence", fn: testSharedFence},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -325,4 +326,71 @@ func testSharedAppendedSince(t *testing.T, a, b chat.SharedStore) {
 		t.Fatal(err)
 	}
 	equal(t, "appended since", strings.Join(got, " "), "1/3/v/c3 2/1/u/d1")
+}
+
+// A fenced batch (Batch.Fence) commits while its holder holds the lease,
+// through Apply and ApplyLocked, and is refused with ErrFenced, writing
+// nothing, when the lease is another holder's, released or expired.
+func testSharedFence(t *testing.T, a, b chat.SharedStore) {
+	ctx := context.Background()
+	sharedSessions(t, a, 1)
+	mine := &chat.Fence{Lease: "owner", Holder: "node-a/1"}
+	rec := func(key string) *chat.Batch {
+		return &chat.Batch{Records: []chat.Record{{Kind: "test.fence", Key: []byte(key), Value: []byte("v")}}, Fence: mine}
+	}
+	stored := func(key string) bool {
+		t.Helper()
+		_, err := b.Record(ctx, "test.fence", []byte(key))
+		if err != nil && !errors.Is(err, chat.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	refused := func(what string, err error, key string) {
+		t.Helper()
+		if !errors.Is(err, chat.ErrFenced) {
+			t.Fatalf("%s: err %v, want ErrFenced", what, err)
+		}
+		if stored(key) {
+			t.Fatalf("%s: refused, yet its record was written", what)
+		}
+	}
+	refused("a fence on a lease never taken", a.Apply(ctx, rec("k0")), "k0")
+	if ok, err := a.TryLease(ctx, "owner", "node-a/1", time.Minute); err != nil || !ok {
+		t.Fatalf("TryLease = %v, %v", ok, err)
+	}
+	if err := a.Apply(ctx, rec("k1")); err != nil || !stored("k1") {
+		t.Fatalf("Apply fenced by the holder: %v (stored %v)", err, stored("k1"))
+	}
+	locked := rec("k2")
+	err := a.ApplyLocked(ctx, []chat.SessionID{1}, locked, func(last map[chat.SessionID]uint64) error {
+		locked.Messages = []chat.Message{msg(1, last[1]+1, "u", "")}
+		return nil
+	})
+	if err != nil || !stored("k2") {
+		t.Fatalf("ApplyLocked fenced by the holder: %v (stored %v)", err, stored("k2"))
+	}
+	other := rec("k3")
+	other.Fence = &chat.Fence{Lease: "owner", Holder: "node-b/2"}
+	refused("a fence naming another holder", b.Apply(ctx, other), "k3")
+	if err := a.ReleaseLease(ctx, "owner", "node-a/1"); err != nil {
+		t.Fatal(err)
+	}
+	refused("a fence on a released lease", a.Apply(ctx, rec("k4")), "k4")
+	if ok, err := a.TryLease(ctx, "owner", "node-a/1", 50*time.Millisecond); err != nil || !ok {
+		t.Fatalf("TryLease = %v, %v", ok, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	refused("a fence on an expired lease", a.Apply(ctx, rec("k5")), "k5")
+	late := rec("k6")
+	err = a.ApplyLocked(ctx, []chat.SessionID{1}, late, func(last map[chat.SessionID]uint64) error {
+		late.Messages = []chat.Message{msg(1, last[1]+1, "u", "")}
+		return nil
+	})
+	refused("ApplyLocked fenced on an expired lease", err, "k6")
+	ms, err := b.Messages(ctx, 1, 1, ^uint64(0), 10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "messages of session 1 (the refused commit's message not stored)", len(ms), 1)
 }
