@@ -164,35 +164,36 @@ func TestForwardBoundAndOrder(t *testing.T) {
 	}
 }
 
-// LeaseNode names the node holding a lease, from the holder string
+// LeaseNode names the node holding a lease (here "work": the nodes
+// themselves take "domains"), from the holder string
 // "node/token", cached for a second by the core's clock; a free lease is
 // this node's; an expired one is moving (unavailable).
 func TestLeaseNode(t *testing.T) {
 	ce := newCluster(t)
 	a, _ := ce.node("a"), ce.node("b")
 	ctx := context.Background()
-	if node, self, err := a.core.LeaseNode(ctx, "domains"); err != nil || !self || node != "a" {
+	if node, self, err := a.core.LeaseNode(ctx, "work"); err != nil || !self || node != "a" {
 		t.Fatalf("free lease: %q %v %v, want this node", node, self, err)
 	}
-	if ok, err := ce.st.TryLease(ctx, "domains", "b/tok1", time.Minute); err != nil || !ok {
+	if ok, err := ce.st.TryLease(ctx, "work", "b/tok1", time.Minute); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
 	// Cached: still free for up to a second.
-	if _, self, _ := a.core.LeaseNode(ctx, "domains"); !self {
+	if _, self, _ := a.core.LeaseNode(ctx, "work"); !self {
 		t.Fatalf("read the store again within the second")
 	}
 	ce.clock.add(time.Second)
-	if node, self, err := a.core.LeaseNode(ctx, "domains"); err != nil || self || node != "b" {
+	if node, self, err := a.core.LeaseNode(ctx, "work"); err != nil || self || node != "b" {
 		t.Fatalf("lease of b: %q %v %v", node, self, err)
 	}
-	if err := ce.st.ReleaseLease(ctx, "domains", "b/tok1"); err != nil {
+	if err := ce.st.ReleaseLease(ctx, "work", "b/tok1"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := ce.st.TryLease(ctx, "domains", "a/tok2", time.Minute); err != nil || !ok {
+	if ok, err := ce.st.TryLease(ctx, "work", "a/tok2", time.Minute); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	a.core.ForgetLeaseNode("domains")
-	if node, self, err := a.core.LeaseNode(ctx, "domains"); err != nil || !self || node != "a" {
+	a.core.ForgetLeaseNode("work")
+	if node, self, err := a.core.LeaseNode(ctx, "work"); err != nil || !self || node != "a" {
 		t.Fatalf("after ForgetLeaseNode: %q %v %v, want a itself", node, self, err)
 	}
 	if ok, err := ce.st.TryLease(ctx, "gone", "b/tok3", -time.Second); err != nil || !ok { // expired a second ago
