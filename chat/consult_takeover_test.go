@@ -56,6 +56,24 @@ func (te *takeoverEnv) create(in chat.ConsultInput) *chat.ConsultView {
 	return v
 }
 
+// act is a host action on node a.
+func (te *takeoverEnv) act(id chat.SessionID, ch chat.ConsultChange) {
+	te.t.Helper()
+	if _, err := te.a.core.ConsultAct(context.Background(), te.a.app.ID, id, "", ch); err != nil {
+		te.t.Fatal(err)
+	}
+}
+
+// running20 is the common start: node b up, and a 60-s consultation
+// created on node a and running for 20 s.
+func running20(t *testing.T) (*takeoverEnv, *consultEnv, *chat.ConsultView) {
+	te := newTakeoverEnv(t, chat.ConsultConfig{})
+	b := te.node()
+	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow, PricePerMinute: 200})
+	te.clock.add(20 * time.Second)
+	return te, b, v
+}
+
 func (e *consultEnv) takeOver(prev chat.LeaseInfo) {
 	e.t.Helper()
 	if err := e.core.ConsultTakeOverForTest(context.Background(), prev); err != nil {
@@ -79,14 +97,8 @@ const sec = int64(1000)
 // are charged, the 2 s without an owner are not, and the consultation
 // ends on b at its new deadline, billed exactly the 60 s bought.
 func TestConsultTakeOverAfterTheOwnerDied(t *testing.T) {
-	te := newTakeoverEnv(t, chat.ConsultConfig{})
-	b := te.node()
-	t0 := te.clock.ms.Load()
-	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow, PricePerMinute: 200})
-	if v.Deadline != t0+60*sec {
-		t.Fatalf("deadline +%d", v.Deadline-t0)
-	}
-	te.clock.add(20 * time.Second)
+	te, b, v := running20(t)
+	t0 := v.StartedAt
 	te.a.stop() // killed: no checkpoint since the start
 	te.clock.add(10 * time.Second)
 	b.takeOver(chat.LeaseInfo{Holder: "a/x", Left: -2 * time.Second})
@@ -158,10 +170,7 @@ func TestConsultTakeOverDeadlinePassed(t *testing.T) {
 // the consultation has exactly the time it had left at the stop; the gap
 // until the takeover is in the customer's favour.
 func TestConsultTakeOverAfterARelease(t *testing.T) {
-	te := newTakeoverEnv(t, chat.ConsultConfig{})
-	b := te.node()
-	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow})
-	te.clock.add(20 * time.Second)
+	te, b, v := running20(t)
 	if err := te.a.core.Drain(context.Background()); err != nil { // the checkpoint: 40 s left
 		t.Fatal(err)
 	}
@@ -183,13 +192,8 @@ func TestConsultTakeOverAfterARelease(t *testing.T) {
 // owner, Holder empty): the restart rule charges nothing since the last
 // saved change.
 func TestConsultTakeOverNoHolderAfterACrash(t *testing.T) {
-	te := newTakeoverEnv(t, chat.ConsultConfig{})
-	b := te.node()
-	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow})
-	te.clock.add(20 * time.Second)
-	if _, err := te.a.core.ConsultAct(context.Background(), te.a.app.ID, v.ID, "", chat.ConsultChange{Op: chat.ConsultExtend, Seconds: 30}); err != nil {
-		t.Fatal(err) // saved: 20 s used of 90
-	}
+	te, b, v := running20(t)
+	te.act(v.ID, chat.ConsultChange{Op: chat.ConsultExtend, Seconds: 30}) // saved: 20 s used of 90
 	te.clock.add(15 * time.Second)
 	te.a.stop()
 	te.clock.add(time.Hour)
@@ -202,13 +206,8 @@ func TestConsultTakeOverNoHolderAfterACrash(t *testing.T) {
 // A paused consultation stays paused across a takeover and is not charged;
 // the time it was paused while the cluster served counts as paused.
 func TestConsultTakeOverPaused(t *testing.T) {
-	te := newTakeoverEnv(t, chat.ConsultConfig{})
-	b := te.node()
-	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow})
-	te.clock.add(20 * time.Second)
-	if _, err := te.a.core.ConsultAct(context.Background(), te.a.app.ID, v.ID, "", chat.ConsultChange{Op: chat.ConsultPause}); err != nil {
-		t.Fatal(err)
-	}
+	te, b, v := running20(t)
+	te.act(v.ID, chat.ConsultChange{Op: chat.ConsultPause})
 	te.clock.add(10 * time.Second)
 	te.a.stop()
 	te.clock.add(10 * time.Second)
@@ -233,10 +232,8 @@ func TestConsultTakeOverPaused(t *testing.T) {
 // A lease still live when read (it should not happen: the caller took it)
 // counts as one that ran out at the takeover.
 func TestConsultTakeOverLiveLease(t *testing.T) {
-	te := newTakeoverEnv(t, chat.ConsultConfig{})
-	b := te.node()
-	v := te.create(chat.ConsultInput{Seconds: 60, Start: chat.StartNow})
-	te.clock.add(25 * time.Second)
+	te, b, v := running20(t)
+	te.clock.add(5 * time.Second)
 	te.a.stop()
 	b.takeOver(chat.LeaseInfo{Holder: "a/x", Left: 3 * time.Second})
 	if got := b.state(v.ID); got.RemainingSeconds != 35 || got.Deadline != v.Deadline {
@@ -261,9 +258,7 @@ func TestConsultTakeOverResetsWhatTheNodeHad(t *testing.T) {
 		t.Fatalf("b's clock has %d at its start", n)
 	}
 	te.clock.add(10 * time.Second)
-	if _, err := te.a.core.ConsultAct(ctx, te.a.app.ID, ended.ID, "", chat.ConsultChange{Op: chat.ConsultEnd}); err != nil {
-		t.Fatal(err)
-	}
+	te.act(ended.ID, chat.ConsultChange{Op: chat.ConsultEnd})
 	te.clock.add(10 * time.Second)
 	te.a.stop()
 	te.clock.add(5 * time.Second)
