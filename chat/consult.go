@@ -425,10 +425,32 @@ func (k *Consultation) finish(r EndReason, at int64) {
 // from now with the time it had left at its last saved change. The time
 // between that change and now (the rest of its run before the stop, and the
 // downtime) is not charged, and not counted as paused either.
-func (k *Consultation) Resume(now int64) {
-	if k.State == ConsultActive || k.State == ConsultPaused {
-		k.Since = now
+func (k *Consultation) Resume(now int64) { k.TakeOver(0, now) }
+
+// TakeOver applies the takeover rule (docs/consultations.md, "On a
+// cluster") to a consultation loaded from the store at now by a node that
+// takes it over from an owner whose lease ran out at servedUntil
+// (servedUntil <= now): the cluster served it up to then, so the time from
+// its saved checkpoint to servedUntil ran by the wall clock — used while
+// active, paused while paused — and the clock continues from now. The gap
+// from servedUntil to now, while no node ran its clock, is not charged. An
+// active consultation whose deadline is not after servedUntil ran out
+// while it was served: it is left as saved, with no time left at now, and
+// the clock ends it at once, at that deadline. servedUntil 0 (or any time
+// not after the checkpoint) charges nothing since the checkpoint: the
+// restart rule (Resume).
+func (k *Consultation) TakeOver(servedUntil, now int64) {
+	switch k.State {
+	case ConsultActive:
+		if servedUntil > 0 && k.Deadline() <= servedUntil {
+			return
+		}
+	case ConsultPaused:
+	default:
+		return
 	}
+	k.checkpoint(servedUntil)
+	k.Since = now
 }
 
 // MaySend reports whether uid may send into the consultation at now, and

@@ -149,6 +149,14 @@ func (t *consultTimers) set(id SessionID, at int64) {
 	}
 }
 
+// reset removes every entry (a takeover reloads them all).
+func (t *consultTimers) reset() {
+	t.mu.Lock()
+	t.h = t.h[:0]
+	clear(t.pos)
+	t.mu.Unlock()
+}
+
 // len is the number of scheduled consultations.
 func (t *consultTimers) len() int {
 	t.mu.Lock()

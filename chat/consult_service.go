@@ -20,6 +20,11 @@ import (
 //     state and the memory never disagree in order; the clock's goroutine
 //     takes it too, briefly, and never waits on the journal under it.
 //   - the timer heap: consultTimers.mu, a leaf.
+//   - consultState.gate: held for reading by every change of a
+//     consultation on this node until it is durable (create, an action,
+//     the clock's ends, the stop's checkpoint), for writing by a load
+//     (consult_takeover.go). Taken before consultEntry.mu; a change that
+//     finds its entry gone (replaced by a load) looks it up again.
 
 // KindConsult is a timed consultation's session: the consultant and the
 // customer, metered by the consultation clock. (4 is left for customer
@@ -59,6 +64,7 @@ type consultState struct {
 	warn   []int64 // ms, descending
 	timers *consultTimers
 
+	gate sync.RWMutex                // changes (read) against a takeover's load (write)
 	mu   sync.Mutex                  // guards m and live; a leaf
 	m    map[SessionID]*consultEntry // open consultations (pending, active, paused)
 	live map[string]int              // app\x00consultant → consultations not final
@@ -66,8 +72,11 @@ type consultState struct {
 
 type consultEntry struct {
 	s  *sess
-	mu sync.Mutex // guards k and lastRem; held across the write of a change
+	mu sync.Mutex // guards k, lastRem and gone; held across the write of a change
 	k  Consultation
+	// gone: a load (consult_takeover.go) replaced this entry; a change
+	// that finds it so looks the consultation up again.
+	gone bool
 	// lastRem is the remaining ms when the clock last looked (or at the
 	// last change): the count-down and the warnings are due when the
 	// remaining time crosses their marks since then.
@@ -188,6 +197,8 @@ func (c *Core) CreateConsultation(ctx context.Context, app string, in ConsultInp
 		return nil, err
 	}
 	st := &c.consult
+	st.gate.RLock()
+	defer st.gate.RUnlock()
 	lk := liveKey(app, in.Consultant)
 	st.mu.Lock()
 	if st.live[lk] >= st.cfg.MaxPerConsultant {
@@ -325,12 +336,11 @@ func (c *Core) Consultation(ctx context.Context, app string, id SessionID) (*Con
 // (uid: the consultant or the customer; anyone else is refused
 // forbidden).
 func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid string, ch ConsultChange) (*ConsultView, error) {
-	e, err := c.consultEntryFor(ctx, app, id)
+	e, err := c.consultLockForChange(ctx, app, id)
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer c.consultUnlock(e)
 	by := "host"
 	if uid == "" {
 		ch.Actor = ActorHost
@@ -366,6 +376,31 @@ func (c *Core) ConsultAct(ctx context.Context, app string, id SessionID, uid str
 		return nil, aerr
 	}
 	return e.k.view(now), nil
+}
+
+// consultLockForChange returns the consultation of session id in app,
+// locked for a change: the gate held for reading and the entry's mutex.
+// consultUnlock releases both.
+func (c *Core) consultLockForChange(ctx context.Context, app string, id SessionID) (*consultEntry, error) {
+	st := &c.consult
+	for {
+		e, err := c.consultEntryFor(ctx, app, id)
+		if err != nil {
+			return nil, err
+		}
+		st.gate.RLock()
+		e.mu.Lock()
+		if !e.gone {
+			return e, nil
+		}
+		e.mu.Unlock()
+		st.gate.RUnlock()
+	}
+}
+
+func (c *Core) consultUnlock(e *consultEntry) {
+	e.mu.Unlock()
+	c.consult.gate.RUnlock()
 }
 
 // consultCommitted installs next (durable now) as e's state and tells the
@@ -462,7 +497,12 @@ type consultEnding struct {
 // (sends are refused from now on), submitted to the journal together (one
 // group commit for many), and announced when durable.
 func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
+	if len(ids) == 0 {
+		return
+	}
 	st := &c.consult
+	st.gate.RLock()
+	defer st.gate.RUnlock()
 	var ends []consultEnding
 	for _, id := range ids {
 		st.mu.Lock()
@@ -472,6 +512,10 @@ func (c *Core) consultFire(ctx context.Context, now int64, ids []SessionID) {
 			continue
 		}
 		e.mu.Lock()
+		if e.gone { // cannot happen under the gate: a load swaps st.m first
+			e.mu.Unlock()
+			continue
+		}
 		k := &e.k
 		var ch ConsultOp
 		switch {
@@ -559,21 +603,28 @@ func (c *Core) runConsultClock(ctx context.Context) {
 // the clock, committed with the message (o.attach).
 func (c *Core) consultOnSend(ctx context.Context, app string, s *sess, uid string, o *op, cacheOnly bool) error {
 	st := &c.consult
-	st.mu.Lock()
-	e := st.m[s.id]
-	st.mu.Unlock()
-	if e == nil {
-		if cacheOnly {
-			return errCacheMiss
+	var e *consultEntry
+	for {
+		st.mu.Lock()
+		e = st.m[s.id]
+		st.mu.Unlock()
+		if e == nil {
+			if cacheOnly {
+				return errCacheMiss
+			}
+			var err error
+			if e, err = c.consultEntryFor(ctx, app, s.id); err != nil {
+				return err
+			}
 		}
-		var err error
-		if e, err = c.consultEntryFor(ctx, app, s.id); err != nil {
-			return err
+		e.mu.Lock()
+		if !e.gone {
+			break
 		}
+		e.mu.Unlock() // replaced by a takeover's load: look again
 	}
-	now := c.nowMS()
-	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := c.nowMS()
 	if err := e.k.MaySend(uid, now); err != nil {
 		return err
 	}
@@ -658,23 +709,31 @@ func (c *Core) consultAction(ctx context.Context, id Identity, r *request) (any,
 // consultCheckpoint saves every running consultation's clock at now in one
 // commit: the graceful stop's half of the restart rule (Drain calls it
 // before it stops taking writes), so that a consultation resumes after a
-// restart with the time it had left at the stop.
+// restart — or on the next owner of a cluster, which takes the lease this
+// node releases after it — with the time it had left at the stop. One
+// whose time ran out and that the clock has not ended yet is ended first,
+// at its deadline, as the clock would.
 func (c *Core) consultCheckpoint(ctx context.Context) error {
 	st := &c.consult
+	now := c.nowMS()
+	c.consultFire(ctx, now, st.timers.due(now, nil))
+	st.gate.RLock()
+	defer st.gate.RUnlock()
 	st.mu.Lock()
 	es := make([]*consultEntry, 0, len(st.m))
 	for _, e := range st.m {
 		es = append(es, e)
 	}
 	st.mu.Unlock()
-	now := c.nowMS()
 	b := &Batch{}
 	for _, e := range es {
 		e.mu.Lock()
 		if e.k.State == ConsultActive || e.k.State == ConsultPaused {
 			if e.k.State == ConsultActive && e.k.RemainingAt(now) <= 0 {
+				// Ending on the clock's goroutine right now (it popped
+				// it before the due above): the clock stores the end.
 				e.mu.Unlock()
-				continue // the clock ends it; a restart then ends it at once
+				continue
 			}
 			e.k.checkpoint(now)
 			if err := consultRecords(b, &e.k); err != nil {

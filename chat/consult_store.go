@@ -87,37 +87,6 @@ func (c *Core) loadConsult(ctx context.Context, id SessionID) (Consultation, err
 	return k, nil
 }
 
-// loadConsults puts every consultation that was not final at the stop
-// back on the clock, by the restart rule (Consultation.Resume).
-func (c *Core) loadConsults(ctx context.Context) error {
-	recs, err := c.store.ScanRecords(ctx, kindConsultLive, nil, nil, 0, false)
-	if err != nil {
-		return err
-	}
-	st := &c.consult
-	now := c.nowMS()
-	for _, r := range recs {
-		if len(r.Key) != 8 {
-			continue
-		}
-		id := SessionID(binary.BigEndian.Uint64(r.Key))
-		k, err := c.loadConsult(ctx, id)
-		if err != nil {
-			return err
-		}
-		s, err := c.session(ctx, k.App, id)
-		if err != nil {
-			return err
-		}
-		k.Resume(now)
-		e := &consultEntry{s: s, k: k, lastRem: k.RemainingAt(now)}
-		st.m[id] = e
-		st.live[liveKey(k.App, k.Consultant)]++
-		c.consultSchedule(e, now)
-	}
-	return nil
-}
-
 // ConsultantSettings are a consultant's consultation settings, set by the
 // host.
 type ConsultantSettings struct {

@@ -490,3 +490,42 @@ func TestConsultNextWakeAndWarnings(t *testing.T) {
 		t.Fatal("a paused consultation is on the clock")
 	}
 }
+
+// The takeover rule: the time from the saved checkpoint to the moment the
+// previous owner's lease ran out is charged (or counted as paused), the
+// gap until the takeover is not; a consultation whose deadline passed by
+// then is left to end at once, at its deadline.
+func TestConsultTakeOverRule(t *testing.T) {
+	k := newConsult(StartNow, 60, 0)
+	saved := *k
+	saved.TakeOver(t0+28_000, t0+30_000)
+	if saved.UsedMS != 28_000 || saved.Since != t0+30_000 || saved.Deadline() != t0+62_000 {
+		t.Fatalf("active: %+v", saved)
+	}
+	saved = *k
+	saved.TakeOver(t0+65_000, t0+70_000) // ran out at +60 s, while served
+	if saved.UsedMS != 0 || saved.Since != t0 || saved.RemainingAt(t0+70_000) != 0 {
+		t.Fatalf("ran out: %+v", saved)
+	}
+	must(t, &saved, ConsultChange{Op: ConsultTimeUp, Actor: ActorServer}, t0+70_000)
+	if r := saved.Bill(); r.EndedAt != t0+60_000 || r.ActiveSeconds != 60 {
+		t.Fatalf("bill %+v", r)
+	}
+	saved = *k
+	saved.TakeOver(t0-5_000, t0+10_000) // saved after the lease ran out (a late commit): nothing more
+	if saved.UsedMS != 0 || saved.Since != t0+10_000 {
+		t.Fatalf("checkpoint after the lease: %+v", saved)
+	}
+	must(t, k, ConsultChange{Op: ConsultPause, Actor: ActorHost}, t0+20_000)
+	p := *k
+	p.TakeOver(t0+38_000, t0+40_000)
+	if p.State != ConsultPaused || p.PausedMS != 18_000 || p.UsedMS != 20_000 || p.Since != t0+40_000 {
+		t.Fatalf("paused: %+v", p)
+	}
+	pend := newConsult(StartAccept, 60, 0)
+	q := *pend
+	q.TakeOver(t0+1_000, t0+2_000)
+	if q.State != ConsultPending || q.Since != pend.Since || q.UsedMS != 0 || q.ExpiresAt != pend.ExpiresAt {
+		t.Fatalf("pending changed: %+v", q)
+	}
+}

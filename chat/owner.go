@@ -287,24 +287,6 @@ func (st *svcState) reset() {
 	st.agents.Clear()
 }
 
-// consultDrop empties the consultation state and its clock.
-func (c *Core) consultDrop() {
-	st := &c.consult
-	st.mu.Lock()
-	st.m = make(map[SessionID]*consultEntry)
-	st.live = make(map[string]int)
-	st.mu.Unlock()
-	st.timers.clear()
-}
-
-// clear removes every entry.
-func (t *consultTimers) clear() {
-	t.mu.Lock()
-	t.h = nil
-	t.pos = make(map[SessionID]int)
-	t.mu.Unlock()
-}
-
 // owns reports whether this node runs the domains' state now: always on
 // one node, the lease holder (once loaded) in a cluster.
 func (c *Core) owns() bool { return c.owner == nil || c.owner.serving.Load() }
