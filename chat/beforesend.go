@@ -180,9 +180,16 @@ func (c *Core) beforeSend(ctx context.Context, h *BeforeSendHook, app string, in
 		}
 		return nil
 	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(h.TimeoutMS)*time.Millisecond)
+	defer cancel()
 	sp := w.sender.Load()
-	if sp == nil {
-		return fallback("is not reachable (webhooks are not running)")
+	if sp == nil { // starting: RunWebhooks has not given the sender yet
+		select {
+		case <-w.senderSet:
+			sp = w.sender.Load()
+		case <-cctx.Done():
+			return fallback("is not reachable (webhooks are not running)")
+		}
 	}
 	id := "bs-" + strconv.FormatInt(w.nextID(), 10)
 	body, err := json.Marshal(struct {
@@ -195,8 +202,6 @@ func (c *Core) beforeSend(ctx context.Context, h *BeforeSendHook, app string, in
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(h.TimeoutMS)*time.Millisecond)
-	defer cancel()
 	ts := time.Now().Unix()
 	status, resp, err := (*sp).Call(cctx, h.URL, WebhookHeaders{DeliveryID: id, Event: WebhookBeforeSend, Timestamp: ts,
 		Signature: SignWebhook(h.Secret, ts, body)}, body)

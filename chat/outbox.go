@@ -251,7 +251,7 @@ func (c *Core) runDispatcher(ctx context.Context, cfg WebhookConfig) error {
 		results: make(chan attemptResult, 256), dirty: make(map[string]*WebhookDelivery),
 		pushes: make(map[pushKey]*pushBuf), evRefs: make(map[uint64]int)}
 	c.wh.max.Store(int64(cfg.MaxOutbox))
-	c.wh.sender.Store(&cfg.Sender) // the before-send hooks call through it
+	c.wh.setSender(&cfg.Sender) // the before-send hooks call through it
 	if err := d.load(ctx); err != nil {
 		return err
 	}

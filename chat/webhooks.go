@@ -148,6 +148,11 @@ type webhooks struct {
 	// the sender RunWebhooks was given (nil before it runs).
 	hooks  atomic.Pointer[map[string]*BeforeSendHook]
 	sender atomic.Pointer[WebhookSender]
+	// senderSet is closed when sender is first set: a send checked before
+	// that (the start: RunWebhooks starts beside the listeners) waits for
+	// it, within its hook's timeout, rather than skipping the filter.
+	senderSet  chan struct{}
+	senderOnce sync.Once
 
 	hookCalls, hookRejected, hookRewritten, hookFallbacks atomic.Uint64
 	hookLatency                                           *Histogram
@@ -161,8 +166,14 @@ type webhooks struct {
 
 func newWebhooks() *webhooks {
 	return &webhooks{endpoints: make(map[string][]*WebhookEndpoint), kick: make(chan struct{}, 1),
-		redeliver: make(chan redeliverReq),
+		redeliver: make(chan redeliverReq), senderSet: make(chan struct{}),
 		latency:   NewHistogram(ackBounds, 1e9), hookLatency: NewHistogram(ackBounds, 1e9)}
+}
+
+// setSender gives the before-send hooks the sender RunWebhooks was given.
+func (w *webhooks) setSender(s *WebhookSender) {
+	w.sender.Store(s)
+	w.senderOnce.Do(func() { close(w.senderSet) })
 }
 
 // wanted returns the mask of event types app's enabled endpoints want.

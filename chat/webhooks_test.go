@@ -922,3 +922,37 @@ func TestWebhookPushOnlyRecordsNothingWhenAllOnline(t *testing.T) {
 		t.Errorf("deliveries: %+v", ds)
 	}
 }
+
+// A send checked by a before-send hook while the webhooks are still
+// starting (chatd starts RunWebhooks beside the listeners) waits for
+// them, within the hook's timeout, and is filtered: not let through
+// unchecked by the fallback.
+func TestBeforeSendHookAtStart(t *testing.T) {
+	e := newEnv(t, chat.Config{})
+	ctx := context.Background()
+	var calls atomic.Int32
+	filter := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		rw.Write([]byte(`{"action":"reject","reason":"checked"}`))
+	}))
+	defer filter.Close()
+	url := filter.URL
+	if _, err := e.core.SetBeforeSendHook(ctx, e.app.ID, chat.BeforeSendHookInput{URL: &url, TimeoutMS: ptr(5000)}); err != nil {
+		t.Fatal(err)
+	}
+	ta, _ := e.user("alice"), e.user("bob")
+	a := e.login(ta)
+	done := make(chan frame, 1)
+	go func() {
+		done <- a.do(`"action":"send","to":"bob","type":"text","content":{"text":"early"}`)
+	}()
+	select {
+	case f := <-done:
+		t.Fatalf("the send was answered before the webhooks started: %+v", f)
+	case <-time.After(50 * time.Millisecond): // waiting, as it should
+	}
+	runWH(t, e, chat.WebhookConfig{Sender: webhook.New(webhook.Config{AllowLoopback: true}), Tick: 2 * time.Millisecond})
+	if f := <-done; f.OK || f.Error.Code != chat.CodeForbidden || !strings.Contains(f.Error.Message, "checked") || calls.Load() != 1 {
+		t.Fatalf("send made while starting = %+v (filter called %d times); want rejected by the filter", f, calls.Load())
+	}
+}

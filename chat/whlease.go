@@ -35,7 +35,7 @@ func (c *Core) runWebhooksLeased(ctx context.Context, cfg WebhookConfig) error {
 	if c.cfg.Broker != nil {
 		holder = c.cfg.Broker.Node() + "/" + holder
 	}
-	c.wh.sender.Store(&cfg.Sender) // the before-send hooks run on every node
+	c.wh.setSender(&cfg.Sender) // the before-send hooks run on every node
 	c.wh.standby.Store(true)
 	defer c.wh.standby.Store(false)
 	t := time.NewTicker(webhookLeaseRenew)
