@@ -167,7 +167,7 @@ type webhooks struct {
 func newWebhooks() *webhooks {
 	return &webhooks{endpoints: make(map[string][]*WebhookEndpoint), kick: make(chan struct{}, 1),
 		redeliver: make(chan redeliverReq), senderSet: make(chan struct{}),
-		latency:   NewHistogram(ackBounds, 1e9), hookLatency: NewHistogram(ackBounds, 1e9)}
+		latency: NewHistogram(ackBounds, 1e9), hookLatency: NewHistogram(ackBounds, 1e9)}
 }
 
 // setSender gives the before-send hooks the sender RunWebhooks was given.
