@@ -246,7 +246,8 @@ func appendErrorFull(dst []byte, id []byte, e *Error) []byte {
 // quotas counts the users and groups of apps that have a cap. Counts
 // start from one store scan (Store.CountUsers/CountGroups) the first
 // time an app with a cap needs them, and are kept up to date by the
-// creations checked here. Creations made while an app has no cap are not
+// creations checked here (on a shared store, where other nodes create
+// too, every capped creation counts from the store). Creations made while an app has no cap are not
 // counted, so setting the caps forgets the counts (SetAppLimits).
 type quotas struct {
 	// locks[i] (striped by app) serialises the check, write and count of
@@ -318,7 +319,10 @@ func (c *Core) withQuota(ctx context.Context, a *App, kind quotaKind, isNew func
 			return create()
 		}
 	}
-	if !*known {
+	// On a shared store other nodes create too: count from the store each
+	// time, under this node's lock (docs/cluster.md: two nodes creating
+	// the same instant may each pass the last place).
+	if !*known || c.shared != nil {
 		n, err := c.countQuota(ctx, a.ID, kind)
 		if err != nil {
 			return err

@@ -3,7 +3,9 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -96,5 +98,42 @@ func TestSharedCIDRebuildOutsideLocks(t *testing.T) {
 		if err != nil || !r.Duplicate || r.Seq != seq {
 			t.Fatalf("retry of %s on b = %+v, %v; want the original seq %d as a duplicate", cid, r, err, seq)
 		}
+	}
+}
+
+// TestSharedAppQuota: an app's max_users holds across nodes: a node that
+// counted the app's users earlier does not let one more in after
+// another node filled the last places.
+func TestSharedAppQuota(t *testing.T) {
+	ctx := context.Background()
+	shared := memstore.NewShared()
+	a := storetest.StartNode(t, shared)
+	b := storetest.StartNode(t, shared)
+	if _, err := a.CreateApp(ctx, "shop", "Shop"); err != nil {
+		t.Fatal(err)
+	}
+	three := 3
+	if _, err := a.SetAppLimits(ctx, "shop", chat.AppLimitsInput{MaxUsers: &three}); err != nil {
+		t.Fatal(err)
+	}
+	push := func(n *chat.Core, uid string) error {
+		_, err := n.PushUser(ctx, "shop", chat.UserInput{UID: uid})
+		return err
+	}
+	if err := push(b, "u1"); err != nil { // b counts: 1
+		t.Fatal(err)
+	}
+	for _, u := range []string{"u2", "u3"} { // a fills the app
+		if err := push(a, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := push(b, "u4")
+	var ce *chat.Error
+	if !errors.As(err, &ce) || ce.Code != chat.CodeForbidden || !strings.Contains(ce.Message, "app_users limit") {
+		t.Fatalf("a fourth user through b = %v; want forbidden app_users limit (3 stored)", err)
+	}
+	if n, err := shared.CountUsers(ctx, "shop"); err != nil || n != 3 {
+		t.Fatalf("%d users stored, %v; want 3", n, err)
 	}
 }
