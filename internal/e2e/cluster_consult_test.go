@@ -123,7 +123,9 @@ func TestClusterConsultOwnerKilled(t *testing.T) {
 	// The host's view, through a surviving node that is not necessarily
 	// the new owner.
 	var rec chat.ConsultRecord
-	hostRetry(t, func() error { return host.Do(ctx, "GET", fmt.Sprintf("/api/v1/consultations/%d/record", sid), nil, &rec) })
+	hostRetry(t, func() error {
+		return host.Do(ctx, "GET", fmt.Sprintf("/api/v1/consultations/%d/record", sid), nil, &rec)
+	})
 	checkTimeUpRecord(t, "the record", rec, v, deadline)
 	var page chat.ConsultRecordsPage
 	hostRetry(t, func() error { return host.Do(ctx, "GET", "/api/v1/consult-records?consultant=lawyer", nil, &page) })
