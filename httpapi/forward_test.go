@@ -40,6 +40,9 @@ func TestRouteClasses(t *testing.T) {
 	if routeRuns[epWebhookRedeliver] != onWebhooks {
 		t.Errorf("a redelivery must run on the webhook dispatcher's node")
 	}
+	if routeRuns[epMessages] != onDomainsSession {
+		t.Errorf("a send into a service or consultation session must run on the domains holder (appSend)")
+	}
 }
 
 // fwdHub is an in-process chat.Broker: each node receives on one
