@@ -112,3 +112,36 @@ func TestForwardSendServiceReopen(t *testing.T) {
 		t.Errorf("a served %d forwarded calls, want the send among them", n)
 	}
 }
+
+// On one node nothing is forwarded: DomainSession is false for a
+// consultation session, and on a cluster node (b) true.
+func TestDomainSession(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	c := h.app("shop")
+	h.user(c, "lawyer")
+	h.user(c, "cust")
+	var v chat.ConsultView
+	if err := c.Do(ctx, "POST", "/api/v1/consultations", map[string]any{"consultant": "lawyer", "customer": "cust", "seconds": 60}, &v); err != nil {
+		t.Fatal(err)
+	}
+	if h.core.DomainSession(ctx, "shop", v.ID) {
+		t.Errorf("one node: a consultation session runs on the domains' owner")
+	}
+
+	_, _, b, onB := fwdOwnerPair(t)
+	pushUsers(t, onB, "lawyer", "cust")
+	if err := onB.Do(ctx, "POST", "/api/v1/consultations", map[string]any{"consultant": "lawyer", "customer": "cust", "seconds": 60}, &v); err != nil {
+		t.Fatal(err)
+	}
+	if !b.core.DomainSession(ctx, "shop", v.ID) {
+		t.Errorf("a cluster node: a consultation session does not run on the domains' owner")
+	}
+	r, err := onB.Send(ctx, apiclient.SendInput{From: "lawyer", To: "cust", Type: "text", Content: json.RawMessage(`{"text":"hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.core.DomainSession(ctx, "shop", chat.SessionID(r.Session)) {
+		t.Errorf("a cluster node: a private session runs on the domains' owner")
+	}
+}
