@@ -503,8 +503,15 @@ func (c *Core) buildSend(ctx context.Context, app string, in *SendInput, cacheOn
 	if err != nil {
 		return nil, err
 	}
-	if cacheOnly && c.owner != nil && (s.kind == KindService || s.kind == KindConsult) && !c.owner.serving.Load() {
-		return nil, errCacheMiss // handle forwards it to the domains' owner (owner.go)
+	if c.owner != nil && (s.kind == KindService || s.kind == KindConsult) && !c.owner.serving.Load() {
+		if cacheOnly {
+			return nil, errCacheMiss // handle forwards it to the domains' owner (owner.go)
+		}
+		// Not forwarded: no owner is known, or this node holds the lease
+		// and is still loading, or lost it (the host API forwards to a
+		// known owner: httpapi/forward.go). Committed here, the send would
+		// miss the owner's state (a reopening, a consultation's clock).
+		return nil, errOwnerChanging
 	}
 	if h := c.wh.activeHook(app); h != nil {
 		// A synchronous call to the app's server: never on an event loop.

@@ -384,6 +384,17 @@ func (c *Core) domainRequest(ctx context.Context, app string, r *request) bool {
 	return false
 }
 
+// DomainSession reports whether a send into session sid of app must run
+// on the domains' owner: this node is in a cluster and sid is a customer
+// service or consultation session (a send there reopens a resolved
+// conversation, starts a consultation's clock on the consultant's first
+// reply, and its event carries the shop and the sender's role: the
+// owner's state). The host API forwards such a send to the owner
+// (httpapi/forward.go). On one node it is false at once, nothing read.
+func (c *Core) DomainSession(ctx context.Context, app string, sid SessionID) bool {
+	return c.owner != nil && c.domainSession(ctx, app, sid)
+}
+
 // domainSession reports whether sid is a service or consultation session
 // of app (cached, else read; an error leaves the request to the local
 // path, which answers it).

@@ -47,6 +47,10 @@ const (
 	// onWebhooks: the holder of the "webhooks" lease (the dispatcher's
 	// memory).
 	onWebhooks
+	// onDomainsSession: the holder of the "domains" lease when the call
+	// acts on a customer-service or consultation session (the handler
+	// looks: chat.Core.DomainSession, and calls elsewhere), else any node.
+	onDomainsSession
 )
 
 // routeRuns classifies every endpoint; TestRouteClasses fails on an
@@ -63,7 +67,7 @@ var routeRuns = [epCount]runsOn{
 	epUser:              onAnyNode,
 	epUserTokens:        onAnyNode,
 	epTokensRevoke:      onAnyNode,
-	epMessages:          onAnyNode, // a send into a service or consultation session: the core's concern
+	epMessages:          onDomainsSession, // appSend
 	epGroups:            onAnyNode,
 	epHistory:           onAnyNode,
 	epClient:            onAnyNode, // a device's actions: the core forwards those of the domains

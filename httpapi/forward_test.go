@@ -40,6 +40,9 @@ func TestRouteClasses(t *testing.T) {
 	if routeRuns[epWebhookRedeliver] != onWebhooks {
 		t.Errorf("a redelivery must run on the webhook dispatcher's node")
 	}
+	if routeRuns[epMessages] != onDomainsSession {
+		t.Errorf("a send into a service or consultation session must run on the domains holder (appSend)")
+	}
 }
 
 // fwdHub is an in-process chat.Broker: each node receives on one
@@ -112,25 +115,31 @@ type fwdCluster struct {
 	t     *testing.T
 	st    *memstore.Shared
 	hub   *fwdHub
-	now   func() time.Time
 	nodes map[string]*fwdNode
 	ctx   context.Context
 }
 
-func newFwdCluster(t *testing.T, now func() time.Time) *fwdCluster {
+func newFwdCluster(t *testing.T) *fwdCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return &fwdCluster{t: t, st: memstore.NewShared(), hub: &fwdHub{nodes: map[string]*fwdHubNode{}},
-		now: now, nodes: map[string]*fwdNode{}, ctx: ctx}
+		nodes: map[string]*fwdNode{}, ctx: ctx}
 }
 
-// node starts a node and waits until it and every other node hear each
-// other.
+// node starts a node on the wall clock and waits until it and every
+// other node hear each other.
 func (fc *fwdCluster) node(name string, mutate func(*Config)) *fwdNode {
+	fc.t.Helper()
+	return fc.nodeClock(name, time.Now, mutate)
+}
+
+// nodeClock starts a node whose core reads the clock now (its lease
+// cache and its dead-node rule age by it).
+func (fc *fwdCluster) nodeClock(name string, now func() time.Time, mutate func(*Config)) *fwdNode {
 	t := fc.t
 	t.Helper()
 	hn := fc.hub.join(name)
-	core, err := chat.New(chat.Config{SharedStore: true, Broker: hn, Now: fc.now, LogError: func(string, error) {}}, fc.st)
+	core, err := chat.New(chat.Config{SharedStore: true, Broker: hn, Now: now, LogError: func(string, error) {}}, fc.st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,12 +185,30 @@ func (fc *fwdCluster) hear(a, b *fwdNode) {
 	}
 }
 
-// lease makes node hold the lease (the row; nothing runs for it).
-func (fc *fwdCluster) lease(name, node string) {
-	fc.t.Helper()
-	if ok, err := fc.st.TryLease(context.Background(), name, node+"/test", time.Hour); err != nil || !ok {
-		fc.t.Fatalf("lease %s for %s: %v %v", name, node, ok, err)
-	}
+// owns waits until n is the domains' owner: every node runs the owner
+// loop (chat/owner.go), which takes the "domains" lease when it is free,
+// so the first node started takes it, and the nodes started after it
+// leave it to n while n renews it. Owning is the lease naming n and n
+// having loaded the state: a customer-service call of app sent to n
+// itself succeeds (not refused unavailable by the not-owner guard).
+func (fc *fwdCluster) owns(n *fwdNode, app, secret string) {
+	t := fc.t
+	t.Helper()
+	waitFor(t, "node "+n.name+" owns the domains", func() bool {
+		l, err := fc.st.Lease(context.Background(), "domains")
+		if err != nil || !l.Live() || !strings.HasPrefix(l.Holder, n.name+"/") {
+			return false
+		}
+		return send(t, signed(t, n, app, secret, "POST", "/api/v1/service", []byte(`{"action":"shops"}`))).status == 200
+	})
+}
+
+// gone waits until a no longer counts b among the cluster's nodes.
+func (fc *fwdCluster) gone(a, b *fwdNode) {
+	waitFor(fc.t, "node "+a.name+" drops node "+b.name, func() bool {
+		_, err := a.core.Forward(context.Background(), b.name, "nothing", nil)
+		return errors.Is(err, chat.ErrForwardUnknown)
+	})
 }
 
 // app creates an app through n (admin: loopback) and returns its secret.
@@ -236,10 +263,11 @@ func send(t *testing.T, req *http.Request) rawAnswer {
 // type and body as the holder gives it directly, successes and errors
 // alike, a body in pieces included; the holder served each.
 func TestForwardDomainsCalls(t *testing.T) {
-	fc := newFwdCluster(t, time.Now)
-	a, b := fc.node("a", nil), fc.node("b", nil)
-	fc.lease("domains", "a")
-	secret := fc.app(b, "shop")
+	fc := newFwdCluster(t)
+	a := fc.node("a", nil)
+	secret := fc.app(a, "shop")
+	fc.owns(a, "shop", secret)
+	b := fc.node("b", nil)
 	call := func(n *fwdNode, method, uri, body string) rawAnswer {
 		return send(t, signed(t, n, "shop", secret, method, uri, []byte(body)))
 	}
@@ -295,10 +323,11 @@ func TestForwardDomainsCalls(t *testing.T) {
 // signed call replayed through another node meets the holder's nonce
 // cache.
 func TestForwardAuth(t *testing.T) {
-	fc := newFwdCluster(t, time.Now)
-	a, b := fc.node("a", nil), fc.node("b", nil)
-	fc.lease("domains", "a")
+	fc := newFwdCluster(t)
+	a := fc.node("a", nil)
 	secret := fc.app(a, "shop")
+	fc.owns(a, "shop", secret)
+	b := fc.node("b", nil)
 	body := []byte(`{"action":"shops"}`)
 	bad := signed(t, b, "shop", "not-the-secret", "POST", "/api/v1/service", body)
 	if got := send(t, bad); got.status != 401 || !strings.Contains(got.body, "bad signature") {
@@ -321,7 +350,7 @@ func TestForwardAuth(t *testing.T) {
 // A redelivery sent to a node without the webhook dispatcher runs on the
 // node that has it.
 func TestForwardRedelivery(t *testing.T) {
-	fc := newFwdCluster(t, time.Now)
+	fc := newFwdCluster(t)
 	a, b := fc.node("a", nil), fc.node("b", nil)
 	var got atomic.Int32
 	sender := senderFunc(func() { got.Add(1) })
@@ -374,66 +403,94 @@ func TestForwardRedelivery(t *testing.T) {
 
 // The holder moved between the origin's look and the call's arrival: the
 // node that gets the forwarded call answers unavailable and does not
-// forward it again.
+// forward it again. The move is a real one: the owner a drains (a
+// stopping node releases the lease) and b's owner loop takes the lease,
+// while b's clock stands still, so that what b read of the lease before
+// never ages and b still forwards to a.
 func TestForwardOnce(t *testing.T) {
-	frozen := time.Now() // the lease caches never age
-	fc := newFwdCluster(t, func() time.Time { return frozen })
-	a, b := fc.node("a", nil), fc.node("b", nil)
-	fc.lease("domains", "a")
-	secret := fc.app(b, "shop")
-	if node, self, err := b.core.LeaseNode(context.Background(), "domains"); node != "a" || self || err != nil {
+	ctx := context.Background()
+	fc := newFwdCluster(t)
+	a := fc.node("a", nil)
+	secret := fc.app(a, "shop")
+	fc.owns(a, "shop", secret)
+	frozen := time.Now()
+	b := fc.nodeClock("b", func() time.Time { return frozen }, nil)
+	if node, self, err := b.core.LeaseNode(ctx, "domains"); node != "a" || self || err != nil {
 		t.Fatalf("b sees the domains lease at %q %v %v", node, self, err)
 	}
-	ctx := context.Background()
-	if err := fc.st.ReleaseLease(ctx, "domains", "a/test"); err != nil {
+	if err := a.core.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fc.lease("domains", "b") // b's cache still says a
-	got := send(t, signed(t, b, "shop", secret, "POST", "/api/v1/service", []byte(`{"action":"shops"}`)))
-	if got.status != 503 || !strings.Contains(got.body, `"unavailable"`) || !strings.Contains(got.body, "forwarded once") {
+	waitFor(t, "b takes the domains lease", func() bool {
+		l, err := fc.st.Lease(ctx, "domains")
+		return err == nil && l.Live() && strings.HasPrefix(l.Holder, "b/")
+	})
+	// a read the lease for its own calls in the last second (owns): it
+	// must not take itself for the holder on that.
+	a.core.ForgetLeaseNode("domains")
+	shops := []byte(`{"action":"shops"}`)
+	got := send(t, signed(t, b, "shop", secret, "POST", "/api/v1/service", shops))
+	if got.status != 503 || !strings.Contains(got.body, `"unavailable"`) || !strings.Contains(got.body, "forwarded once") ||
+		!strings.Contains(got.body, "node b holds it now") {
 		t.Fatalf("a call forwarded to a node that no longer holds the lease: %+v", got)
 	}
 	if a.srv.fwd.served.Load() != 1 || a.srv.fwd.sent.Load() != 0 || b.srv.fwd.served.Load() != 0 {
 		t.Fatalf("a served %d and forwarded %d, b served %d: want 1, 0, 0 (no second hop)",
 			a.srv.fwd.served.Load(), a.srv.fwd.sent.Load(), b.srv.fwd.served.Load())
 	}
-	// Once b looks again, it serves the call itself.
+	// Once b looks again, it serves the call itself (once it has loaded
+	// the state; until then it answers unavailable).
 	b.core.ForgetLeaseNode("domains")
-	if got := send(t, signed(t, b, "shop", secret, "POST", "/api/v1/service", []byte(`{"action":"shops"}`))); got.status != 200 {
-		t.Fatalf("on the holder b: %+v", got)
+	waitFor(t, "b serves the call itself", func() bool {
+		return send(t, signed(t, b, "shop", secret, "POST", "/api/v1/service", shops)).status == 200
+	})
+	if a.srv.fwd.served.Load() != 1 {
+		t.Fatalf("a served %d forwarded calls, want still 1", a.srv.fwd.served.Load())
 	}
 }
 
-// A holder that is gone gives 503 unavailable naming what is moving: one
-// that left the cluster at once, one that went silent when the wait
-// ends; a call over the size a forwarded call may carry is 413.
+// A holder that cannot answer gives 503 unavailable naming what is
+// moving: one gone silent (cut from the broker, still renewing the lease
+// in the store) when the wait ends; the same holder, once the origin
+// counts it out of the cluster by the dead-node rule, at once. A call
+// over the size a forwarded call may carry is 413. The origin a's clock
+// stands still until the test moves it past the rule's 3 s, so that a
+// keeps counting the silent b in the cluster for as long as the test
+// needs, then drops it.
 func TestForwardHolderGone(t *testing.T) {
 	old := forwardTimeout
 	forwardTimeout = 200 * time.Millisecond
 	t.Cleanup(func() { forwardTimeout = old })
-	fc := newFwdCluster(t, time.Now)
-	a, b := fc.node("a", func(c *Config) { c.MaxBody = chat.ForwardMaxSize + 1<<20 }), fc.node("b", nil)
-	secret := fc.app(a, "shop")
+	fc := newFwdCluster(t)
+	b := fc.node("b", nil)
+	secret := fc.app(b, "shop")
+	fc.owns(b, "shop", secret)
+	start := time.Now()
+	var skew atomic.Int64
+	a := fc.nodeClock("a", func() time.Time { return start.Add(time.Duration(skew.Load())) },
+		func(c *Config) { c.MaxBody = chat.ForwardMaxSize + 1<<20 })
 	call := func(body string) rawAnswer {
 		return send(t, signed(t, a, "shop", secret, "POST", "/api/v1/service", []byte(body)))
 	}
-	fc.lease("domains", "c") // a node that is not there
-	got := call(`{"action":"shops"}`)
-	if got.status != 503 || !strings.Contains(got.body, `"unavailable"`) ||
-		!strings.Contains(got.body, "customer service and consultations run on node c") || !strings.Contains(got.body, "left the cluster") {
-		t.Fatalf("holder not in the cluster: %+v", got)
-	}
-
-	fc.st.ReleaseLease(context.Background(), "domains", "c/test")
-	fc.lease("domains", "b")
-	a.core.ForgetLeaseNode("domains")
 	if got := call(strings.Repeat(" ", chat.ForwardMaxSize+1)); got.status != 413 || !strings.Contains(got.body, `"too_large"`) {
 		t.Fatalf("a call over the forwarding limit: %d %.300s", got.status, got.body)
 	}
+
 	b.hub.cut.Store(true) // frozen: still in a's list of nodes, answers nothing
-	got = call(`{"action":"shops"}`)
+	got := call(`{"action":"shops"}`)
 	if got.status != 503 || !strings.Contains(got.body, `"unavailable"`) || !strings.Contains(got.body, "did not answer") {
 		t.Fatalf("holder silent: %+v", got)
+	}
+
+	skew.Store(int64(4 * time.Second)) // past the 3 s without a heartbeat after which a node is dead
+	fc.gone(a, b)
+	if l, err := fc.st.Lease(context.Background(), "domains"); err != nil || !l.Live() || !strings.HasPrefix(l.Holder, "b/") {
+		t.Fatalf("the domains lease %+v %v: b renews it still", l, err)
+	}
+	got = call(`{"action":"shops"}`)
+	if got.status != 503 || !strings.Contains(got.body, `"unavailable"`) ||
+		!strings.Contains(got.body, "customer service and consultations run on node b") || !strings.Contains(got.body, "left the cluster") {
+		t.Fatalf("holder not in the cluster: %+v", got)
 	}
 }
 

@@ -287,6 +287,9 @@ func (s *Server) appSend(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	case len(in.Content) == 0 || string(in.Content) == "null":
 		return missing("content")
 	}
+	if in.Session != 0 && s.core.DomainSession(s.reqCtx, r.app, in.Session) && s.elsewhere(ctx, onDomains, r.from) {
+		return nil // forwarded to the domains' owner, or refused (forward.go)
+	}
 	res, err := s.core.Send(s.reqCtx, r.app, in)
 	if err != nil {
 		return err

@@ -39,6 +39,7 @@ type reqInfo struct {
 	app   string        // authApp: the app id
 	ident chat.Identity // authToken: the logged-in user
 	param string        // the path parameter ({uid} or {id}), unescaped
+	from  string        // the node that forwarded the call ("": a client's; forward.go)
 	// bodyMAC (authAppStream) checks the signature once the body is read.
 	bodyMAC *streamMAC
 }
@@ -369,7 +370,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, from string) {
 		return
 	}
 
-	var r reqInfo
+	r := reqInfo{from: from}
 	if param != nil {
 		p, err := url.PathUnescape(string(param))
 		if err != nil {
@@ -417,7 +418,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, from string) {
 		}
 		r.ident = ident
 	}
-	if on := routeRuns[id]; on != onAnyNode && s.elsewhere(ctx, on, from) {
+	if on := routeRuns[id]; (on == onDomains || on == onWebhooks) && s.elsewhere(ctx, on, from) {
 		return // forward.go
 	}
 	if err := h(s, ctx, &r); err != nil {
