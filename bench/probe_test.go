@@ -136,12 +136,12 @@ func TestProbeStallsAndLoopback(t *testing.T) {
 	if rep.Disk != nil {
 		t.Error("disk part ran though not asked for")
 	}
-	// A 1 ms tick for 300 ms: at most 300 wakes, fewer when stalls
-	// swallow ticks.
-	if s := rep.Stalls; s == nil || s.Wakes < 30 || s.Wakes > 301 || s.Lateness.Count != s.Wakes {
+	// A 1 ms tick for 300 ms: about 300 wakes, fewer when stalls swallow
+	// ticks (a few more when the stop is seen late: 302 on a loaded box).
+	if s := rep.Stalls; s == nil || s.Wakes < 30 || s.Wakes > 310 || s.Lateness.Count != s.Wakes {
 		t.Errorf("stalls %+v", rep.Stalls)
 	}
-	if l := rep.Loopback; l == nil || l.RoundTrip.Count < 30 || l.RoundTrip.Count > 301 || l.RoundTrip.P50US <= 0 {
+	if l := rep.Loopback; l == nil || l.RoundTrip.Count < 30 || l.RoundTrip.Count > 310 || l.RoundTrip.P50US <= 0 {
 		t.Errorf("loopback %+v", rep.Loopback)
 	}
 	if rep.Host.NumCPU < 1 || rep.Host.GOMAXPROCS < 1 || rep.Host.OS == "" {
