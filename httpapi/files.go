@@ -132,8 +132,15 @@ func (s *Server) serveFile(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		return nil
 	}
 	f, err := os.Open(s.filePath(app, id))
+	if bs := s.core.Blobs(); bs != nil && errors.Is(err, fs.ErrNotExist) {
+		// A cluster node's folder is a cache of the database (blobs.go).
+		if err := s.fetchBlob(bs, app, id, meta.Size); err != nil {
+			return err
+		}
+		f, err = os.Open(s.filePath(app, id))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return chat.Errf(chat.CodeNotFound, "file "+id+" is gone")
+		return errFileGone(id)
 	}
 	if err != nil {
 		return err
@@ -253,7 +260,8 @@ func (s *Server) CollectFiles(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
+	removed, evicted := 0, 0
+	bs := s.core.Blobs()
 	for _, a := range apps {
 		gc, err := s.core.CollectFiles(ctx, a.ID, s.cfg.UploadGrace.Milliseconds())
 		if err != nil {
@@ -266,6 +274,12 @@ func (s *Server) CollectFiles(ctx context.Context) (int, error) {
 			}
 			removed++
 		}
+		if bs != nil {
+			evicted += s.sweepBlobs(ctx, bs, a.ID, gc.Kept)
+		}
+	}
+	if evicted > 0 {
+		s.log.Info().Int("removed", evicted).Msg("http api: copies of uploads collected by other nodes removed")
 	}
 	tmp := filepath.Join(s.cfg.UploadDir, "tmp")
 	if ents, err := os.ReadDir(tmp); err == nil {

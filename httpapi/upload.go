@@ -44,7 +44,8 @@ import (
 // get their dimensions from the standard library's decoders (DecodeConfig
 // reads the header only). The file is fsynced, renamed to its content
 // address (uploads/<app>/<first 2 hex>/<sha-256>) and only then recorded
-// and acknowledged. Whatever fails, the temporary file is removed.
+// and acknowledged; on a cluster it is stored in the database first
+// (blobs.go). Whatever fails, the temporary file is removed.
 
 // Defaults of the upload settings in Config.
 const (
@@ -252,6 +253,12 @@ func (s *Server) upload(ctx *fasthttp.RequestCtx, app, uid string, mac *streamMA
 	}
 	if err := f.Sync(); err != nil {
 		return err
+	}
+	if bs := s.core.Blobs(); bs != nil {
+		// A cluster: in the database before the answer (blobs.go).
+		if err := s.putBlob(bs, f, app, meta.ID, n); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
