@@ -38,6 +38,8 @@ type blobState struct {
 	fetching map[string]*blobFetch // app/id → the fetch in progress
 
 	fetched, failed atomic.Uint64 // metrics
+
+	urlKeys sync.Map // app → the key of its file URLs on a cluster (files.go)
 }
 
 // blobFetch is one fetch of a file that requests for it wait for.

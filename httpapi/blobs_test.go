@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,8 @@ func (s *blobStore) ReadBlob(ctx context.Context, app, id string, w io.Writer) (
 
 // fileCluster is nodes of a cluster on one shared store, each with its
 // own uploads folder and its server on its own in-memory listener, on
-// one clock. (No broker: serving files needs none.)
+// one clock, each with its own admin key. (No broker: serving files
+// needs none.)
 type fileCluster struct {
 	t     *testing.T
 	st    *blobStore
@@ -40,7 +42,14 @@ func newFileCluster(t *testing.T, n int, mutate func(*Config)) *fileCluster {
 	fc := &fileCluster{t: t, st: &blobStore{Shared: memstore.NewShared()}, clock: new(atomic.Int64)}
 	fc.clock.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
 	for i := range n {
-		h := startFileNode(t, fc.st, true, fc.clock, mutate)
+		h := startFileNode(t, fc.st, true, fc.clock, func(c *Config) {
+			if mutate != nil {
+				mutate(c)
+			}
+			if i > 0 { // each node its own admin key, as chatd makes them
+				c.AdminKey = strings.Repeat("k", 40) + strconv.Itoa(i)
+			}
+		})
 		if i == 0 {
 			h.app = h.harness.app("shop")
 		} else {
@@ -62,8 +71,9 @@ func (fc *fileCluster) blobIDs() []string {
 
 // An upload through node a is in the cluster's store when it is
 // answered, and node b, whose folder is empty, serves it (same bytes and
-// headers) after fetching it once, however many ask at once. The same
-// bytes uploaded through b are a duplicate, stored once.
+// headers; the URL a signed works on b) after fetching it once, however
+// many ask at once. The same bytes uploaded through b are a duplicate,
+// stored once.
 func TestClusterUploadServedByAnyNode(t *testing.T) {
 	fc := newFileCluster(t, 3, nil)
 	a, b, c := fc.nodes[0], fc.nodes[1], fc.nodes[2]
@@ -230,7 +240,7 @@ func TestClusterFileGC(t *testing.T) {
 		t.Fatalf("node a keeps %d files, want 1", n)
 	}
 	// b still has its copy of gone, never served: its record is gone.
-	fresh, _ := b.srv.signFileURL("shop", "alice", gone.ID)
+	fresh, _, _ := b.srv.signFileURL("shop", "alice", gone.ID)
 	if resp, _ := b.get(fresh, nil); resp.StatusCode != 404 {
 		t.Fatalf("a collected file on node b: %d", resp.StatusCode)
 	}

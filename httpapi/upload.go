@@ -286,7 +286,10 @@ func (s *Server) upload(ctx *fasthttp.RequestCtx, app, uid string, mac *streamMA
 		return err
 	}
 	s.uploadsDone.Add(1)
-	url, exp := s.signFileURL(app, uid, got.ID)
+	url, exp, err := s.signFileURL(app, uid, got.ID)
+	if err != nil {
+		return err
+	}
 	s.writeData(ctx, fasthttp.StatusOK, UploadReply{FileMeta: got, Duplicate: !created, URL: url, ExpiresAt: exp})
 	return nil
 }
