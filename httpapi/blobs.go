@@ -101,23 +101,12 @@ func (s *Server) fetchBlob(bs chat.BlobStore, app, id string, size int64) error 
 // id: content addressing makes any copy that does trustworthy, and a
 // damaged one is never served.
 func (s *Server) fetchBlobOnce(bs chat.BlobStore, app, id string, size int64) error {
-	tmpDir := filepath.Join(s.cfg.UploadDir, "tmp")
-	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(tmpDir, "fetch-*")
+	t, err := s.newTemp("fetch-*")
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if tmp != "" {
-			os.Remove(tmp)
-		}
-	}()
+	defer t.discard()
+	f := t.f
 	h := sha256.New()
 	n, err := bs.ReadBlob(s.reqCtx, app, id, io.MultiWriter(f, h))
 	if errors.Is(err, chat.ErrNotFound) {
@@ -139,15 +128,15 @@ func (s *Server) fetchBlobOnce(bs chat.BlobStore, app, id string, size int64) er
 	if err := f.Close(); err != nil {
 		return err
 	}
-	f = nil
+	t.f = nil
 	dst := s.filePath(app, id)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := os.Rename(t.path, dst); err != nil {
 		return err
 	}
-	tmp = ""
+	t.path = ""
 	return nil
 }
 
