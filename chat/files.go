@@ -272,6 +272,9 @@ type FileGC struct {
 	StaleRefs  int        // references to messages that no longer exist, deleted
 	KeptInUse  int        // files still referenced
 	KeptRecent int        // unsent files younger than the grace period
+	// Kept lists the ids of the files still recorded (the blobs and
+	// cached copies a cluster node keeps; httpapi/blobs.go).
+	Kept []string
 }
 
 // CollectFiles applies the garbage-collection rule to app's uploads: a
@@ -289,6 +292,7 @@ func (c *Core) CollectFiles(ctx context.Context, app string, grace int64) (FileG
 	for _, r := range recs {
 		var m FileMeta
 		if json.Unmarshal(r.Value, &m) != nil {
+			gc.Kept = append(gc.Kept, string(r.Key[len(app)+1:]))
 			continue
 		}
 		refs, err := c.store.ScanRecords(ctx, fileRefKind, append(fileKey(app, m.ID), 0), nil, 0, false)
@@ -352,6 +356,7 @@ func (c *Core) CollectFiles(ctx context.Context, app string, grace int64) (FileG
 			gc.Removed = append(gc.Removed, m)
 			continue
 		}
+		gc.Kept = append(gc.Kept, m.ID)
 		if len(dead) > 0 {
 			if err := c.write(ctx, &Batch{DelRecords: dead}); err != nil {
 				return gc, err

@@ -28,7 +28,10 @@ import (
 //     a signed URL that has not expired (so that <img src> works)
 //
 // URLs are signed with a key derived from the server admin key, so they
-// survive restarts and die with a new admin key.
+// survive restarts and die with a new admin key. The nodes of a cluster
+// each have their own admin key: there they are signed with a key derived
+// from the app's secret, which every node reads from the database, so a
+// URL one node gave works on every node (fileURLKeyOf).
 
 // fileURLKey derives the URL-signing key from the admin key.
 func fileURLKey(adminKey string) []byte {
@@ -44,19 +47,44 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// fileURLKeyOf returns the key that signs app's file URLs: s.fileKey
+// on a single node; on a cluster one derived from the app's secret (apps
+// and their secrets never change), kept once read.
+func (s *Server) fileURLKeyOf(app string) ([]byte, error) {
+	if s.core.Blobs() == nil {
+		return s.fileKey, nil
+	}
+	if k, ok := s.blobs.urlKeys.Load(app); ok {
+		return k.([]byte), nil
+	}
+	a, err := s.core.App(s.reqCtx, app)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, []byte(a.Secret))
+	m.Write([]byte("chatd cluster file URL signing key v1"))
+	k := m.Sum(nil)
+	s.blobs.urlKeys.Store(app, k)
+	return k, nil
+}
+
 // fileSig is the signature of a file URL.
-func (s *Server) fileSig(app, uid, id string, exp int64) string {
-	m := hmac.New(sha256.New, s.fileKey)
+func fileSig(key []byte, app, uid, id string, exp int64) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(app + "\n" + uid + "\n" + id + "\n" + strconv.FormatInt(exp, 10)))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // signFileURL returns a path-absolute signed URL of a file for uid, and
 // its expiry (unix ms).
-func (s *Server) signFileURL(app, uid, id string) (string, int64) {
+func (s *Server) signFileURL(app, uid, id string) (string, int64, error) {
+	key, err := s.fileURLKeyOf(app)
+	if err != nil {
+		return "", 0, err
+	}
 	exp := s.now().Add(s.cfg.FileURLTTL).Unix()
-	q := url.Values{"app": {app}, "u": {uid}, "exp": {strconv.FormatInt(exp, 10)}, "sig": {s.fileSig(app, uid, id, exp)}}
-	return "/v1/files/" + id + "?" + q.Encode(), exp * 1000
+	q := url.Values{"app": {app}, "u": {uid}, "exp": {strconv.FormatInt(exp, 10)}, "sig": {fileSig(key, app, uid, id, exp)}}
+	return "/v1/files/" + id + "?" + q.Encode(), exp * 1000, nil
 }
 
 // FileURLReply answers GET /v1/files/{id}/url.
@@ -76,7 +104,10 @@ func (s *Server) userFileURL(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if err := s.core.CanReadFile(s.reqCtx, r.ident.App, r.ident.UID, r.param); err != nil {
 		return err
 	}
-	u, exp := s.signFileURL(r.ident.App, r.ident.UID, r.param)
+	u, exp, err := s.signFileURL(r.ident.App, r.ident.UID, r.param)
+	if err != nil {
+		return err
+	}
 	s.writeData(ctx, fasthttp.StatusOK, FileURLReply{URL: u, ExpiresAt: exp})
 	return nil
 }
@@ -102,7 +133,13 @@ func (s *Server) serveFile(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 	if err != nil || !validAppID(app) {
 		return errFileURLSig
 	}
-	if !hmac.Equal([]byte(s.fileSig(app, uid, id, exp)), args.Peek("sig")) {
+	key, err := s.fileURLKeyOf(app)
+	if ce := (*chat.Error)(nil); errors.As(err, &ce) && ce.Code == chat.CodeNotFound {
+		return errFileURLSig // no such app: nothing it could have signed
+	} else if err != nil {
+		return err
+	}
+	if !hmac.Equal([]byte(fileSig(key, app, uid, id, exp)), args.Peek("sig")) {
 		return errFileURLSig
 	}
 	if s.now().Unix() > exp {
@@ -132,8 +169,15 @@ func (s *Server) serveFile(ctx *fasthttp.RequestCtx, r *reqInfo) error {
 		return nil
 	}
 	f, err := os.Open(s.filePath(app, id))
+	if bs := s.core.Blobs(); bs != nil && errors.Is(err, fs.ErrNotExist) {
+		// A cluster node's folder is a cache of the database (blobs.go).
+		if err := s.fetchBlob(bs, app, id, meta.Size); err != nil {
+			return err
+		}
+		f, err = os.Open(s.filePath(app, id))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return chat.Errf(chat.CodeNotFound, "file "+id+" is gone")
+		return errFileGone(id)
 	}
 	if err != nil {
 		return err
@@ -253,7 +297,8 @@ func (s *Server) CollectFiles(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	removed := 0
+	removed, evicted := 0, 0
+	bs := s.core.Blobs()
 	for _, a := range apps {
 		gc, err := s.core.CollectFiles(ctx, a.ID, s.cfg.UploadGrace.Milliseconds())
 		if err != nil {
@@ -266,6 +311,12 @@ func (s *Server) CollectFiles(ctx context.Context) (int, error) {
 			}
 			removed++
 		}
+		if bs != nil {
+			evicted += s.sweepBlobs(ctx, bs, a.ID, gc.Kept)
+		}
+	}
+	if evicted > 0 {
+		s.log.Info().Int("removed", evicted).Msg("http api: copies of uploads collected by other nodes removed")
 	}
 	tmp := filepath.Join(s.cfg.UploadDir, "tmp")
 	if ents, err := os.ReadDir(tmp); err == nil {

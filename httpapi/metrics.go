@@ -118,6 +118,10 @@ func (s *Server) writeMetrics(w *metrics.Writer) {
 	w.Gauge("chatd_http_event_devices", "Users with an HTTP event buffer (a long-poll, stream or recv within http_events_keep).", float64(s.core.HTTPDevices()))
 	w.Gauge("chatd_http_uploads_in_progress", "Uploads whose body is being received (capped by upload_concurrent).", float64(s.uploads.Load()))
 	w.Counter("chatd_http_uploads_total", "Uploads stored (a duplicate of a stored file included).", float64(s.uploadsDone.Load()))
+	if s.core.Blobs() != nil && w.Family("chatd_http_file_fetches_total", metrics.Counter, "Files this cluster node served after copying them from the database into its uploads folder (blobs.go): fetched, or failed (the database's error, or bytes that do not hash to the file's id).") {
+		w.Sample(float64(s.blobs.fetched.Load()), metrics.Label{Name: "result", Value: "fetched"})
+		w.Sample(float64(s.blobs.failed.Load()), metrics.Label{Name: "result", Value: "failed"})
+	}
 	if w.Family("chatd_http_forwarded_total", metrics.Counter, "Host calls forwarded between cluster nodes to a lease's holder (forward.go): sent (answered by the holder), served (for another node), failed (answered 413 or 503 here).") {
 		w.Sample(float64(s.fwd.sent.Load()), metrics.Label{Name: "way", Value: "sent"})
 		w.Sample(float64(s.fwd.served.Load()), metrics.Label{Name: "way", Value: "served"})

@@ -267,6 +267,7 @@ type Server struct {
 	// uploadsDone counts the uploads stored (metrics).
 	uploadsDone atomic.Uint64
 	fileKey     []byte        // signs file URLs (files.go)
+	blobs       blobState     // uploads in the cluster's store (blobs.go)
 	demo        *demo.Backend // nil: the demo is off (demo.go)
 	requests    httpCounters  // answered requests by status class (metrics.go)
 	fwd         fwdCounters   // calls forwarded to and from other nodes (forward.go)
@@ -353,6 +354,7 @@ func New(cfg Config, core *chat.Core, log zerolog.Logger) (*Server, error) {
 		startedAt:     time.Now(),
 		ready:         make(chan struct{}),
 		fileKey:       fileURLKey(cfg.AdminKey),
+		blobs:         blobState{minAge: cfg.UploadTimeout + time.Minute},
 	}
 	if cfg.Demo {
 		s.demo = &demo.Backend{Core: core, WSAddr: cfg.WSAddr}

@@ -44,7 +44,8 @@ import (
 // get their dimensions from the standard library's decoders (DecodeConfig
 // reads the header only). The file is fsynced, renamed to its content
 // address (uploads/<app>/<first 2 hex>/<sha-256>) and only then recorded
-// and acknowledged. Whatever fails, the temporary file is removed.
+// and acknowledged; on a cluster it is stored in the database first
+// (blobs.go). Whatever fails, the temporary file is removed.
 
 // Defaults of the upload settings in Config.
 const (
@@ -205,23 +206,12 @@ func (s *Server) upload(ctx *fasthttp.RequestCtx, app, uid string, mac *streamMA
 		name = ""
 	}
 
-	tmpDir := filepath.Join(s.cfg.UploadDir, "tmp")
-	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(tmpDir, "up-*")
+	t, err := s.newTemp("up-*")
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if tmp != "" {
-			os.Remove(tmp) // nothing left behind on any failure
-		}
-	}()
+	defer t.discard() // nothing left behind on any failure
+	f := t.f
 	h := sha256.New()
 	head := make([]byte, 0, sniffLen)
 	n, rerr := copyUpload(io.MultiWriter(f, h), &headWriter{b: &head}, part, limit)
@@ -247,39 +237,48 @@ func (s *Server) upload(ctx *fasthttp.RequestCtx, app, uid string, mac *streamMA
 		return chat.Errf(chat.CodeBadRequest, "the file is empty")
 	}
 	meta := chat.FileMeta{ID: hex.EncodeToString(h.Sum(nil)), App: app, Type: typ, Size: n, Name: name}
-	if e := sniff(&meta, head, tmp); e != nil {
+	if e := sniff(&meta, head, t.path); e != nil {
 		return e
 	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	if bs := s.core.Blobs(); bs != nil {
+		// A cluster: in the database before the answer (blobs.go).
+		if err := s.putBlob(bs, f, app, meta.ID, n); err != nil {
+			return err
+		}
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	f = nil
+	t.f = nil
 	dst := s.filePath(app, meta.ID)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
 	if _, err := os.Stat(dst); err == nil {
 		// Stored already (same bytes): keep it, drop ours.
-	} else if err := os.Rename(tmp, dst); err != nil {
+	} else if err := os.Rename(t.path, dst); err != nil {
 		return err
 	} else {
-		tmp = ""
+		t.path = ""
 		if err := syncDir(filepath.Dir(dst)); err != nil {
 			return err
 		}
 	}
 	got, created, err := s.core.AddFile(s.reqCtx, meta, uid, s.cfg.UploadQuota)
 	if err != nil {
-		if created := tmp == ""; created {
+		if created := t.path == ""; created {
 			os.Remove(dst) // a new file the quota refused: not kept
 		}
 		return err
 	}
 	s.uploadsDone.Add(1)
-	url, exp := s.signFileURL(app, uid, got.ID)
+	url, exp, err := s.signFileURL(app, uid, got.ID)
+	if err != nil {
+		return err
+	}
 	s.writeData(ctx, fasthttp.StatusOK, UploadReply{FileMeta: got, Duplicate: !created, URL: url, ExpiresAt: exp})
 	return nil
 }
@@ -447,6 +446,36 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// tempFile is a temporary file in the uploads folder's tmp, removed by
+// discard unless it was renamed into place (path cleared).
+type tempFile struct {
+	f    *os.File // nil once closed
+	path string   // "" once renamed
+}
+
+// newTemp creates a temporary file in the uploads folder's tmp.
+func (s *Server) newTemp(pattern string) (*tempFile, error) {
+	dir := filepath.Join(s.cfg.UploadDir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return &tempFile{f: f, path: f.Name()}, nil
+}
+
+// discard closes the file if open and removes it unless renamed.
+func (t *tempFile) discard() {
+	if t.f != nil {
+		t.f.Close()
+	}
+	if t.path != "" {
+		os.Remove(t.path)
+	}
 }
 
 // filePath is where file id of app is stored. Both are validated (app id

@@ -38,8 +38,17 @@ func newFileHarness(t *testing.T, mutate func(*Config)) *fileHarness {
 	t.Helper()
 	clock := new(atomic.Int64)
 	clock.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	fh := startFileNode(t, memstore.New(), false, clock, mutate)
+	fh.app = fh.harness.app("shop")
+	return fh
+}
+
+// startFileNode starts a core on st (a node of a cluster when shared) and
+// its server, with uploads under a temporary folder, on clock.
+func startFileNode(t *testing.T, st chat.Store, shared bool, clock *atomic.Int64, mutate func(*Config)) *fileHarness {
+	t.Helper()
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	core, err := chat.New(chat.Config{Now: now}, memstore.New())
+	core, err := chat.New(chat.Config{Now: now, SharedStore: shared}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,9 +76,7 @@ func newFileHarness(t *testing.T, mutate func(*Config)) *fileHarness {
 		<-srvDone
 		<-coreDone
 	})
-	fh := &fileHarness{harness: h, clock: clock, dir: dir}
-	fh.app = h.app("shop")
-	return fh
+	return &fileHarness{harness: h, clock: clock, dir: dir}
 }
 
 // pngBytes is a real w×h PNG.

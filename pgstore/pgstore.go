@@ -41,6 +41,9 @@ type Store struct {
 	// node is the connection holding the database lock (exclusive for
 	// Open, shared for OpenShared); closing it releases the lock.
 	node *pgx.Conn
+	// blobTurns bounds the blob transfers (blobs.go) running at once to
+	// half the pool, so that uploads never take every connection.
+	blobTurns chan struct{}
 }
 
 // nodeLock is the advisory lock key every chatd holds on its database for
@@ -97,7 +100,7 @@ func open(ctx context.Context, dsn string, shared bool) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: connect to %s: %w", Redact(dsn), err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, blobTurns: make(chan struct{}, max(1, cfg.MaxConns/2))}
 	// The lock comes first: a refused chatd does not migrate a database
 	// the other kind of chatd is using.
 	if err := s.lockDatabase(ctx, shared); err != nil {

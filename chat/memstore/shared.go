@@ -24,6 +24,9 @@ type Shared struct {
 
 	leaseMu sync.Mutex
 	leases  map[string]lease // name → its holder and end
+
+	blobMu sync.Mutex
+	blobs  map[string]*blob // app\x00id → the bytes of an upload (blobs.go)
 }
 
 // NewShared returns an empty shared store.

@@ -29,6 +29,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b chat.SharedStore)) {
 		{name: "SessionIDs", fn: testSharedSessionIDs},
 		{name: "Lease", fn: testSharedLease},
 		{name: "Fence", fn: testSharedFence},
+		{name: "Blobs", fn: testSharedBlobs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -665,6 +665,24 @@ func TestClusterWalkthrough(t *testing.T) {
 		t.Fatalf("want three sh blocks, PostgreSQL's first; found %d", len(blocks))
 	}
 	script := blocks[1] + blocks[2]
+	// Then its "Uploads on a cluster" try: upload through n1, download
+	// through n2 and n3 (psql's line only where psql is installed).
+	_, up, _ := strings.Cut(string(text), "\n## Uploads on a cluster\n")
+	up, _, _ = strings.Cut(up, "\n## ")
+	var upload string
+	for _, part := range strings.Split(up, "```sh\n")[1:] {
+		if body, _, _ := strings.Cut(part, "```"); strings.Contains(body, "hello.txt") {
+			upload = body
+		}
+	}
+	if upload == "" {
+		t.Fatal("docs/cluster.md's uploads section has no upload to try")
+	}
+	_, psqlErr := exec.LookPath("psql")
+	if psqlErr != nil {
+		upload = regexp.MustCompile(`(?m)^psql .*\n`).ReplaceAllString(upload, "")
+	}
+	script += upload
 
 	// The ports as printed → free ones; the database → testpg's.
 	printed := []string{"22886", "22887", "22896", "22897", "22906", "22907", "6222", "6223", "6224"}
@@ -725,6 +743,12 @@ func TestClusterWalkthrough(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "hello from n1") {
 		t.Errorf("n3's history does not show the message sent through n1:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^hello from n1\nhello from n1\n`).Match(out) {
+		t.Errorf("the file uploaded through n1 was not served by n2 and n3:\n%s", out)
+	}
+	if psqlErr == nil && !regexp.MustCompile(`myshop \|\s+1 \|\s+13`).Match(out) {
+		t.Errorf("the database does not hold the uploaded file:\n%s", out)
 	}
 	m := regexp.MustCompile(`(?m)^tokens (\S+) (\S+)$`).FindSubmatch(out)
 	if m == nil {
