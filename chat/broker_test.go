@@ -510,7 +510,14 @@ func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
 	ce.login(b, "x")
 	ay := ce.login(a, "y")
 	ce.login(b, "z")
-	offline := func() map[string]string {
+	// Their user.online events are committed (by a goroutine of each
+	// node's, after the logins' replies) before b dies: a login whose
+	// online had not committed when its node died is announced neither
+	// online nor offline.
+	waitOnlineSet(t, ce.st, "shop", "x", "y", "z")
+	// events lists the user.online or user.offline events written, by
+	// user: their reasons.
+	events := func(typ string) map[string]string {
 		recs, err := ce.st.ScanRecords(ctx, "wh.ev", nil, nil, 0, false)
 		if err != nil {
 			t.Fatal(err)
@@ -527,12 +534,13 @@ func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
 			if err := json.Unmarshal(r.Value, &ev); err != nil {
 				t.Fatal(err)
 			}
-			if ev.Type == chat.WebhookUserOffline {
+			if ev.Type == typ {
 				out[ev.Data.UID] += ev.Data.Reason + " "
 			}
 		}
 		return out
 	}
+	offline := func() map[string]string { return events(chat.WebhookUserOffline) }
 	if err := a.core.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -556,6 +564,10 @@ func TestClusterPresenceWebhooksStopAndRestart(t *testing.T) {
 	}
 	if recs, _ := ce.st.ScanRecords(ctx, "wh.on", nil, nil, 0, false); len(recs) != 0 {
 		t.Fatalf("%d users still recorded online", len(recs))
+	}
+	// Each offline follows the user's one online.
+	if got := fmt.Sprint(events(chat.WebhookUserOnline)); got != "map[x:  y:  z: ]" {
+		t.Fatalf("online events %s, want one each for x, y and z", got)
 	}
 	_ = b2
 }

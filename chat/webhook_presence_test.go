@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,26 +118,7 @@ func TestWebhookPresenceNeverLost(t *testing.T) {
 	devs[5] = e.login(toks["u5"])
 	s.h.HandleClose()
 	// Wait for the durable online set to hold exactly the users online.
-	want := "shop\x00u5,shop\x00u6,shop\x00u7,shop\x00u8,shop\x00u9"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		recs, err := st.ScanRecords(ctx, "wh.on", nil, nil, 0, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, r := range recs {
-			keys = append(keys, string(r.Key))
-		}
-		sort.Strings(keys)
-		if strings.Join(keys, ",") == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("online set %q, want %q", keys, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitOnlineSet(t, st, "shop", "u5", "u6", "u7", "u8", "u9")
 	// The process dies: no Drain, nothing more written.
 	e.stop()
 
@@ -173,6 +155,40 @@ func TestWebhookPresenceNeverLost(t *testing.T) {
 	waitPresence(t, rcv, want1)
 	if recs, _ := st.ScanRecords(ctx, "wh.on", nil, nil, 0, false); len(recs) != 0 {
 		t.Errorf("%d users still recorded online after the stop", len(recs))
+	}
+}
+
+// waitOnlineSet waits until the durable online set (the "wh.on" records)
+// holds exactly uids of app: their user.online events are committed. The
+// presence events are written by a goroutine of their own, after the
+// login's reply, so a test that kills a node must wait for them first: a
+// login whose user.online had not committed when its node died is never
+// announced, online or offline (webhook_presence.go).
+func waitOnlineSet(t *testing.T, st chat.Store, app string, uids ...string) {
+	t.Helper()
+	var want []string
+	for _, u := range uids {
+		want = append(want, app+"\x00"+u)
+	}
+	sort.Strings(want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := st.ScanRecords(context.Background(), "wh.on", nil, nil, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range recs {
+			keys = append(keys, string(r.Key))
+		}
+		sort.Strings(keys)
+		if slices.Equal(keys, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("online set %q, want %q", keys, want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
