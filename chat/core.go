@@ -373,6 +373,9 @@ func New(cfg Config, st Store) (*Core, error) {
 			return nil, fmt.Errorf("chat: Config.SharedStore is set but the store (%T) cannot be shared by several nodes", st)
 		}
 		c.shared = ss
+		if err := c.claimEventTag(context.Background()); err != nil { // whtag.go
+			return nil, fmt.Errorf("chat: take a webhook event id tag: %w", err)
+		}
 	}
 	if cfg.Broker != nil {
 		if c.shared == nil {
@@ -439,6 +442,13 @@ func (c *Core) Run(ctx context.Context) error {
 		c.runPresenceHooks(ctx)
 		close(phDone)
 	}()
+	tagDone := make(chan struct{})
+	go func() {
+		if c.shared != nil {
+			c.runEventTag(ctx) // whtag.go
+		}
+		close(tagDone)
+	}()
 	clusterDone := make(chan struct{})
 	go func() {
 		if c.cluster != nil {
@@ -455,6 +465,7 @@ func (c *Core) Run(ctx context.Context) error {
 	<-sweepDone
 	<-clockDone
 	<-clusterDone
+	<-tagDone
 	close(c.done)
 	return err
 }

@@ -54,3 +54,6 @@ func SetWebhookLeaseForTest(ttl, renew time.Duration) (restore func()) {
 // SetWebhookLastIDForTest moves the node's webhook event ids on: its next
 // events get ids above id (ids are the node's wall clock otherwise).
 func (c *Core) SetWebhookLastIDForTest(id int64) { c.wh.lastID.Store(id) }
+
+// NextEventIDForTest hands out a webhook event id (whtag.go).
+func (c *Core) NextEventIDForTest() int64 { return c.wh.nextID() }

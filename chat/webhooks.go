@@ -128,8 +128,12 @@ type webhooks struct {
 	// included). Nil when no app has an enabled endpoint.
 	subs atomic.Pointer[map[string]uint64]
 
-	lastID atomic.Int64  // the newest event id handed out (unix ns, strictly increasing)
-	kick   chan struct{} // wakes the dispatcher: new outbox events are committed (buffer 1)
+	lastID atomic.Int64 // the newest event id handed out (unix ns, strictly increasing)
+	// tag: on a shared store, this node's event id tag (whtag.go), held
+	// as the lease "wh.tag/<tag>" by tagHolder; -1 on one node.
+	tag       int64
+	tagHolder string
+	kick      chan struct{} // wakes the dispatcher: new outbox events are committed (buffer 1)
 	// redeliver carries RedeliverWebhooks' requests to the dispatcher
 	// while running says it is there to take them.
 	redeliver chan redeliverReq
@@ -166,7 +170,7 @@ type webhooks struct {
 
 func newWebhooks() *webhooks {
 	return &webhooks{endpoints: make(map[string][]*WebhookEndpoint), kick: make(chan struct{}, 1),
-		redeliver: make(chan redeliverReq), senderSet: make(chan struct{}),
+		redeliver: make(chan redeliverReq), senderSet: make(chan struct{}), tag: -1,
 		latency: NewHistogram(ackBounds, 1e9), hookLatency: NewHistogram(ackBounds, 1e9)}
 }
 
@@ -208,9 +212,27 @@ func (w *webhooks) republish() {
 // (ids sort by creation, and survive restarts unless the clock goes back
 // past the newest stored one, which startup guards against).
 func (w *webhooks) nextID() int64 {
+	if w.tag >= 0 {
+		return w.nextTaggedID()
+	}
 	for {
 		last := w.lastID.Load()
 		id := max(time.Now().UnixNano(), last+1)
+		if w.lastID.CompareAndSwap(last, id) {
+			return id
+		}
+	}
+}
+
+// nextTaggedID is nextID on a shared store (whtag.go): µs << 10 | tag,
+// strictly increasing, the tag kept in the low bits.
+func (w *webhooks) nextTaggedID() int64 {
+	for {
+		last := w.lastID.Load()
+		id := time.Now().UnixMicro()<<eventTagBits | w.tag
+		if next := (last>>eventTagBits+1)<<eventTagBits | w.tag; id < next {
+			id = next
+		}
 		if w.lastID.CompareAndSwap(last, id) {
 			return id
 		}
