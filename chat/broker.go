@@ -66,7 +66,7 @@ const upChunk = 500
 
 // Broker message kinds: the first byte.
 const (
-	bkUp      = 'u' // node, then per connection: conn, platform, token tag (8 bytes), app, uid
+	bkUp      = 'u' // node, then per connection: conn, login time (unix ms), platform, token tag (8 bytes), app, uid
 	bkDown    = 'd' // node, conn, gone (1 byte): the owner has no device of the user left and announced no offline
 	bkDeliver = 'm' // conn, frame (the rest)
 	bkKick    = 'k' // conn, code, reason (the rest)
@@ -100,6 +100,7 @@ type cluster struct {
 	mu    sync.RWMutex
 	next  uint64                 // the last conn id handed out
 	local map[uint64]*Client     // this node's announced connections by conn id
+	at    map[uint64]int64       // and when they logged in (unix ms): the device order (devices_cluster.go)
 	ids   map[*Client]uint64     // and their conn ids
 	nodes map[string]*remoteNode // the other nodes heard from
 	// owed: users whose last local device left while mirrors remained
@@ -120,7 +121,7 @@ type remoteNode struct {
 }
 
 func newCluster(c *Core, b Broker) *cluster {
-	k := &cluster{c: c, b: b, node: b.Node(), local: map[uint64]*Client{}, ids: map[*Client]uint64{},
+	k := &cluster{c: c, b: b, node: b.Node(), local: map[uint64]*Client{}, at: map[uint64]int64{}, ids: map[*Client]uint64{},
 		nodes: map[string]*remoteNode{}, owed: map[*user]struct{}{}}
 	k.stream = newClusterStream(k)
 	c.bus.changed = k.stream.changed
@@ -132,6 +133,7 @@ type mirrorPeer struct {
 	k    *cluster
 	node string
 	conn uint64
+	at   int64 // when it logged in (unix ms, its node's clock): the device order (devices_cluster.go)
 }
 
 // encBufs are the buffers deliveries are encoded in (the broker copies).
@@ -169,8 +171,9 @@ func appendStr(b []byte, s string) []byte {
 }
 
 // appendUpConn appends one connection of an "up" message.
-func appendUpConn(b []byte, id uint64, cl *Client) []byte {
+func appendUpConn(b []byte, id uint64, cl *Client, at int64) []byte {
 	b = binary.AppendUvarint(b, id)
+	b = binary.AppendUvarint(b, uint64(at))
 	b = append(b, cl.platform)
 	b = binary.LittleEndian.AppendUint64(b, cl.token)
 	return appendStr(appendStr(b, cl.id.App), cl.id.UID)
@@ -202,8 +205,9 @@ func (k *cluster) addLocal(cl *Client) bool {
 	}
 	k.next++
 	k.local[k.next] = cl
+	k.at[k.next] = k.c.nowMS()
 	k.ids[cl] = k.next
-	k.publish("", appendUpConn(appendStr([]byte{bkUp}, k.node), k.next, cl))
+	k.publish("", appendUpConn(appendStr([]byte{bkUp}, k.node), k.next, cl, k.at[k.next]))
 	return first
 }
 
@@ -227,6 +231,7 @@ func (k *cluster) removeLocal(cl *Client) bool {
 	}
 	delete(k.ids, cl)
 	delete(k.local, id)
+	delete(k.at, id)
 	if o := k.c.owner; o != nil {
 		o.forget(id) // owner.go
 	}
@@ -446,7 +451,7 @@ func (k *cluster) addMirrors(node string, r *brokerMsg) error {
 	defer k.mu.Unlock()
 	n := k.nodeLocked(node)
 	for len(r.b) > 0 {
-		id := r.uvarint()
+		id, at := r.uvarint(), int64(r.uvarint())
 		platform := r.byte1()
 		tag := r.bytes(8)
 		app, uid := r.str(), r.str()
@@ -456,7 +461,7 @@ func (k *cluster) addMirrors(node string, r *brokerMsg) error {
 		if n.conns[id] != nil {
 			continue // told twice (an up and a hello's answer)
 		}
-		m := &Client{core: c, peer: &mirrorPeer{k: k, node: node, conn: id}, platform: platform,
+		m := &Client{core: c, peer: &mirrorPeer{k: k, node: node, conn: id, at: at}, platform: platform,
 			token: binary.LittleEndian.Uint64(tag)}
 		m.u, m.id = c.userEntry(app, uid)
 		m.loggedIn.Store(true)
@@ -465,6 +470,7 @@ func (k *cluster) addMirrors(node string, r *brokerMsg) error {
 			c.stats.usersOnline.Add(1)
 			c.svcAgentHook(app, uid) // the domains' owner follows agents on every node (owner.go)
 		}
+		c.mirrorDevices(m) // devices_cluster.go: a newer login elsewhere may replace this node's
 	}
 	return nil
 }
@@ -514,7 +520,7 @@ func (k *cluster) hello(node string, back bool) {
 	head := appendStr([]byte{bkUp}, k.node)
 	m, count := head, 0
 	for id, cl := range k.local {
-		m = appendUpConn(m, id, cl)
+		m = appendUpConn(m, id, cl, k.at[id])
 		if count++; count == upChunk {
 			k.publish(node, m)
 			m, count = slices.Clone(head), 0

@@ -69,6 +69,10 @@ func (c *Core) enforceDevices(ctx context.Context, cl *Client) {
 	if !cl.loggedIn.Load() {
 		return // closed, or replaced itself meanwhile
 	}
+	if c.cluster != nil {
+		c.enforceDevicesCluster(cl.u, s.Devices) // devices_cluster.go
+		return
+	}
 	var ev []byte
 	for _, o := range cl.u.online() {
 		if o == cl || (s.Devices == DevicesOnePerPlatform && o.platform != cl.platform) {
