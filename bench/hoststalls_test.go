@@ -55,7 +55,7 @@ func TestHostStallsInProcess(t *testing.T) {
 	stop := startHostStalls(nil, time.Millisecond)
 	time.Sleep(100 * time.Millisecond)
 	r, err := stop()
-	if err != nil || r.Wakes < 10 || r.Wakes > 101 {
+	if err != nil || r.Wakes < 10 || r.Wakes > 110 { // a 1 ms tick for 100 ms: about 100 wakes, a few more when the stop is seen late
 		t.Errorf("report %+v, error %v", r, err)
 	}
 }
