@@ -35,8 +35,8 @@ func TestHostStallsChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2 ms ticks from whenever the child got going until its stdin
-	// closed: some, at most 200.
-	if r.Wakes < 10 || r.Wakes > 201 || r.Lateness.Count != r.Wakes || r.TickUS != 2000 {
+	// closed: some, about 200 at most (a few more when the stop is seen late).
+	if r.Wakes < 10 || r.Wakes > 210 || r.Lateness.Count != r.Wakes || r.TickUS != 2000 {
 		t.Errorf("report %+v", r)
 	}
 }
