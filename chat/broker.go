@@ -494,6 +494,7 @@ func (k *cluster) removeMirror(node string, id uint64, gone bool) {
 	if m.loggedIn.CompareAndSwap(true, false) && m.u.remove(m) {
 		k.c.stats.usersOnline.Add(-1)
 		k.c.svcAgentHook(m.id.App, m.id.UID)
+		k.c.seenElsewhere(m.u) // presence.go: its last seen, before its node writes it
 		if _, owed := k.owed[m.u]; owed {
 			delete(k.owed, m.u)
 			tell = gone && k.node < node

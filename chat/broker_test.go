@@ -129,6 +129,9 @@ type clusterEnv struct {
 	clock *fakeClock
 	app   chat.App
 	nodes map[string]*env
+	// presence, when set, is the nodes' presence debounce (otherwise
+	// presence is off: -1).
+	presence time.Duration
 }
 
 func newCluster(t *testing.T) *clusterEnv {
@@ -140,7 +143,11 @@ func newCluster(t *testing.T) *clusterEnv {
 func (ce *clusterEnv) node(name string) *env {
 	t := ce.t
 	t.Helper()
-	core, err := chat.New(chat.Config{SharedStore: true, Broker: ce.hub.join(name), Now: ce.clock.now, PresenceDebounce: -1}, ce.st)
+	debounce := time.Duration(-1) // no presence announcements, unless a test wants them
+	if ce.presence > 0 {
+		debounce = ce.presence
+	}
+	core, err := chat.New(chat.Config{SharedStore: true, Broker: ce.hub.join(name), Now: ce.clock.now, PresenceDebounce: debounce}, ce.st)
 	if err != nil {
 		t.Fatal(err)
 	}

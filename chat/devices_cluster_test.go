@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -62,5 +63,30 @@ func waitClosed(t *testing.T, p *fakePeer, code int) {
 			t.Fatalf("closed with %d, want %d", got, code)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClusterLastSeenElsewhere: a user whose last device leaves on one
+// node has that last-seen time in a presence query on another node at
+// once, before the node it left writes it.
+func TestClusterLastSeenElsewhere(t *testing.T) {
+	ce := newCluster(t)
+	ce.presence = time.Second // on, with a debounce the frozen clock never passes
+	a, b := ce.node("a"), ce.node("b")
+	carol := ce.login(a, "carol")
+	bob := ce.login(b, "bob")
+	ce.clock.add(5 * time.Second)
+	left := ce.clock.now().UnixMilli()
+	carol.h.HandleClose()
+	ce.hub.flush()
+	f := bob.ok(`"action":"presence","uids":["carol"]`)
+	var v struct {
+		Presence []chat.PresenceView `json:"presence"`
+	}
+	if err := json.Unmarshal(f.Data, &v); err != nil || len(v.Presence) != 1 {
+		t.Fatalf("presence: %s %v", f.Data, err)
+	}
+	if p := v.Presence[0]; p.Online || p.LastSeen != left {
+		t.Fatalf("carol on b = %+v; want offline, last seen %d (when she left a)", p, left)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Presence: whether a user is online (any device logged in), since when
@@ -54,6 +55,10 @@ type presenceBook struct {
 	pending map[*user]presencePending
 	seen    map[*user]int64            // last seen, from leaving until written (then the store has it)
 	dirty   map[*user]string           // last seen not yet written → app
+	// heard: users whose last device left on another node of a cluster
+	// (seen set here from its down, written by that node): dropped from
+	// seen after heardKeep, when the store has it (seenElsewhere).
+	heard map[*user]int64
 	hidden  map[string]map[string]bool // app → uids hiding presence (loaded per app)
 	typing  map[typingKey]int64        // typing.go
 }
@@ -79,6 +84,36 @@ func (c *Core) presenceChanged(app string, u *user, online bool) {
 	if !online {
 		p.seen[u] = now
 		p.dirty[u] = app
+	}
+	p.mu.Unlock()
+}
+
+// heardKeep is how long a last-seen time heard from another node is kept
+// in memory: that node writes it at its next sweep, well before.
+const heardKeep = time.Minute
+
+// seenElsewhere notes that u's last device left on another node of the
+// cluster (its down reached this node): a presence query here answers
+// that time at once instead of the store's older one until that node
+// writes it. Nothing is written here.
+func (c *Core) seenElsewhere(u *user) {
+	if c.cfg.PresenceDebounce < 0 {
+		return
+	}
+	p := &c.presence
+	now := c.nowMS()
+	p.mu.Lock()
+	if p.seen == nil {
+		p.pending = map[*user]presencePending{}
+		p.seen = map[*user]int64{}
+		p.dirty = map[*user]string{}
+	}
+	if p.heard == nil {
+		p.heard = map[*user]int64{}
+	}
+	if _, mine := p.dirty[u]; !mine && p.seen[u] < now {
+		p.seen[u] = now
+		p.heard[u] = now
 	}
 	p.mu.Unlock()
 }
@@ -109,6 +144,14 @@ func (c *Core) sweepPresence(ctx context.Context) {
 		if e.since <= due {
 			ready = append(ready, item{u, e})
 			delete(p.pending, u)
+		}
+	}
+	for u, at := range p.heard {
+		if _, mine := p.dirty[u]; mine || at+heardKeep.Milliseconds() <= c.nowMS() {
+			delete(p.heard, u)
+			if !mine && p.seen[u] == at {
+				delete(p.seen, u)
+			}
 		}
 	}
 	for u, app := range p.dirty {
