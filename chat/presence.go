@@ -53,14 +53,14 @@ type presencePending struct {
 type presenceBook struct {
 	mu      sync.Mutex // leaf: guards every field below
 	pending map[*user]presencePending
-	seen    map[*user]int64            // last seen, from leaving until written (then the store has it)
-	dirty   map[*user]string           // last seen not yet written → app
+	seen    map[*user]int64  // last seen, from leaving until written (then the store has it)
+	dirty   map[*user]string // last seen not yet written → app
 	// heard: users whose last device left on another node of a cluster
 	// (seen set here from its down, written by that node): dropped from
 	// seen after heardKeep, when the store has it (seenElsewhere).
-	heard map[*user]int64
-	hidden  map[string]map[string]bool // app → uids hiding presence (loaded per app)
-	typing  map[typingKey]int64        // typing.go
+	heard  map[*user]int64
+	hidden map[string]map[string]bool // app → uids hiding presence (loaded per app)
+	typing map[typingKey]int64        // typing.go
 }
 
 // presenceChanged notes a user's first device in (online) or last device
