@@ -164,11 +164,27 @@ func (s *Server) sweepBlobs(ctx context.Context, bs chat.BlobStore, app string, 
 	}
 	minAge := s.blobs.minAge
 	log := func(err error, msg string) { s.log.Warn().Err(err).Str("app", app).Msg("http api: " + msg) }
+	// kept was read at the start of the GC pass, which may have taken
+	// longer than minAge: a file recorded since (an upload on any node)
+	// is not in it. Look again before deleting anything; when the look
+	// fails, keep the file.
+	recorded := func(id string) bool {
+		if live[id] {
+			return true
+		}
+		_, err := s.core.File(ctx, app, id)
+		var ce *chat.Error
+		if errors.As(err, &ce) && ce.Code == chat.CodeNotFound {
+			return false
+		}
+		live[id] = true
+		return true
+	}
 	if old, err := bs.BlobIDs(ctx, app, minAge); err != nil {
 		log(err, "list the cluster's uploads to collect")
 	} else {
 		for _, id := range old {
-			if !live[id] {
+			if !recorded(id) {
 				if _, err := bs.DeleteBlob(ctx, app, id, minAge); err != nil {
 					log(err, "delete an unrecorded upload from the cluster's database")
 				}
@@ -198,7 +214,7 @@ func (s *Server) sweepBlobs(ctx context.Context, bs chat.BlobStore, app string, 
 			}
 			path := s.filePath(app, id)
 			switch {
-			case !live[id]:
+			case !recorded(id):
 				if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= minAge {
 					if err := os.Remove(path); err == nil {
 						removed++

@@ -275,3 +275,31 @@ func TestSingleNodeUploadsStayLocal(t *testing.T) {
 		t.Fatal("a single node exports chatd_http_file_fetches_total")
 	}
 }
+
+// A file recorded while a GC pass runs (after the pass read the app's
+// files; a long pass) keeps its blob and its copies: the sweep looks at
+// the records again before deleting.
+func TestClusterGCKeepsFileRecordedDuringPass(t *testing.T) {
+	fc := newFileCluster(t, 2, func(c *Config) { c.UploadGrace = time.Hour })
+	a, b := fc.nodes[0], fc.nodes[1]
+	for _, n := range fc.nodes {
+		n.srv.blobs.minAge = 0 // as if the pass had outlived minAge
+	}
+	ctx := context.Background()
+	gc, err := a.srv.core.CollectFiles(ctx, "shop", a.srv.cfg.UploadGrace.Milliseconds()) // the pass's list: empty
+	if err != nil || len(gc.Kept) != 0 {
+		t.Fatalf("first list: %+v %v", gc, err)
+	}
+	ta := a.user(a.app, "alice")
+	late, _ := a.upload(ta, "type=file", []byte("uploaded during the pass"), false)
+	a.srv.sweepBlobs(ctx, fc.st, "shop", gc.Kept)
+	if ids := fc.blobIDs(); len(ids) != 1 || ids[0] != late.ID {
+		t.Fatalf("blobs after the sweep: %v, want the late upload's", ids)
+	}
+	if n := a.stored(); n != 1 {
+		t.Fatalf("node a keeps %d files, want the late upload", n)
+	}
+	if resp, _ := b.get(late.URL, nil); resp.StatusCode != 200 {
+		t.Fatalf("the late upload through node b: %d", resp.StatusCode)
+	}
+}
