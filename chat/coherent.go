@@ -246,6 +246,25 @@ func (k *cluster) cacheInvalidated(r *brokerMsg) error {
 	return nil
 }
 
+// reloadEagerCaches rereads the caches New loads eagerly — bans and
+// mutes, every app's webhook endpoints and before-send hook — once the
+// node has subscribed to the broker: an invalidation published between
+// their load and the subscription was lost (a ban made on another node
+// while this one started would never apply here). The lazy caches load
+// after the subscription, under their generation check.
+func (c *Core) reloadEagerCaches(ctx context.Context) error {
+	c.reloadModeration()
+	apps, err := c.store.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		c.reloadEndpoints(a.ID)
+		c.reloadHook(a.ID)
+	}
+	return nil
+}
+
 // reloadModeration rereads the bans and mutes: another node changed them.
 func (c *Core) reloadModeration() {
 	c.mod.mu.Lock()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"chatd/chat"
+	"chatd/chat/memstore"
 )
 
 // settle waits until every node has forwarded its queued stream events,
@@ -344,5 +346,45 @@ func TestClusterCacheInvalidationCost(t *testing.T) {
 	ce.settle()
 	if n := ce.sent('c') - before; n != 2 {
 		t.Fatalf("a block published %d cache invalidations, want 2 (the block's commit, the settings')", n)
+	}
+}
+
+// banWhileStarting is node b's store handle: its first read of the bans
+// (in New, before b subscribes to the broker) lets node a ban a user.
+type banWhileStarting struct {
+	*memstore.Shared
+	once sync.Once
+	ban  func()
+}
+
+func (s *banWhileStarting) Restrictions(ctx context.Context) ([]chat.Restriction, error) {
+	rs, err := s.Shared.Restrictions(ctx)
+	s.once.Do(s.ban) // after the read: b's table has not got it
+	return rs, err
+}
+
+// A ban made on another node while this one starts (after it loaded the
+// bans, before it subscribed to the broker: the invalidation never reached
+// it) still applies here: a node reads its eager caches again once it
+// has joined.
+func TestClusterBanWhileNodeStarts(t *testing.T) {
+	ce := newCluster(t)
+	a := ce.node("a")
+	ctx := context.Background()
+	tok := a.user("carol")
+	st := &banWhileStarting{Shared: ce.st, ban: func() {
+		if _, _, err := a.core.Restrict(ctx, "shop", chat.RestrictBan, chat.ModerationInput{UID: "carol"}); err != nil {
+			t.Error(err)
+		}
+	}}
+	core, err := chat.New(chat.Config{SharedStore: true, Broker: ce.hub.join("b"), Now: ce.clock.now, PresenceDebounce: -1}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := runEnv(t, core, st)
+	b.app = ce.app
+	ce.hub.flush()
+	if f := b.connect().do(`"action":"login","app":"shop","token":"` + tok + `"`); f.OK || f.Error.Code != chat.CodeForbidden {
+		t.Fatalf("carol, banned on a while b started, logs in on b: %+v", f)
 	}
 }

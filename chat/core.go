@@ -398,6 +398,12 @@ func New(cfg Config, st Store) (*Core, error) {
 		if err := c.cluster.start(); err != nil { // broker.go
 			return nil, fmt.Errorf("chat: subscribe to the cluster's broker: %w", err)
 		}
+		// What was loaded eagerly above may have changed on another node
+		// before this one subscribed (NATS replays nothing): read it again
+		// now that every later change is heard (coherent.go).
+		if err := c.reloadEagerCaches(context.Background()); err != nil {
+			return nil, fmt.Errorf("chat: reload after joining the cluster: %w", err)
+		}
 	}
 	return c, nil
 }
