@@ -89,7 +89,7 @@ var coherentCaches = [numCaches]coherentCache{
 			}
 		}},
 	cacheModeration: {name: "bans and mutes",
-		drop: func(c *Core, _ []string) { c.reloadModeration() }},
+		drop: func(c *Core, _ []string) { c.reloadModerationCoalesced() }},
 	cacheContacts: {name: "contacts", records: []string{kindFriend, kindReqIn, kindReqOut, kindBlock}, key: upToSecondNul,
 		drop: func(c *Core, keys []string) {
 			b := &c.contacts
@@ -263,6 +263,31 @@ func (c *Core) reloadEagerCaches(ctx context.Context) error {
 		c.reloadHook(a.ID)
 	}
 	return nil
+}
+
+// reloadModerationCoalesced is reloadModeration for invalidations: a
+// burst of them (a host banning thousands of users through another
+// node) runs one reload at a time and at most one more after it, each
+// reading the table once, instead of one full reread per ban. A caller
+// that finds a reload running leaves it a note and returns; the running
+// one reloads again before it stops, so the last change is always read.
+func (c *Core) reloadModerationCoalesced() {
+	m := &c.mod
+	m.reloadAgain.Store(true)
+	if !m.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	for {
+		for m.reloadAgain.Swap(false) {
+			c.reloadModeration()
+		}
+		m.reloading.Store(false)
+		// A note left after the last Swap and before the Store found the
+		// reload running and returned: take it.
+		if !m.reloadAgain.Load() || !m.reloading.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 // reloadModeration rereads the bans and mutes: another node changed them.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +387,57 @@ func TestClusterBanWhileNodeStarts(t *testing.T) {
 	ce.hub.flush()
 	if f := b.connect().do(`"action":"login","app":"shop","token":"` + tok + `"`); f.OK || f.Error.Code != chat.CodeForbidden {
 		t.Fatalf("carol, banned on a while b started, logs in on b: %+v", f)
+	}
+}
+
+// slowBans is node b's store handle: its reads of the bans are slow and
+// counted.
+type slowBans struct {
+	*memstore.Shared
+	reads atomic.Int64
+}
+
+func (s *slowBans) Restrictions(ctx context.Context) ([]chat.Restriction, error) {
+	s.reads.Add(1)
+	time.Sleep(5 * time.Millisecond)
+	return s.Shared.Restrictions(ctx)
+}
+
+// A burst of bans made on another node is read by this one in a few
+// reloads of the table, not one full reread per ban, and every ban of the
+// burst applies.
+func TestClusterBanBurstCoalesced(t *testing.T) {
+	ce := newCluster(t)
+	a := ce.node("a")
+	st := &slowBans{Shared: ce.st}
+	core, err := chat.New(chat.Config{SharedStore: true, Broker: ce.hub.join("b"), Now: ce.clock.now, PresenceDebounce: -1}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := runEnv(t, core, st)
+	b.app = ce.app
+	ce.nodes["b"] = b // settle waits for its reloads
+	ce.hub.flush()
+	ctx := context.Background()
+	const n = 100
+	for i := range n {
+		if _, err := a.core.PushUser(ctx, "shop", chat.UserInput{UID: fmt.Sprintf("u%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce.hub.setPaused(true) // the bans reach b in one burst
+	for i := range n {
+		if _, _, err := a.core.Restrict(ctx, "shop", chat.RestrictBan, chat.ModerationInput{UID: fmt.Sprintf("u%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := st.reads.Load()
+	ce.hub.setPaused(false)
+	ce.settle()
+	if got := st.reads.Load() - before; got < 1 || got > n/5 {
+		t.Fatalf("b read the bans %d times for a burst of %d; want a few", got, n)
+	}
+	if l := b.core.Moderation(ctx, "shop"); len(l.Banned) != n {
+		t.Fatalf("b lists %d bans, want %d", len(l.Banned), n)
 	}
 }

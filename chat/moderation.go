@@ -73,6 +73,9 @@ type moderator struct {
 	// appMu (LOCKS.md): it is never held with another outer lock.
 	mu  sync.Mutex
 	tab atomic.Pointer[modTable] // immutable; never nil after New
+	// reloading, reloadAgain: a cluster's reloads after other nodes'
+	// changes, coalesced (reloadModerationCoalesced, coherent.go).
+	reloading, reloadAgain atomic.Bool
 }
 
 // modTable is an immutable snapshot of every stored restriction.
