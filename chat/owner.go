@@ -70,8 +70,10 @@ var (
 var errOwnerChanging = Errf(CodeUnavailable, "the cluster's customer-service and consultation owner is changing; retry in a few seconds")
 
 // errNotOwner answers the host's customer-service calls on a cluster
-// node that is not the owner: its state is empty.
-var errNotOwner = Errf(CodeUnavailable, "another node of the cluster runs customer service (it holds the domains lease); send this call to that node, or retry")
+// node that is not serving them (nobody holds the lease, this node is
+// still loading, or the lease moved while the call was forwarded): its
+// state is empty, and the owner is changing.
+var errNotOwner = errOwnerChanging
 
 // errDomainsLost is logged when a renewal is refused.
 var errDomainsLost = errors.New("refused: the lease passed to another node; this node stopped serving customer service and consultations")
@@ -84,6 +86,9 @@ type owner struct {
 
 	// serving: this node holds the lease and has loaded the states.
 	serving atomic.Bool
+	// carry: the lease as read before this node took it, kept when the
+	// load failed, for the next try (owner.run's goroutine only).
+	carry *LeaseInfo
 	// seen is the lease's holder as last read (nil: none known).
 	seen atomic.Pointer[ownerSeen]
 
@@ -143,6 +148,9 @@ func (o *owner) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if prev, ok := o.try(ctx); ok {
+			if o.carry != nil { // the last load failed: the lease as it was before it
+				prev, o.carry = *o.carry, nil
+			}
 			o.hold(ctx, prev, t.C)
 		}
 		select {
@@ -201,7 +209,11 @@ func (o *owner) hold(ctx context.Context, prev LeaseInfo, tick <-chan time.Time)
 	if err := o.load(wctx, prev); err != nil {
 		c.cfg.LogError("cluster: loading customer service and consultations on taking the domains lease", err)
 		o.drop()
-		o.release(ctx)
+		// Not released: a release would erase the previous holder, and
+		// the next load (here or on another node) would give the
+		// consultations back the time used since their checkpoints.
+		// This node retries with the same prev while its lease lasts.
+		o.carry = &prev
 		return
 	}
 	o.serving.Store(true)
@@ -209,12 +221,13 @@ func (o *owner) hold(ctx context.Context, prev LeaseInfo, tick <-chan time.Time)
 	wg.Add(2)
 	go func() { defer wg.Done(); c.runService(wctx) }()
 	go func() { defer wg.Done(); c.runConsultClock(wctx) }()
+	graceful := false // a stop: Drain saved every consultation's checkpoint first
 	for lost := false; !lost; {
 		select {
 		case <-ctx.Done():
-			lost = true
+			lost, graceful = true, true
 		case <-c.drainReq:
-			lost = true
+			lost, graceful = true, true
 		case <-tick:
 			if !o.renew(ctx) {
 				if ctx.Err() == nil {
@@ -228,7 +241,13 @@ func (o *owner) hold(ctx context.Context, prev LeaseInfo, tick <-chan time.Time)
 	stop()
 	wg.Wait()
 	o.drop()
-	o.release(ctx)
+	// A lost renewal lets the lease run out instead of releasing it: the
+	// next owner then finds this holder and charges the consultations by
+	// the wall clock (consultTakeOver), not by the restart rule, which
+	// would give back the time used since their last checkpoints.
+	if graceful {
+		o.release(ctx)
+	}
 }
 
 func (o *owner) release(ctx context.Context) {
@@ -450,8 +469,9 @@ func (o *owner) forget(conn uint64) {
 // reaches it as an extra frame the client ignores.
 func (o *owner) answerPending(node string) {
 	type answer struct {
-		cl *Client
-		id []byte
+		cl   *Client
+		conn uint64 // a local connection's, resolved after o.mu: the cluster's mu is taken before o.mu (forget), never under it
+		id   []byte
 	}
 	var out []answer
 	o.mu.Lock()
@@ -464,9 +484,7 @@ func (o *owner) answerPending(node string) {
 					continue
 				}
 				o.waiting.Add(-1)
-				if cl := o.k.localConn(conn); cl != nil {
-					out = append(out, answer{cl, p.id})
-				}
+				out = append(out, answer{conn: conn, id: p.id})
 			}
 			if len(keep) == 0 {
 				delete(o.pending, conn)
@@ -478,11 +496,16 @@ func (o *owner) answerPending(node string) {
 	for fwd, p := range o.calls {
 		if p.node == node {
 			delete(o.calls, fwd)
-			out = append(out, answer{p.cl, p.id})
+			out = append(out, answer{cl: p.cl, id: p.id})
 		}
 	}
 	o.mu.Unlock()
 	for _, a := range out {
+		if a.cl == nil {
+			if a.cl = o.k.localConn(a.conn); a.cl == nil {
+				continue // closed meanwhile
+			}
+		}
 		a.cl.refuse(a.id, errOwnerChanging)
 	}
 }

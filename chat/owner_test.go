@@ -520,3 +520,93 @@ func TestOwnerSeesAgentsOnEveryNode(t *testing.T) {
 		t.Fatalf("customer told %+v, want conversation %d queued again", ev, v.Session)
 	}
 }
+
+// TestOwnerPendingAnsweredWhileClientsClose: requests forwarded to an
+// owner that went silent are answered unavailable when it is presumed
+// dead, while the clients that sent them close at the same time: the
+// answering and the closing take the owner's and the cluster's locks in
+// the same order (they deadlocked: the node froze; found in review).
+func TestOwnerPendingAnsweredWhileClientsClose(t *testing.T) {
+	ce, _ := ownerCluster(t, time.Hour, "a", "b")
+	own := ce.owner("a", "b")
+	other := map[string]string{"a": "b", "b": "a"}[own]
+	ce.nodes[own].host(`{"action":"shop_put","shop":"desk"}`)
+	var custs []*device
+	for i := range 40 {
+		d := ce.login(ce.nodes[other], fmt.Sprintf("cust%d", i))
+		custs = append(custs, d)
+	}
+	ce.hub.cut(own) // what is forwarded to it is lost: it stays pending
+	for _, d := range custs {
+		for k := range 10 {
+			d.h.HandleMessage([]byte(fmt.Sprintf(`{"id":"p%d","action":"service_conversation","session_id":1}`, k)))
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				ce.clock.add(time.Second)
+				ce.nodes[other].core.ClusterTickForTest()
+			}
+		}()
+		for _, d := range custs {
+			d.h.HandleClose()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("answering the dead owner's pending requests while their clients close did not finish: a lock-order deadlock")
+	}
+	// The node still serves: a new login and a ping.
+	d := ce.login(ce.nodes[other], "after")
+	if f := d.do(`"action":"ping"`); !f.OK {
+		t.Fatalf("ping after: %+v", f.Error)
+	}
+}
+
+// TestOwnerRenewalFailureKeepsClock: one failed renewal of the domains
+// lease (a slow database) stops the owner and it takes the lease again,
+// but the consultations' used time is not given back: the lease is let
+// run out, not released, so the reload charges by the wall clock (a
+// release made it use the restart rule: 500 s used of 600 read as 600
+// left; found in review).
+func TestOwnerRenewalFailureKeepsClock(t *testing.T) {
+	ce, cuts := ownerCluster(t, time.Hour, "a")
+	a := ce.nodes[ce.owner("a")]
+	consultant := ce.login(a, "doc")
+	ce.login(a, "pat")
+	ctx := context.Background()
+	v, err := a.core.CreateConsultation(ctx, "shop", chat.ConsultInput{Consultant: "doc", Customer: "pat", Seconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consultant.ok(fmt.Sprintf(`"action":"consult_accept","session_id":%d`, v.ID))
+	ce.sendOK(consultant, fmt.Sprintf(`"action":"send","session_id":%d,"type":"text","content":{"text":"hello"}`, v.ID))
+	ce.clock.add(500 * time.Second)
+	remaining := func() string {
+		got := a.core.Do(ctx, chat.Identity{App: "shop", UID: "pat"}, []byte(fmt.Sprintf(`{"id":"g","action":"consult_get","session_id":%d}`, v.ID)))
+		return string(got)
+	}
+	if r := remaining(); !strings.Contains(r, `"remaining_seconds":100`) {
+		t.Fatalf("before: %s", r)
+	}
+	cuts["a"].failTakes.Store(1)
+	deadline := time.Now().Add(10 * time.Second)
+	for cuts["a"].failTakes.Load() > 0 || !strings.Contains(remaining(), `"ok":true`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewal never failed, or the owner never came back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ce.owner("a")
+	if r := remaining(); !strings.Contains(r, `"remaining_seconds":100`) {
+		t.Fatalf("after one failed renewal and the reload: %s; want 100 s left, as before", r)
+	}
+}

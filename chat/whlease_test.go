@@ -20,12 +20,18 @@ import (
 type cutStore struct {
 	*memstore.Shared
 	cut atomic.Bool
+	// failTakes makes that many TryLease calls fail (a slow database),
+	// ReleaseLease still working.
+	failTakes atomic.Int32
 }
 
 var errCut = errors.New("cut off from the store")
 
 func (s *cutStore) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	if s.cut.Load() {
+		return false, errCut
+	}
+	if s.failTakes.Load() > 0 && s.failTakes.Add(-1) >= 0 {
 		return false, errCut
 	}
 	return s.Shared.TryLease(ctx, name, holder, ttl)
