@@ -371,6 +371,16 @@ func (o *owner) forward(ctx context.Context, cl *Client, r *request, b []byte) b
 	if err := k.b.Publish(node, append(m, b...)); err != nil {
 		k.c.cfg.LogError("cluster: forwarding a request to the domains' owner "+node, err)
 		o.answerPending(node)
+		return true
+	}
+	// The owner may have been presumed dead between current() and the
+	// entry above: its drop answered what was pending then, not this.
+	// Answer it now (an entry is taken once, by whichever looks first).
+	k.mu.RLock()
+	_, alive := k.nodes[node]
+	k.mu.RUnlock()
+	if !alive {
+		o.answerPending(node)
 	}
 	return true
 }
