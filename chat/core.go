@@ -404,6 +404,7 @@ func New(cfg Config, st Store) (*Core, error) {
 		if err := c.reloadEagerCaches(context.Background()); err != nil {
 			return nil, fmt.Errorf("chat: reload after joining the cluster: %w", err)
 		}
+		c.owner.look(context.Background()) // owner.go: who owns the domains, before the first request
 	}
 	return c, nil
 }

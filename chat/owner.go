@@ -185,6 +185,18 @@ func (o *owner) try(ctx context.Context) (LeaseInfo, bool) {
 	return prev, o.renew(ctx)
 }
 
+// look notes the lease's live holder, if another node's: New calls it so
+// that a node forwards to the owner from its first request, before its
+// owner loop's first try has run (which would answer "owner is
+// changing" meanwhile). An error is left to the loop.
+func (o *owner) look(ctx context.Context) {
+	tctx, cancel := context.WithTimeout(ctx, domainsLeaseRenew)
+	defer cancel()
+	if l, err := o.c.shared.Lease(tctx, domainsLease); err == nil && l.Live() && l.Holder != o.holder {
+		o.seen.Store(&ownerSeen{node: holderNode(l.Holder), until: time.Now().Add(l.Left)})
+	}
+}
+
 // renew takes or renews the lease; an error counts as refused. A renewal
 // that hangs is cut at the renewal period, well before the lease can have
 // passed to another node.
