@@ -69,12 +69,6 @@ var (
 // errOwnerChanging answers what must run on the owner while none is known.
 var errOwnerChanging = Errf(CodeUnavailable, "the cluster's customer-service and consultation owner is changing; retry in a few seconds")
 
-// errNotOwner answers the host's customer-service calls on a cluster
-// node that is not serving them (nobody holds the lease, this node is
-// still loading, or the lease moved while the call was forwarded): its
-// state is empty, and the owner is changing.
-var errNotOwner = errOwnerChanging
-
 // errDomainsLost is logged when a renewal is refused.
 var errDomainsLost = errors.New("refused: the lease passed to another node; this node stopped serving customer service and consultations")
 

@@ -407,7 +407,7 @@ func (c *Core) svcQueue(sh *svcShop) []QueueEntry {
 // server API) for app. req is the request JSON: {"action": …, fields}.
 func (c *Core) ServiceHost(ctx context.Context, app string, req []byte) (any, error) {
 	if !c.owns() {
-		return nil, errNotOwner // a cluster node that does not hold the domains lease (owner.go)
+		return nil, errOwnerChanging // a cluster node not serving the domains: none holds the lease, this one is loading, or it moved (owner.go)
 	}
 	r, err := decodeServiceRequest(req)
 	if err != nil {
